@@ -1,0 +1,3 @@
+from coreroll.cli import main
+
+raise SystemExit(main())

