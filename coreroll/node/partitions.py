@@ -28,6 +28,7 @@ Public API:
   `disk.set_attributes(label, priority=, tries=, successful=)` (= `cgpt add -P -T -S`),
   `disk.prioritize(label)`, `disk.rolled_back()` (the other slot holds an update that failed to boot).
 - `cgpt_show(disk) -> str`: the USR partitions the way `cgpt show` prints them.
+- `atomic_write(path, data, fsync=True)`: the write-then-rename used for every state file.
 - Constants: `USR_TYPE_GUID`, `PARTUUIDS`, `LABELS`.
 """
 
@@ -97,7 +98,8 @@ def _fresh(label: str, priority: int, tries: int, successful: int, version: str 
     )
 
 
-def _atomic_write(path: Path, data: bytes, fsync: bool) -> None:
+def atomic_write(path: Path, data: bytes, fsync: bool = True) -> None:
+    """Write `data` to a temporary file beside `path`, flush it, and rename it over `path`."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -147,12 +149,12 @@ class Disk:
         directory.mkdir(parents=True, exist_ok=True)
         if (directory / TABLE_FILE).exists():
             raise PartitionError(f"{directory / TABLE_FILE} already exists: refusing to reinstall over it")
-        _atomic_write(directory / "usr-a.img", image, fsync)
+        atomic_write(directory / "usr-a.img", image, fsync)
         parts = {
             "USR-A": _fresh("USR-A", 2, 0, 1, version),
             "USR-B": _fresh("USR-B", 1, 0, 0, None),
         }
-        _atomic_write(directory / TABLE_FILE, _encode(parts, "USR-A"), fsync)
+        atomic_write(directory / TABLE_FILE, _encode(parts, "USR-A"), fsync)
         return cls(directory, fsync=fsync)
 
     def _load(self) -> None:
@@ -179,7 +181,7 @@ class Disk:
         self._booted = booted
 
     def _save(self) -> None:
-        _atomic_write(self._path, _encode(self._parts, self._booted), self.fsync)
+        atomic_write(self._path, _encode(self._parts, self._booted), self.fsync)
 
     def _image_path(self, label: str) -> Path:
         return self.state_dir / f"{_check_label(label).lower()}.img"
@@ -286,7 +288,7 @@ class Disk:
         part = self._parts[label]
         self._parts[label] = replace(part, version=None, successful=0, tries=0)
         self._save()
-        _atomic_write(self._image_path(label), image, self.fsync)
+        atomic_write(self._image_path(label), image, self.fsync)
         self._parts[label] = replace(self._parts[label], version=version)
         self._save()
 
