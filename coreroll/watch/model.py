@@ -1,0 +1,573 @@
+"""The dashboard's fleet model: pure, no I/O, no Textual. One instance per dashboard.
+
+For the TUI engineer
+--------------------
+Data flows one way: sources (`EtcdSource`, `FeedSource`) emit `coreroll.watch.updates.*` messages
+into a sink (`UpdateBuffer.put` is the usual one); once per tick the UI drains the buffer and calls
+`model.apply_many(batch)`, then repaints what changed. Nothing else mutates the model, except
+`model.note(...)` for action outcomes.
+
+    model = FleetModel()                      # clock=time.time; thresholds are keyword args
+    changed: set[str] = model.apply_many(buffer.drain())   # machine ids whose NodeRow changed
+    model.version                             # bumps on every change; row.rev = version at change
+    model.locks_version, model.channels_version, model.activity_version, model.connections_version
+                                              # per-section counters: repaint a panel only if moved
+
+Records (frozen dataclasses from `coreroll.watch.views`, re-exported here; unknown = None -> `-`):
+- `model.rows: dict[str, NodeRow]` (read it, never mutate) / `model.get(machine_id)`.
+  NodeRow fields: machine_id, hostname, channel, version, active_partition, other_version,
+  partitions, update_status (+ `.status_label` short word), update_progress (0..1), new_version,
+  lock_group, holds_lock, lock_groups_held, last_check, online, server_status(+_reason), group,
+  state (one of views.STATES), status_since, error (unreadable: names the key), pending_commands,
+  in_etcd / in_server, rev. `.display_name` = hostname or machine id.
+- `model.filter_rows(query="", sort="machine", reverse=False) -> list[NodeRow]`: the table's rows.
+  Query language in `coreroll.watch.query` (free text and `channel:beta status:error lock:held
+  online:no`, `!` negates); raises `QueryError` with a message to show. Sort columns: `SORT_KEYS`.
+- `model.lock_groups() -> list[LockGroupView]` (holders with `since`, `stale`, `stale_reason`),
+  `model.lock_group(ident)`, `model.stale_holders()`.
+- `model.channels() -> list[ChannelView]`, `model.groups() -> list[ServerGroupView]`, `model.group(id)`:
+  each with `.progress: RolloutProgress(total, done, updating, failed, on_hold, fraction)`.
+- `model.activity_after(seq) -> list[tuple[int, ActivityEntry]]`: event-log lines in arrival order
+  (feed activity, audit records of interventions, connection changes, notes). `model.activity_seq`.
+- `model.connections["etcd" | "server"] -> ConnectionState(status, detail, last_ok, since)`;
+  `model.is_stale(source)` is True while that source is not connected (show its data as stale).
+- `model.counts() -> dict[state, int]`, `model.stuck_nodes() -> list[StuckNode]`,
+  `model.last_change_at` (time of the last applied change, for the header).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
+
+from coreroll.watch import updates as u
+from coreroll.watch.merge import ACTIVE_STATES, build_row, holder_view, rollout
+from coreroll.watch.parse import (
+    NodeReport,
+    ValueFormatError,
+    load_object,
+    opt_str,
+    opt_time,
+    parse_command,
+    parse_node_status,
+)
+from coreroll.watch.query import SORT_KEYS, Query, QueryError, parse_query, sort_rows
+from coreroll.watch.views import (
+    CONNECTED,
+    DOWN,
+    STATES,
+    ActivityEntry,
+    ChannelView,
+    CommandView,
+    ConnectionState,
+    HolderView,
+    LockGroupView,
+    NodeRow,
+    RolloutProgress,
+    ServerGroupView,
+    StuckNode,
+)
+
+__all__ = [
+    "SORT_KEYS",
+    "ActivityEntry",
+    "ChannelView",
+    "CommandView",
+    "ConnectionState",
+    "FleetModel",
+    "HolderView",
+    "LockGroupView",
+    "NodeRow",
+    "QueryError",
+    "RolloutProgress",
+    "ServerGroupView",
+    "StuckNode",
+]
+
+ETCD = "etcd"
+SERVER = "server"
+
+
+class FleetModel:
+    """Nodes keyed by machine id, lock groups, channels, server groups, the event log and the
+    connection state of each source. See the module docstring for the API."""
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.time,
+        lock_stale_after: float = 3600.0,
+        stuck_after: float = 1800.0,
+        max_activity: int = 2000,
+    ) -> None:
+        self.clock = clock
+        self.lock_stale_after = lock_stale_after
+        self.stuck_after = stuck_after
+        self.version = 0
+        self.locks_version = 0
+        self.channels_version = 0
+        self.activity_version = 0
+        self.connections_version = 0
+        self.last_change_at: float | None = None
+        self.rows: dict[str, NodeRow] = {}
+        self.connections: dict[str, ConnectionState] = {
+            ETCD: ConnectionState(ETCD),
+            SERVER: ConnectionState(SERVER),
+        }
+        self.activity_seq = 0
+        self._activity: deque[tuple[int, ActivityEntry]] = deque(maxlen=max_activity)
+        self._activity_ids: set[str] = set()
+        # etcd-derived
+        self._reports: dict[str, NodeReport] = {}
+        self._errors: dict[str, str] = {}
+        self._alive: set[str] = set()
+        self._commands: dict[str, dict[str, CommandView]] = {}
+        self._locks: dict[str, u.LockState] = {}
+        self._holder_since: dict[tuple[str, str], tuple[float, bool]] = {}
+        self._held_by: dict[str, set[str]] = {}
+        # server-derived
+        self._instances: dict[str, dict[str, object]] = {}
+        self._channels: dict[str, dict[str, object]] = {}
+        self._groups: dict[str, dict[str, object]] = {}
+        self._cache: dict[str, tuple[int, object]] = {}
+
+    # --- applying updates ------------------------------------------------------------------------
+
+    def apply_many(self, batch: Iterable[u.Update]) -> set[str]:
+        changed: set[str] = set()
+        for update in batch:
+            changed |= self.apply(update)
+        return changed
+
+    def apply(self, update: u.Update) -> set[str]:
+        """Apply one source message; returns the machine ids whose row changed (or vanished)."""
+        handler = self._handlers.get(type(update))
+        if handler is None:
+            raise TypeError(f"not a watch update: {update!r}")
+        return handler(self, update)
+
+    def _touch(self, ids: Iterable[str]) -> set[str]:
+        """Rebuild the rows of `ids`; returns those that really changed."""
+        now = self.clock()
+        changed: set[str] = set()
+        for mid in ids:
+            old = self.rows.get(mid)
+            new = build_row(
+                mid,
+                old,
+                now,
+                report=self._reports.get(mid),
+                error=self._errors.get(mid),
+                alive=mid in self._alive,
+                instance=self._instances.get(mid),
+                commands=self._commands.get(mid),
+                held=self._held_by.get(mid),
+                locks_known=bool(self._locks),
+            )
+            if new == old:
+                continue
+            changed.add(mid)
+            if new is None:
+                del self.rows[mid]
+            else:
+                self.rows[mid] = new
+        if changed:
+            self._bump()
+            for mid in changed:
+                row = self.rows.get(mid)
+                if row is not None:
+                    self.rows[mid] = _with_rev(row, self.version)
+        return changed
+
+    def _bump(self) -> None:
+        self.version += 1
+        self.last_change_at = self.clock()
+
+    def _node_status(self, update: u.NodeStatus) -> set[str]:
+        self._set_status(update)
+        return self._touch([update.machine_id])
+
+    def _set_status(self, update: u.NodeStatus) -> None:
+        mid = update.machine_id
+        if update.raw is None:
+            self._reports.pop(mid, None)
+            self._errors.pop(mid, None)
+            return
+        try:
+            report, problem = parse_node_status(update.raw, update.key)
+        except ValueFormatError as exc:
+            # keep the last good report (if any) on screen, marked unreadable
+            self._errors[mid] = str(exc)
+            return
+        self._reports[mid] = report
+        if problem:
+            self._errors[mid] = problem
+        else:
+            self._errors.pop(mid, None)
+
+    def _node_alive(self, update: u.NodeAlive) -> set[str]:
+        if update.alive:
+            self._alive.add(update.machine_id)
+        else:
+            self._alive.discard(update.machine_id)
+        return self._touch([update.machine_id]) | self._lock_dependents(update.machine_id)
+
+    def _lock_dependents(self, mid: str) -> set[str]:
+        # a holder going offline changes the lock panel (stale), not other rows
+        if mid in self._held_by:
+            self.locks_version += 1
+        return set()
+
+    def _node_command(self, update: u.NodeCommand) -> set[str]:
+        self._set_command(update)
+        return self._touch([update.machine_id])
+
+    def _set_command(self, update: u.NodeCommand) -> None:
+        pending = self._commands.setdefault(update.machine_id, {})
+        if update.raw is None:
+            pending.pop(update.command_id, None)
+        else:
+            pending[update.command_id] = parse_command(update.raw, update.key, update.command_id)
+        if not pending:
+            del self._commands[update.machine_id]
+
+    def _lock_state(self, update: u.LockState, *, first_sight: bool = False) -> set[str]:
+        ident = f"airlock/{update.group}" if update.kind == "airlock" else update.group
+        old = self._locks.get(ident)
+        old_holders = set(old.holders) if old else set()
+        if update.removed:
+            self._locks.pop(ident, None)
+            new_holders: set[str] = set()
+        else:
+            self._locks[ident] = update
+            new_holders = set(old_holders if update.error else update.holders)
+            if update.error and old is not None:
+                # unreadable now: keep the last readable holders listed, with the error shown
+                self._locks[ident] = u.LockState(
+                    update.group, update.kind, update.key, old.available, old.max, old.holders, update.error
+                )
+        now = self.clock()
+        exact = not first_sight  # a snapshot cannot tell when a holder took the lock
+        for holder in new_holders - old_holders:
+            self._holder_since[(ident, holder)] = (now, exact)
+            self._held_by.setdefault(holder, set()).add(ident)
+        for holder in old_holders - new_holders:
+            self._holder_since.pop((ident, holder), None)
+            groups = self._held_by.get(holder)
+            if groups is not None:
+                groups.discard(ident)
+                if not groups:
+                    del self._held_by[holder]
+        if old != self._locks.get(ident):
+            self.locks_version += 1
+            self._bump()
+        touched = new_holders ^ old_holders
+        if (old is None) != (ident not in self._locks):
+            touched |= set(self.rows)  # locks_known may flip for every row
+        return self._touch(touched)
+
+    def _lock_snapshot(self, update: u.LockSnapshot) -> set[str]:
+        return self._replace_locks(update.locks, frozenset({update.kind}))
+
+    def _replace_locks(self, locks: Iterable[u.LockState], kinds: frozenset[str]) -> set[str]:
+        changed: set[str] = set()
+        seen: set[str] = set()
+        for lock in locks:
+            seen.add(f"airlock/{lock.group}" if lock.kind == "airlock" else lock.group)
+            changed |= self._lock_state(lock, first_sight=True)
+        for ident, lock in list(self._locks.items()):
+            if lock.kind in kinds and ident not in seen:
+                changed |= self._lock_state(
+                    u.LockState(lock.group, lock.kind, lock.key, removed=True), first_sight=True
+                )
+        return changed
+
+    def _audit(self, update: u.AuditRecord) -> set[str]:
+        try:
+            data = load_object(update.raw, update.key)
+        except ValueFormatError as exc:
+            self._add_activity(
+                ActivityEntry(f"audit:{update.id}", self.clock(), "Audit", str(exc), "warning", "audit")
+            )
+            return set()
+        action, target, result = (opt_str(data, k) or "-" for k in ("action", "target", "result"))
+        self._add_activity(
+            ActivityEntry(
+                id=f"audit:{update.id}",
+                at=opt_time(data, "at") or self.clock(),
+                kind="Intervention",
+                message=f"{action} {target}: {result}",
+                severity="info" if result.startswith("ok") else "warning",
+                source="audit",
+                by=opt_str(data, "by"),
+            )
+        )
+        return set()
+
+    def _etcd_snapshot(self, snap: u.EtcdSnapshot) -> set[str]:
+        before = set(self._reports) | set(self._errors) | self._alive | set(self._commands)
+        self._reports.clear()
+        self._errors.clear()
+        self._commands.clear()
+        self._alive = set(snap.alive)
+        for status in snap.statuses:
+            self._set_status(status)
+        for command in snap.commands:
+            self._set_command(command)
+        for record in sorted(snap.audit, key=lambda r: r.id):
+            self._audit(record)
+        after = set(self._reports) | set(self._errors) | self._alive | set(self._commands)
+        changed = self._replace_locks(snap.locks, snap.lock_kinds)
+        return changed | self._touch(before | after)
+
+    def _feed_snapshot(self, snap: u.FeedSnapshot) -> set[str]:
+        before = set(self._instances)
+        self._instances = {str(i["machine_id"]): i for i in snap.instances if i.get("machine_id")}
+        self._channels = {str(c["name"]): c for c in snap.channels if c.get("name")}
+        self._groups = {str(g["id"]): g for g in snap.groups if g.get("id") is not None}
+        self.channels_version += 1
+        self._bump()
+        for item in sorted(snap.activity, key=lambda a: (opt_time(a, "at") or 0.0, str(a.get("id")))):
+            self._server_activity(item)
+        return self._touch(before | set(self._instances))
+
+    def _feed_event(self, event: u.FeedEvent) -> set[str]:
+        data = event.data
+        if event.kind == "instance":
+            mid = opt_str(data, "machine_id")
+            if mid is None:
+                return set()
+            if data.get("deleted"):
+                self._instances.pop(mid, None)
+            else:
+                self._instances[mid] = data
+            return self._touch([mid])
+        if event.kind in ("channel", "group"):
+            ident = opt_str(data, "name" if event.kind == "channel" else "id")
+            if ident is not None:
+                table = self._channels if event.kind == "channel" else self._groups
+                if data.get("deleted"):
+                    table.pop(ident, None)
+                else:
+                    table[ident] = data
+                self.channels_version += 1
+                self._bump()
+            return set()
+        if event.kind == "activity":
+            self._server_activity(data)
+        return set()
+
+    def _server_activity(self, data: dict[str, object]) -> None:
+        kind = opt_str(data, "kind") or "Activity"
+        self._add_activity(
+            ActivityEntry(
+                id=f"server:{data.get('id')}",
+                at=opt_time(data, "at") or self.clock(),
+                kind=kind,
+                message=opt_str(data, "message") or kind,
+                severity=opt_str(data, "severity") or "info",
+                source="server",
+                group=opt_str(data, "group"),
+                channel=opt_str(data, "channel"),
+                version=opt_str(data, "version"),
+                instance=opt_str(data, "instance"),
+            )
+        )
+
+    def _connection(self, update: u.Connection) -> set[str]:
+        now = update.at if update.at is not None else self.clock()
+        old = self.connections.get(update.source, ConnectionState(update.source))
+        status = update.status if update.status in (CONNECTED, DOWN) else "connecting"
+        last_ok = now if status == CONNECTED else old.last_ok
+        since = old.since if old.status == status and old.since is not None else now
+        new = ConnectionState(update.source, status, update.detail, last_ok, since)  # type: ignore[arg-type]
+        if new == old:
+            return set()
+        self.connections[update.source] = new
+        self.connections_version += 1
+        self._bump()
+        if old.status != status and (status == DOWN or old.status == DOWN):
+            lost = status == DOWN
+            text = f"{update.source} {'unreachable' if lost else 'connected again'}"
+            detail = f": {update.detail}" if update.detail else ""
+            self.note(text + detail, "warning" if lost else "info", kind="Connection", at=now)
+        return set()
+
+    def _note(self, update: u.Note) -> set[str]:
+        self.note(update.message, update.severity, kind=update.kind)
+        return set()
+
+    _handlers: ClassVar[dict[type, Callable[[FleetModel, Any], set[str]]]] = {
+        u.NodeStatus: _node_status,
+        u.NodeAlive: _node_alive,
+        u.NodeCommand: _node_command,
+        u.LockState: _lock_state,
+        u.LockSnapshot: _lock_snapshot,
+        u.AuditRecord: _audit,
+        u.EtcdSnapshot: _etcd_snapshot,
+        u.FeedSnapshot: _feed_snapshot,
+        u.FeedEvent: _feed_event,
+        u.Connection: _connection,
+        u.Note: _note,
+    }  # type: ignore[dict-item]
+
+    # --- event log -------------------------------------------------------------------------------
+
+    def note(
+        self, message: str, severity: str = "info", *, kind: str = "Note", at: float | None = None
+    ) -> None:
+        """Add a line from this process to the event log (e.g. an action's outcome)."""
+        at = self.clock() if at is None else at
+        self._add_activity(
+            ActivityEntry(f"local:{self.activity_seq + 1}", at, kind, message, severity, "dashboard")
+        )
+
+    def _add_activity(self, entry: ActivityEntry) -> None:
+        if entry.id in self._activity_ids:
+            return
+        if len(self._activity) == self._activity.maxlen:
+            self._activity_ids.discard(self._activity[0][1].id)
+        self.activity_seq += 1
+        self._activity.append((self.activity_seq, entry))
+        self._activity_ids.add(entry.id)
+        self.activity_version += 1
+        self._bump()
+
+    def activity_after(self, seq: int = 0) -> list[tuple[int, ActivityEntry]]:
+        """Event-log entries that arrived after `seq` (0 = all kept), oldest first."""
+        if seq <= 0:
+            return list(self._activity)
+        return [item for item in self._activity if item[0] > seq]
+
+    @property
+    def activity(self) -> list[ActivityEntry]:
+        return [entry for _, entry in self._activity]
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def get(self, machine_id: str) -> NodeRow | None:
+        return self.rows.get(machine_id)
+
+    def is_stale(self, source: str) -> bool:
+        state = self.connections.get(source)
+        return state is None or state.status != CONNECTED
+
+    def filter_rows(
+        self, query: str | Query = "", sort: str | None = "machine", reverse: bool = False
+    ) -> list[NodeRow]:
+        """The table's rows: filtered by `query` (raises QueryError), sorted by a SORT_KEYS column."""
+        if isinstance(query, str):
+            query = parse_query(query, self.stale_holder_ids()) if query.strip() else Query("", ())
+        rows: Iterable[NodeRow] = self.rows.values()
+        if query.predicates:
+            rows = [row for row in rows if query(row)]
+        if sort is None:
+            return list(rows)
+        return sort_rows(rows, sort, reverse)
+
+    def counts(self) -> dict[str, int]:
+        """Nodes per state (every state in views.STATES present, zeros included)."""
+        cached = self._cache.get("counts")
+        if cached and cached[0] == self.version:
+            return dict(cached[1])  # type: ignore[call-overload]
+        counts = dict.fromkeys(STATES, 0)
+        for row in self.rows.values():
+            counts[row.state] = counts.get(row.state, 0) + 1
+        self._cache["counts"] = (self.version, counts)
+        return dict(counts)
+
+    def lock_groups(self) -> list[LockGroupView]:
+        now = self.clock()
+        views: list[LockGroupView] = []
+        for ident, lock in sorted(self._locks.items()):
+            holders = tuple(
+                holder_view(
+                    h, self._holder_since.get((ident, h)), self.rows.get(h), now, self.lock_stale_after
+                )
+                for h in lock.holders
+            )
+            views.append(
+                LockGroupView(lock.group, lock.kind, lock.key, lock.available, lock.max, holders, lock.error)
+            )
+        return views
+
+    def lock_group(self, ident: str) -> LockGroupView | None:
+        return next((view for view in self.lock_groups() if view.ident == ident), None)
+
+    def stale_holders(self) -> list[tuple[LockGroupView, HolderView]]:
+        return [(view, h) for view in self.lock_groups() for h in view.holders if h.stale]
+
+    def stale_holder_ids(self) -> frozenset[str]:
+        return frozenset(h.machine_id for _, h in self.stale_holders())
+
+    def stuck_nodes(self) -> list[StuckNode]:
+        """Online nodes in an active state (checking .. need-reboot) for longer than `stuck_after`."""
+        now = self.clock()
+        stuck = [
+            StuckNode(row.machine_id, row.status_label, row.status_since, now - row.status_since)
+            for row in self.rows.values()
+            if row.status_since is not None
+            and row.online is not False
+            and (row.state in ACTIVE_STATES or row.status_label == "checking")
+            and now - row.status_since > self.stuck_after
+        ]
+        return sorted(stuck, key=lambda s: -s.seconds)
+
+    def channels(self) -> list[ChannelView]:
+        return [
+            ChannelView(
+                name,
+                opt_str(data, "version"),
+                opt_time(data, "updated_at"),
+                self.channel_progress(name),
+            )
+            for name, data in sorted(self._channels.items())
+        ]
+
+    def channel_version(self, name: str | None) -> str | None:
+        data = self._channels.get(name or "")
+        return opt_str(data, "version") if data else None
+
+    def known_channel(self, name: str) -> bool:
+        return name in self._channels
+
+    def channel_progress(self, name: str) -> RolloutProgress:
+        rows = [row for row in self.rows.values() if row.channel == name]
+        return rollout(name, self.channel_version(name), rows)
+
+    def groups(self) -> list[ServerGroupView]:
+        return [view for gid in sorted(self._groups) if (view := self.group(gid)) is not None]
+
+    def group(self, group_id: str) -> ServerGroupView | None:
+        data = self._groups.get(group_id)
+        if data is None:
+            return None
+        policy = data.get("policy") if isinstance(data.get("policy"), dict) else {}
+        assert isinstance(policy, dict)
+        track = opt_str(data, "track")
+        channel = opt_str(data, "channel") or track
+        # nodes the server placed in this group, plus etcd-only nodes on the group's track
+        rows = [
+            row
+            for row in self.rows.values()
+            if row.group == group_id or (row.group is None and track is not None and row.channel == track)
+        ]
+        return ServerGroupView(
+            id=group_id,
+            name=opt_str(data, "name") or group_id,
+            track=track,
+            channel=channel,
+            updates_enabled=bool(policy.get("updates_enabled", True)),
+            policy=dict(policy),
+            rollout_in_progress=bool(data.get("rollout_in_progress")),
+            halted_reason=opt_str(data, "halted_reason"),
+            progress=rollout(group_id, self.channel_version(channel), rows),
+        )
+
+
+def _with_rev(row: NodeRow, rev: int) -> NodeRow:
+    from dataclasses import replace
+
+    return replace(row, rev=rev)

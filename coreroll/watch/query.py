@@ -1,0 +1,219 @@
+"""The node table's filter language and sort keys (pure).
+
+A query is whitespace-separated terms (quotes group words); every term must match:
+- free text: a case-insensitive substring of machine id, hostname, channel, version, status,
+  server status, group, ip or the lock group;
+- `field:value`: `channel:beta`, `version:3815`, `status:error` (matches the state, the short
+  update status or the server status), `state:updating`, `lock:held|free|stale|<group>`,
+  `online:yes|no`, `group:<server group>`, `usr:a|b`, `id:<prefix>`, `host:<text>`,
+  `server:onhold` (server status), `unreadable:yes`;
+- a leading `!` or `-` negates a term: `!channel:stable`, `-lock:held`.
+Unknown fields raise QueryError naming the field and the known ones.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from coreroll.watch.views import STATE_ERROR, STATE_UNREADABLE, NodeRow
+
+Predicate = Callable[[NodeRow], bool]
+
+YES = {"yes", "y", "true", "1", "on"}
+NO = {"no", "n", "false", "0", "off"}
+
+
+class QueryError(ValueError):
+    """A filter could not be understood; `str()` says which term and why."""
+
+
+def _has(text: str | None, needle: str) -> bool:
+    return text is not None and needle in text.lower()
+
+
+def _bool_value(field: str, value: str) -> bool:
+    if value in YES:
+        return True
+    if value in NO:
+        return False
+    raise QueryError(f"{field}:{value}: expected yes or no")
+
+
+def _status(value: str) -> Predicate:
+    def match(row: NodeRow) -> bool:
+        if value == STATE_ERROR and row.state in (STATE_ERROR, STATE_UNREADABLE):
+            return True
+        return (
+            row.state.startswith(value)
+            or _has(row.status_label, value)
+            or _has(row.update_status, value)
+            or _has(row.server_status, value)
+        )
+
+    return match
+
+
+def _lock(value: str, stale_holders: frozenset[str]) -> Predicate:
+    if value in ("held", "yes", "holds"):
+        return lambda row: bool(row.holds_lock)
+    if value in ("free", "no", "none"):
+        return lambda row: not row.holds_lock
+    if value == "stale":
+        return lambda row: row.machine_id in stale_holders
+    group = "" if value == "default" else value
+    return lambda row: row.lock_group == group or group in row.lock_groups_held
+
+
+def _online(value: str) -> Predicate:
+    wanted = _bool_value("online", value)
+    return lambda row: row.online is wanted
+
+
+def _usr(value: str) -> Predicate:
+    label = value.upper() if value.upper().startswith("USR-") else f"USR-{value.upper()}"
+    return lambda row: row.active_partition == label
+
+
+def _text(value: str) -> Predicate:
+    def match(row: NodeRow) -> bool:
+        return (
+            value in row.machine_id.lower()
+            or _has(row.hostname, value)
+            or _has(row.channel, value)
+            or _has(row.version, value)
+            or _has(row.status_label, value)
+            or _has(row.server_status, value)
+            or _has(row.group, value)
+            or _has(row.ip, value)
+            or _has(row.lock_group, value)
+        )
+
+    return match
+
+
+def _field_predicates(stale_holders: frozenset[str]) -> dict[str, Callable[[str], Predicate]]:
+    return {
+        "channel": lambda v: lambda row: _has(row.channel, v),
+        "version": lambda v: lambda row: _has(row.version, v),
+        "status": _status,
+        "state": lambda v: lambda row: row.state.startswith(v),
+        "lock": lambda v: _lock(v, stale_holders),
+        "online": _online,
+        "group": lambda v: lambda row: _has(row.group, v),
+        "usr": _usr,
+        "id": lambda v: lambda row: row.machine_id.lower().startswith(v),
+        "host": lambda v: lambda row: _has(row.hostname, v),
+        "server": lambda v: lambda row: _has(row.server_status, v),
+        "unreadable": lambda v: (
+            (lambda row: row.error is not None)
+            if _bool_value("unreadable", v)
+            else (lambda row: row.error is None)
+        ),
+    }
+
+
+FILTER_FIELDS = tuple(sorted(_field_predicates(frozenset())))
+
+
+@dataclass(frozen=True)
+class Query:
+    text: str
+    predicates: tuple[Predicate, ...]
+
+    def __call__(self, row: NodeRow) -> bool:
+        return all(p(row) for p in self.predicates)
+
+
+def parse_query(text: str, stale_holders: Iterable[str] = ()) -> Query:
+    """Compile a filter; raises QueryError for an unknown field, an empty value or bad quoting."""
+    try:
+        terms = shlex.split(text)
+    except ValueError as exc:
+        raise QueryError(f"filter {text!r}: {exc}") from None
+    fields = _field_predicates(frozenset(stale_holders))
+    predicates: list[Predicate] = []
+    for term in terms:
+        negate = term[:1] in ("!", "-") and len(term) > 1
+        body = term[1:] if negate else term
+        name, sep, value = body.partition(":")
+        if sep:
+            factory = fields.get(name.lower())
+            if factory is None:
+                raise QueryError(
+                    f"unknown filter field {name!r} in {term!r} (known: {', '.join(FILTER_FIELDS)})"
+                )
+            if not value:
+                raise QueryError(f"filter term {term!r} has no value after ':'")
+            predicate = factory(value.lower())
+        else:
+            predicate = _text(body.lower())
+        predicates.append((lambda p: lambda row: not p(row))(predicate) if negate else predicate)
+    return Query(text=text, predicates=tuple(predicates))
+
+
+# --- sorting -------------------------------------------------------------------------------------
+
+SORT_KEYS: dict[str, Callable[[NodeRow], object]] = {
+    "machine": lambda r: r.machine_id,
+    "hostname": lambda r: r.display_name,
+    "channel": lambda r: r.channel,
+    "version": lambda r: version_key(r.version),
+    "usr": lambda r: r.active_partition,
+    "other": lambda r: version_key(r.other_version),
+    "status": lambda r: (r.status_label, r.update_progress or 0.0),
+    "progress": lambda r: r.update_progress,
+    "lock": lambda r: (not r.holds_lock, r.lock_group or ""),
+    "last_check": lambda r: r.last_check,
+    "online": lambda r: r.online,
+    "server": lambda r: r.server_status,
+    "group": lambda r: r.group,
+    "since": lambda r: r.status_since,
+    "state": lambda r: r.state,
+}
+"""Column id -> sort key. Unknown values (None) always sort last, in either direction."""
+
+
+def version_key(version: str | None) -> tuple[tuple[int, object], ...] | None:
+    """Order dotted versions numerically: 3815.2.10 > 3815.2.9."""
+    if version is None:
+        return None
+    parts: list[tuple[int, object]] = []
+    for piece in version.replace("-", ".").replace("+", ".").split("."):
+        parts.append((0, int(piece)) if piece.isdigit() else (1, piece))
+    return tuple(parts)
+
+
+def version_at_least(version: str | None, target: str | None) -> bool:
+    if version is None or target is None:
+        return False
+    if version == target:
+        return True
+    a, b = version_key(version), version_key(target)
+    try:
+        return bool(a is not None and b is not None and a >= b)
+    except TypeError:
+        return False
+
+
+def sort_rows(rows: Iterable[NodeRow], column: str, reverse: bool = False) -> list[NodeRow]:
+    """Sort by a column id of SORT_KEYS (ties by machine id); rows with no value go last."""
+    try:
+        key = SORT_KEYS[column]
+    except KeyError:
+        raise QueryError(f"unknown sort column {column!r} (known: {', '.join(SORT_KEYS)})") from None
+    known: list[tuple[object, NodeRow]] = []
+    unknown: list[NodeRow] = []
+    for row in rows:
+        value = key(row)
+        if value is None:
+            unknown.append(row)
+        else:
+            known.append((value, row))
+    try:
+        known.sort(key=lambda pair: (pair[0], pair[1].machine_id), reverse=reverse)
+    except TypeError:  # mixed types in a column: fall back to text order
+        known.sort(key=lambda pair: (str(pair[0]), pair[1].machine_id), reverse=reverse)
+    unknown.sort(key=lambda r: r.machine_id)
+    return [row for _, row in known] + unknown
