@@ -1,0 +1,176 @@
+"""The etcd v3 client factory: aetcd with endpoint failover, TLS and user/password.
+
+`await connect_v3(config) -> aetcd.Client` tries `config.endpoints` in order and returns a client
+whose endpoint answered a Status call within `config.timeout`; it raises `EtcdUnavailableError`
+naming every endpoint tried, or `EtcdConfigError` for unusable TLS files or rejected credentials.
+
+aetcd 1.0 only opens insecure gRPC channels (`aetcd.Client(host, port, username, password,
+timeout, options, connect_wait_timeout)` has no TLS arguments), so `TLSClient` subclasses it and
+opens a secure channel when TLS is wanted. Unlike locksmithctl, a CA file alone is enough (server
+authentication only); a client certificate needs both `certfile` and `keyfile`. An `https://`
+endpoint with no CA file uses the system roots.
+
+`await get_at_revision(client, key, revision)` reads one key as it was at a past revision
+(`None` when absent then); tests use it to walk a key's history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aetcd
+import grpc
+from aetcd import exceptions as aetcd_exceptions
+from aetcd import rpc, rtypes, watcher
+
+from coreroll.etcd.config import EtcdConfig
+from coreroll.etcd.errors import EtcdConfigError, EtcdUnavailableError
+
+
+class TLSClient(aetcd.Client):
+    """aetcd.Client that can open a TLS channel (`credentials`) and remembers its endpoint."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        endpoint: str,
+        credentials: grpc.ChannelCredentials | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        super().__init__(host=host, port=port, username=username, password=password, timeout=timeout)  # type: ignore[arg-type]
+        self.endpoint = endpoint
+        self._credentials = credentials
+
+    async def connect(self) -> None:
+        # Same steps as aetcd.Client.connect, but the channel may be a secure one.
+        if self._connected.is_set():
+            return
+        if self._is_connecting:
+            await asyncio.wait_for(self._connected.wait(), self._connect_wait_timeout)
+            return
+        try:
+            self._is_connecting = True
+            target = f"{self._host}:{self._port}"
+            options = list(self._options.items())
+            if self._credentials is not None:
+                self.channel = grpc.aio.secure_channel(target, self._credentials, options=options)
+            else:
+                self.channel = grpc.aio.insecure_channel(target, options=options)
+            if self._username is not None and self._password is not None:
+                self.auth_stub = rpc.AuthStub(self.channel)
+                request = rpc.AuthenticateRequest(name=self._username, password=self._password)
+                try:
+                    reply = await self.auth_stub.Authenticate(request, timeout=self._timeout)
+                except rpc.AioRpcError as exc:
+                    aetcd_exceptions._handle_exception(exc)
+                self.metadata = (("token", reply.token),)
+            self.kvstub = rpc.KVStub(self.channel)
+            self.clusterstub = rpc.ClusterStub(self.channel)
+            self.leasestub = rpc.LeaseStub(self.channel)
+            self.maintenancestub = rpc.MaintenanceStub(self.channel)
+            self._watcher = watcher.Watcher(
+                rpc.WatchStub(self.channel), timeout=self._timeout, metadata=self.metadata
+            )
+            self._connected.set()
+        finally:
+            self._is_connecting = False
+
+
+def _read(path: str | None, what: str) -> bytes | None:
+    if not path:
+        return None
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise EtcdConfigError(f"cannot read etcd {what} {path}: {exc.strerror or exc}") from exc
+
+
+def channel_credentials(config: EtcdConfig, scheme: str) -> grpc.ChannelCredentials | None:
+    """gRPC credentials for `config`, or None for a plain-text channel."""
+    if scheme != "https" and not (config.cafile or config.certfile):
+        return None
+    return grpc.ssl_channel_credentials(
+        root_certificates=_read(config.cafile, "CA file"),
+        private_key=_read(config.keyfile, "key file"),
+        certificate_chain=_read(config.certfile, "certificate file"),
+    )
+
+
+def _split(endpoint: str) -> tuple[str, str, int]:
+    parts = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
+    if not parts.hostname:
+        raise EtcdConfigError(f"etcd endpoint {endpoint!r} has no host")
+    return parts.scheme, parts.hostname, parts.port or 2379
+
+
+def _is_auth_failure(exc: BaseException) -> bool:
+    return isinstance(exc, aetcd_exceptions.UnauthenticatedError | aetcd_exceptions.InvalidArgumentError) or (
+        isinstance(exc, aetcd_exceptions.ClientError) and "authentication failed" in str(exc)
+    )
+
+
+async def connect_v3(config: EtcdConfig) -> TLSClient:
+    """A connected client on the first endpoint that answers; see the module docstring."""
+    failures: list[str] = []
+    for endpoint in config.endpoints:
+        scheme, host, port = _split(endpoint)
+        client = TLSClient(
+            host,
+            port,
+            endpoint=endpoint,
+            credentials=channel_credentials(config, scheme),
+            username=config.username,
+            password=config.password if config.username else None,
+            timeout=config.timeout,
+        )
+        try:
+            await asyncio.wait_for(_probe(client, config.timeout), config.timeout)
+            return client
+        except (aetcd_exceptions.ClientError, TimeoutError, OSError) as exc:
+            await _close_quietly(client)
+            if _is_auth_failure(exc):
+                raise EtcdConfigError(f"etcd at {endpoint} refused the credentials: {exc}") from exc
+            failures.append(f"{endpoint}: {_short(exc)}")
+    raise EtcdUnavailableError(config.endpoints, "; ".join(failures))
+
+
+async def _probe(client: TLSClient, seconds: float) -> None:
+    await client.connect()
+    try:
+        await client.maintenancestub.Status(rpc.StatusRequest(), timeout=seconds, metadata=client.metadata)
+    except rpc.AioRpcError as exc:
+        aetcd_exceptions._handle_exception(exc)
+
+
+async def _close_quietly(client: aetcd.Client) -> None:
+    try:
+        await client.close()
+    except Exception:  # closing a channel that never connected may fail; nothing to keep
+        pass
+
+
+def _short(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:160]
+
+
+async def get_at_revision(client: aetcd.Client, key: bytes, revision: int) -> rtypes.KeyValue | None:
+    """`key` as it was at `revision` (None when it did not exist then)."""
+    await client.connect()
+    request: Any = rpc.RangeRequest(key=key, revision=revision)
+    try:
+        reply = await client.kvstub.Range(request, timeout=client._timeout, metadata=client.metadata)
+    except rpc.AioRpcError as exc:
+        aetcd_exceptions._handle_exception(exc)
+    if not reply.kvs:
+        return None
+    return rtypes.KeyValue(reply.kvs[0])

@@ -1,0 +1,50 @@
+"""locksmith-compatible reboot locks: the semaphore rules, its keys, and the etcd v3 / v2 stores.
+
+Public API (see each module's docstring):
+- `Semaphore`, `new_semaphore`, `parse_semaphore`, errors `LockError`, `SemaphoreFullError`,
+  `HolderExistsError`, `HolderNotFoundError`, `SemaphoreFormatError`   (coreroll.locks.semaphore)
+- `semaphore_key`, `group_from_key`, `query_escape`, `group_label`       (coreroll.locks.keys)
+- `open_lock_store(config) -> LockStore`, `GroupState`, `LockConflictError` (coreroll.locks.store)
+- `read_airlock_groups(config)`                                          (coreroll.locks.airlock)
+- `audit_target(group, holder=None)`: the audit record `target` for a lock change.
+"""
+
+from coreroll.locks.keys import group_from_key, group_label, query_escape, semaphore_key
+from coreroll.locks.semaphore import (
+    HolderExistsError,
+    HolderNotFoundError,
+    LockError,
+    Semaphore,
+    SemaphoreFormatError,
+    SemaphoreFullError,
+    new_semaphore,
+    parse_semaphore,
+)
+from coreroll.locks.store import GroupState, LockConflictError, LockStore, open_lock_store
+
+
+def audit_target(group: str, holder: str | None = None) -> str:
+    """`lock group "lb" holder 69d2...` (default group: `lock group (default)`)."""
+    name = f'"{group}"' if group else "(default)"
+    return f"lock group {name}" + (f" holder {holder}" if holder is not None else "")
+
+
+__all__ = [
+    "GroupState",
+    "HolderExistsError",
+    "HolderNotFoundError",
+    "LockConflictError",
+    "LockError",
+    "LockStore",
+    "Semaphore",
+    "SemaphoreFormatError",
+    "SemaphoreFullError",
+    "audit_target",
+    "group_from_key",
+    "group_label",
+    "new_semaphore",
+    "open_lock_store",
+    "parse_semaphore",
+    "query_escape",
+    "semaphore_key",
+]

@@ -1,0 +1,64 @@
+"""Where locksmith keeps its semaphores, with Go's url.QueryEscape for group names.
+
+- default group "": `coreos.com/updateengine/rebootlock/semaphore`
+- group g: `coreos.com/updateengine/rebootlock/groups/<QueryEscape(g)>/semaphore`
+
+Go's QueryEscape keeps `A-Z a-z 0-9 - _ . ~`, writes a space as `+`, and every other UTF-8 byte as
+`%XX` (uppercase hex) - exactly Python's `quote_plus(s, safe="")`. These are v3 keys; the v2 store
+puts a `/` in front.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote_plus, unquote_plus
+
+LOCK_PREFIX = "coreos.com/updateengine/rebootlock/"
+DEFAULT_KEY = LOCK_PREFIX + "semaphore"
+GROUPS_PREFIX = LOCK_PREFIX + "groups/"
+_GROUP_KEY = re.compile(r"^" + re.escape(GROUPS_PREFIX) + r"([^/]+)/semaphore$")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def query_escape(text: str) -> str:
+    """Go's url.QueryEscape."""
+    return quote_plus(text, safe="")
+
+
+def query_unescape(text: str) -> str:
+    """Go's url.QueryUnescape; raises ValueError on a malformed %-escape, as Go does."""
+    if _BAD_ESCAPE.search(text):
+        raise ValueError(f"invalid URL escape in {text!r}")
+    return unquote_plus(text, errors="strict")
+
+
+def semaphore_key(group: str = "") -> str:
+    """The v3 key of `group`'s semaphore ("" is locksmith's default group)."""
+    if not group:
+        return DEFAULT_KEY
+    return f"{GROUPS_PREFIX}{query_escape(group)}/semaphore"
+
+
+def group_from_key(key: str) -> str:
+    """The group name a semaphore key belongs to; ValueError when it is not a semaphore key."""
+    key = key.lstrip("/")
+    if key == DEFAULT_KEY:
+        return ""
+    match = _GROUP_KEY.match(key)
+    if not match:
+        raise ValueError(f"{key!r} is not a locksmith semaphore key")
+    try:
+        return query_unescape(match.group(1))
+    except (ValueError, UnicodeDecodeError):
+        # Not written by QueryEscape; name the group by its raw key segment rather than hide it.
+        return match.group(1)
+
+
+def is_semaphore_key(key: str) -> bool:
+    key = key.lstrip("/")
+    return key == DEFAULT_KEY or bool(_GROUP_KEY.match(key))
+
+
+def group_label(group: str) -> str:
+    """How a group is named to a person: the default group has no name."""
+    return group if group else "(default)"

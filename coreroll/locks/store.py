@@ -1,0 +1,180 @@
+"""The lock store: locksmith's semaphore kept in etcd, changed only by compare-and-swap.
+
+`open_lock_store(config) -> LockStore` picks `V3LockStore` (default) or `V2LockStore` by
+`config.api`. Every method is async:
+
+- `get(group="") -> (Semaphore, revision)`: creates the semaphore first when absent (as locksmith's
+  client does on start-up: create-if-absent, so an existing value is never replaced).
+  `revision` is the key's v3 mod_revision or v2 modifiedIndex.
+- `lock(group, holder) -> revision`, `unlock(group, holder) -> revision`,
+  `set_max(group, n) -> (old, new)`: read, apply the rule, write with CAS; a lost race retries with
+  jittered exponential backoff (`LockConflictError` after `conflict_deadline` seconds). Rule errors
+  (`SemaphoreFullError`, `HolderExistsError`, `HolderNotFoundError`) are raised without retrying.
+- `groups() -> {group: Semaphore}` every valid semaphore under the prefix (never creates one);
+  `group_states() -> {group: GroupState}` also reports unparsable ones with `error` set.
+- `watch() -> AsyncIterator[GroupState]`: first the current state of every group, then each new
+  state as it is written, with its revision; a deleted key gives `semaphore=None, error=None`.
+- `close()`.
+
+A value that is not semaphore JSON raises `SemaphoreFormatError` naming the key; it is never written.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from coreroll.etcd.config import EtcdConfig
+from coreroll.locks.keys import group_from_key, semaphore_key
+from coreroll.locks.semaphore import (
+    LockError,
+    Semaphore,
+    SemaphoreFormatError,
+    new_semaphore,
+    parse_semaphore,
+)
+
+T = TypeVar("T")
+
+
+class LockConflictError(LockError):
+    """Other writers kept winning the compare-and-swap until the deadline."""
+
+
+@dataclass(frozen=True)
+class GroupState:
+    """One group's semaphore at `revision`; `error` says why `semaphore` could not be read."""
+
+    group: str
+    semaphore: Semaphore | None
+    error: str | None
+    revision: int
+
+    @property
+    def key(self) -> str:
+        return semaphore_key(self.group)
+
+
+def state_from_value(key: str, value: bytes | str | None, revision: int) -> GroupState:
+    group = group_from_key(key)
+    if value is None:
+        return GroupState(group, None, None, revision)
+    try:
+        return GroupState(group, parse_semaphore(value, semaphore_key(group)), None, revision)
+    except SemaphoreFormatError as exc:
+        return GroupState(group, None, str(exc), revision)
+
+
+class LockStore(abc.ABC):
+    """Semaphore rules over an etcd backend; subclasses supply read, create and CAS."""
+
+    # Backoff after a lost compare-and-swap: full jitter between 0 and base * 2**n, capped.
+    backoff_base = 0.004
+    backoff_cap = 0.2
+
+    def __init__(self, config: EtcdConfig, *, conflict_deadline: float = 30.0) -> None:
+        self.config = config
+        self.conflict_deadline = conflict_deadline
+        self.conflicts = 0  # lost CAS races so far (the benchmark reports it)
+
+    # --- backend ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def _read(self, key: str) -> tuple[bytes | None, int]:
+        """Raw value and revision of `key` (None, 0 when absent)."""
+
+    @abc.abstractmethod
+    async def _create(self, key: str, value: bytes) -> bool:
+        """Write `value` only if `key` is absent; False when it exists."""
+
+    @abc.abstractmethod
+    async def _cas(self, key: str, value: bytes, revision: int) -> int | None:
+        """Write `value` only if `key` is still at `revision`; the new revision, or None."""
+
+    @abc.abstractmethod
+    async def _list(self) -> list[tuple[str, bytes, int]]:
+        """(v3-style key, value, revision) of every semaphore key under the prefix."""
+
+    @abc.abstractmethod
+    def watch(self) -> AsyncIterator[GroupState]:
+        """Current state of every group, then each change."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    # --- the operations ----------------------------------------------------------------------
+    async def get(self, group: str = "") -> tuple[Semaphore, int]:
+        key = semaphore_key(group)
+        raw, revision = await self._read(key)
+        if raw is None:
+            await self._create(key, new_semaphore().to_json())
+            raw, revision = await self._read(key)
+            if raw is None:  # deleted again between the two calls; report the fresh value
+                return new_semaphore(), 0
+        return parse_semaphore(raw, key), revision
+
+    async def peek(self, group: str = "") -> tuple[Semaphore | None, int]:
+        """Like get() but never creates: (None, 0) when the group has no semaphore."""
+        key = semaphore_key(group)
+        raw, revision = await self._read(key)
+        return (parse_semaphore(raw, key) if raw is not None else None), revision
+
+    async def update(self, group: str, change: Callable[[Semaphore], T]) -> tuple[T, Semaphore, int]:
+        """Apply `change` to the stored semaphore with CAS; returns (change's result, new state, revision)."""
+        key = semaphore_key(group)
+        deadline = time.monotonic() + self.conflict_deadline
+        attempt = 0
+        while True:
+            current, revision = await self.get(group)
+            changed = current.copy()
+            result = change(changed)  # rule errors propagate: nothing is written
+            new_revision = await self._cas(key, changed.to_json(), revision)
+            if new_revision is not None:
+                return result, changed, new_revision
+            self.conflicts += 1
+            attempt += 1
+            if time.monotonic() >= deadline:
+                raise LockConflictError(
+                    f"gave up on {key} after {attempt} conflicting writes in {self.conflict_deadline:.0f}s"
+                )
+            await asyncio.sleep(random.uniform(0, min(self.backoff_cap, self.backoff_base * 2**attempt)))
+
+    async def lock(self, group: str, holder: str) -> int:
+        _, _, revision = await self.update(group, lambda s: s.lock(holder))
+        return revision
+
+    async def unlock(self, group: str, holder: str) -> int:
+        _, _, revision = await self.update(group, lambda s: s.unlock(holder))
+        return revision
+
+    async def set_max(self, group: str, new_max: int) -> tuple[int, int]:
+        old, sem, _ = await self.update(group, lambda s: s.set_max(new_max))
+        return old, sem.max
+
+    async def group_states(self) -> dict[str, GroupState]:
+        states = [state_from_value(key, value, rev) for key, value, rev in await self._list()]
+        return {s.group: s for s in sorted(states, key=lambda s: s.group)}
+
+    async def groups(self) -> dict[str, Semaphore]:
+        return {g: s.semaphore for g, s in (await self.group_states()).items() if s.semaphore is not None}
+
+    async def __aenter__(self) -> LockStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def open_lock_store(config: EtcdConfig, **kwargs: float) -> LockStore:
+    """The store for `config.api` ("v3" or "v2"); connects lazily on first use."""
+    if config.api == "v2":
+        from coreroll.locks.v2store import V2LockStore
+
+        return V2LockStore(config, **kwargs)
+    from coreroll.locks.v3store import V3LockStore
+
+    return V3LockStore(config, **kwargs)
