@@ -1,0 +1,257 @@
+"""Omaha v3 wire format: hardened request parsing and response building (server side), and re-exports of
+the client side (``coreroll.omaha.client``: ``build_request``, ``parse_response``).
+
+Server side:
+
+- ``MAX_BODY = 65536``: larger bodies are refused before parsing.
+- ``parse_request(body: bytes, *, accept_any_event=False) -> OmahaRequest`` raises ``OmahaParseError``
+  whose ``str()`` is a short reason (answer HTTP 400 with it). Refused: over 64 KiB, not UTF-8, malformed
+  XML, any DOCTYPE/ENTITY (so no XXE, no billion laughs), a root other than ``<request>``,
+  ``protocol`` other than "3.0", no ``<app>``, more than ``MAX_APPS`` apps or ``MAX_EVENTS`` events per
+  app, an app without ``appid`` or ``machineid`` (or a machineid over 128 characters), a non-integer
+  event type/result/errorcode, and an event (type, result) pair outside ``codes.ACCEPTED_EVENTS``
+  (decision: the whole request is refused, as Nebraska refuses ErrInvalidEventTypeOrResult; a server
+  that wants issue #454's behaviour passes ``accept_any_event=True``). An unknown app id is NOT a parse
+  error: the server answers it with ``unknown_app_response(app)``.
+- ``build_response(apps: list[AppResponse], server="coreroll", *, elapsed_seconds=None) -> bytes``:
+  ``<daystart elapsed_seconds>`` defaults to the seconds since UTC midnight.
+- ``app_response(app, updatecheck=None, *, status="ok", poll_interval=None) -> AppResponse``: echoes the
+  request's ping and event count and keeps ``updatecheck`` only if the request asked for one.
+- ``unknown_app_response(app) -> AppResponse``: ``status="error-unknownApplication"`` with an
+  ``error-internal`` updatecheck (go-omaha/Nebraska).
+
+Data classes (``coreroll.omaha.messages``): ``OmahaEvent``, ``OmahaApp``, ``OmahaRequest``,
+``UpdateOffer``, ``AppResponse``, ``ResponseInfo``, ``OmahaParseError``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Final
+
+from lxml import etree
+
+from coreroll.omaha.client import MAX_RESPONSE_BODY, build_request, parse_response
+from coreroll.omaha.codes import (
+    ACCEPTED_EVENTS,
+    APP_STATUS_UNKNOWN_APPLICATION,
+    UPDATECHECK_INTERNAL_ERROR,
+    UPDATECHECK_OK,
+)
+from coreroll.omaha.messages import (
+    AppResponse,
+    OmahaApp,
+    OmahaEvent,
+    OmahaParseError,
+    OmahaRequest,
+    ResponseInfo,
+    UpdateOffer,
+)
+from coreroll.omaha.xmlsafe import parse_untrusted_xml, short
+
+__all__ = [
+    "MAX_APPS",
+    "MAX_BODY",
+    "MAX_EVENTS",
+    "MAX_RESPONSE_BODY",
+    "AppResponse",
+    "OmahaApp",
+    "OmahaEvent",
+    "OmahaParseError",
+    "OmahaRequest",
+    "ResponseInfo",
+    "UpdateOffer",
+    "app_response",
+    "build_request",
+    "build_response",
+    "escape_attr",
+    "parse_request",
+    "parse_response",
+    "unknown_app_response",
+]
+
+MAX_BODY: Final = 65536
+MAX_APPS: Final = 16  # update_engine sends one
+MAX_EVENTS: Final = 16  # per app; update_engine sends at most one
+MAX_MACHINE_ID: Final = 128
+
+_INT = re.compile(r"[+-]?[0-9]{1,20}")
+
+
+def _int_attr(el: etree._Element, name: str, where: str) -> int | None:
+    raw = el.get(name)
+    if raw is None:
+        return None
+    value = raw.strip()
+    if not _INT.fullmatch(value):
+        raise OmahaParseError(short(f"{where}: {name}={raw!r} is not an integer"))
+    return int(value)
+
+
+def _parse_event(el: etree._Element, where: str, accept_any: bool) -> OmahaEvent:
+    etype = _int_attr(el, "eventtype", where)
+    result = _int_attr(el, "eventresult", where)
+    if etype is None or result is None:
+        raise OmahaParseError(f"{where}: eventtype and eventresult are required")
+    if not accept_any and (etype, result) not in ACCEPTED_EVENTS:
+        raise OmahaParseError(f"{where}: event {etype}/{result} is not an accepted (type, result) pair")
+    code = _int_attr(el, "errorcode", where)
+    if code is not None:
+        if not -(2**31) <= code < 2**32:
+            raise OmahaParseError(f"{where}: errorcode {code} is out of the 32-bit range")
+        code &= 0xFFFFFFFF  # update_engine prints with %d: DevModeFlag arrives negative
+    return OmahaEvent(etype, result, code, el.get("previousversion"))
+
+
+def _parse_app(el: etree._Element, index: int, accept_any: bool) -> OmahaApp:
+    appid = el.get("appid", "").strip()
+    if not appid:
+        raise OmahaParseError(f"app {index}: missing appid")
+    where = short(f"app {appid}", 60)
+    machineid = el.get("machineid", "").strip()
+    if not machineid:
+        raise OmahaParseError(f"{where}: missing machineid")
+    if len(machineid) > MAX_MACHINE_ID:
+        raise OmahaParseError(f"{where}: machineid is over {MAX_MACHINE_ID} characters")
+    ping = updatecheck = False
+    events: list[OmahaEvent] = []
+    for child in el:
+        tag = child.tag
+        if tag == "ping":
+            ping = True
+        elif tag == "updatecheck":
+            updatecheck = True
+        elif tag == "event":
+            if len(events) >= MAX_EVENTS:
+                raise OmahaParseError(f"{where}: more than {MAX_EVENTS} events")
+            events.append(_parse_event(child, f"{where} event {len(events) + 1}", accept_any))
+    get = el.get
+    return OmahaApp(
+        appid=appid,
+        version=get("version", ""),
+        track=get("track", ""),
+        bootid=get("bootid", ""),
+        machineid=machineid,
+        oem=get("oem", ""),
+        oemversion=get("oemversion", ""),
+        alephversion=get("alephversion", ""),
+        board=get("board", ""),
+        machinealias=get("machinealias", ""),
+        ping=ping,
+        updatecheck=updatecheck,
+        events=events,
+    )
+
+
+def parse_request(body: bytes, *, accept_any_event: bool = False) -> OmahaRequest:
+    """Parse an Omaha v3 request (see the module docstring for what is refused)."""
+    root = parse_untrusted_xml(body, MAX_BODY, "request body")
+    if root.tag != "request":
+        raise OmahaParseError(short(f"root element is <{root.tag}>, expected <request>"))
+    protocol = root.get("protocol")
+    if protocol is None:
+        raise OmahaParseError("request has no protocol attribute (want 3.0)")
+    if protocol != "3.0":
+        raise OmahaParseError(short(f"unsupported protocol version {protocol!r} (want 3.0)"))
+    os_el = None
+    apps: list[OmahaApp] = []
+    for child in root:
+        if child.tag == "app":
+            if len(apps) >= MAX_APPS:
+                raise OmahaParseError(f"request has more than {MAX_APPS} apps")
+            apps.append(_parse_app(child, len(apps) + 1, accept_any_event))
+        elif child.tag == "os" and os_el is None:
+            os_el = child
+    if not apps:
+        raise OmahaParseError("request has no <app>")
+    os_get = os_el.get if os_el is not None else {}.get
+    return OmahaRequest(
+        protocol=protocol,
+        updater_version=root.get("updaterversion") or root.get("version", ""),
+        installsource=root.get("installsource", ""),
+        ismachine=root.get("ismachine", "") == "1",
+        os_platform=os_get("platform", ""),
+        os_version=os_get("version", ""),
+        os_sp=os_get("sp", ""),
+        apps=apps,
+    )
+
+
+_ESCAPES = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
+)
+
+
+def escape_attr(value: str) -> str:
+    """Escape a value for a double-quoted XML attribute (newlines kept as character references)."""
+    return value.translate(_ESCAPES)
+
+
+def app_response(
+    app: OmahaApp,
+    updatecheck: str | UpdateOffer | None = None,
+    *,
+    status: str = "ok",
+    poll_interval: int | None = None,
+) -> AppResponse:
+    """The AppResponse for ``app``: ping and events acknowledged, ``updatecheck`` only if it asked."""
+    return AppResponse(
+        appid=app.appid,
+        status=status,
+        updatecheck=updatecheck if app.updatecheck else None,
+        ping=app.ping,
+        event_count=len(app.events),
+        poll_interval=poll_interval,
+    )
+
+
+def unknown_app_response(app: OmahaApp) -> AppResponse:
+    """go-omaha/Nebraska's answer for an app id the server does not serve."""
+    return AppResponse(
+        appid=app.appid,
+        status=APP_STATUS_UNKNOWN_APPLICATION,
+        updatecheck=UPDATECHECK_INTERNAL_ERROR if app.updatecheck else None,
+    )
+
+
+def _offer_xml(offer: UpdateOffer, poll: str) -> str:
+    sha1 = f' hash="{escape_attr(offer.sha1_b64)}"' if offer.sha1_b64 else ""
+    backoff = ' DisablePayloadBackoff="true"' if offer.disable_payload_backoff else ""
+    return (
+        f'<updatecheck status="{UPDATECHECK_OK}"{poll}>'
+        f'<urls><url codebase="{escape_attr(offer.codebase_url)}"/></urls>'
+        f'<manifest version="{escape_attr(offer.version)}">'
+        f'<packages><package name="{escape_attr(offer.package_name)}"{sha1} size="{int(offer.size)}"'
+        ' required="true"/></packages>'
+        f'<actions><action event="postinstall" sha256="{escape_attr(offer.sha256_b64)}"{backoff}/></actions>'
+        "</manifest></updatecheck>"
+    )
+
+
+def build_response(
+    apps: list[AppResponse], server: str = "coreroll", *, elapsed_seconds: int | None = None
+) -> bytes:
+    """Serialise a response update_engine accepts (one line after the XML declaration)."""
+    if elapsed_seconds is None:
+        elapsed_seconds = int(time.time()) % 86400
+    parts = [
+        '<?xml version="1.0" encoding="UTF-8"?>\n',
+        f'<response protocol="3.0" server="{escape_attr(server)}">',
+        f'<daystart elapsed_seconds="{int(elapsed_seconds)}"/>',
+    ]
+    for app in apps:
+        parts.append(f'<app appid="{escape_attr(app.appid)}" status="{escape_attr(app.status)}">')
+        if app.ping:
+            parts.append('<ping status="ok"/>')
+        check = app.updatecheck
+        if check is not None:
+            poll = f' PollInterval="{int(app.poll_interval)}"' if app.poll_interval else ""
+            if isinstance(check, UpdateOffer):
+                parts.append(_offer_xml(check, poll))
+            else:
+                parts.append(f'<updatecheck status="{escape_attr(check)}"{poll}/>')
+        parts.append('<event status="ok"/>' * app.event_count)
+        parts.append("</app>")
+    parts.append("</response>\n")
+    return "".join(parts).encode("utf-8")

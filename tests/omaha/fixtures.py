@@ -1,0 +1,32 @@
+"""Request bodies shared by the Omaha tests: the update_engine request of reference 1.2, byte for byte."""
+
+from __future__ import annotations
+
+# Reference 1.2 (flatcar/update_engine omaha_request_action.cc GetRequestXml), values as shown there.
+UPDATE_ENGINE_REQUEST = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n'
+    b'<request protocol="3.0" version="update_engine-0.4.10" updaterversion="update_engine-0.4.10"'
+    b' installsource="scheduler" ismachine="1">\n'
+    b'    <os version="Chateau" platform="CoreOS" sp="3975.2.1_x86_64"></os>\n'
+    b'    <app appid="{e96281a6-d1af-4bde-9a0a-97b76e56dc57}" version="3975.2.1" track="stable"'
+    b' bootid="{3c9c0e11-...}" oem="ami" oemversion="..." alephversion="3510.2.0"'
+    b' machineid="9ce7a919806c4f3785eb6d260345ac4a" machinealias="" lang="en-US" board="amd64-usr"'
+    b' hardware_class="" delta_okay="false" >\n'
+    b'        <ping active="1"></ping>\n'
+    b"        <updatecheck></updatecheck>\n"
+    b'        <event eventtype="3" eventresult="2" previousversion=""></event>\n'
+    b"    </app>\n"
+    b"</request>\n"
+)
+
+# The same request with the app body swapped, for event-only and ping-only shapes.
+_CHECK_BODY = (
+    b'        <ping active="1"></ping>\n'
+    b"        <updatecheck></updatecheck>\n"
+    b'        <event eventtype="3" eventresult="2" previousversion=""></event>\n'
+)
+
+
+def with_app_body(body: bytes) -> bytes:
+    """UPDATE_ENGINE_REQUEST with the lines inside <app> replaced by ``body``."""
+    return UPDATE_ENGINE_REQUEST.replace(_CHECK_BODY, body)
