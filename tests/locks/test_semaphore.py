@@ -36,16 +36,16 @@ def test_full_semaphore_is_checked_before_holder_exists() -> None:
     sem = new_semaphore()
     sem.lock("69d27b356a94476da859461d3a3bc6fd")
     assert sem.to_json() == b'{"semaphore":0,"max":1,"holders":["69d27b356a94476da859461d3a3bc6fd"]}'
-    with pytest.raises(SemaphoreFullError, match="^semaphore is at 0$"):
+    with pytest.raises(SemaphoreFullError, match=r"^semaphore is at 0$"):
         sem.lock("69d27b356a94476da859461d3a3bc6fd")
     sem.set_max(2)
-    with pytest.raises(HolderExistsError, match="^holder exists$"):
+    with pytest.raises(HolderExistsError, match=r"^holder exists$"):
         sem.lock("69d27b356a94476da859461d3a3bc6fd")
 
 
 def test_unlock_of_non_holder_changes_nothing() -> None:
     sem = Semaphore(0, 1, ["a"], holders_null=False)
-    with pytest.raises(HolderNotFoundError, match="^holder does not exist$"):
+    with pytest.raises(HolderNotFoundError, match=r"^holder does not exist$"):
         sem.unlock("b")
     assert sem == Semaphore(0, 1, ["a"])
 
@@ -62,7 +62,7 @@ def test_set_max_below_holders_goes_negative() -> None:
     sem = Semaphore(0, 3, ["a", "b", "c"], holders_null=False)
     assert sem.set_max(1) == 3
     assert (sem.semaphore, sem.max, sem.holders) == (-2, 1, ["a", "b", "c"])
-    with pytest.raises(SemaphoreFullError, match="^semaphore is at -2$"):
+    with pytest.raises(SemaphoreFullError, match=r"^semaphore is at -2$"):
         sem.lock("d")
     sem.unlock("a")
     assert sem.semaphore == -1
