@@ -1,0 +1,77 @@
+"""Read-only view of airlock's FleetLock semaphores (etcd v3).
+
+airlock keeps `com.coreos.airlock/groups/<QueryEscape(group)>/v1/semaphore` =
+`{"total_slots":N,"holders":[...]}` (no "available" field). `await read_airlock_groups(config)`
+returns `{group: AirlockSemaphore(total_slots, holders)}`; a value that is not that JSON raises
+`SemaphoreFormatError` naming the key. coreroll never writes airlock's keys.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+import aetcd
+
+from coreroll.etcd.config import EtcdConfig
+from coreroll.etcd.v3 import connect_v3
+from coreroll.locks.keys import query_escape, query_unescape
+from coreroll.locks.semaphore import SemaphoreFormatError
+
+AIRLOCK_PREFIX = "com.coreos.airlock/groups/"
+_AIRLOCK_KEY = re.compile(r"^" + re.escape(AIRLOCK_PREFIX) + r"([^/]+)/v1/semaphore$")
+
+
+@dataclass
+class AirlockSemaphore:
+    total_slots: int
+    holders: list[str] = field(default_factory=list)
+
+    @property
+    def available(self) -> int:
+        return self.total_slots - len(self.holders)
+
+
+def parse_airlock(raw: bytes, key: str) -> AirlockSemaphore:
+    try:
+        doc = json.loads(raw)
+    except ValueError as exc:
+        raise SemaphoreFormatError(key, "invalid JSON") from exc
+    if not isinstance(doc, dict):
+        raise SemaphoreFormatError(key, "expected a JSON object")
+    slots = doc.get("total_slots")
+    if not isinstance(slots, int) or isinstance(slots, bool):
+        raise SemaphoreFormatError(key, '"total_slots" missing or not an integer')
+    holders = doc.get("holders") or []
+    if not isinstance(holders, list) or not all(isinstance(h, str) for h in holders):
+        raise SemaphoreFormatError(key, '"holders" must be a list of strings')
+    return AirlockSemaphore(slots, list(holders))
+
+
+def airlock_key(group: str) -> str:
+    return f"{AIRLOCK_PREFIX}{query_escape(group)}/v1/semaphore"
+
+
+async def read_airlock_groups(
+    config: EtcdConfig, *, client: aetcd.Client | None = None
+) -> dict[str, AirlockSemaphore]:
+    own = client is None
+    active = client if client is not None else await connect_v3(config)
+    try:
+        listing = await active.get_prefix(AIRLOCK_PREFIX.encode())
+    finally:
+        if own:
+            await active.close()
+    groups: dict[str, AirlockSemaphore] = {}
+    for kv in listing:
+        key = kv.key.decode("utf-8", errors="replace")
+        match = _AIRLOCK_KEY.match(key)
+        if not match:
+            continue
+        try:
+            group = query_unescape(match.group(1))
+        except ValueError:
+            group = match.group(1)
+        groups[group] = parse_airlock(kv.value, key)
+    return dict(sorted(groups.items()))
