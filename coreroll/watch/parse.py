@@ -135,7 +135,7 @@ def parse_node_status(raw: bytes, key: str) -> tuple[NodeReport, str | None]:
         partitions=tuple(partitions),
         update_status=f.get(update, "status", str, "update.status"),
         update_progress=float(progress) if progress is not None else None,
-        new_version=f.get(update, "new_version", str, "update.new_version") or None,
+        new_version=_real_version(f.get(update, "new_version", str, "update.new_version")),
         new_size=f.get(update, "new_size", int, "update.new_size"),
         last_checked=f.time(update, "last_checked_time", "update.last_checked_time"),
         reboot_strategy=f.get(reboot, "strategy", str, "reboot.strategy"),
@@ -182,3 +182,8 @@ def opt_time(data: dict[str, Any], name: str) -> float | None:
         return parse_time(data.get(name))
     except ValueError:
         return None
+
+
+def _real_version(version: str | None) -> str | None:
+    """update_engine reports "0.0.0.0" (or "") when there is no new version."""
+    return None if not version or version == "0.0.0.0" else version

@@ -1,0 +1,329 @@
+"""The dashboard's etcd source: list everything once, then watch from that revision; on any gap
+(etcd gone, stream broken, history compacted) reconnect with backoff and list again.
+
+    source = EtcdSource(config, sink)        # sink: Callable[[Update], None], e.g. UpdateBuffer.put
+    await source.run()                       # runs until cancelled or source.stop()
+
+What it reads (etcd v3, consistent: every prefix is listed at one revision, then watched from the
+next one):
+- `coreroll/v1/nodes/<id>/status` and `/alive`  -> `NodeStatus`, `NodeAlive`
+- `coreroll/v1/commands/<id>/<cid>`             -> `NodeCommand`
+- `coreroll/v1/audit/<id>` (the newest `audit_limit` at listing, then every new one) -> `AuditRecord`
+- locksmith semaphores `coreos.com/updateengine/rebootlock/...` -> `LockState(kind="v3")`, or, when
+  `config.api == "v2"`, the v2 lock store (coreroll.locks) listed then watched -> `LockState(kind="v2")`
+- with `airlock=True`: `com.coreos.airlock/groups/<g>/v1/semaphore` -> `LockState(kind="airlock")`
+
+Each (re)connection sends one `EtcdSnapshot` (the model replaces all etcd-derived state with it, so
+keys deleted while we were away vanish) followed by single updates. `Connection("etcd", ...)` tells
+the model `connecting` / `connected` / `down` (with the reason). A health probe (a Status call every
+`probe_interval` seconds) notices a dead or partitioned etcd even when the watch stream stays silent.
+No Textual here: a UI runs `run()` in a worker and drains the sink.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aetcd
+from aetcd import rpc
+from aetcd.utils import prefix_range_end
+
+from coreroll.etcd.config import EtcdConfig
+from coreroll.etcd.v3 import connect_v3
+from coreroll.locks.keys import LOCK_PREFIX, group_from_key, is_semaphore_key
+from coreroll.locks.semaphore import SemaphoreFormatError, parse_semaphore
+from coreroll.watch import updates as u
+from coreroll.watch.backoff import Backoff
+from coreroll.watch.views import CONNECTED, CONNECTING, DOWN
+
+NODES_PREFIX = "coreroll/v1/nodes/"
+COMMANDS_PREFIX = "coreroll/v1/commands/"
+AUDIT_PREFIX = "coreroll/v1/audit/"
+AIRLOCK_PREFIX = "com.coreos.airlock/groups/"
+SOURCE = "etcd"
+
+
+def airlock_state(key: str, raw: bytes | None) -> u.LockState | None:
+    """`com.coreos.airlock/groups/<g>/v1/semaphore` -> LockState; None for other airlock keys."""
+    rest = key[len(AIRLOCK_PREFIX) :]
+    group, sep, tail = rest.partition("/")
+    if not sep or tail != "v1/semaphore":
+        return None
+    if raw is None:
+        return u.LockState(group, "airlock", key, removed=True)
+    try:
+        doc = json.loads(raw)
+        slots = doc["total_slots"]
+        holders = doc.get("holders") or []
+        if isinstance(slots, bool) or not isinstance(slots, int):
+            raise ValueError(f'"total_slots" is {slots!r}, not an integer')
+        if not isinstance(holders, list) or not all(isinstance(h, str) for h in holders):
+            raise ValueError('"holders" must be a list of strings')
+    except (ValueError, KeyError, TypeError) as exc:
+        text = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+        return u.LockState(group, "airlock", key, error=f"{key}: not an airlock semaphore ({text})")
+    return u.LockState(group, "airlock", key, slots - len(holders), slots, tuple(sorted(holders)))
+
+
+def locksmith_state(key: str, raw: bytes | None, kind: str = "v3") -> u.LockState | None:
+    """A locksmith semaphore key -> LockState (error names the key); None for other keys."""
+    if not is_semaphore_key(key):
+        return None
+    group = group_from_key(key)
+    if raw is None:
+        return u.LockState(group, kind, key, removed=True)
+    try:
+        sem = parse_semaphore(raw, key)
+    except SemaphoreFormatError as exc:
+        return u.LockState(group, kind, key, error=str(exc))
+    return u.LockState(group, kind, key, sem.semaphore, sem.max, tuple(sem.holders))
+
+
+def key_update(key: str, raw: bytes | None, *, airlock: bool = False) -> u.Update | None:
+    """The update for one v3 key's new value (`raw is None`: deleted), or None if not ours."""
+    if key.startswith(NODES_PREFIX):
+        mid, _, leaf = key[len(NODES_PREFIX) :].partition("/")
+        if leaf == "status":
+            return u.NodeStatus(mid, key, raw)
+        if leaf == "alive":
+            return u.NodeAlive(mid, raw is not None)
+        return None
+    if key.startswith(COMMANDS_PREFIX):
+        mid, _, cid = key[len(COMMANDS_PREFIX) :].partition("/")
+        return u.NodeCommand(mid, cid, key, raw) if mid and cid and "/" not in cid else None
+    if key.startswith(AUDIT_PREFIX):
+        record_id = key[len(AUDIT_PREFIX) :]
+        return u.AuditRecord(record_id, key, raw) if raw is not None else None
+    if key.startswith(LOCK_PREFIX):
+        return locksmith_state(key, raw)
+    if airlock and key.startswith(AIRLOCK_PREFIX):
+        return airlock_state(key, raw)
+    return None
+
+
+def describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+class EtcdSource:
+    """See the module docstring. `revision` is the last etcd revision delivered."""
+
+    def __init__(
+        self,
+        config: EtcdConfig,
+        sink: u.Sink,
+        *,
+        airlock: bool = False,
+        audit_limit: int = 200,
+        probe_interval: float = 1.0,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.sink = sink
+        self.airlock = airlock
+        self.audit_limit = audit_limit
+        self.probe_interval = probe_interval
+        self.backoff = backoff or Backoff(0.2, 3.0)
+        self.clock = clock
+        self.revision = 0
+        self.resyncs = 0  # full listings delivered (1 + reconnections)
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._v2_locks = config.api == "v2"
+
+    @property
+    def prefixes(self) -> list[str]:
+        prefixes = [NODES_PREFIX, COMMANDS_PREFIX, AUDIT_PREFIX]
+        if not self._v2_locks:
+            prefixes.append(LOCK_PREFIX)
+        if self.airlock:
+            prefixes.append(AIRLOCK_PREFIX)
+        return prefixes
+
+    def _state(self, status: str, detail: str = "") -> None:
+        self.sink(u.Connection(SOURCE, status, detail, self.clock()))
+
+    def stop(self) -> None:
+        """Stop `run()` (callable from any thread)."""
+        task, loop = self._task, self._loop
+        if task is not None and loop is not None and not task.done():
+            loop.call_soon_threadsafe(task.cancel)
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        try:
+            while True:
+                await self._cycle()
+                delay = self.backoff.next()
+                await asyncio.sleep(delay)
+        except asyncio.CancelledError:
+            pass
+
+    async def _cycle(self) -> None:
+        """One connection: connect, list, follow until something breaks; report why."""
+        self._state(CONNECTING, ", ".join(self.config.endpoints))
+        client: aetcd.Client | None = None
+        lock_store: Any = None
+        try:
+            client = await connect_v3(self.config)
+            snapshot = await self._list(client)
+            if self._v2_locks:
+                lock_store, lock_snapshot = await self._list_v2_locks()
+                snapshot = _with_locks(snapshot, lock_snapshot, "v2")
+            self.revision = snapshot.revision
+            self.sink(snapshot)
+            self.resyncs += 1
+            self._state(CONNECTED, getattr(client, "endpoint", ""))
+            self.backoff.reset()
+            await self._follow(client, snapshot.revision, lock_store)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._state(DOWN, describe(exc))
+        finally:
+            if lock_store is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(lock_store.close(), 2.0)
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(client.close(), 2.0)
+
+    async def _range(self, client: aetcd.Client, prefix: str, revision: int, **options: Any) -> Any:
+        request = rpc.RangeRequest(
+            key=prefix.encode(), range_end=prefix_range_end(prefix.encode()), revision=revision, **options
+        )
+        try:
+            return await client.kvstub.Range(request, timeout=self.config.timeout, metadata=client.metadata)
+        except rpc.AioRpcError as exc:
+            from aetcd import exceptions
+
+            exceptions._handle_exception(exc)
+
+    async def _list(self, client: aetcd.Client) -> u.EtcdSnapshot:
+        """Every watched prefix at one revision (the first reply's), for a consistent picture."""
+        revision = 0
+        found: list[u.Update] = []
+        for prefix in self.prefixes:
+            options: dict[str, Any] = {}
+            if prefix == AUDIT_PREFIX:  # only the newest records: the log is unbounded
+                options = {"limit": self.audit_limit, "sort_order": rpc.RangeRequest.DESCEND}
+            reply = await self._range(client, prefix, revision, **options)
+            revision = revision or int(reply.header.revision)
+            for kv in reply.kvs:
+                update = key_update(kv.key.decode(errors="replace"), bytes(kv.value), airlock=self.airlock)
+                if update is not None:
+                    found.append(update)
+        return u.EtcdSnapshot(
+            revision=revision,
+            statuses=tuple(x for x in found if isinstance(x, u.NodeStatus)),
+            alive=frozenset(x.machine_id for x in found if isinstance(x, u.NodeAlive)),
+            commands=tuple(x for x in found if isinstance(x, u.NodeCommand)),
+            locks=tuple(x for x in found if isinstance(x, u.LockState)),
+            audit=tuple(x for x in found if isinstance(x, u.AuditRecord)),
+            lock_kinds=frozenset({"v3"} if not self._v2_locks else set())
+            | ({"airlock"} if self.airlock else set()),
+        )
+
+    async def _list_v2_locks(self) -> tuple[Any, list[u.LockState]]:
+        from coreroll.locks.store import open_lock_store
+
+        store = open_lock_store(self.config)
+        states = await store.group_states()
+        return store, [_v2_state(s) for s in states.values()]
+
+    async def _follow(self, client: aetcd.Client, revision: int, lock_store: Any) -> None:
+        """Deliver watch events until a watch or the probe fails (raises) or we are cancelled."""
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        watches = []
+        for prefix in self.prefixes:
+            watch = await asyncio.wait_for(
+                client.watch_prefix(prefix.encode(), start_revision=revision + 1), self.config.timeout
+            )
+            watches.append(watch)
+        tasks = [asyncio.create_task(_pump(w, queue)) for w in watches]
+        tasks.append(asyncio.create_task(self._probe(client, queue)))
+        if lock_store is not None:
+            tasks.append(asyncio.create_task(_pump_v2(lock_store, queue)))
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, BaseException):
+                    raise item
+                if isinstance(item, u.LockState):
+                    self.sink(item)
+                    continue
+                key = item.kv.key.decode(errors="replace")
+                raw = bytes(item.kv.value) if item.kind == "PUT" else None
+                self.revision = max(self.revision, int(item.kv.mod_revision))
+                update = key_update(key, raw, airlock=self.airlock)
+                if update is not None:
+                    self.sink(update)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for watch in watches:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(watch.cancel(), 1.0)
+
+    async def _probe(self, client: aetcd.Client, queue: asyncio.Queue[Any]) -> None:
+        """A Status call every `probe_interval`: a silent watch cannot tell us etcd is gone."""
+        while True:
+            await asyncio.sleep(self.probe_interval)
+            try:
+                await asyncio.wait_for(
+                    client.maintenancestub.Status(
+                        rpc.StatusRequest(), timeout=self.probe_interval * 2, metadata=client.metadata
+                    ),
+                    self.probe_interval * 2,
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await queue.put(ConnectionError(f"etcd stopped answering: {describe(exc)}"))
+                return
+
+
+async def _pump(watch: Any, queue: asyncio.Queue[Any]) -> None:
+    try:
+        async for event in watch:
+            await queue.put(event)
+        await queue.put(ConnectionError("etcd closed the watch"))
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        await queue.put(exc)
+
+
+async def _pump_v2(store: Any, queue: asyncio.Queue[Any]) -> None:
+    try:
+        async for state in store.watch():
+            await queue.put(_v2_state(state))
+        await queue.put(ConnectionError("etcd closed the v2 watch"))
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        await queue.put(exc)
+
+
+def _v2_state(state: Any) -> u.LockState:
+    key = "/" + state.key
+    if state.error:
+        return u.LockState(state.group, "v2", key, error=state.error)
+    if state.semaphore is None:
+        return u.LockState(state.group, "v2", key, removed=True)
+    sem = state.semaphore
+    return u.LockState(state.group, "v2", key, sem.semaphore, sem.max, tuple(sem.holders))
+
+
+def _with_locks(snapshot: u.EtcdSnapshot, locks: list[u.LockState], kind: str) -> u.EtcdSnapshot:
+    from dataclasses import replace
+
+    return replace(snapshot, locks=snapshot.locks + tuple(locks), lock_kinds=snapshot.lock_kinds | {kind})

@@ -1,0 +1,75 @@
+"""Helpers for the watch tests: node status documents, and waiting on the model with a deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from coreroll.watch.model import FleetModel
+from coreroll.watch.updates import UpdateBuffer
+
+
+def status_doc(machine_id: str, **overrides: Any) -> dict[str, Any]:
+    """A node status report as the agent writes it (DESIGN: Node state in etcd)."""
+    doc: dict[str, Any] = {
+        "machine_id": machine_id,
+        "hostname": f"host-{machine_id}",
+        "channel": "beta",
+        "server": "http://127.0.0.1:8400",
+        "version": "4699.0.0",
+        "active_partition": "USR-A",
+        "partitions": [
+            {"label": "USR-A", "version": "4699.0.0", "priority": 2, "tries": 0, "successful": 1},
+            {"label": "USR-B", "version": "4650.0.0", "priority": 1, "tries": 0, "successful": 1},
+        ],
+        "update": {
+            "status": "UPDATE_STATUS_IDLE",
+            "progress": 0.0,
+            "new_version": "0.0.0.0",
+            "new_size": 0,
+            "last_checked_time": 1795770000,
+        },
+        "reboot": {"strategy": "etcd-lock", "lock_group": "", "window": None, "holds_lock": False},
+        "boot_id": "b-" + machine_id,
+        "booted_at": "2026-11-27T09:00:00Z",
+        "reported_at": "2026-11-27T09:30:00Z",
+    }
+    for key, value in overrides.items():
+        if key in ("status", "progress", "new_version"):
+            doc["update"][key] = value
+        else:
+            doc[key] = value
+    return doc
+
+
+def status_bytes(machine_id: str, **overrides: Any) -> bytes:
+    return json.dumps(status_doc(machine_id, **overrides)).encode()
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def wait_model(
+    model: FleetModel,
+    buffer: UpdateBuffer,
+    predicate: Callable[[FleetModel], bool],
+    deadline: float = 10.0,
+    what: str = "condition",
+) -> float:
+    """Apply what the sources delivered every few ms until `predicate(model)`; returns seconds waited."""
+    start = time.monotonic()
+    while True:
+        model.apply_many(buffer.drain())
+        if predicate(model):
+            return time.monotonic() - start
+        if time.monotonic() - start > deadline:
+            raise AssertionError(f"timed out after {deadline}s waiting for {what}; model has {model.rows!r}")
+        await asyncio.sleep(0.01)

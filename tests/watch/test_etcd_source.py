@@ -1,0 +1,185 @@
+"""EtcdSource against a real etcd: list then watch, corrupt values, etcd stopped and restarted."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import time
+from typing import Any
+
+import pytest
+
+from coreroll.etcd.config import EtcdConfig
+from coreroll.etcd.launcher import EmbeddedEtcd
+from coreroll.etcd.v3 import connect_v3
+from coreroll.locks.keys import semaphore_key
+from coreroll.watch.backoff import Backoff
+from coreroll.watch.etcd_source import EtcdSource
+from coreroll.watch.model import FleetModel
+from coreroll.watch.updates import UpdateBuffer
+from tests.watch.helpers import status_bytes, wait_model
+
+STATUS = "coreroll/v1/nodes/{}/status"
+ALIVE = "coreroll/v1/nodes/{}/alive"
+
+
+def sem(available: int, maximum: int, holders: list[str]) -> bytes:
+    return json.dumps({"semaphore": available, "max": maximum, "holders": holders or None}).encode()
+
+
+class Running:
+    """A source running in a task, feeding a model through an UpdateBuffer."""
+
+    def __init__(self, endpoint: str, **kwargs: Any) -> None:
+        self.buffer = UpdateBuffer()
+        self.model = FleetModel()
+        self.source = EtcdSource(EtcdConfig(endpoints=(endpoint,), timeout=2.0), self.buffer.put, **kwargs)
+        self.task = asyncio.create_task(self.source.run())
+
+    async def until(self, predicate: Any, deadline: float = 10.0, what: str = "condition") -> float:
+        return await wait_model(self.model, self.buffer, predicate, deadline, what)
+
+    async def close(self) -> None:
+        self.source.stop()
+        await asyncio.wait_for(self.task, 5)
+
+
+def comparable(model: FleetModel) -> dict[str, Any]:
+    """What the screen shows, minus bookkeeping (revisions, first-seen times)."""
+    rows = {mid: dataclasses.replace(row, rev=0, status_since=None) for mid, row in model.rows.items()}
+    locks = [
+        (v.ident, v.available, v.max, tuple(h.machine_id for h in v.holders), v.error)
+        for v in model.lock_groups()
+    ]
+    return {"rows": rows, "locks": locks}
+
+
+async def etcd_truth(endpoint: str) -> FleetModel:
+    """A model built from a fresh listing of etcd: what the dashboard must end up showing."""
+    source = EtcdSource(EtcdConfig(endpoints=(endpoint,)), lambda _u: None)
+    client = await connect_v3(source.config)
+    try:
+        truth = FleetModel()
+        truth.apply(await source._list(client))
+        return truth
+    finally:
+        await client.close()
+
+
+async def test_lists_then_follows_changes(v3: Any, clean_etcd: str) -> None:
+    await v3.put(STATUS.format("m1").encode(), status_bytes("m1"))
+    await v3.put(ALIVE.format("m1").encode(), b"1")
+    await v3.put(semaphore_key("").encode(), sem(0, 1, ["m1"]))
+    run = Running(clean_etcd)
+    try:
+        await run.until(lambda m: "m1" in m.rows and m.lock_groups(), what="the initial listing")
+        row = run.model.rows["m1"]
+        assert (row.hostname, row.version, row.other_version, row.online, row.holds_lock) == (
+            "host-m1",
+            "4699.0.0",
+            "4650.0.0",
+            True,
+            True,
+        )
+        assert run.model.connections["etcd"].status == "connected"
+
+        # changes after the listing arrive through the watch
+        await v3.put(
+            STATUS.format("m2").encode(), status_bytes("m2", status="UPDATE_STATUS_DOWNLOADING", progress=0.5)
+        )
+        await v3.put(semaphore_key("").encode(), sem(1, 1, []))
+        await v3.delete(ALIVE.format("m1").encode())
+        await run.until(
+            lambda m: "m2" in m.rows and m.rows["m1"].online is False and not m.rows["m1"].holds_lock,
+            what="watched changes",
+        )
+        assert run.model.rows["m2"].status_label == "downloading"
+        assert run.model.rows["m2"].update_progress == 0.5
+        assert run.source.resyncs == 1
+        assert comparable(run.model) == comparable(await etcd_truth(clean_etcd))
+    finally:
+        await run.close()
+
+
+async def test_corrupt_status_marks_only_that_node_unreadable(v3: Any, clean_etcd: str) -> None:
+    await v3.put(STATUS.format("good").encode(), status_bytes("good"))
+    await v3.put(STATUS.format("bad").encode(), b'{"hostname": "x", "version": ')
+    await v3.put(semaphore_key("web").encode(), b"not json")
+    run = Running(clean_etcd)
+    try:
+        await run.until(lambda m: {"good", "bad"} <= set(m.rows) and m.lock_groups(), what="both nodes")
+        bad = run.model.rows["bad"]
+        assert bad.state == "unreadable"
+        assert bad.error is not None and "coreroll/v1/nodes/bad/status" in bad.error
+        assert run.model.rows["good"].state == "idle" and run.model.rows["good"].error is None
+        (lock,) = run.model.lock_groups()
+        assert (
+            lock.error is not None and "coreos.com/updateengine/rebootlock/groups/web/semaphore" in lock.error
+        )
+        # a later good value clears the mark
+        await v3.put(STATUS.format("bad").encode(), status_bytes("bad"))
+        await run.until(lambda m: m.rows["bad"].error is None, what="the repaired status")
+        # etcd still holds the corrupt semaphore: we never wrote over it
+        assert (await v3.get(semaphore_key("web").encode())).value == b"not json"
+    finally:
+        await run.close()
+
+
+async def test_etcd_stopped_then_restarted(own_etcd: EmbeddedEtcd) -> None:
+    endpoint = own_etcd.endpoint
+    client = await connect_v3(EtcdConfig(endpoints=(endpoint,)))
+    for mid in ("a", "b", "c"):
+        await client.put(STATUS.format(mid).encode(), status_bytes(mid))
+    await client.put(semaphore_key("").encode(), sem(0, 1, ["a"]))
+    await client.close()
+    # a slow first retry leaves room to change etcd before the source comes back
+    run = Running(endpoint, backoff=Backoff(base=2.0, cap=2.0), probe_interval=0.5)
+    try:
+        await run.until(lambda m: len(m.rows) == 3, what="three nodes")
+        before = comparable(run.model)
+
+        own_etcd.stop(keep_data=True)
+        stopped = time.monotonic()
+        await run.until(lambda m: m.connections["etcd"].status == "down", deadline=5.0, what="etcd down")
+        assert time.monotonic() - stopped < 5.0
+        assert comparable(run.model) == before  # the last state is kept (shown stale)
+        assert run.model.is_stale("etcd")
+        assert any("etcd unreachable" in e.message for e in run.model.activity)
+
+        own_etcd.start()
+        client = await connect_v3(EtcdConfig(endpoints=(endpoint,)))
+        await client.delete(STATUS.format("b").encode())
+        await client.put(
+            STATUS.format("c").encode(), status_bytes("c", status="UPDATE_STATUS_UPDATED_NEED_REBOOT")
+        )
+        await client.put(STATUS.format("d").encode(), b"{broken")
+        await client.put(semaphore_key("").encode(), sem(0, 1, ["c"]))
+        await client.close()
+
+        await run.until(
+            lambda m: m.connections["etcd"].status == "connected", deadline=15.0, what="reconnect"
+        )
+        truth = await etcd_truth(endpoint)
+        await run.until(lambda m: comparable(m) == comparable(truth), what="etcd's state after the gap")
+        assert set(run.model.rows) == {"a", "c", "d"}
+        assert run.model.rows["d"].state == "unreadable"
+        assert [h.machine_id for h in run.model.lock_groups()[0].holders] == ["c"]
+        assert run.source.resyncs >= 2
+    finally:
+        await run.close()
+
+
+@pytest.mark.parametrize("airlock", [True])
+async def test_airlock_groups_when_asked(v3: Any, clean_etcd: str, airlock: bool) -> None:
+    key = "com.coreos.airlock/groups/workers/v1/semaphore"
+    await v3.put(key.encode(), json.dumps({"total_slots": 2, "holders": ["n1"]}).encode())
+    run = Running(clean_etcd, airlock=airlock)
+    try:
+        await run.until(lambda m: m.lock_groups(), what="the airlock group")
+        (group,) = run.model.lock_groups()
+        assert (group.display_name, group.available, group.max) == ("airlock/workers", 1, 2)
+        holder = group.holders[0]
+        assert holder.machine_id == "n1" and holder.stale and holder.stale_reason == "unknown to the fleet"
+    finally:
+        await run.close()

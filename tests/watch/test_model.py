@@ -1,0 +1,311 @@
+"""FleetModel: pure unit tests (no etcd, no server)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from coreroll.watch import updates as u
+from coreroll.watch.model import FleetModel, QueryError
+from tests.watch.helpers import FakeClock, status_bytes
+
+KEY = "coreroll/v1/nodes/{}/status"
+
+
+def status(mid: str, **kw: object) -> u.NodeStatus:
+    return u.NodeStatus(mid, KEY.format(mid), status_bytes(mid, **kw))
+
+
+def instance(mid: str, **kw: object) -> dict[str, object]:
+    doc: dict[str, object] = {
+        "machine_id": mid,
+        "ip": "10.0.0.9",
+        "version": "4699.0.0",
+        "track": "beta",
+        "group": "beta",
+        "status": "Complete",
+        "status_reason": None,
+        "last_check": "2026-11-27T09:31:07.000Z",
+        "update_in_progress": False,
+        "stale": False,
+    }
+    doc.update(kw)
+    return doc
+
+
+def channel(name: str, version: str | None) -> dict[str, object]:
+    return {"name": name, "version": version, "updated_at": "2026-11-27T09:00:00Z"}
+
+
+def group(gid: str, enabled: bool = True, halted: str | None = None) -> dict[str, object]:
+    return {
+        "id": gid,
+        "name": gid,
+        "track": gid,
+        "channel": gid,
+        "policy": {"updates_enabled": enabled, "max_concurrent": 2},
+        "rollout_in_progress": True,
+        "halted_reason": halted,
+    }
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def model(clock: FakeClock) -> FleetModel:
+    return FleetModel(clock=clock, lock_stale_after=600, stuck_after=300)
+
+
+def test_node_known_only_to_the_server_shows_what_the_server_knows(model: FleetModel) -> None:
+    changed = model.apply(u.FeedSnapshot(instances=(instance("srv", status="OnHold", status_reason="max"),)))
+    assert changed == {"srv"}
+    row = model.rows["srv"]
+    assert (row.version, row.channel, row.server_status, row.state) == (
+        "4699.0.0",
+        "beta",
+        "OnHold",
+        "onhold",
+    )
+    assert row.status_label == "OnHold"
+    assert row.hostname is None and row.active_partition is None and row.online is None
+    assert row.in_server and not row.in_etcd
+    assert row.last_check is not None
+
+
+def test_etcd_report_wins_and_server_status_is_kept(model: FleetModel) -> None:
+    model.apply(status("n1", version="4700.0.1"))
+    model.apply(u.FeedEvent("instance", "5", instance("n1", version="4699.0.0", status="OnHold")))
+    row = model.rows["n1"]
+    assert row.version == "4700.0.1" and row.server_version == "4699.0.0"
+    assert row.state == "onhold"  # idle on the node because the server held it
+    assert row.new_version is None  # update_engine's "0.0.0.0" means none
+    assert row.other_version == "4650.0.0" and row.active_partition == "USR-A"
+    assert row.online is False  # in etcd but no alive key
+
+
+def test_apply_reports_only_real_changes_and_bumps_versions(model: FleetModel) -> None:
+    assert model.apply(status("n1")) == {"n1"}
+    first = model.version
+    assert model.rows["n1"].rev == first
+    assert model.apply(status("n1")) == set()  # same report again: nothing to repaint
+    assert model.version == first
+    assert model.apply(u.NodeAlive("n1", True)) == {"n1"}
+    assert model.version > first and model.rows["n1"].rev == model.version
+
+
+def test_corrupt_status_marks_the_row_unreadable_and_keeps_the_last_good_values(model: FleetModel) -> None:
+    model.apply(status("n1", version="4700.0.1"))
+    model.apply(u.NodeStatus("n1", KEY.format("n1"), b"{not json"))
+    row = model.rows["n1"]
+    assert row.state == "unreadable" and row.status_label == "unreadable"
+    assert row.error is not None and row.error.startswith("coreroll/v1/nodes/n1/status: not valid JSON")
+    assert row.version == "4700.0.1"
+    model.apply(u.NodeStatus("n2", KEY.format("n2"), b"[1, 2]"))
+    assert "expected a JSON object" in (model.rows["n2"].error or "")
+    assert model.rows["n2"].version is None
+
+
+def test_a_wrongly_typed_field_is_named_and_the_rest_renders(model: FleetModel) -> None:
+    doc = json.loads(status_bytes("n1"))
+    doc["update"]["progress"] = "half"
+    model.apply(u.NodeStatus("n1", KEY.format("n1"), json.dumps(doc).encode()))
+    row = model.rows["n1"]
+    assert row.error == "coreroll/v1/nodes/n1/status: field update.progress is 'half', expected a number"
+    assert row.hostname == "host-n1" and row.update_progress is None
+
+
+def fleet(model: FleetModel) -> None:
+    model.apply(status("a1", channel="alpha", version="4700.0.1"))
+    model.apply(status("b1", version="4699.0.0", status="UPDATE_STATUS_DOWNLOADING", progress=0.3))
+    model.apply(status("b2", version="4700.0.1"))
+    model.apply(status("b3", version="4699.0.0", status="UPDATE_STATUS_REPORTING_ERROR_EVENT"))
+    model.apply(u.NodeStatus("b4", KEY.format("b4"), b"garbage"))
+    for mid in ("a1", "b1", "b2"):
+        model.apply(u.NodeAlive(mid, True))
+    model.apply(u.LockState("", "v3", "k", 0, 1, ("b2",)))
+    model.apply(
+        u.FeedSnapshot(
+            channels=(channel("alpha", "4700.0.1"), channel("beta", "4700.0.1")),
+            groups=(group("alpha"), group("beta", enabled=False, halted="2 failures")),
+            instances=(instance("s1", version="4650.0.0", status="OnHold"),),
+        )
+    )
+
+
+def ids(rows: list) -> list[str]:
+    return [r.machine_id for r in rows]
+
+
+def test_filter_terms(model: FleetModel) -> None:
+    fleet(model)
+    assert ids(model.filter_rows("channel:beta")) == ["b1", "b2", "b3", "s1"]
+    assert ids(model.filter_rows("status:error")) == ["b3", "b4"]  # error and unreadable
+    assert ids(model.filter_rows("status:downloading")) == ["b1"]
+    assert ids(model.filter_rows("lock:held")) == ["b2"]
+    assert ids(model.filter_rows("online:no")) == ["b3", "b4"]  # s1 is unknown, not offline
+    assert ids(model.filter_rows("channel:beta !status:error online:yes")) == ["b1", "b2"]
+    assert ids(model.filter_rows("host-a1")) == ["a1"]  # free text
+    assert ids(model.filter_rows("status:onhold")) == ["s1"]
+    assert ids(model.filter_rows("usr:a version:4700")) == ["a1", "b2"]
+    with pytest.raises(QueryError, match="unknown filter field 'chanel'"):
+        model.filter_rows("chanel:beta")
+    with pytest.raises(QueryError, match="expected yes or no"):
+        model.filter_rows("online:maybe")
+
+
+def test_sort_by_column_with_unknowns_last(model: FleetModel) -> None:
+    fleet(model)
+    assert ids(model.filter_rows(sort="version")) == ["s1", "b1", "b3", "a1", "b2", "b4"]
+    assert ids(model.filter_rows(sort="version", reverse=True)) == ["b2", "a1", "b3", "b1", "s1", "b4"]
+    assert ids(model.filter_rows(sort="lock"))[0] == "b2"
+    model.apply(status("z", version="4699.0.10"))
+    model.apply(status("y", version="4699.0.9"))
+    assert ids(model.filter_rows("id:z id:z", sort="version")) == ["z"]
+    order = ids(model.filter_rows("version:4699.0.", sort="version"))
+    assert order.index("y") < order.index("z")  # numeric, not text, order
+    with pytest.raises(QueryError):
+        model.filter_rows(sort="nope")
+
+
+def test_counts_and_rollout_progress(model: FleetModel) -> None:
+    fleet(model)
+    counts = model.counts()
+    assert counts["updating"] == 1 and counts["error"] == 1 and counts["unreadable"] == 1
+    assert counts["onhold"] == 1 and counts["idle"] == 2
+    beta = {c.name: c for c in model.channels()}["beta"]
+    assert beta.version == "4700.0.1"
+    p = beta.progress
+    assert (p.total, p.done, p.updating, p.failed, p.on_hold) == (4, 1, 1, 1, 1)
+    assert p.fraction == 0.25
+    g = model.group("beta")
+    assert g is not None and g.paused and g.halted_reason == "2 failures"
+    assert g.progress.total == 4  # b1..b3 (etcd-only, on the beta track) and s1 (server group beta)
+    alpha = {c.name: c for c in model.channels()}["alpha"]
+    assert alpha.progress.fraction == 1.0
+
+
+def test_stale_lock_holders(model: FleetModel, clock: FakeClock) -> None:
+    model.apply(status("on"))
+    model.apply(u.NodeAlive("on", True))
+    model.apply(status("off"))
+    model.apply(u.LockSnapshot("v3", (u.LockState("", "v3", "k", -1, 2, ("ghost", "off", "on")),)))
+    holders = {h.machine_id: h for h in model.lock_groups()[0].holders}
+    assert holders["ghost"].stale and holders["ghost"].stale_reason == "unknown to the fleet"
+    assert holders["off"].stale and holders["off"].stale_reason == "offline"
+    assert not holders["on"].stale and holders["on"].since_exact is False  # held before we looked
+    clock.now += 601
+    holders = {h.machine_id: h for h in model.lock_groups()[0].holders}
+    assert holders["on"].stale and holders["on"].stale_reason == "held for over 10m"
+    assert model.stale_holder_ids() == {"ghost", "off", "on"}
+    assert ids(model.filter_rows("lock:stale")) == ["off", "on"]
+    # a lock taken while we watch has an exact since
+    model.apply(u.LockState("web", "v3", "k2", 0, 1, ("on",)))
+    assert model.lock_group("web").holders[0].since_exact  # type: ignore[union-attr]
+    assert model.rows["on"].lock_groups_held == ("", "web")
+
+
+def test_holder_released_and_group_removed(model: FleetModel) -> None:
+    model.apply(status("n1"))
+    assert model.rows["n1"].holds_lock is False  # the node's word while no lock state is known
+    model.apply(u.LockState("", "v3", "k", 0, 1, ("n1",)))
+    assert model.rows["n1"].holds_lock is True
+    changed = model.apply(u.LockState("", "v3", "k", 1, 1, ()))
+    assert changed == {"n1"} and model.rows["n1"].holds_lock is False
+    model.apply(u.LockSnapshot("v3", ()))
+    assert model.lock_groups() == []
+
+
+def test_unreadable_lock_keeps_last_holders_with_the_error(model: FleetModel) -> None:
+    model.apply(u.LockState("", "v3", "k", 0, 1, ("n1",)))
+    model.apply(u.LockState("", "v3", "k", error="k: invalid JSON"))
+    (view,) = model.lock_groups()
+    assert view.error == "k: invalid JSON" and [h.machine_id for h in view.holders] == ["n1"]
+
+
+def test_stuck_nodes(model: FleetModel, clock: FakeClock) -> None:
+    model.apply(status("slow", status="UPDATE_STATUS_DOWNLOADING", progress=0.1))
+    model.apply(u.NodeAlive("slow", True))
+    model.apply(status("fine"))
+    clock.now += 200
+    model.apply(status("slow", status="UPDATE_STATUS_DOWNLOADING", progress=0.2))  # progress, same status
+    assert model.stuck_nodes() == []
+    clock.now += 101
+    (stuck,) = model.stuck_nodes()
+    assert stuck.machine_id == "slow" and stuck.state == "downloading" and stuck.seconds == pytest.approx(301)
+    model.apply(status("slow", status="UPDATE_STATUS_UPDATED_NEED_REBOOT"))
+    assert model.stuck_nodes() == []  # a new status restarts the clock
+
+
+def test_etcd_snapshot_replaces_what_vanished(model: FleetModel) -> None:
+    model.apply(status("gone"))
+    model.apply(status("both"))
+    model.apply(u.NodeAlive("gone", True))
+    model.apply(u.FeedSnapshot(instances=(instance("both"),)))
+    model.apply(u.LockState("", "v3", "k", 0, 1, ("gone",)))
+    changed = model.apply(
+        u.EtcdSnapshot(revision=9, statuses=(status("new"),), alive=frozenset({"new"}), locks=())
+    )
+    assert changed == {"gone", "both", "new"}
+    assert set(model.rows) == {"both", "new"}
+    assert model.rows["both"].in_etcd is False and model.rows["both"].version == "4699.0.0"
+    assert model.lock_groups() == []
+
+
+def test_commands_and_audit(model: FleetModel) -> None:
+    cmd = json.dumps({"action": "check", "args": {}, "by": "ops@bastion", "at": "2026-11-27T09:00:00Z"})
+    model.apply(u.NodeCommand("n1", "0001", "coreroll/v1/commands/n1/0001", cmd.encode()))
+    row = model.rows["n1"]
+    assert [c.action for c in row.pending_commands] == ["check"] and row.online is None
+    model.apply(u.NodeCommand("n1", "0001", "coreroll/v1/commands/n1/0001", None))
+    assert "n1" not in model.rows
+    record = {
+        "at": "2026-11-27T09:00:00Z",
+        "by": "ops@bastion",
+        "action": "unlock",
+        "target": "n1",
+        "result": "ok",
+    }
+    model.apply(u.AuditRecord("01", "coreroll/v1/audit/01", json.dumps(record).encode()))
+    model.apply(u.AuditRecord("01", "coreroll/v1/audit/01", json.dumps(record).encode()))  # replayed
+    entries = [e for e in model.activity if e.source == "audit"]
+    assert len(entries) == 1 and entries[0].message == "unlock n1: ok" and entries[0].by == "ops@bastion"
+
+
+def test_feed_events_and_activity(model: FleetModel) -> None:
+    model.apply(u.FeedSnapshot(channels=(channel("beta", "1"),), groups=(group("beta"),)))
+    before = model.channels_version
+    model.apply(u.FeedEvent("channel", "7", channel("beta", "2")))
+    assert model.channels_version > before and model.channel_version("beta") == "2"
+    model.apply(u.FeedEvent("group", "8", group("beta", enabled=False)))
+    assert model.group("beta").paused  # type: ignore[union-attr]
+    act = {
+        "id": 17,
+        "at": "2026-11-27T09:31:07Z",
+        "kind": "RolloutStarted",
+        "severity": "info",
+        "message": "go",
+    }
+    seq = model.activity_seq
+    model.apply(u.FeedEvent("activity", "9", act))
+    model.apply(u.FeedSnapshot(activity=(act,)))  # the same record again after a resync
+    new = model.activity_after(seq)
+    assert [e.kind for _, e in new] == ["RolloutStarted"]
+    model.apply(u.FeedEvent("release", "10", {"version": "2"}))  # ignored, no error
+
+
+def test_connection_states_and_log(model: FleetModel, clock: FakeClock) -> None:
+    assert model.is_stale("etcd")
+    model.apply(u.Connection("etcd", "connected", "http://127.0.0.1:2379"))
+    assert not model.is_stale("etcd") and model.connections["etcd"].last_ok == clock.now
+    clock.now += 5
+    model.apply(u.Connection("etcd", "down", "connection refused"))
+    state = model.connections["etcd"]
+    assert state.status == "down" and state.last_ok == clock.now - 5 and state.since == clock.now
+    assert model.activity[-1].message == "etcd unreachable: connection refused"
+    model.apply(u.Connection("etcd", "connecting"))
+    model.apply(u.Connection("etcd", "connected"))
+    assert model.activity[-1].message == "etcd connected again"
