@@ -163,7 +163,8 @@ class RebootManager:
         self.holds_lock = False
         self.lock_revision: int | None = None
         self.effective_strategy: str | None = None if strategy == "best-effort" else strategy
-        self._release: asyncio.Task[None] | None = None
+        self._release_lock = asyncio.Lock()
+        self._released = False
 
     # ----- reporting -----------------------------------------------------------------------
     def _event(self, message: str) -> None:
@@ -190,14 +191,18 @@ class RebootManager:
         return self.store is not None and self.strategy in ("etcd-lock", "best-effort")
 
     async def release_after_boot(self) -> None:
-        """locksmithd's `unlockHeldLocks`: free this machine's slot, retrying with backoff."""
+        """locksmithd's `unlockHeldLocks`: free this machine's slot, retrying with backoff.
+
+        Runs in the caller's task (no background task outlives a killed node); concurrent callers
+        wait for the first, and a caller cancelled half-way leaves the work to the next one."""
         if not self._uses_lock():
             return
         if self.state == "starting":
             self.state = "running"
-        if self._release is None:
-            self._release = asyncio.ensure_future(self._release_loop())
-        await asyncio.shield(self._release)
+        async with self._release_lock:
+            if not self._released:
+                await self._release_loop()
+                self._released = True
 
     async def _release_loop(self) -> None:
         assert self.store is not None
@@ -243,7 +248,8 @@ class RebootManager:
         )
         await self.reboot_fn()
         # In a simulation reboot_fn returns once the machine is back: that boot must release again.
-        self._release = None
+        self._released = False
+        self.state = "starting"
         return True
 
     async def _etcd_reachable(self) -> bool:

@@ -225,3 +225,15 @@ async def test_lock_waiter_wakes_on_release_without_polling(store: LockStore) ->
     await asyncio.wait_for(task, 5)
     assert machine.reboots[0][1] == [ME]
     await waiter.stop()
+
+
+async def test_one_manager_across_reboots(store: LockStore) -> None:
+    machine = Machine(store, "", ScaledClock(1000))
+    manager = machine.manager("etcd-lock", store)
+    await manager.release_after_boot()
+    assert await asyncio.wait_for(manager.run_until_rebooted(), 10)
+    assert (await store.get(""))[0].holders == [ME] and manager.holds_lock
+    await manager.release_after_boot()  # the next boot frees the slot again
+    assert (await store.get(""))[0].holders == [] and not manager.holds_lock
+    assert await asyncio.wait_for(manager.run_until_rebooted(), 10)
+    assert [holders for _, holders in machine.reboots] == [[ME], [ME]]
