@@ -1,0 +1,507 @@
+"""NodeAgent: runs one node (update engine + locksmithd + the report to etcd), cheaply enough that
+the fleet simulator runs a thousand of them in one asyncio process.
+
+A node's state directory holds its disk (`coreroll.node.partitions`), `update.conf`, `machine-id`
+and `update_engine.json`; `provision_node()` creates one. The agent:
+- boots the disk (gptprio); `comes_up(partition) -> bool` is the fleet's fault hook: False means
+  the image does not come up, so nothing runs, nothing marks it good, and after
+  `failed_boot_timeout` clock seconds the machine is reset and GRUB chooses again (tries
+  exhausted -> the old partition: an automatic rollback, reported as 3/0 errorcode 44 by the
+  engine's next check);
+- runs the `UpdateEngine` and, once it reports UPDATED_NEED_REBOOT, the `RebootManager`
+  (REBOOT_STRATEGY, LOCKSMITHD_GROUP and the window from update.conf). A reboot stops the engine,
+  waits `reboot_duration` clock seconds, boots the disk again and starts over; the manager
+  releases the lock after the boot;
+- publishes `coreroll/v1/nodes/<id>/status` (`coreroll.node.nodestatus`) on every change
+  (coalesced: at most one write per `min_write_gap` real seconds) and every `report_interval`
+  real seconds, and keeps `coreroll/v1/nodes/<id>/alive` under a lease of 3 x report_interval
+  (revoked on a clean stop or reboot, left to expire when the node dies);
+- runs `coreroll/v1/commands/<id>/<cmd>` in order and deletes each: `check` (an on-demand check),
+  `set-channel` (args `{"channel": C}`: rewrites GROUP in update.conf and restarts the engine),
+  anything else is logged, recorded in the status (`last_command`) and the audit log, deleted,
+  and nothing else happens.
+
+etcd, HTTP and the lock store are shared: pass one aetcd client, one httpx.AsyncClient, one
+`CommandRouter` and one `LockWaiter` to every agent of a process; no threads are used.
+
+Public API:
+- `AgentOptions` (report_interval, min_write_gap, reboot_duration, failed_boot_timeout, timings,
+  download_rate, hostname, oem, oemversion, fsync).
+- `NodeAgent(state_dir, etcd, http, clock, *, public_key=None, lock_store=None, lock_waiter=None,
+  router=None, comes_up=None, options=None, rng=None, etcd_config=None)`:
+  `async start()`, `async stop()` (clean: lease revoked), `async kill()` (a crash: nothing
+  cleaned up, the alive key expires), attributes `machine_id`, `disk`, `conf`, `engine`,
+  `reboot_manager`, `boot_count`, `boot_id`, `up` (an asyncio.Event set while the node is up),
+  `status_document() -> dict`.
+- `provision_node(state_dir, *, version, image, server, group="stable", strategy="etcd-lock",
+  lock_group="", machine_id=None, window_start=None, window_length=None, fsync=True) -> str`
+  (the machine id).
+- `omaha_url(server) -> str`: a server base URL -> its Omaha endpoint (`.../v1/update/`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import socket
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aetcd
+import httpx
+
+from coreroll.audit import append_audit
+from coreroll.etcd.config import EtcdConfig
+from coreroll.locks import LockStore
+from coreroll.node.clock import Clock
+from coreroll.node.commandbus import Command, CommandRouter
+from coreroll.node.engine import EngineSnapshot, EngineTimings, NodeIdentity, UpdateEngine
+from coreroll.node.nodestatus import RebootInfo, alive_key, build_status, encode_status, iso_time, status_key
+from coreroll.node.partitions import Disk, NoBootablePartitionError, Partition
+from coreroll.node.reboot import LockWaiter, RebootManager, window_from_settings
+from coreroll.node.updateconf import UpdateConf
+from coreroll.omaha.codes import UPDATE_STATUS_UPDATED_NEED_REBOOT
+
+log = logging.getLogger(__name__)
+
+UPDATE_CONF = "update.conf"
+MACHINE_ID = "machine-id"
+_DONE_MEMORY = 256  # command keys remembered to drop a command delivered twice
+
+
+def omaha_url(server: str) -> str:
+    """`http://host:8400` -> `http://host:8400/v1/update/`; a URL already naming the path is kept."""
+    url = server.strip()
+    if url.rstrip("/").endswith("/v1/update"):
+        return url.rstrip("/") + "/"
+    return url.rstrip("/") + "/v1/update/"
+
+
+def read_machine_id(state_dir: Path) -> str:
+    path = Path(state_dir) / MACHINE_ID
+    value = path.read_text().strip()
+    if not value:
+        raise ValueError(f"{path} is empty")
+    return value
+
+
+def provision_node(
+    state_dir: Path,
+    *,
+    version: str,
+    image: bytes,
+    server: str,
+    group: str = "stable",
+    strategy: str = "etcd-lock",
+    lock_group: str = "",
+    machine_id: str | None = None,
+    window_start: str | None = None,
+    window_length: str | None = None,
+    fsync: bool = True,
+) -> str:
+    """A fresh install in `state_dir`: disk (USR-A = `version`), update.conf, machine-id."""
+    state_dir = Path(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    Disk.create(state_dir, version, image, fsync=fsync)
+    conf = UpdateConf.load(state_dir / UPDATE_CONF)
+    conf.set("GROUP", group)
+    conf.set("SERVER", omaha_url(server))
+    conf.set("REBOOT_STRATEGY", strategy)
+    if lock_group:
+        conf.set("LOCKSMITHD_GROUP", lock_group)
+    if window_start and window_length:
+        conf.set("LOCKSMITHD_REBOOT_WINDOW_START", window_start)
+        conf.set("LOCKSMITHD_REBOOT_WINDOW_LENGTH", window_length)
+    conf.save(state_dir / UPDATE_CONF)
+    machine_id = machine_id or uuid.uuid4().hex
+    (state_dir / MACHINE_ID).write_text(machine_id + "\n")
+    return machine_id
+
+
+@dataclass(frozen=True)
+class AgentOptions:
+    report_interval: float = 30.0  # real seconds; the alive lease lives 3x this
+    min_write_gap: float = 0.2  # real seconds between two status writes
+    reboot_duration: float = 60.0  # clock seconds
+    failed_boot_timeout: float = 300.0  # clock seconds before a machine that did not come up is reset
+    timings: EngineTimings = field(default_factory=EngineTimings)
+    download_rate: float | None = None  # bytes per clock second; None = as fast as the network
+    hostname: str | None = None
+    oem: str = ""
+    oemversion: str = ""
+    fsync: bool = True  # the fleet turns it off: a thousand simulated disks need no durability
+
+
+class NodeAgent:
+    """One node; see the module docstring."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        etcd: aetcd.Client,
+        http: httpx.AsyncClient,
+        clock: Clock,
+        *,
+        public_key: Any = None,
+        lock_store: LockStore | None = None,
+        lock_waiter: LockWaiter | None = None,
+        router: CommandRouter | None = None,
+        comes_up: Callable[[Partition], bool] | None = None,
+        options: AgentOptions | None = None,
+        rng: random.Random | None = None,
+        etcd_config: EtcdConfig | None = None,
+    ) -> None:
+        self.state_dir = Path(state_dir)
+        self.etcd = etcd
+        self.http = http
+        self.clock = clock
+        self.public_key = public_key
+        self.options = options or AgentOptions()
+        self.rng = rng or random.Random()
+        self.comes_up = comes_up
+        self.etcd_config = etcd_config or EtcdConfig()
+        self.machine_id = read_machine_id(self.state_dir)
+        self.hostname = self.options.hostname or socket.gethostname()
+        self.disk = Disk(self.state_dir, fsync=self.options.fsync)
+        self.conf = UpdateConf.load(self.state_dir / UPDATE_CONF)
+        for warning in self.conf.warnings:
+            log.warning("%s", warning)
+        self._own_store = lock_store is None
+        if lock_store is None:
+            from coreroll.locks.v3store import V3LockStore
+
+            lock_store = V3LockStore(self.etcd_config, client=etcd)
+        self.lock_store = lock_store
+        self._own_waiter = lock_waiter is None
+        self.lock_waiter = lock_waiter or LockWaiter(lock_store)
+        self._own_router = router is None
+        self.router = router or CommandRouter(etcd)
+        self.reboot_manager = self._new_reboot_manager()
+        self.engine: UpdateEngine | None = None
+        self.boot_count = 0
+        self.boot_id = ""
+        self.booted_at = 0.0
+        self.up = asyncio.Event()
+        self.last_command: dict[str, Any] | None = None
+        self._queue = self.router.subscribe(self.machine_id)
+        self._done: deque[str] = deque(maxlen=_DONE_MEMORY)
+        self._main: asyncio.Task[None] | None = None
+        self._up_tasks: list[asyncio.Task[None]] = []
+        self._engine_task: asyncio.Task[None] | None = None
+        self._dirty = asyncio.Event()
+        self._need_reboot = asyncio.Event()
+        self._lease: aetcd.leases.Lease | None = None
+        self._etcd_ok = True
+        self._prefix = f"[{self.hostname}] "
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def _new_reboot_manager(self) -> RebootManager:
+        conf = self.conf
+        window = window_from_settings(conf.window_start, conf.window_length)
+        return RebootManager(
+            conf.reboot_strategy,
+            self.machine_id,
+            self.lock_store,
+            conf.locksmith_group,
+            window,
+            self.clock,
+            self._reboot,
+            lock_waiter=self.lock_waiter,
+            on_event=self._manager_event,
+        )
+
+    def _manager_event(self, message: str) -> None:
+        self._mark_dirty()  # holds_lock / state may have changed
+
+    async def start(self) -> None:
+        if self._main is not None:
+            return
+        if self._own_router:
+            await self.router.start()
+        self._main = asyncio.create_task(self._lifecycle(), name=f"agent-{self.machine_id[:8]}")
+
+    async def stop(self) -> None:
+        """A clean shutdown: the engine stops, the last status is written, the lease revoked."""
+        await self._halt(clean=True)
+
+    async def kill(self) -> None:
+        """The machine dies: everything stops at once; the alive key expires with its lease."""
+        await self._halt(clean=False)
+
+    async def _halt(self, *, clean: bool) -> None:
+        main, self._main = self._main, None
+        if main is not None:
+            main.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await main
+        await self._bring_down(clean=clean)
+        if self._own_router:
+            await self.router.stop()
+        if self._own_waiter:
+            await self.lock_waiter.stop()
+
+    async def _lifecycle(self) -> None:
+        try:
+            await self._boot_until_up()
+            while True:
+                await self._bring_up()
+                await self._need_reboot.wait()
+                rebooted = await self.reboot_manager.run_until_rebooted()
+                if not rebooted:  # strategy "off": the update waits for someone else to reboot
+                    await asyncio.Event().wait()
+        except NoBootablePartitionError as exc:
+            log.error("%sno bootable partition: %s", self._prefix, exc)
+
+    async def _boot_until_up(self) -> None:
+        while True:
+            partition = self.disk.boot()
+            self.boot_count += 1
+            self.boot_id = str(uuid.uuid4())
+            self.booted_at = self.clock.now()
+            if self.comes_up is None or self.comes_up(partition):
+                log.info("%sbooted %s (%s)", self._prefix, partition.label, partition.version)
+                return
+            log.warning(
+                "%s%s (%s) did not come up; reset in %.0fs",
+                self._prefix,
+                partition.label,
+                partition.version,
+                self.options.failed_boot_timeout,
+            )
+            await self.clock.sleep(self.options.failed_boot_timeout)
+
+    async def _reboot(self) -> None:
+        """reboot_fn for the RebootManager: down, the reboot itself, GRUB, back up to the OS."""
+        log.info("%srebooting", self._prefix)
+        await self._bring_down(clean=True)
+        await self.clock.sleep(self.options.reboot_duration)
+        await self._boot_until_up()
+
+    async def _bring_up(self) -> None:
+        self._need_reboot.clear()
+        self.conf = UpdateConf.load(self.state_dir / UPDATE_CONF)
+        self._start_engine()
+        self._up_tasks = [
+            asyncio.create_task(self._reporter()),
+            asyncio.create_task(self._commands()),
+            asyncio.create_task(self.reboot_manager.release_after_boot()),
+        ]
+        self.up.set()
+        self._mark_dirty()
+
+    async def _bring_down(self, *, clean: bool) -> None:
+        was_up = self.up.is_set()
+        self.up.clear()
+        tasks, self._up_tasks = self._up_tasks, []
+        await self._stop_engine()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if clean and was_up:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._publish(), 5.0)
+            lease, self._lease = self._lease, None
+            if lease is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.etcd.revoke_lease(lease.id), 5.0)
+        self._lease = None  # after a crash the lease is simply left to expire
+
+    # -- engine ------------------------------------------------------------------------------
+
+    def _start_engine(self) -> None:
+        conf = self.conf
+        self.engine = UpdateEngine(
+            disk=self.disk,
+            state_dir=self.state_dir,
+            server_url=conf.server,
+            track=conf.group,
+            identity=NodeIdentity(
+                self.machine_id, "{" + self.boot_id + "}", self.options.oem, self.options.oemversion
+            ),
+            clock=self.clock,
+            http=self.http,
+            public_key=self.public_key,
+            timings=self.options.timings,
+            rng=self.rng,
+            download_rate=self.options.download_rate,
+            on_change=self._engine_changed,
+        )
+        self._engine_changed(self.engine.snapshot)
+        self._engine_task = asyncio.create_task(self._run_engine(self.engine))
+
+    async def _run_engine(self, engine: UpdateEngine) -> None:
+        while True:
+            try:
+                await engine.run()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%supdate engine failed; restarting it in 60s", self._prefix)
+                await self.clock.sleep(60)
+
+    async def _stop_engine(self) -> None:
+        task, self._engine_task = self._engine_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    def _engine_changed(self, snapshot: EngineSnapshot) -> None:
+        if snapshot.status == str(UPDATE_STATUS_UPDATED_NEED_REBOOT):
+            self._need_reboot.set()
+        self._mark_dirty()
+
+    # -- reporting ---------------------------------------------------------------------------
+
+    def _mark_dirty(self) -> None:
+        self._dirty.set()
+
+    def status_document(self) -> dict[str, Any]:
+        engine = self.engine
+        snapshot = (
+            engine.snapshot if engine is not None else EngineSnapshot("UPDATE_STATUS_IDLE", 0.0, "", 0, 0)
+        )
+        reboot = self.reboot_manager.status()
+        return build_status(
+            machine_id=self.machine_id,
+            hostname=self.hostname,
+            channel=self.conf.group,
+            server=self.conf.server,
+            disk=self.disk,
+            update=snapshot,
+            reboot=RebootInfo(
+                reboot["strategy"], reboot["lock_group"], reboot["window"], reboot["holds_lock"]
+            ),
+            boot_id=self.boot_id,
+            booted_at=self.booted_at,
+            reported_at=self.clock.now(),
+            last_command=self.last_command,
+        )
+
+    def _alive_ttl(self) -> int:
+        return max(2, round(3 * self.options.report_interval))
+
+    async def _publish(self) -> None:
+        await self.etcd.put(status_key(self.machine_id).encode(), encode_status(self.status_document()))
+
+    async def _keep_alive(self) -> None:
+        if self._lease is not None:
+            reply = await self.etcd.refresh_lease(self._lease.id)
+            if reply is not None and reply.TTL > 0:
+                return
+            self._lease = None  # expired while etcd was away: take a new one
+        lease = await self.etcd.lease(self._alive_ttl())
+        value = json.dumps({"boot_id": self.boot_id, "hostname": self.hostname}).encode()
+        await self.etcd.put(alive_key(self.machine_id).encode(), value, lease=lease)
+        self._lease = lease
+
+    async def _reporter(self) -> None:
+        """Write the status when it changed (coalesced) and every report_interval; keep the lease."""
+        loop = asyncio.get_running_loop()
+        interval = self.options.report_interval
+        next_beat = loop.time()
+        backoff = self.options.min_write_gap
+        while True:
+            timeout = max(0.0, next_beat - loop.time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._dirty.wait(), timeout)
+            beat = loop.time() >= next_beat
+            self._dirty.clear()
+            try:
+                if beat or self._lease is None:
+                    await self._keep_alive()
+                await self._publish()
+                if not self._etcd_ok:
+                    log.info("%setcd reachable again", self._prefix)
+                self._etcd_ok, backoff = True, self.options.min_write_gap
+                if beat:
+                    next_beat = loop.time() + interval
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self._etcd_ok:
+                    log.warning("%scannot write status to etcd (%s); retrying", self._prefix, exc)
+                self._etcd_ok = False
+                self._dirty.set()
+                backoff = min(backoff * 2, interval)
+            await asyncio.sleep(backoff if not self._etcd_ok else self.options.min_write_gap)
+
+    # -- commands ----------------------------------------------------------------------------
+
+    async def _commands(self) -> None:
+        try:
+            for command in await self.router.list_for(self.machine_id):
+                await self._run_command(command)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # etcd away: the router lists again when it reconnects
+            log.info("%scannot list commands yet (%s)", self._prefix, exc)
+        while True:
+            command = await self._queue.get()
+            await self._run_command(command)
+
+    async def _run_command(self, command: Command) -> None:
+        if command.key in self._done:
+            return
+        action, result, refused = await self._execute(command)
+        log.info("%scommand %s %s: %s", self._prefix, command.command_id, action, result)
+        self.last_command = {
+            "id": command.command_id,
+            "action": action,
+            "result": result,
+            "at": iso_time(self.clock.now()),
+        }
+        self._mark_dirty()
+        if refused:
+            with contextlib.suppress(Exception):
+                await append_audit(
+                    self.etcd_config,
+                    f"agent-{action or 'unreadable'}",
+                    self.machine_id,
+                    result,
+                    by=f"coreroll-agent@{self.hostname}",
+                    client=self.etcd,
+                )
+        try:
+            await self.router.delete(command)
+        except Exception as exc:
+            log.warning("%scannot delete %s (%s)", self._prefix, command.key, exc)
+        self._done.append(command.key)
+
+    async def _execute(self, command: Command) -> tuple[str, str, bool]:
+        """(action, what happened, refused?)"""
+        try:
+            doc = json.loads(command.value)
+            if not isinstance(doc, dict):
+                raise ValueError(f"expected a JSON object, found {type(doc).__name__}")
+        except (ValueError, UnicodeDecodeError) as exc:
+            return "", f"unreadable command {command.key}: {exc}; ignored", True
+        action = doc.get("action")
+        args = doc.get("args") if isinstance(doc.get("args"), dict) else {}
+        if action == "check":
+            engine = self.engine
+            if engine is not None and engine.request_check():
+                return action, "update check started", False
+            status = engine.status if engine is not None else "no engine"
+            return action, f"check ignored: engine is {status}", False
+        if action == "set-channel":
+            channel = args.get("channel", args.get("group"))
+            if not isinstance(channel, str) or not channel.strip() or any(c.isspace() for c in channel):
+                return action, f"set-channel refused: args.channel {channel!r} is not a channel name", True
+            old = self.conf.group
+            self.conf.set("GROUP", channel)
+            self.conf.save(self.state_dir / UPDATE_CONF)
+            await self._stop_engine()
+            self._start_engine()
+            return action, f"channel {old} -> {channel}; update engine restarted", False
+        return str(action), f"unknown action {action!r} in {command.key}: ignored", True
