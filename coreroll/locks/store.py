@@ -27,7 +27,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from coreroll.etcd.config import EtcdConfig
 from coreroll.locks.keys import group_from_key, semaphore_key
@@ -105,6 +105,10 @@ class LockStore(abc.ABC):
 
     @abc.abstractmethod
     async def close(self) -> None: ...
+
+    async def v3_client(self) -> Any:
+        """The connected aetcd client when this store uses v3 (for audit records), else None."""
+        return None
 
     # --- the operations ----------------------------------------------------------------------
     async def get(self, group: str = "") -> tuple[Semaphore, int]:

@@ -38,6 +38,9 @@ class V3LockStore(LockStore):
                     self._client = await connect_v3(self.config)
         return self._client
 
+    async def v3_client(self) -> aetcd.Client:
+        return await self.client()
+
     async def _call(self, op: Callable[[aetcd.Client], Awaitable[T]]) -> T:
         client = await self.client()
         try:
