@@ -37,7 +37,8 @@ Public API:
   timings=EngineTimings(), rng=None, download_rate=None, on_change=None)`:
   `async run()` (until cancelled), `request_check() -> bool`, `async check_once(installsource)`
   (one attempt, returns its `CheckOutcome`), `snapshot`, `state` (the persisted `EngineState`),
-  `last_download` (the last `Download`, for its counters).
+  `last_download` (the last `Download`, for its counters), `attempts` (the last 32
+  `(clock time, CheckOutcome)` pairs), `mark_good()`.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ import contextlib
 import enum
 import logging
 import random
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,6 +191,7 @@ class UpdateEngine:
         self._wake_source = INSTALLSOURCE_SCHEDULER
         self._busy = asyncio.Lock()
         self._failures = 0  # consecutive unanswered checks, for the backoff
+        self.attempts: deque[tuple[float, CheckOutcome]] = deque(maxlen=32)
         self._marked_good = False
         self._poll_interval: int | None = None
         self._last_progress_saved = 0.0
@@ -327,24 +330,29 @@ class UpdateEngine:
         if self._busy.locked():
             return CheckOutcome.BUSY
         async with self._busy:
-            if self.status == str(UPDATE_STATUS_UPDATED_NEED_REBOOT):
-                return await self._ping()
-            self.mark_good()
-            try:
-                return await self._attempt(installsource)
-            except _Unreachable as exc:
-                self._failures += 1
-                log.warning(
-                    "%supdate check failed (%s); attempt %d, retrying with backoff",
-                    self._log_prefix,
-                    exc,
-                    self._failures,
-                )
-                self._set(UPDATE_STATUS_IDLE, progress=0.0, new_version="", new_size=0)
-                return CheckOutcome.UNREACHABLE
-            except _Failure as exc:
-                await self._report_error(exc.code, str(exc))
-                return CheckOutcome.FAILED
+            outcome = await self._check_locked(installsource)
+        self.attempts.append((self.clock.now(), outcome))
+        return outcome
+
+    async def _check_locked(self, installsource: str) -> CheckOutcome:
+        if self.status == str(UPDATE_STATUS_UPDATED_NEED_REBOOT):
+            return await self._ping()
+        self.mark_good()
+        try:
+            return await self._attempt(installsource)
+        except _Unreachable as exc:
+            self._failures += 1
+            log.warning(
+                "%supdate check failed (%s); attempt %d, retrying with backoff",
+                self._log_prefix,
+                exc,
+                self._failures,
+            )
+            self._set(UPDATE_STATUS_IDLE, progress=0.0, new_version="", new_size=0)
+            return CheckOutcome.UNREACHABLE
+        except _Failure as exc:
+            await self._report_error(exc.code, str(exc))
+            return CheckOutcome.FAILED
 
     def _boot_event(self) -> OmahaEvent:
         previous = self.state.previous_version
