@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -35,7 +34,8 @@ from aetcd.utils import prefix_range_end
 
 from coreroll.etcd.config import EtcdConfig
 from coreroll.etcd.v3 import connect_v3
-from coreroll.locks.keys import LOCK_PREFIX, group_from_key, is_semaphore_key
+from coreroll.locks.airlock import _AIRLOCK_KEY, AIRLOCK_PREFIX, parse_airlock
+from coreroll.locks.keys import LOCK_PREFIX, group_from_key, is_semaphore_key, query_unescape
 from coreroll.locks.semaphore import SemaphoreFormatError, parse_semaphore
 from coreroll.watch import updates as u
 from coreroll.watch.backoff import Backoff
@@ -44,30 +44,25 @@ from coreroll.watch.views import CONNECTED, CONNECTING, DOWN
 NODES_PREFIX = "coreroll/v1/nodes/"
 COMMANDS_PREFIX = "coreroll/v1/commands/"
 AUDIT_PREFIX = "coreroll/v1/audit/"
-AIRLOCK_PREFIX = "com.coreos.airlock/groups/"
 SOURCE = "etcd"
 
 
 def airlock_state(key: str, raw: bytes | None) -> u.LockState | None:
     """`com.coreos.airlock/groups/<g>/v1/semaphore` -> LockState; None for other airlock keys."""
-    rest = key[len(AIRLOCK_PREFIX) :]
-    group, sep, tail = rest.partition("/")
-    if not sep or tail != "v1/semaphore":
+    match = _AIRLOCK_KEY.match(key)
+    if not match:
         return None
+    try:
+        group = query_unescape(match.group(1))
+    except ValueError:
+        group = match.group(1)
     if raw is None:
         return u.LockState(group, "airlock", key, removed=True)
     try:
-        doc = json.loads(raw)
-        slots = doc["total_slots"]
-        holders = doc.get("holders") or []
-        if isinstance(slots, bool) or not isinstance(slots, int):
-            raise ValueError(f'"total_slots" is {slots!r}, not an integer')
-        if not isinstance(holders, list) or not all(isinstance(h, str) for h in holders):
-            raise ValueError('"holders" must be a list of strings')
-    except (ValueError, KeyError, TypeError) as exc:
-        text = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
-        return u.LockState(group, "airlock", key, error=f"{key}: not an airlock semaphore ({text})")
-    return u.LockState(group, "airlock", key, slots - len(holders), slots, tuple(sorted(holders)))
+        sem = parse_airlock(raw, key)
+    except SemaphoreFormatError as exc:
+        return u.LockState(group, "airlock", key, error=str(exc))
+    return u.LockState(group, "airlock", key, sem.available, sem.total_slots, tuple(sorted(sem.holders)))
 
 
 def locksmith_state(key: str, raw: bytes | None, kind: str = "v3") -> u.LockState | None:

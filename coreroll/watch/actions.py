@@ -1,0 +1,263 @@
+"""The operator's interventions, the only place the dashboard writes anything.
+
+    actions = Actions(etcd_config, server_url, token, read_only=False)
+    result = await actions.check(["9ce7..."])          # ActionResult(ok, message)
+
+- `check(ids)`: queue `{action: "check", args: {}, by, at}` at `coreroll/v1/commands/<id>/<sortable-id>`
+  for each node (the agent runs it and deletes the key).
+- `set_channel(ids, channel)`: refused, before anything is written, unless the server lists
+  `channel` (`GET /api/v1/channels`); then queues `{action: "set-channel", args: {channel}}`.
+- `unlock(group, holder)`: removes `holder` from the reboot-lock semaphore (CAS, via coreroll.locks).
+  A holder that released meanwhile gives `ok=False` and a clear message, not an exception.
+- `set_max(group, n)`: the semaphore's max (available moves by the difference, as locksmith does).
+- `pause_group(group)` / `resume_group(group)`: the server's admin API with the bearer token.
+
+Every attempted change writes an audit record (`coreroll.audit.append_audit`: action, target,
+result) and returns `ActionResult(ok, message)` with a message fit for a notification. Failures
+(etcd or server unreachable, token refused) are results, not exceptions. `read_only=True` makes every
+method raise `ReadOnlyError` before anything is read or written: the UI hides the keys, and this is
+the guarantee behind that. No Textual here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+
+from coreroll.audit import append_audit, current_user, new_sortable_id
+from coreroll.etcd.config import EtcdConfig
+from coreroll.etcd.v3 import connect_v3
+from coreroll.locks import HolderNotFoundError, LockError, audit_target, group_label, open_lock_store
+
+COMMANDS_PREFIX = "coreroll/v1/commands/"
+
+
+class ReadOnlyError(PermissionError):
+    """The dashboard runs read-only: no intervention is allowed."""
+
+    def __init__(self, action: str) -> None:
+        super().__init__(f"read-only mode: {action} is not allowed")
+        self.action = action
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    ok: bool
+    message: str
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+def _nodes_target(ids: Sequence[str]) -> str:
+    return f"node {ids[0]}" if len(ids) == 1 else f"{len(ids)} nodes: {', '.join(ids)}"
+
+
+class Actions:
+    """See the module docstring. `by` defaults to `user@host`."""
+
+    def __init__(
+        self,
+        etcd_config: EtcdConfig | None,
+        server_url: str | None,
+        token: str | None,
+        read_only: bool = False,
+        *,
+        by: str | None = None,
+        timeout: float = 5.0,
+    ) -> None:
+        self.etcd_config = etcd_config
+        self.server_url = server_url.rstrip("/") if server_url else None
+        self.token = token
+        self.read_only = read_only
+        self.by = by or current_user()
+        self.timeout = timeout
+
+    def _guard(self, action: str) -> None:
+        if self.read_only:
+            raise ReadOnlyError(action)
+
+    async def _audit(self, action: str, target: str, result: str) -> str | None:
+        """Write the audit record; returns a problem to append to the message, or None."""
+        if self.etcd_config is None:
+            return "no etcd configured, audit record not written"
+        try:
+            await append_audit(self.etcd_config, action, target, result, by=self.by)
+        except Exception as exc:
+            return f"audit record not written: {_short(exc)}"
+        return None
+
+    async def _finish(self, action: str, target: str, ok: bool, message: str, result: str) -> ActionResult:
+        problem = await self._audit(action, target, result)
+        return ActionResult(ok, f"{message} ({problem})" if problem else message)
+
+    # --- node commands -------------------------------------------------------------------------
+
+    async def _queue(self, action: str, ids: Sequence[str], args: dict[str, object]) -> list[str]:
+        """Write one command per node; returns the keys written."""
+        assert self.etcd_config is not None
+        at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        value = json.dumps({"action": action, "args": args, "by": self.by, "at": at}).encode()
+        client = await connect_v3(self.etcd_config)
+        keys: list[str] = []
+        try:
+            for mid in ids:
+                key = f"{COMMANDS_PREFIX}{mid}/{new_sortable_id()}"
+                await client.put(key.encode(), value)
+                keys.append(key)
+        finally:
+            await client.close()
+        return keys
+
+    async def check(self, ids: Sequence[str]) -> ActionResult:
+        self._guard("check")
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            return ActionResult(False, "no node selected")
+        if self.etcd_config is None:
+            return ActionResult(False, "cannot queue a check: no etcd configured")
+        target = _nodes_target(ids)
+        try:
+            await self._queue("check", ids, {})
+        except Exception as exc:
+            return await self._finish(
+                "check", target, False, f"check not queued: {_short(exc)}", f"failed: {_short(exc)}"
+            )
+        what = f"{len(ids)} nodes" if len(ids) > 1 else ids[0]
+        return await self._finish("check", target, True, f"update check queued for {what}", "ok")
+
+    async def server_channels(self) -> list[str]:
+        """Channel names the server knows (raises httpx errors when it cannot tell)."""
+        if self.server_url is None:
+            raise RuntimeError("no update server configured")
+        async with httpx.AsyncClient(base_url=self.server_url, timeout=self.timeout) as http:
+            reply = await http.get("/api/v1/channels")
+            reply.raise_for_status()
+            data = reply.json()
+        items = data.get("channels", []) if isinstance(data, dict) else data
+        return [str(c["name"]) for c in items if isinstance(c, dict) and c.get("name")]
+
+    async def set_channel(self, ids: Sequence[str], channel: str) -> ActionResult:
+        self._guard("set-channel")
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            return ActionResult(False, "no node selected")
+        # refuse before anything is written (no command, no audit record)
+        try:
+            known = await self.server_channels()
+        except Exception as exc:
+            return ActionResult(
+                False, f"channel not switched: cannot ask the server which channels exist ({_short(exc)})"
+            )
+        if channel not in known:
+            return ActionResult(
+                False,
+                f"channel not switched: the server does not know channel {channel!r} (known: {', '.join(known) or 'none'})",
+            )
+        if self.etcd_config is None:
+            return ActionResult(False, "channel not switched: no etcd configured")
+        target = f"{_nodes_target(ids)} -> channel {channel}"
+        try:
+            await self._queue("set-channel", ids, {"channel": channel})
+        except Exception as exc:
+            return await self._finish(
+                "set-channel", target, False, f"channel not switched: {_short(exc)}", f"failed: {_short(exc)}"
+            )
+        what = f"{len(ids)} nodes" if len(ids) > 1 else ids[0]
+        return await self._finish(
+            "set-channel", target, True, f"{what}: switch to channel {channel} queued", "ok"
+        )
+
+    # --- reboot locks --------------------------------------------------------------------------
+
+    async def unlock(self, group: str, holder: str) -> ActionResult:
+        self._guard("unlock")
+        if self.etcd_config is None:
+            return ActionResult(False, "cannot unlock: no etcd configured")
+        target = audit_target(group, holder)
+        name = group_label(group)
+        try:
+            async with open_lock_store(self.etcd_config) as store:
+                await store.unlock(group, holder)
+        except HolderNotFoundError:
+            message = f"{holder} no longer holds lock group {name} (released meanwhile); nothing changed"
+            return await self._finish("unlock", target, False, message, "not held: nothing changed")
+        except LockError as exc:
+            return await self._finish("unlock", target, False, f"unlock refused: {exc}", f"refused: {exc}")
+        except Exception as exc:
+            return await self._finish(
+                "unlock", target, False, f"unlock failed: {_short(exc)}", f"failed: {_short(exc)}"
+            )
+        return await self._finish("unlock", target, True, f"unlocked {holder} in lock group {name}", "ok")
+
+    async def set_max(self, group: str, new_max: int) -> ActionResult:
+        self._guard("set-max")
+        if self.etcd_config is None:
+            return ActionResult(False, "cannot set max: no etcd configured")
+        if new_max < 0:
+            return ActionResult(False, f"max must be 0 or more, not {new_max}")
+        target = audit_target(group)
+        name = group_label(group)
+        try:
+            async with open_lock_store(self.etcd_config) as store:
+                old, new = await store.set_max(group, new_max)
+        except LockError as exc:
+            return await self._finish("set-max", target, False, f"max not changed: {exc}", f"refused: {exc}")
+        except Exception as exc:
+            return await self._finish(
+                "set-max", target, False, f"max not changed: {_short(exc)}", f"failed: {_short(exc)}"
+            )
+        return await self._finish(
+            "set-max", target, True, f"lock group {name}: max {old} -> {new}", f"ok: max {old} -> {new}"
+        )
+
+    # --- server groups -------------------------------------------------------------------------
+
+    async def pause_group(self, group: str) -> ActionResult:
+        self._guard("pause")
+        return await self._group_call(group, "pause")
+
+    async def resume_group(self, group: str) -> ActionResult:
+        self._guard("resume")
+        return await self._group_call(group, "resume")
+
+    async def _group_call(self, group: str, verb: str) -> ActionResult:
+        target = f"group {group}"
+        if self.server_url is None:
+            return ActionResult(False, f"cannot {verb} {target}: no update server configured")
+        if not self.token:
+            return ActionResult(
+                False, f"cannot {verb} {target}: no admin token (pass --token or set COREROLL_TOKEN)"
+            )
+        try:
+            async with httpx.AsyncClient(base_url=self.server_url, timeout=self.timeout) as http:
+                reply = await http.post(
+                    f"/api/v1/groups/{group}/{verb}", headers={"Authorization": f"Bearer {self.token}"}
+                )
+        except httpx.HTTPError as exc:
+            return await self._finish(
+                verb,
+                target,
+                False,
+                f"{verb} failed: server unreachable ({_short(exc)})",
+                "failed: server unreachable",
+            )
+        if reply.status_code == 200:
+            done = "paused" if verb == "pause" else "resumed"
+            return await self._finish(verb, target, True, f"{target} {done}", "ok")
+        try:
+            reason = str(reply.json().get("error") or reply.text)
+        except ValueError:
+            reason = reply.text.strip()[:200]
+        if reply.status_code == 401:
+            reason = "the server refused the admin token"
+        elif reply.status_code == 404:
+            reason = f"the server has no group {group!r}"
+        message = f"{verb} of {target} refused: {reason}"
+        return await self._finish(verb, target, False, message, f"refused: HTTP {reply.status_code}")

@@ -1,0 +1,100 @@
+"""Actions against a real etcd (and a real server where the action needs one)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from coreroll.audit import read_audit
+from coreroll.etcd.config import EtcdConfig
+from coreroll.locks import open_lock_store, semaphore_key
+from coreroll.watch.actions import Actions, ReadOnlyError
+
+BY = "ops@bastion"
+
+
+@pytest.fixture
+def config(clean_etcd: str) -> EtcdConfig:
+    return EtcdConfig(endpoints=(clean_etcd,))
+
+
+async def commands(v3: Any, mid: str) -> list[dict[str, Any]]:
+    listing = await v3.get_prefix(f"coreroll/v1/commands/{mid}/".encode())
+    return [json.loads(kv.value) for kv in listing]
+
+
+async def test_check_queues_a_command_per_node_and_audits(config: EtcdConfig, v3: Any) -> None:
+    actions = Actions(config, None, None, by=BY)
+    result = await actions.check(["n1", "n2", "n1"])
+    assert result.ok and result.message == "update check queued for 2 nodes"
+    for mid in ("n1", "n2"):
+        (cmd,) = await commands(v3, mid)
+        assert cmd["action"] == "check" and cmd["args"] == {} and cmd["by"] == BY and cmd["at"].endswith("Z")
+    (record,) = await read_audit(config)
+    assert (record["action"], record["target"], record["result"], record["by"]) == (
+        "check",
+        "2 nodes: n1, n2",
+        "ok",
+        BY,
+    )
+
+
+async def test_unlock_and_a_holder_that_released_meanwhile(config: EtcdConfig, v3: Any) -> None:
+    async with open_lock_store(config) as store:
+        await store.set_max("web", 2)
+        await store.lock("web", "n1")
+    actions = Actions(config, None, None, by=BY)
+    result = await actions.unlock("web", "n1")
+    assert result.ok and result.message == "unlocked n1 in lock group web"
+    raw = (await v3.get(semaphore_key("web").encode())).value
+    doc = json.loads(raw)
+    assert (doc["semaphore"], doc["max"], doc["holders"] or []) == (2, 2, [])
+
+    again = await actions.unlock("web", "n1")  # released meanwhile (here: by us)
+    assert not again.ok
+    assert again.message == "n1 no longer holds lock group web (released meanwhile); nothing changed"
+    assert (await v3.get(semaphore_key("web").encode())).value == raw
+    results = [(r["action"], r["result"]) for r in await read_audit(config)]
+    assert results[-2:] == [("unlock", "ok"), ("unlock", "not held: nothing changed")]
+
+
+async def test_set_max(config: EtcdConfig, v3: Any) -> None:
+    actions = Actions(config, None, None, by=BY)
+    result = await actions.set_max("", 3)
+    assert result.ok and result.message == "lock group (default): max 1 -> 3"
+    doc = json.loads((await v3.get(semaphore_key("").encode())).value)
+    assert (doc["semaphore"], doc["max"]) == (3, 3)
+    bad = await actions.set_max("", -1)
+    assert not bad.ok and "0 or more" in bad.message
+    assert [r["result"] for r in await read_audit(config)] == ["ok: max 1 -> 3"]
+
+
+async def test_corrupt_semaphore_is_reported_and_not_overwritten(config: EtcdConfig, v3: Any) -> None:
+    await v3.put(semaphore_key("db").encode(), b"{oops")
+    result = await Actions(config, None, None, by=BY).unlock("db", "n1")
+    assert not result.ok and "coreos.com/updateengine/rebootlock/groups/db/semaphore" in result.message
+    assert (await v3.get(semaphore_key("db").encode())).value == b"{oops"
+
+
+async def test_read_only_refuses_everything_before_writing(config: EtcdConfig, v3: Any) -> None:
+    actions = Actions(config, "http://127.0.0.1:9", "token", read_only=True, by=BY)
+    calls = [
+        actions.check(["n1"]),
+        actions.set_channel(["n1"], "beta"),
+        actions.unlock("", "n1"),
+        actions.set_max("", 2),
+        actions.pause_group("beta"),
+        actions.resume_group("beta"),
+    ]
+    for call in calls:
+        with pytest.raises(ReadOnlyError, match="read-only mode"):
+            await call
+    assert (await v3.get_all()).count == 0  # nothing at all was written
+
+
+async def test_set_channel_refused_without_a_server(config: EtcdConfig, v3: Any) -> None:
+    result = await Actions(config, "http://127.0.0.1:9", None, by=BY).set_channel(["n1"], "beta")
+    assert not result.ok and "cannot ask the server" in result.message
+    assert (await v3.get_prefix(b"coreroll/")).count == 0
