@@ -121,7 +121,7 @@ async def test_alive_key_expires_when_the_node_dies(
     await agent.kill()
     assert await etcd_client.get(alive_key(agent.machine_id).encode()) is not None  # nobody revoked it
     await wait_for(
-        lambda: _absent(etcd_client, alive_key(agent.machine_id)), timeout=10, what="alive key to expire"
+        lambda: _absent(etcd_client, alive_key(agent.machine_id)), within=10, what="alive key to expire"
     )
 
 

@@ -20,12 +20,12 @@ from coreroll.etcd.v3 import connect_v3
 async def wait_for(
     predicate: Callable[[], Any] | Callable[[], Awaitable[Any]],
     *,
-    timeout: float = 10.0,
+    within: float = 10.0,
     interval: float = 0.01,
     what: str = "condition",
 ) -> Any:
     """Poll `predicate` every `interval` s until it returns something truthy; fail after `timeout`."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         value = predicate()
         if asyncio.iscoroutine(value):
@@ -33,7 +33,7 @@ async def wait_for(
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(interval)
 
 
