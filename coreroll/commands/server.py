@@ -1,0 +1,105 @@
+"""`coreroll server`: run the update server; `coreroll server keygen`: make a payload signing key pair."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from coreroll.server.settings import DEFAULT_LISTEN, ServerSettings, default_data_dir, parse_listen
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "server",
+        help="run the Omaha update server (channels, releases, rollout policy, live feed)",
+        description=(
+            "Serve Omaha v3 on /v1/update/, the JSON API under /api/v1 and payloads under /packages "
+            "(see docs/api.md). The admin token is --token, else COREROLL_TOKEN, else <data>/token "
+            "(created 0600 on first start)."
+        ),
+    )
+    parser.add_argument(
+        "--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT", help=f"default {DEFAULT_LISTEN}"
+    )
+    parser.add_argument(
+        "--db", metavar="URL", help="sqlite:///PATH (default <data>/coreroll.db) or postgresql://..."
+    )
+    parser.add_argument("--data", metavar="DIR", help=f"data directory (default {default_data_dir()})")
+    parser.add_argument(
+        "--token", metavar="T", help="admin bearer token (default: COREROLL_TOKEN, else <data>/token)"
+    )
+    parser.add_argument("--stale-window", type=float, default=7200.0, metavar="SECONDS",
+                        help="an instance not seen for this long is stale (default 7200)")  # fmt: skip
+    parser.add_argument("--trusted-proxy", action="append", default=[], metavar="CIDR",
+                        help="trust X-Forwarded-For from this proxy network (repeatable)")  # fmt: skip
+    parser.add_argument("--instance-cap", type=int, default=1_000_000, metavar="N",
+                        help="refuse to register more than N instances (default 1000000)")  # fmt: skip
+    parser.add_argument(
+        "--public-url", metavar="URL", help="base URL for payload links (default: the request's host)"
+    )
+    parser.add_argument(
+        "--poll-interval", type=int, metavar="SECONDS", help="PollInterval to send with update checks"
+    )
+    parser.set_defaults(handler=run)
+    sub = parser.add_subparsers(dest="server_command", metavar="SUBCOMMAND")
+    keygen = sub.add_parser("keygen", help="write an RSA-2048 payload signing key pair (private key 0600)")
+    keygen.add_argument("--out", metavar="DIR", help="directory (default <data>/keys)")
+    keygen.add_argument("--data", metavar="DIR", dest="keygen_data", help=argparse.SUPPRESS)
+    keygen.set_defaults(handler=run_keygen)
+
+
+def _settings(args: argparse.Namespace) -> ServerSettings:
+    data = Path(args.data) if args.data else default_data_dir()
+    return ServerSettings(
+        listen=args.listen,
+        db_url=args.db,
+        data_dir=data,
+        token=args.token or os.environ.get("COREROLL_TOKEN") or None,
+        stale_window_seconds=args.stale_window,
+        trusted_proxies=tuple(args.trusted_proxy),
+        instance_cap=args.instance_cap,
+        public_url=args.public_url,
+        poll_interval=args.poll_interval,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from coreroll.server.runner import serve_forever  # uvicorn/fastapi only when serving
+    from coreroll.server.storage import StorageError, async_url
+
+    try:
+        parse_listen(args.listen)
+        settings = _settings(args)
+        async_url(settings.database_url)
+    except (ValueError, StorageError) as exc:
+        print(f"coreroll server: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"coreroll server: listening on http://{settings.listen} (data {settings.data_dir})", file=sys.stderr
+    )
+    try:
+        if not serve_forever(settings):
+            print("coreroll server: failed to start (see the error above)", file=sys.stderr)
+            return 1
+    except StorageError as exc:
+        print(f"coreroll server: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def run_keygen(args: argparse.Namespace) -> int:
+    from coreroll.omaha.payload import KeyFileError, write_keypair
+
+    base = Path(args.data) if getattr(args, "data", None) else default_data_dir()
+    out = Path(args.out) if args.out else base / "keys"
+    try:
+        private, public = write_keypair(out)
+    except (KeyFileError, OSError) as exc:
+        print(f"coreroll server keygen: {exc}", file=sys.stderr)
+        return 1
+    print(f"private key: {private} (mode 0600)\npublic key:  {public}")
+    return 0

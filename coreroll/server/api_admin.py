@@ -1,0 +1,118 @@
+"""Admin API (``Authorization: Bearer TOKEN``): publish releases, point and promote channels,
+create groups, change group policy, pause and resume. Shapes: docs/api.md."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from coreroll.server.auth import token_matches
+from coreroll.server.catalog import CatalogError
+from coreroll.server.releases import DEFAULT_FILENAME
+from coreroll.server.state import core
+
+
+class Unauthorized(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+async def require_admin(request: Request) -> None:
+    header = request.headers.get("authorization")
+    if not token_matches(header, core(request).token):
+        raise Unauthorized("missing bearer token" if not header else "wrong bearer token")
+
+
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_admin)])
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > 1024 * 1024:
+        raise CatalogError(413, "JSON body is over 1 MiB")
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError as exc:
+        raise CatalogError(400, f"body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise CatalogError(400, "body must be a JSON object")
+    return body
+
+
+def _str(body: dict[str, Any], key: str, required: bool = True) -> str | None:
+    value = body.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value:
+        raise CatalogError(400, f"{key}: expected a non-empty string, got {value!r}")
+    return value
+
+
+@router.post("/releases", status_code=201)
+async def publish(request: Request) -> Any:
+    state = core(request)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/octet-stream":
+        q = request.query_params
+        version = q.get("version")
+        if not version:
+            raise CatalogError(400, "query parameter version is required for an upload")
+        return await state.publisher.publish_upload(
+            request.stream(), version, q.get("channel") or None, q.get("filename") or DEFAULT_FILENAME
+        )
+    body = await _json_object(request)
+    if body.get("synthetic") is not True:
+        raise CatalogError(
+            400,
+            'send {"synthetic": true, "version": ...} as JSON, or the payload as application/octet-stream',
+        )
+    size = body.get("image_size", 65536)
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise CatalogError(400, f"image_size: expected an integer, got {size!r}")
+    version = _str(body, "version")
+    assert version is not None
+    return await state.publisher.publish_synthetic(version, _str(body, "channel", required=False), size)
+
+
+@router.put("/channels/{name}")
+async def point_channel(request: Request, name: str) -> Any:
+    body = await _json_object(request)
+    version = _str(body, "version")
+    assert version is not None
+    return await core(request).catalog.point_channel(name, version)
+
+
+@router.post("/releases/{version}/promote")
+async def promote(request: Request, version: str) -> Any:
+    body = await _json_object(request)
+    to = _str(body, "to")
+    assert to is not None
+    return await core(request).catalog.promote(version, to)
+
+
+@router.post("/groups", status_code=201)
+async def create_group(request: Request) -> Any:
+    return await core(request).catalog.create_group(await _json_object(request))
+
+
+@router.put("/groups/{group_id}/policy")
+async def set_policy(request: Request, group_id: str) -> Any:
+    return await core(request).catalog.update_policy(group_id, await _json_object(request))
+
+
+@router.post("/groups/{group_id}/pause")
+async def pause(request: Request, group_id: str) -> Any:
+    return await core(request).catalog.set_enabled(group_id, False)
+
+
+@router.post("/groups/{group_id}/resume")
+async def resume(request: Request, group_id: str) -> Any:
+    return await core(request).catalog.set_enabled(group_id, True)
+
+
+def unauthorized_response(exc: Unauthorized) -> JSONResponse:
+    return JSONResponse({"error": exc.message}, status_code=401, headers={"WWW-Authenticate": "Bearer"})

@@ -1,0 +1,200 @@
+"""``create_app(settings) -> FastAPI``: the update server as one ASGI app (routes: docs/api.md).
+
+On startup (lifespan): open storage (schema created/checked), load the catalog and create the
+default channels and groups, count instances, load or create the admin token, and start pruning
+the change log. The Omaha route is a plain Starlette route (no FastAPI request models on the hot
+path); ``settings.fixed_response_route`` adds ``POST /bench/fixed`` answering a constant noupdate
+through the same stack, the framework ceiling the benchmark compares against.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from coreroll.omaha.protocol import MAX_BODY
+from coreroll.server import api_admin, api_read
+from coreroll.server.auth import load_or_create_token
+from coreroll.server.catalog import Catalog, CatalogError
+from coreroll.server.metrics import CONTENT_TYPE, Metrics
+from coreroll.server.omaha_handler import TEXT, OmahaHandler
+from coreroll.server.packages import serve_package
+from coreroll.server.records import status_name
+from coreroll.server.registry import Registry
+from coreroll.server.releases import Publisher
+from coreroll.server.settings import ServerSettings
+from coreroll.server.state import ServerState, base_url, core
+from coreroll.server.storage import Storage
+
+log = logging.getLogger("coreroll.server")
+PRUNE_SECONDS = 60.0
+FIXED_NOUPDATE = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<response protocol="3.0" server="coreroll">'
+    b'<daystart elapsed_seconds="0"/><app appid="{e96281a6-d1af-4bde-9a0a-97b76e56dc57}" status="ok">'
+    b'<ping status="ok"/><updatecheck status="noupdate"/><event status="ok"/></app></response>\n'
+)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_capped(request: Request, cap: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > cap:
+        raise BodyTooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > cap:
+            raise BodyTooLarge
+    return bytes(body)
+
+
+def client_ip(request: Request, trusted: tuple[str, ...]) -> str:
+    """The peer address, or the last untrusted X-Forwarded-For hop when the peer is a trusted proxy."""
+    peer = request.client.host if request.client else ""
+    forwarded = request.headers.get("x-forwarded-for")
+    if not forwarded or not trusted or not _in_networks(peer, trusted):
+        return peer
+    for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+        if not _in_networks(hop, trusted):
+            return hop
+    return peer
+
+
+def _in_networks(address: str, networks: tuple[str, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+        return any(ip in ipaddress.ip_network(n, strict=False) for n in networks)
+    except ValueError:
+        return False
+
+
+async def omaha_endpoint(request: Request) -> Response:
+    state = core(request)
+    try:
+        body = await read_capped(request, MAX_BODY)
+    except BodyTooLarge:
+        state.metrics.requests.labels("bad_request").inc()
+        return Response(f"bad omaha request: body is over {MAX_BODY} bytes\n", 400, media_type=TEXT)
+    status, payload, media = await state.handler.handle(
+        body, client_ip(request, state.settings.trusted_proxies), base_url(request)
+    )
+    return Response(payload, status, media_type=media)
+
+
+async def fixed_endpoint(request: Request) -> Response:
+    await read_capped(request, MAX_BODY)
+    return Response(FIXED_NOUPDATE, 200, media_type="application/xml; charset=utf-8")
+
+
+async def packages_endpoint(request: Request) -> Response:
+    state = core(request)
+    return await serve_package(request, state.catalog, state.settings.packages_dir)
+
+
+async def healthz(request: Request) -> Response:
+    try:
+        await core(request).storage.ping()
+    except Exception as exc:
+        return JSONResponse({"status": "degraded", "db": str(exc)[:200]}, status_code=503)
+    return JSONResponse({"status": "ok", "db": "ok"})
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    state = core(request)
+    counts = [(g, status_name(s), n) for g, s, n in await state.registry.status_counts()]
+    return Response(state.metrics.render(counts), media_type=CONTENT_TYPE)
+
+
+async def _prune_forever(state: ServerState) -> None:
+    while not state.stopping.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(state.stopping.wait(), PRUNE_SECONDS)
+        try:
+            await state.storage.prune_changes(state.settings.feed_retention)
+        except Exception:  # a busy database must not kill the server; retry next round
+            log.exception("pruning the change log failed")
+
+
+def create_app(settings: ServerSettings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        storage = Storage(settings.database_url, settings.clock)
+        await storage.start()
+        public = settings.public_url or f"http://{settings.listen}"
+        catalog = Catalog(storage, public, None if storage.is_sqlite else 2.0)
+        await catalog.load()
+        await catalog.ensure_defaults()
+        registry = Registry(storage, settings.stale_window_seconds, cache=storage.is_sqlite)
+        await registry.load_count()
+        metrics = Metrics()
+        state = ServerState(
+            settings=settings,
+            storage=storage,
+            catalog=catalog,
+            registry=registry,
+            metrics=metrics,
+            handler=OmahaHandler(settings, storage, catalog, registry, metrics),
+            publisher=Publisher(settings, catalog),
+            token=load_or_create_token(settings),
+        )
+        app.state.core = state
+        pruner = asyncio.create_task(_prune_forever(state))
+        try:
+            yield
+        finally:
+            state.stopping.set()
+            pruner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pruner
+            await storage.close()
+
+    app = FastAPI(
+        title="coreroll update server", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
+    app.add_route("/v1/update/", omaha_endpoint, methods=["POST"])
+    app.add_route("/v1/update", omaha_endpoint, methods=["POST"])
+    if settings.fixed_response_route:
+        app.add_route("/bench/fixed", fixed_endpoint, methods=["POST"])
+    app.add_route("/packages/{path:path}", packages_endpoint, methods=["GET", "HEAD"])
+    app.add_route("/healthz", healthz, methods=["GET"])
+    app.add_route("/metrics", metrics_endpoint, methods=["GET"])
+    app.include_router(api_read.router)
+    app.include_router(api_admin.router)
+
+    @app.exception_handler(CatalogError)
+    async def catalog_error(_request: Request, exc: CatalogError) -> JSONResponse:
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(api_admin.Unauthorized)
+    async def unauthorized(_request: Request, exc: api_admin.Unauthorized) -> JSONResponse:
+        return api_admin.unauthorized_response(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid')}"}, status_code=400)
+
+    @app.exception_handler(Exception)
+    async def internal_error(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error")
+        return JSONResponse({"error": f"internal error ({type(exc).__name__})"}, status_code=500)
+
+    return app

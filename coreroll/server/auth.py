@@ -1,0 +1,52 @@
+"""The admin bearer token.
+
+``load_or_create_token(settings) -> str``: ``settings.token`` if given, else the token file
+``<data dir>/token``; when there is none, 32 random bytes (url-safe base64) are written there with
+mode 0600 (created exclusively, so a concurrent start never overwrites it).
+``read_token_file(path) -> str | None`` is what the CLI uses. ``token_matches(header, token)``
+checks an ``Authorization`` header in constant time.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from coreroll.server.settings import ServerSettings
+
+
+def read_token_file(path: Path) -> str | None:
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    return token or None
+
+
+def load_or_create_token(settings: ServerSettings) -> str:
+    if settings.token:
+        return settings.token
+    path = settings.token_path
+    existing = read_token_file(path)
+    if existing:
+        return existing
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process created it first: use theirs
+        return read_token_file(path) or token
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(token + "\n")
+    return token
+
+
+def token_matches(authorization: str | None, token: str) -> bool:
+    if not authorization:
+        return False
+    scheme, _, given = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(given.strip().encode(), token.encode())

@@ -1,0 +1,145 @@
+"""How Omaha events and update checks move an instance through its statuses (pure).
+
+``apply_event(inst, event, now) -> EventOutcome`` mutates ``inst`` for one accepted event:
+13/1 Downloading, 14/1 Downloaded, 3/1 and 800/1 Installed, 3/2 with a real ``previousversion``
+Complete (3/2 with ``""`` or ``"0.0.0.0"`` is what every stock check carries: nothing changes),
+3/0 Error (errorcode 44 = rollback: the machine booted back into the old version; another 3/0
+while no update is in progress is only recorded in the history).
+
+``classify_check(inst, target, now, timeout) -> Check``: what an update check needs: nothing
+(``UP_TO_DATE``, ``IN_PROGRESS``, ``NO_RELEASE``), re-serving the granted offer (``RESERVE``), marking
+an update that already landed as Complete (``LANDED``), or a policy decision (``NEEDS_GRANT``).
+An instance whose update to the target failed is not offered it again until the update timeout
+has passed since the grant (``FAILED_RECENTLY``), so a bad payload does not loop.
+``grant(inst, version, now)`` / ``hold(inst, reason)`` apply the decision.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from coreroll.omaha.codes import ErrorCode, InstanceStatus, error_code_name, split_error_code
+from coreroll.omaha.protocol import OmahaEvent
+from coreroll.server.registry import HistoryEntry, Instance
+from coreroll.server.versions import is_newer
+
+IN_FLIGHT = frozenset({InstanceStatus.Downloading, InstanceStatus.Downloaded, InstanceStatus.Installed})
+_FRESH_PREVIOUS = ("", "0.0.0.0")
+
+
+@dataclass(slots=True)
+class EventOutcome:
+    history: HistoryEntry | None = None
+    failure: str | None = None  # set for 3/0: the InstanceUpdateFailed message
+    completed: bool = False  # the instance finished an update (3/2 with previousversion)
+
+
+def _entry(inst: Instance, ev: OmahaEvent, reason: str | None) -> HistoryEntry:
+    return HistoryEntry(inst.status, inst.version, reason, ev.event_type, ev.result, ev.errorcode)
+
+
+def apply_event(inst: Instance, ev: OmahaEvent, now: float) -> EventOutcome:
+    pair = (ev.event_type, ev.result)
+    if pair == (3, 2):
+        previous = ev.previous_version or ""
+        if previous in _FRESH_PREVIOUS:
+            return EventOutcome()
+        inst.status = InstanceStatus.Complete
+        inst.update_in_progress = False
+        inst.status_reason = None
+        return EventOutcome(_entry(inst, ev, f"updated from {previous} to {inst.version}"), completed=True)
+    if pair == (3, 0):
+        code = ev.errorcode if ev.errorcode is not None else int(ErrorCode.Error)
+        base, _flags = split_error_code(code)
+        target = inst.last_update_version or "?"
+        if base == ErrorCode.RollbackError:
+            reason = (
+                f"rollback: still running {inst.version} after rebooting into {target} "
+                f"(errorcode {code} {error_code_name(code)})"
+            )
+        else:
+            reason = f"update to {target} failed: errorcode {code} ({error_code_name(code)})"
+        if base != ErrorCode.RollbackError and not inst.update_in_progress:
+            # e.g. a transfer error from a check while no update was granted: recorded, not a failure
+            return EventOutcome(
+                _entry(inst, ev, f"error reported, no update in progress: {error_code_name(code)}")
+            )
+        inst.status = InstanceStatus.Error
+        inst.status_reason = reason
+        inst.update_in_progress = False
+        return EventOutcome(_entry(inst, ev, reason), failure=reason)
+    status = {
+        (13, 1): InstanceStatus.Downloading,
+        (14, 1): InstanceStatus.Downloaded,
+        (3, 1): InstanceStatus.Installed,
+        (800, 1): InstanceStatus.Installed,
+    }.get(pair)
+    if status is None or inst.status == status:
+        return EventOutcome()
+    inst.status = status
+    inst.status_reason = None
+    inst.update_in_progress = True
+    return EventOutcome(_entry(inst, ev, None))
+
+
+class Check(enum.Enum):
+    NO_RELEASE = "no release on the channel"
+    UP_TO_DATE = "up to date"
+    IN_PROGRESS = "update in progress on the instance"
+    RESERVE = "granted earlier: offer again"
+    LANDED = "granted update already running"
+    FAILED_RECENTLY = "this update failed here; retried after the update timeout"
+    NEEDS_GRANT = "needs a policy decision"
+
+
+def timed_out(inst: Instance, now: float, timeout: float) -> bool:
+    granted = inst.last_update_granted_at
+    return granted is not None and now - granted > timeout
+
+
+def classify_check(inst: Instance, target: str | None, now: float, timeout: float) -> Check:
+    if inst.update_in_progress and not timed_out(inst, now, timeout):
+        if inst.last_update_version and not is_newer(inst.last_update_version, inst.version):
+            return Check.LANDED
+        if inst.status == InstanceStatus.UpdateGranted:
+            return Check.RESERVE
+        if inst.status in IN_FLIGHT:
+            return Check.IN_PROGRESS
+    if target is None:
+        return Check.NO_RELEASE
+    if not is_newer(target, inst.version):
+        return Check.UP_TO_DATE
+    if (
+        inst.status == InstanceStatus.Error
+        and inst.last_update_version == target
+        and not timed_out(inst, now, timeout)
+    ):
+        return Check.FAILED_RECENTLY
+    return Check.NEEDS_GRANT
+
+
+def grant(inst: Instance, version: str, now: float) -> HistoryEntry:
+    inst.status = InstanceStatus.UpdateGranted
+    inst.status_reason = None
+    inst.update_in_progress = True
+    inst.last_update_version = version
+    inst.last_update_granted_at = now
+    return HistoryEntry(inst.status, inst.version, f"update to {version} granted")
+
+
+def hold(inst: Instance, reason: str) -> HistoryEntry | None:
+    """OnHold with ``reason``; None (no history) when it was already held for the same reason."""
+    if inst.status == InstanceStatus.OnHold and inst.status_reason == reason:
+        return None
+    inst.status = InstanceStatus.OnHold
+    inst.status_reason = reason
+    inst.update_in_progress = False
+    return HistoryEntry(inst.status, inst.version, reason)
+
+
+def land(inst: Instance) -> HistoryEntry:
+    inst.status = InstanceStatus.Complete
+    inst.status_reason = None
+    inst.update_in_progress = False
+    return HistoryEntry(inst.status, inst.version, f"running {inst.version}")

@@ -1,0 +1,42 @@
+"""Prometheus metrics, one registry per app (several servers can live in one test process).
+
+``Metrics()``: ``requests`` (counter by result), ``latency`` (histogram of Omaha handling),
+``granted`` / ``failures`` (by group), ``feed_clients`` (gauge); ``render(status_counts)`` returns
+the text exposition with ``coreroll_instances{group,status}`` filled from the registry.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "coreroll_omaha_requests", "Omaha apps answered, by result", ["result"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "coreroll_omaha_request_seconds",
+            "Time to handle one Omaha request",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=self.registry,
+        )
+        self.granted = Counter(
+            "coreroll_updates_granted", "Updates granted", ["group"], registry=self.registry
+        )
+        self.failures = Counter(
+            "coreroll_update_failures", "Updates failed (3/0)", ["group"], registry=self.registry
+        )
+        self.feed_clients = Gauge("coreroll_feed_clients", "Connected feed clients", registry=self.registry)
+        self.instances = Gauge(
+            "coreroll_instances", "Registered instances", ["group", "status"], registry=self.registry
+        )
+
+    def render(self, status_counts: list[tuple[str | None, str, int]]) -> bytes:
+        self.instances.clear()
+        for group, status, count in status_counts:
+            self.instances.labels(group=group or "", status=status).set(count)
+        return generate_latest(self.registry)

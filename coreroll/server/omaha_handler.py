@@ -1,0 +1,213 @@
+"""The Omaha endpoint's logic: parse, register the instance, apply events, decide the update check.
+
+``OmahaHandler(settings, storage, catalog, registry, metrics)``;
+``await handler.handle(body, ip, base_url) -> (http_status, body, content_type)``.
+
+Malformed input (anything ``parse_request`` refuses) answers 400 ``bad omaha request: <reason>``
+and records nothing. Hot path: group, channel and release come from the catalog's memory; the
+instance from the registry's memory (SQLite); when the instance re-checks with nothing changed and
+its ``last_check`` in the database is younger than ``CHECKIN_REFRESH`` seconds, nothing is written
+(Nebraska's rule). A check that needs a grant decision is decided optimistically from a read, and
+re-decided inside the write transaction, so ``max N per period`` grants exactly N even under
+concurrent checks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+from coreroll.omaha.codes import UPDATECHECK_INTERNAL_ERROR, UPDATECHECK_NOUPDATE, InstanceStatus, is_os_app
+from coreroll.omaha.protocol import (
+    AppResponse,
+    OmahaApp,
+    OmahaParseError,
+    UpdateOffer,
+    app_response,
+    build_response,
+    parse_request,
+    unknown_app_response,
+)
+from coreroll.server.catalog import Catalog, Group
+from coreroll.server.lifecycle import Check, EventOutcome, apply_event, classify_check, grant, hold, land
+from coreroll.server.metrics import Metrics
+from coreroll.server.policy import Decision, decide, needs_stats
+from coreroll.server.registry import HistoryEntry, Instance, Registry
+from coreroll.server.settings import ServerSettings
+from coreroll.server.storage import Storage, Tx
+
+CHECKIN_REFRESH = 300.0  # seconds: a re-check with nothing changed writes last_check at most this often
+XML = "application/xml; charset=utf-8"
+TEXT = "text/plain; charset=utf-8"
+
+
+class OmahaHandler:
+    def __init__(
+        self,
+        settings: ServerSettings,
+        storage: Storage,
+        catalog: Catalog,
+        registry: Registry,
+        metrics: Metrics,
+    ) -> None:
+        self.settings = settings
+        self.storage = storage
+        self.catalog = catalog
+        self.registry = registry
+        self.metrics = metrics
+        self.clock = settings.clock
+
+    async def handle(self, body: bytes, ip: str, base_url: str) -> tuple[int, bytes, str]:
+        started = time.perf_counter()
+        try:
+            request = parse_request(body)
+        except OmahaParseError as exc:
+            self.metrics.requests.labels("bad_request").inc()
+            return 400, f"bad omaha request: {exc.reason}\n".encode(), TEXT
+        await self.catalog.maybe_refresh()
+        answers: list[AppResponse] = []
+        for app in request.apps:
+            if not is_os_app(app.appid):
+                self.metrics.requests.labels("unknown_app").inc()
+                answers.append(unknown_app_response(app))
+                continue
+            answers.append(await self._handle_app(app, ip, base_url))
+        self.metrics.latency.observe(time.perf_counter() - started)
+        return 200, build_response(answers), XML
+
+    def _offer(self, version: str | None, base_url: str) -> UpdateOffer | None:
+        release = self.catalog.release(version) if version else None
+        if release is None:
+            return None
+        base = (self.settings.public_url or base_url).rstrip("/")
+        return UpdateOffer(
+            version=release.version,
+            codebase_url=f"{base}/packages/{release.version}/",
+            package_name=release.filename,
+            size=release.size,
+            sha256_b64=release.sha256,
+            sha1_b64=release.sha1,
+        )
+
+    def _answer(self, app: OmahaApp, check: str | UpdateOffer, result: str) -> AppResponse:
+        self.metrics.requests.labels(result if app.updatecheck else "event").inc()
+        return app_response(app, check, poll_interval=self.settings.poll_interval)
+
+    async def _handle_app(self, app: OmahaApp, ip: str, base_url: str) -> AppResponse:
+        group = self.catalog.group_for_track(app.track)
+        if group is None:
+            self.metrics.requests.labels("unknown_group").inc()
+            return app_response(app, UPDATECHECK_INTERNAL_ERROR, status="error-unknownApplicationOrGroup")
+        old = await self.registry.get(app.machineid)
+        if old is None and self.registry.count >= self.settings.instance_cap:
+            self.metrics.requests.labels("instance_cap").inc()
+            return app_response(app, UPDATECHECK_INTERNAL_ERROR, status="error-instanceRegistrationFailed")
+        now = self.clock()
+        inst = old.copy() if old is not None else Instance(app.machineid, created_at=now)
+        inst.ip, inst.version, inst.track, inst.group_id = ip, app.version, app.track, group.id
+        inst.oem, inst.oemversion, inst.alephversion = app.oem, app.oemversion, app.alephversion
+        inst.board, inst.bootid = app.board, app.bootid
+        inst.last_check = now
+
+        history: list[HistoryEntry] = []
+        outcomes: list[EventOutcome] = []
+        for event in app.events:
+            outcome = apply_event(inst, event, now)
+            outcomes.append(outcome)
+            if outcome.history is not None:
+                history.append(outcome.history)
+        failed = any(o.failure for o in outcomes)
+
+        check: str | UpdateOffer = UPDATECHECK_NOUPDATE
+        result = "noupdate"
+        kind: Check | None = None
+        target = self.catalog.channel_version(group.channel)
+        if app.updatecheck and not failed:
+            has_release = target is not None and self.catalog.release(target) is not None
+            kind = classify_check(
+                inst, target if has_release else None, now, group.policy.update_timeout_seconds
+            )
+            if kind is Check.LANDED:
+                history.append(land(inst))
+                outcomes.append(EventOutcome(completed=True))
+            elif kind is Check.RESERVE:
+                offer = self._offer(inst.last_update_version, base_url)
+                if offer is not None:
+                    check, result = offer, "ok"
+
+        if kind is Check.NEEDS_GRANT:
+            assert target is not None
+            decision = await self._decide(group, target, now, None)
+            if not decision.grant and not decision.halt_reason:
+                entry = hold(inst, decision.reason or "held")
+                if entry is not None:
+                    history.append(entry)
+                kind = None  # a refusal; written below only if something changed
+                result = "onhold"
+
+        unchanged = old is not None and inst.same_state(old) and now - old.last_check < CHECKIN_REFRESH
+        if kind is not Check.NEEDS_GRANT and unchanged and not history:
+            return self._answer(app, check, result)
+
+        async with self.storage.write() as tx:
+            group = self.catalog.group(group.id)  # current under the write lock
+            if kind is Check.NEEDS_GRANT:
+                assert target is not None
+                check, result, group = await self._grant_or_hold(tx, group, inst, target, history, base_url)
+            await self.registry.save(tx, inst, history, is_new=old is None)
+            for outcome in outcomes:
+                group = await self._after_event(tx, group, inst, outcome)
+        return self._answer(app, check, result)
+
+    async def _decide(self, group: Group, target: str, now: float, tx: Tx | None) -> Decision:
+        policy = group.policy
+        moment = dt.datetime.fromtimestamp(now, dt.UTC)
+        if not needs_stats(policy):
+            return decide(policy, None, moment)
+        if tx is not None:
+            stats = await self.registry.stats(tx.conn, group.id, target, policy, now)
+        else:
+            async with self.storage.read() as conn:
+                stats = await self.registry.stats(conn, group.id, target, policy, now)
+        return decide(policy, stats, moment)
+
+    async def _grant_or_hold(
+        self, tx: Tx, group: Group, inst: Instance, target: str, history: list[HistoryEntry], base_url: str
+    ) -> tuple[str | UpdateOffer, str, Group]:
+        decision = await self._decide(group, target, tx.now, tx)
+        offer = self._offer(target, base_url) if decision.grant else None
+        if offer is None:
+            entry = hold(inst, decision.reason or f"release {target} is missing")
+            if entry is not None:
+                history.append(entry)
+            if decision.halt_reason and group.policy.updates_enabled:
+                group = await self.catalog.halt(tx, group, decision.halt_reason)
+            return UPDATECHECK_NOUPDATE, "onhold", group
+        history.append(grant(inst, target, tx.now))
+        self.metrics.granted.labels(group.id).inc()
+        if not group.rollout_in_progress or group.rollout_version != target:
+            group = await self.catalog.set_rollout(tx, group, True, target)
+            await tx.activity("RolloutStarted", "info", f"rollout of {target} started in group {group.id}",
+                              group=group.id, channel=group.channel, version=target)  # fmt: skip
+        return offer, "ok", group
+
+    async def _after_event(self, tx: Tx, group: Group, inst: Instance, outcome: EventOutcome) -> Group:
+        if outcome.failure:
+            self.metrics.failures.labels(group.id).inc()
+            await tx.activity("InstanceUpdateFailed", "error", f"{inst.machine_id}: {outcome.failure}",
+                              group=group.id, channel=group.channel, version=inst.last_update_version,
+                              instance=inst.machine_id)  # fmt: skip
+            if group.policy.safe_mode and group.policy.updates_enabled:
+                reason = f"safe mode: update failed on {inst.machine_id}: {outcome.failure}"
+                group = await self.catalog.halt(tx, group, reason)
+        if (
+            outcome.completed
+            and inst.status == InstanceStatus.Complete
+            and group.rollout_in_progress
+            and group.rollout_version == inst.version
+            and await self.registry.all_on_version(tx.conn, group.id, inst.version, tx.now)
+        ):
+            group = await self.catalog.set_rollout(tx, group, False, inst.version)
+            await tx.activity("RolloutFinished", "success", f"rollout of {inst.version} finished in group {group.id}",
+                              group=group.id, channel=group.channel, version=inst.version)  # fmt: skip
+        return group

@@ -1,0 +1,121 @@
+"""Rows -> the JSON objects of docs/api.md (channel, release, group, instance, activity, history).
+
+Times are stored as epoch seconds and leave as ISO 8601 UTC with a ``Z``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from coreroll.omaha.codes import InstanceStatus
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    moment = dt.datetime.fromtimestamp(ts, dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def status_name(code: int) -> str:
+    try:
+        return InstanceStatus(code).name
+    except ValueError:
+        return "Undefined"
+
+
+def status_code(name: str) -> int | None:
+    """``"OnHold"`` (any case) -> 8; None for an unknown name."""
+    for member in InstanceStatus:
+        if member.name.lower() == name.lower():
+            return int(member)
+    return None
+
+
+def channel_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {"name": row["name"], "version": row["version"], "updated_at": iso(row["updated_at"])}
+
+
+def release_json(row: Mapping[str, Any], base_url: str, channels: list[str]) -> dict[str, Any]:
+    return {
+        "version": row["version"],
+        "size": row["size"],
+        "sha256": row["sha256"],
+        "sha1": row["sha1"],
+        "filename": row["filename"],
+        "url": f"{base_url.rstrip('/')}/packages/{row['version']}/{row['filename']}",
+        "signed": bool(row["signed"]),
+        "created_at": iso(row["created_at"]),
+        "channels": channels,
+    }
+
+
+POLICY_COLUMNS = (
+    "updates_enabled",
+    "max_updates_per_period",
+    "period_seconds",
+    "max_concurrent",
+    "update_timeout_seconds",
+    "safe_mode",
+    "office_hours",
+    "timezone",
+)
+
+
+def group_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "track": row["track"],
+        "channel": row["channel"],
+        "policy": {key: row[key] for key in POLICY_COLUMNS},
+        "rollout_in_progress": bool(row["rollout_in_progress"]),
+        "halted_reason": row["halted_reason"],
+    }
+
+
+def instance_json(row: Mapping[str, Any], now: float, stale_window: float) -> dict[str, Any]:
+    return {
+        "machine_id": row["machine_id"],
+        "ip": row["ip"],
+        "version": row["version"],
+        "track": row["track"],
+        "group": row["group_id"],
+        "status": status_name(row["status"]),
+        "status_reason": row["status_reason"],
+        "last_check": iso(row["last_check"]),
+        "last_update_version": row["last_update_version"],
+        "update_in_progress": bool(row["update_in_progress"]),
+        "oem": row["oem"],
+        "alephversion": row["alephversion"],
+        "board": row["board"],
+        "stale": now - row["last_check"] > stale_window,
+    }
+
+
+def activity_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "at": iso(row["at"]),
+        "kind": row["kind"],
+        "severity": row["severity"],
+        "group": row["group_id"],
+        "channel": row["channel"],
+        "version": row["version"],
+        "instance": row["instance"],
+        "message": row["message"],
+    }
+
+
+def history_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    event = None if row["event_type"] is None else f"{row['event_type']}/{row['event_result']}"
+    return {
+        "at": iso(row["at"]),
+        "status": status_name(row["status"]),
+        "version": row["version"],
+        "reason": row["reason"],
+        "event": event,
+        "errorcode": row["errorcode"],
+    }

@@ -1,0 +1,230 @@
+"""The instance registry: one row per machine id, its status history, and the rollout stats.
+
+``Instance`` is the in-memory form of a row. ``Registry(storage, stale_window, cache)``:
+``await get(machine_id)`` reads the committed state (from an in-memory copy when ``cache`` is on,
+which is safe only when this process is the database's one writer, i.e. SQLite);
+``await save(tx, inst, history)`` upserts the row, appends history entries and emits the feed
+event; the cache is updated after commit. ``await stats(conn, group, version, policy, now)``
+computes ``RolloutStats``; ``await all_on_version(...)`` tells whether a rollout finished.
+Read API helpers: ``list(...)``, ``history(...)``, ``status_counts()``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from sqlalchemy import and_, case, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from coreroll.omaha.codes import InstanceStatus
+from coreroll.server import schema
+from coreroll.server.policy import Policy, RolloutStats
+from coreroll.server.records import history_json, instance_json
+from coreroll.server.storage import Storage, Tx
+
+ACTIVE_WINDOW = 86400.0  # rollout stats and "finished" only count instances seen within a day
+
+
+@dataclass(slots=True)
+class Instance:
+    machine_id: str
+    ip: str = ""
+    version: str = ""
+    track: str = ""
+    group_id: str | None = None
+    status: int = InstanceStatus.Undefined
+    status_reason: str | None = None
+    last_check: float = 0.0
+    last_update_version: str | None = None
+    last_update_granted_at: float | None = None
+    update_in_progress: bool = False
+    oem: str = ""
+    oemversion: str = ""
+    alephversion: str = ""
+    board: str = ""
+    bootid: str = ""
+    created_at: float = 0.0
+
+    def row(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in _FIELDS}
+
+    def same_state(self, other: Instance) -> bool:
+        """Equal in everything but ``last_check`` (the hot path's "nothing changed")."""
+        return all(getattr(self, f) == getattr(other, f) for f in _STATE_FIELDS)
+
+    def copy(self) -> Instance:
+        return Instance(**self.row())
+
+
+_FIELDS = tuple(f.name for f in fields(Instance))
+_STATE_FIELDS = tuple(f for f in _FIELDS if f != "last_check")
+
+
+@dataclass(slots=True)
+class HistoryEntry:
+    status: int
+    version: str
+    reason: str | None = None
+    event_type: int | None = None
+    event_result: int | None = None
+    errorcode: int | None = None
+
+
+class Registry:
+    def __init__(self, storage: Storage, stale_window: float, cache: bool) -> None:
+        self.storage = storage
+        self.stale_window = stale_window
+        self.cache_enabled = cache
+        self._cache: dict[str, Instance] = {}
+        self.count = 0
+        i = schema.instances
+        dialect = sqlite if storage.is_sqlite else postgresql
+        stmt = dialect.insert(i)
+        self._upsert = stmt.on_conflict_do_update(
+            index_elements=[i.c.machine_id],
+            set_={c: stmt.excluded[c] for c in _FIELDS if c not in ("machine_id", "created_at")},
+        )
+
+    async def load_count(self) -> None:
+        async with self.storage.read() as conn:
+            self.count = int(
+                (await conn.execute(select(func.count()).select_from(schema.instances))).scalar_one()
+            )
+
+    async def get(self, machine_id: str) -> Instance | None:
+        if self.cache_enabled:
+            cached = self._cache.get(machine_id)
+            if cached is not None:
+                return cached
+        async with self.storage.read() as conn:
+            row = (
+                await conn.execute(
+                    select(schema.instances).where(schema.instances.c.machine_id == machine_id)
+                )
+            ).first()
+        if row is None:
+            return None
+        inst = Instance(**dict(row._mapping))
+        if self.cache_enabled:
+            self._cache[machine_id] = inst
+        return inst
+
+    async def save(self, tx: Tx, inst: Instance, history: list[HistoryEntry], is_new: bool) -> dict[str, Any]:
+        await tx.conn.execute(self._upsert, [inst.row()])
+        if history:
+            await tx.conn.execute(
+                insert(schema.instance_history),
+                [
+                    {
+                        "machine_id": inst.machine_id,
+                        "at": tx.now,
+                        "status": h.status,
+                        "version": h.version,
+                        "reason": h.reason,
+                        "event_type": h.event_type,
+                        "event_result": h.event_result,
+                        "errorcode": h.errorcode,
+                    }
+                    for h in history
+                ],
+            )
+        obj = instance_json(inst.row(), tx.now, self.stale_window)
+        await tx.emit("instance", obj)
+        snapshot = inst.copy()
+
+        def apply() -> None:
+            if self.cache_enabled:
+                self._cache[snapshot.machine_id] = snapshot
+            if is_new:
+                self.count += 1
+
+        tx.after_commit.append(apply)
+        return obj
+
+    async def stats(
+        self, conn: AsyncConnection, group_id: str, version: str, policy: Policy, now: float
+    ) -> RolloutStats:
+        i = schema.instances
+        granted = i.c.last_update_granted_at
+        in_progress = i.c.update_in_progress.is_(True)
+        timeout_start = now - policy.update_timeout_seconds
+
+        def count(condition: Any) -> Any:
+            return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+        query = select(
+            count(granted >= now - policy.period_seconds),
+            count(and_(in_progress, granted >= timeout_start)),
+            count(and_(in_progress, granted < timeout_start)),
+            count(i.c.last_update_version == version),
+            count(and_(i.c.version == version, i.c.status == int(InstanceStatus.Complete))),
+        ).where(i.c.group_id == group_id, granted.is_not(None), i.c.last_check >= now - ACTIVE_WINDOW)
+        row = (await conn.execute(query)).one()
+        return RolloutStats(*(int(v) for v in row))
+
+    async def all_on_version(self, conn: AsyncConnection, group_id: str, version: str, now: float) -> bool:
+        i = schema.instances
+        query = (
+            select(i.c.machine_id)
+            .where(i.c.group_id == group_id, i.c.last_check >= now - ACTIVE_WINDOW, i.c.version != version)
+            .limit(1)
+        )
+        return (await conn.execute(query)).first() is None
+
+    # ---- read API ----------------------------------------------------------------------------
+    async def list(
+        self,
+        *,
+        now: float,
+        group: str | None = None,
+        status: int | None = None,
+        track: str | None = None,
+        version: str | None = None,
+        stale: bool | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        i = schema.instances
+        where = []
+        if group is not None:
+            where.append(i.c.group_id == group)
+        if status is not None:
+            where.append(i.c.status == status)
+        if track is not None:
+            where.append(i.c.track == track)
+        if version is not None:
+            where.append(i.c.version == version)
+        if stale is not None:
+            cutoff = now - self.stale_window
+            where.append(i.c.last_check < cutoff if stale else i.c.last_check >= cutoff)
+        async with self.storage.read() as conn:
+            total = (await conn.execute(select(func.count()).select_from(i).where(*where))).scalar_one()
+            rows = await conn.execute(
+                select(i).where(*where).order_by(i.c.machine_id).limit(limit).offset(offset)
+            )
+            items = [instance_json(r._mapping, now, self.stale_window) for r in rows]
+        return items, int(total)
+
+    async def one(self, machine_id: str, now: float) -> dict[str, Any] | None:
+        i = schema.instances
+        async with self.storage.read() as conn:
+            row = (await conn.execute(select(i).where(i.c.machine_id == machine_id))).first()
+        return None if row is None else instance_json(row._mapping, now, self.stale_window)
+
+    async def history(self, machine_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        h = schema.instance_history
+        async with self.storage.read() as conn:
+            rows = await conn.execute(
+                select(h).where(h.c.machine_id == machine_id).order_by(h.c.id.desc()).limit(limit)
+            )
+            return [history_json(r._mapping) for r in rows]
+
+    async def status_counts(self) -> list[tuple[str | None, int, int]]:
+        i = schema.instances
+        async with self.storage.read() as conn:
+            rows = await conn.execute(
+                select(i.c.group_id, i.c.status, func.count()).group_by(i.c.group_id, i.c.status)
+            )
+            return [(r[0], int(r[1]), int(r[2])) for r in rows]

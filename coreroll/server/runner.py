@@ -1,0 +1,178 @@
+"""Running the server: in a thread (tests, fleet, demo, dashboard tests), as a subprocess (kill -9
+tests), or in the foreground (``coreroll server``).
+
+- ``run_server_in_thread(settings) -> RunningServer``: uvicorn on 127.0.0.1 and a free port
+  (``settings.listen`` is rewritten to it), returns once the server answers; ``RunningServer.url``,
+  ``.token``, ``.settings``, ``.stop()``; also a context manager.
+- ``start_server_process(data_dir, db_url=None, token=None, extra_args=()) -> ServerProcess``: runs
+  ``python -m coreroll server`` on a free port in a child process and waits until it is healthy;
+  ``.url``, ``.token``, ``.kill()`` (SIGKILL), ``.stop()`` (SIGTERM), ``.pid``.
+- ``serve_forever(settings)``: blocking, with SIGINT/SIGTERM ending it cleanly (open feed streams
+  are closed so shutdown does not wait on them).
+- ``free_port()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import httpx
+import uvicorn
+
+from coreroll.server.app import create_app
+from coreroll.server.auth import load_or_create_token
+from coreroll.server.settings import ServerSettings, parse_listen
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class _Server(uvicorn.Server):
+    """uvicorn.Server that also tells the app to end its feed streams when asked to exit."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        state = getattr(self.config.app.state, "core", None)  # type: ignore[union-attr]
+        if state is not None:
+            state.stopping.set()
+        super().handle_exit(sig, frame)
+
+
+def _config(settings: ServerSettings, **extra: Any) -> uvicorn.Config:
+    host, port = parse_listen(settings.listen)
+    return uvicorn.Config(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=2,
+        lifespan="on",
+        **extra,
+    )
+
+
+@dataclass
+class RunningServer:
+    url: str
+    token: str
+    settings: ServerSettings
+    _server: _Server
+    _thread: threading.Thread
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    def stop(self) -> None:
+        if self._loop is not None and not self._server.should_exit:
+            self._loop.call_soon_threadsafe(self._server.handle_exit, signal.SIGTERM, None)
+        self._thread.join(timeout=15)
+
+    def __enter__(self) -> RunningServer:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+def run_server_in_thread(settings: ServerSettings, timeout: float = 20.0) -> RunningServer:
+    """Start the server in a daemon thread on 127.0.0.1:<free port> and wait until it is up."""
+    settings = replace(settings, listen=f"127.0.0.1:{free_port()}")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    token = load_or_create_token(settings)
+    settings.token = token
+    server = _Server(_config(settings))
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # not the main thread
+    loop_box: list[asyncio.AbstractEventLoop] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        loop = asyncio.new_event_loop()
+        loop_box.append(loop)
+        try:
+            loop.run_until_complete(server.serve())
+        except BaseException as exc:  # reported to the caller below
+            failure.append(exc)
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=run, name=f"coreroll-server-{settings.listen}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if failure or not thread.is_alive():
+            raise RuntimeError(f"coreroll server failed to start: {failure[0] if failure else 'exited'}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"coreroll server did not start within {timeout} s")
+        time.sleep(0.01)
+    return RunningServer(f"http://{settings.listen}", token, settings, server, thread, loop_box[0])
+
+
+def serve_forever(settings: ServerSettings) -> bool:
+    """Serve until SIGINT/SIGTERM; False when the server could not start (the error is logged)."""
+    server = _Server(_config(settings))
+    asyncio.run(server.serve())
+    return server.started
+
+
+@dataclass
+class ServerProcess:
+    url: str
+    token: str
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def start_server_process(
+    data_dir: Path, db_url: str | None = None, token: str = "test-token", extra_args: tuple[str, ...] = ()
+) -> ServerProcess:
+    port = free_port()
+    argv = [sys.executable, "-m", "coreroll", "server", "--listen", f"127.0.0.1:{port}",
+            "--data", str(data_dir), "--token", token, *extra_args]  # fmt: skip
+    if db_url:
+        argv += ["--db", db_url]
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir / "server.log"
+    with log_path.open("ab") as log:  # a file, not a pipe: a chatty child can never block on it
+        process = subprocess.Popen(argv, stdout=log, stderr=log, env=dict(os.environ))
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        if process.poll() is not None:
+            err = log_path.read_text(errors="replace")
+            raise RuntimeError(f"coreroll server exited with {process.returncode}: {err.strip()[-500:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return ServerProcess(url, token, data_dir, process)
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("coreroll server process did not become healthy within 30 s")
+        time.sleep(0.05)

@@ -1,0 +1,147 @@
+"""Database tables (SQLAlchemy Core), shared by SQLite and PostgreSQL.
+
+Times are stored as float seconds since the epoch (UTC): portable, cheap to compare, and turned
+into ISO 8601 only at the JSON edge. ``SCHEMA_VERSION`` is written to ``schema_version``; a
+database written by a newer server is refused on start instead of being misread.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, nullable=False),
+    Column("applied_at", Float, nullable=False),
+)
+
+channels = Table(
+    "channels",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("version", String(64), nullable=True),
+    Column("updated_at", Float, nullable=False),
+)
+
+# Every (channel, version) a channel has pointed at: promotion checks read it.
+channel_history = Table(
+    "channel_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("channel", String(64), nullable=False, index=True),
+    Column("version", String(64), nullable=False, index=True),
+    Column("at", Float, nullable=False),
+    sqlite_autoincrement=True,  # ids are never reused, even after pruning
+)
+
+releases = Table(
+    "releases",
+    metadata,
+    Column("version", String(64), primary_key=True),
+    Column("filename", String(255), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),  # base64, as update_engine compares it
+    Column("sha1", String(64), nullable=False),  # base64
+    Column("signed", Boolean, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+groups = Table(
+    "groups",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("track", String(255), nullable=False, unique=True),
+    Column("channel", String(64), nullable=False),
+    Column("updates_enabled", Boolean, nullable=False),
+    Column("max_updates_per_period", Integer, nullable=False),
+    Column("period_seconds", Integer, nullable=False),
+    Column("max_concurrent", Integer, nullable=False),
+    Column("update_timeout_seconds", Integer, nullable=False),
+    Column("safe_mode", Boolean, nullable=False),
+    Column("office_hours", Boolean, nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("rollout_in_progress", Boolean, nullable=False),
+    Column("rollout_version", String(64), nullable=True),
+    Column("halted_reason", Text, nullable=True),
+    Column("updated_at", Float, nullable=False),
+)
+
+instances = Table(
+    "instances",
+    metadata,
+    Column("machine_id", String(64), primary_key=True),
+    Column("ip", String(64), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("track", String(255), nullable=False),
+    Column("group_id", String(64), nullable=True),
+    Column("status", Integer, nullable=False),
+    Column("status_reason", Text, nullable=True),
+    Column("last_check", Float, nullable=False),
+    Column("last_update_version", String(64), nullable=True),
+    Column("last_update_granted_at", Float, nullable=True),
+    Column("update_in_progress", Boolean, nullable=False),
+    Column("oem", String(255), nullable=False),
+    Column("oemversion", String(255), nullable=False),
+    Column("alephversion", String(64), nullable=False),
+    Column("board", String(64), nullable=False),
+    Column("bootid", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_instances_group_status", "group_id", "status"),
+    Index("ix_instances_group_granted", "group_id", "last_update_granted_at"),
+    Index("ix_instances_group_update_version", "group_id", "last_update_version"),
+)
+
+instance_history = Table(
+    "instance_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("machine_id", String(64), nullable=False, index=True),
+    Column("at", Float, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("event_type", Integer, nullable=True),
+    Column("event_result", Integer, nullable=True),
+    Column("errorcode", Integer, nullable=True),
+)
+
+activity = Table(
+    "activity",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("group_id", String(64), nullable=True),
+    Column("channel", String(64), nullable=True),
+    Column("version", String(64), nullable=True),
+    Column("instance", String(64), nullable=True),
+    Column("message", Text, nullable=False),
+)
+
+# The feed: one row per committed change, written in the same transaction as the change itself.
+changes = Table(
+    "changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("at", Float, nullable=False),
+    sqlite_autoincrement=True,  # ids are never reused, even after pruning
+)

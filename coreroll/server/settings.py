@@ -1,0 +1,70 @@
+"""Server settings.
+
+``ServerSettings`` holds everything `coreroll server` can be told: listen address, database URL
+(``sqlite:///path`` default under the data dir, or ``postgresql://...``), data dir (payloads, token,
+signing key, SQLite file), the admin token (else generated on first start into ``<data>/token``),
+the stale window, trusted proxies for ``X-Forwarded-For``, and a cap on registered instances.
+``default_data_dir()`` is where the server and the CLI look by default.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_LISTEN = "127.0.0.1:8400"
+
+
+def default_data_dir() -> Path:
+    """``$COREROLL_DATA``, else ``$XDG_DATA_HOME/coreroll/server``, else ``~/.local/share/coreroll/server``."""
+    explicit = os.environ.get("COREROLL_DATA")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "coreroll" / "server"
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """``"127.0.0.1:8400"`` -> ``("127.0.0.1", 8400)``; ``"[::1]:80"`` works too. Raises ValueError."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"--listen {listen!r}: expected HOST:PORT")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+@dataclass
+class ServerSettings:
+    listen: str = DEFAULT_LISTEN
+    db_url: str | None = None  # None: sqlite:///<data_dir>/coreroll.db
+    data_dir: Path = field(default_factory=default_data_dir)
+    token: str | None = None  # None: COREROLL_TOKEN is NOT read here (the CLI does); file in data_dir
+    stale_window_seconds: float = 7200.0
+    trusted_proxies: tuple[str, ...] = ()
+    instance_cap: int = 1_000_000
+    public_url: str | None = None  # base URL for payload links; None: from the request's Host
+    poll_interval: int | None = None  # PollInterval sent with update checks
+    feed_retention: int = 200_000  # changes kept for Last-Event-ID resumes
+    fixed_response_route: bool = False  # bench only: POST /bench/fixed answers a constant noupdate
+    clock: Callable[[], float] = time.time
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir)
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{self.data_dir / 'coreroll.db'}"
+
+    @property
+    def token_path(self) -> Path:
+        return self.data_dir / "token"
+
+    @property
+    def packages_dir(self) -> Path:
+        return self.data_dir / "packages"
+
+    @property
+    def key_dir(self) -> Path:
+        return self.data_dir / "keys"

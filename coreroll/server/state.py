@@ -1,0 +1,39 @@
+"""``ServerState``: the parts of one running server, reachable from a request as
+``request.app.state.core`` (``core(request)``)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+
+from coreroll.server.catalog import Catalog
+from coreroll.server.metrics import Metrics
+from coreroll.server.omaha_handler import OmahaHandler
+from coreroll.server.registry import Registry
+from coreroll.server.releases import Publisher
+from coreroll.server.settings import ServerSettings
+from coreroll.server.storage import Storage
+
+
+@dataclass
+class ServerState:
+    settings: ServerSettings
+    storage: Storage
+    catalog: Catalog
+    registry: Registry
+    metrics: Metrics
+    handler: OmahaHandler
+    publisher: Publisher
+    token: str
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def core(request: Request) -> ServerState:
+    return request.app.state.core  # type: ignore[no-any-return]
+
+
+def base_url(request: Request) -> str:
+    state = core(request)
+    return (state.settings.public_url or str(request.base_url)).rstrip("/")

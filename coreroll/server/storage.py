@@ -1,0 +1,208 @@
+"""Storage: the async engine, schema creation/versioning, write transactions and the change log.
+
+``Storage(url, clock)``; ``await storage.start()`` creates the schema (or checks its version) and
+``await storage.close()``. URLs: ``sqlite:///path.db`` (WAL, synchronous=NORMAL: a committed write
+survives kill -9 of the server) or ``postgresql://user@host/db`` (asyncpg).
+
+Writes go through ``async with storage.write() as tx:``. One writer at a time in this process; on
+PostgreSQL a transaction-scoped advisory lock also orders writers of other processes, so change
+ids commit in increasing order and a feed reader that has seen id N never later finds a smaller
+one. ``tx.emit(kind, obj)`` appends to the change log in the same transaction; ``tx.activity(...)``
+records an activity and emits it. After commit, feed waiters are woken
+(``await storage.wait_for_change(after, timeout)``) and ``tx.after_commit`` callbacks run (cache
+updates happen only for committed data).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event, func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from coreroll.server import schema
+from coreroll.server.records import activity_json
+
+_ADVISORY_LOCK = 7_263_001  # arbitrary constant shared by every coreroll server on one database
+
+
+class StorageError(RuntimeError):
+    """The database cannot be used (bad URL, newer schema, unreachable)."""
+
+
+def async_url(url: str) -> str:
+    """``sqlite:///x`` -> ``sqlite+aiosqlite:///x``; ``postgresql://`` / ``postgres://`` -> asyncpg."""
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    if url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        return url
+    raise StorageError(f"--db {url!r}: expected sqlite:///PATH or postgresql://USER@HOST/DB")
+
+
+class Tx:
+    """One write transaction: ``conn`` plus the change log and post-commit hooks."""
+
+    def __init__(self, conn: AsyncConnection, now: float) -> None:
+        self.conn = conn
+        self.now = now
+        self.last_change_id = 0
+        self.after_commit: list[Callable[[], None]] = []
+
+    async def emit(self, kind: str, obj: dict[str, Any]) -> int:
+        result = await self.conn.execute(
+            insert(schema.changes).values(kind=kind, data=json.dumps(obj, separators=(",", ":")), at=self.now)
+        )
+        self.last_change_id = int(result.inserted_primary_key[0])
+        return self.last_change_id
+
+    async def activity(
+        self,
+        kind: str,
+        severity: str,
+        message: str,
+        *,
+        group: str | None = None,
+        channel: str | None = None,
+        version: str | None = None,
+        instance: str | None = None,
+    ) -> dict[str, Any]:
+        row = {
+            "at": self.now,
+            "kind": kind,
+            "severity": severity,
+            "group_id": group,
+            "channel": channel,
+            "version": version,
+            "instance": instance,
+            "message": message,
+        }
+        result = await self.conn.execute(insert(schema.activity).values(**row))
+        obj = activity_json({"id": int(result.inserted_primary_key[0]), **row})
+        await self.emit("activity", obj)
+        return obj
+
+
+class Storage:
+    def __init__(self, url: str, clock: Callable[[], float]) -> None:
+        self.url = async_url(url)
+        self.clock = clock
+        self.is_sqlite = self.url.startswith("sqlite")
+        if self.is_sqlite:
+            self.engine: AsyncEngine = create_async_engine(self.url, pool_size=8, max_overflow=8)
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        else:
+            self.engine = create_async_engine(self.url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        self._write_lock = asyncio.Lock()
+        self._changed = asyncio.Event()
+        self.head = 0  # last change id committed (by this process, or seen on start)
+
+    async def start(self) -> None:
+        try:
+            async with self.engine.begin() as conn:
+                if not self.is_sqlite:
+                    await conn.execute(text(f"SELECT pg_advisory_xact_lock({_ADVISORY_LOCK})"))
+                await conn.run_sync(schema.metadata.create_all)
+                found = (await conn.execute(select(func.max(schema.schema_version.c.version)))).scalar()
+                if found is None:
+                    await conn.execute(
+                        insert(schema.schema_version).values(
+                            version=schema.SCHEMA_VERSION, applied_at=self.clock()
+                        )
+                    )
+                elif found > schema.SCHEMA_VERSION:
+                    raise StorageError(
+                        f"database schema version {found} is newer than this server's "
+                        f"({schema.SCHEMA_VERSION}); upgrade coreroll"
+                    )
+                self.head = (
+                    await conn.execute(select(func.coalesce(func.max(schema.changes.c.id), 0)))
+                ).scalar_one()
+        except StorageError:
+            raise
+        except Exception as exc:  # unreachable PostgreSQL, unwritable file, ...
+            raise StorageError(f"cannot open database {self.url.split('@')[-1]}: {exc}") from exc
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[Tx]:
+        async with self._write_lock:
+            async with self.engine.begin() as conn:
+                if not self.is_sqlite:
+                    await conn.execute(text(f"SELECT pg_advisory_xact_lock({_ADVISORY_LOCK})"))
+                tx = Tx(conn, self.clock())
+                yield tx
+            # Committed. Caches are updated while still holding the lock, so the next writer
+            # never decides on state older than the database.
+            for callback in tx.after_commit:
+                callback()
+            if tx.last_change_id:
+                self.head = max(self.head, tx.last_change_id)
+                self._changed.set()
+                self._changed = asyncio.Event()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            yield conn
+
+    async def wait_for_change(self, after: int, wait_seconds: float) -> None:
+        """Return when a change newer than ``after`` was committed here, or after ``wait_seconds``."""
+        if self.head > after:
+            return
+        waiter = self._changed
+        try:
+            await asyncio.wait_for(waiter.wait(), wait_seconds)
+        except TimeoutError:
+            pass
+
+    async def current_head(self) -> int:
+        async with self.read() as conn:
+            found = (await conn.execute(select(func.coalesce(func.max(schema.changes.c.id), 0)))).scalar_one()
+        self.head = max(self.head, int(found))
+        return int(found)
+
+    async def changes_after(self, after: int, limit: int = 500) -> list[tuple[int, str, str]]:
+        async with self.read() as conn:
+            rows = await conn.execute(
+                select(schema.changes.c.id, schema.changes.c.kind, schema.changes.c.data)
+                .where(schema.changes.c.id > after)
+                .order_by(schema.changes.c.id)
+                .limit(limit)
+            )
+            return [(int(r.id), r.kind, r.data) for r in rows]
+
+    async def oldest_change(self) -> int:
+        async with self.read() as conn:
+            return int(
+                (await conn.execute(select(func.coalesce(func.min(schema.changes.c.id), 0)))).scalar_one()
+            )
+
+    async def prune_changes(self, keep: int) -> int:
+        """Delete all but the newest ``keep`` changes; returns how many were deleted."""
+        async with self.write() as tx:
+            cutoff = self.head - keep
+            if cutoff <= 0:
+                return 0
+            result = await tx.conn.execute(schema.changes.delete().where(schema.changes.c.id <= cutoff))
+            return int(result.rowcount or 0)
+
+    async def ping(self) -> None:
+        async with self.read() as conn:
+            await conn.execute(text("SELECT 1"))
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()

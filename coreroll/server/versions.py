@@ -1,0 +1,63 @@
+"""Versions and channels.
+
+- ``coreos_major(day)``: CoreOS's scheme, major = days since 2013-07-13 (the first CoreOS build);
+  ``coreos_version(day, minor, patch)`` -> ``"4885.0.0"``.
+- ``version_key(v)``: a sort key comparing dotted versions numerically (``"10.0" > "9.9"``);
+  ``is_newer(a, b)``.
+- ``DEFAULT_CHANNELS`` (alpha, beta, stable), ``PROMOTION`` (alpha -> beta -> stable),
+  ``promotion_source(to)``: the channel a release must have been on to be promoted to ``to``.
+- ``LEGACY_TRACKS``: CoreOS's amd64 group UUIDs -> track names (still sent by old machines).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+EPOCH = dt.date(2013, 7, 13)
+DEFAULT_CHANNELS: tuple[str, ...] = ("alpha", "beta", "stable")
+PROMOTION: dict[str, str] = {"beta": "alpha", "stable": "beta"}
+LEGACY_TRACKS: dict[str, str] = {
+    "5b810680-e36a-4879-b98a-4f989e80b899": "alpha",
+    "3fe10490-dd73-4b49-b72a-28ac19acfcdc": "beta",
+    "9a2deb70-37be-4026-853f-bfdd6b347bbe": "stable",
+    "72834a2b-ad86-4d6d-b498-e08a19ebe54e": "edge",
+}
+_VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$")
+_PART_RE = re.compile(r"(\d+)|(\D+)")
+
+
+def coreos_major(day: dt.date) -> int:
+    return (day - EPOCH).days
+
+
+def coreos_version(day: dt.date | None = None, minor: int = 0, patch: int = 0) -> str:
+    day = day or dt.datetime.now(dt.UTC).date()
+    return f"{coreos_major(day)}.{minor}.{patch}"
+
+
+def valid_version(version: str) -> bool:
+    """A version usable in a URL path and a file name: 1-64 of ``[0-9A-Za-z.+_-]``, no ``..``."""
+    return bool(_VERSION_RE.match(version)) and ".." not in version
+
+
+def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """Numeric parts compare as numbers, others as text; numbers sort before text at the same place."""
+    key: list[tuple[int, int | str]] = []
+    for part in version.split("+", 1)[0].split("."):
+        for num, text in _PART_RE.findall(part):
+            key.append((0, int(num)) if num else (1, text))
+    return tuple(key)
+
+
+def is_newer(candidate: str, current: str) -> bool:
+    return version_key(candidate) > version_key(current)
+
+
+def promotion_source(to: str) -> str | None:
+    """``beta`` -> ``alpha``, ``stable`` -> ``beta``; None for channels outside the promotion order."""
+    return PROMOTION.get(to)
+
+
+def channel_sort_key(name: str) -> tuple[int, str]:
+    return (DEFAULT_CHANNELS.index(name), "") if name in DEFAULT_CHANNELS else (len(DEFAULT_CHANNELS), name)
