@@ -1,0 +1,204 @@
+"""The dashboard on a fixed sample fleet (no live sources): layout, filter, sort, detail, freeze,
+stale marking, unreadable rows, help and read-only. The live tests against etcd and the server
+are in test_live.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from coreroll.watch import updates as u
+from coreroll.watch.model import FleetModel
+from tests.tui.helpers import screen_text, wait_for, wait_for_text
+from tui.app import DashApp
+from tui.sample import NOW, STATUS_KEY, machine_id, sample_updates, status_json
+from widgets.node_table import NodeTable
+
+
+def make_app(n: int = 40, **kwargs: object) -> DashApp:
+    app = DashApp(FleetModel(clock=lambda: NOW), clock=lambda: NOW, watch_tty=False, **kwargs)  # type: ignore[arg-type]
+    for update in sample_updates(n):
+        app.buffer.put(update)
+    return app
+
+
+def table(app: DashApp) -> NodeTable:
+    return app.main_screen.query_one("#nodes", NodeTable)
+
+
+async def test_main_screen_at_80x24_shows_every_panel() -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        text = await wait_for_text(app, "node-0000")
+        assert app.main_screen.has_class("-narrow")
+        for expected in ("etcd: ok", "server: ok", "nodes 40", "stable", "reboot locks", "events", "Check"):
+            assert expected in text, expected
+        assert table(app).cursor_key == machine_id(0)
+        await pilot.press("down", "down")
+        assert table(app).cursor_index == 2
+        await pilot.resize_terminal(160, 48)
+        await pilot.pause()
+        assert app.main_screen.has_class("-wide")
+        assert "other usr" in screen_text(app)
+
+
+async def test_filter_by_field_and_text() -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        alpha = [r for r in app.model.rows.values() if r.channel == "alpha"]
+        await pilot.press("slash", *"channel:alpha", "enter")
+        await wait_for(lambda: len(table(app).rows) == len(alpha), what="alpha rows only")
+        assert all(r.channel == "alpha" for r in table(app).rows)
+        assert f"nodes {len(alpha)}/40" in screen_text(app)
+        assert table(app).has_focus
+        await pilot.press("escape")  # clears the filter
+        await wait_for(lambda: len(table(app).rows) == 40, what="all rows back")
+        await pilot.press("slash", *"node-0003", "enter")
+        await wait_for(lambda: [r.hostname for r in table(app).rows] == ["node-0003"], what="text filter")
+
+
+async def test_a_bad_filter_names_the_field_and_keeps_the_rows() -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await pilot.pause()
+        await pilot.press("slash", *"colour:red")
+        await wait_for_text(app, "unknown filter field 'colour'")
+        await pilot.press("enter")  # refused: the box stays open
+        await wait_for_text(app, "unknown filter field 'colour' in 'colour:red'")
+        await pilot.press("escape")  # cancel: back to the filter from before
+        await wait_for(lambda: len(table(app).rows) == 40, what="all rows back")
+        assert app.query == ""
+
+
+async def test_sort_cycles_columns_and_reverses_keeping_the_cursor_row() -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("down", "down", "down")
+        chosen = table(app).cursor_key
+        await pilot.press("o")  # machine id -> hostname
+        assert app.sort_column == "hostname"
+        names = [r.hostname for r in table(app).rows]
+        assert names == sorted(names)
+        assert table(app).cursor_key == chosen
+        assert "node▲" in screen_text(app)
+        await pilot.press("O")
+        names = [r.hostname for r in table(app).rows]
+        assert names == sorted(names, reverse=True)
+        assert table(app).cursor_key == chosen
+        assert "node▼" in screen_text(app)
+        await pilot.press("o")  # -> channel
+        assert [r.channel for r in table(app).rows] == sorted(r.channel for r in table(app).rows)
+
+
+async def test_detail_opens_with_partitions_and_closes() -> None:
+    app = make_app()
+    async with app.run_test(size=(100, 60)) as pilot:
+        await pilot.pause()
+        await pilot.press("enter")
+        text = await wait_for_text(app, "partitions (cgpt show)")
+        assert machine_id(0) in text
+        assert 'Label: "USR-A"  (booted)' in text
+        assert "Attr: priority=2 tries=0 successful=1" in text
+        assert "no --server configured" in text
+        await pilot.press("escape")
+        await wait_for_text(app, "reboot locks")
+
+
+async def test_mark_selects_rows_for_bulk_actions() -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("space", "down", "down", "space")
+        assert table(app).selected_keys() == [table(app).rows[0].machine_id, table(app).rows[2].machine_id]
+        assert screen_text(app).count(" *") >= 1
+        await pilot.press("escape")
+        assert table(app).marked == set()
+
+
+async def test_freeze_stops_repainting_while_the_model_keeps_up() -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("f")
+        await wait_for_text(app, "[FROZEN]")
+        mid = machine_id(0)
+        app.buffer.put(u.NodeStatus(mid, STATUS_KEY.format(mid), status_json(mid, hostname="renamed-host")))
+        await wait_for(lambda: app.model.get(mid).hostname == "renamed-host", what="model applied")
+        await pilot.pause(0.3)
+        assert "renamed-host" not in screen_text(app)
+        await pilot.press("f")
+        await wait_for_text(app, "renamed-host")
+
+
+async def test_a_source_going_down_marks_rows_stale_and_keeps_them() -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        app.buffer.put(u.Connection("etcd", "down", "connection refused", NOW))
+        text = await wait_for_text(app, "etcd: DOWN")
+        assert "node-0000" in text
+        assert table(app).stale
+        assert ">~" in text  # the cursor row carries the stale marker
+        app.buffer.put(u.Connection("etcd", "connected", "", NOW))
+        await wait_for_text(app, "etcd: ok")
+        assert not table(app).stale
+
+
+async def test_corrupt_status_json_shows_the_node_unreadable_with_its_key() -> None:
+    app = make_app(5)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.pause()
+        key = STATUS_KEY.format("deadbeef")
+        app.buffer.put(u.NodeStatus("deadbeef", key, b'{"machine_id": "deadbeef", "version": '))
+        text = await wait_for_text(app, key)
+        assert "unreadable" in text
+        assert "node-0001" in text  # the rest still renders
+
+
+async def test_help_lists_every_key_with_its_binding_id() -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 50)) as pilot:
+        await pilot.pause()
+        await pilot.press("question_mark")
+        text = await wait_for_text(app, "coreroll keys")
+        for binding_id in ("check", "switch_channel", "unlock", "set_max", "pause", "mark", "filter",
+                           "sort", "reverse", "detail", "focus_log", "freeze", "help", "quit"):  # fmt: skip
+            assert binding_id in text, binding_id
+        await pilot.press("escape")
+        await wait_for_text(app, "coreroll keys", present=False)
+
+
+class RecordingActions:
+    """Records calls; used only to prove read-only never reaches the action layer."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> object:
+        def record(*args: object) -> None:
+            self.calls.append(name)
+
+        return record
+
+
+async def test_read_only_hides_every_mutating_key() -> None:
+    actions = RecordingActions()
+    app = make_app(actions=actions, read_only=True)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.pause()
+        text = screen_text(app)
+        assert "[R]" in text
+        for label in ("Check", "Channel", "Unlock", "Lock max", "Pause"):
+            assert label not in text.splitlines()[-1], label
+        await pilot.press("c", "s", "u", "m", "p")
+        await pilot.pause()
+        assert actions.calls == []
+        assert len(app.screen_stack) == 2  # no dialog opened
+
+
+@pytest.mark.parametrize("value", ["1", ""])
+def test_no_color_is_honoured(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("NO_COLOR", value)
+    assert DashApp().no_color

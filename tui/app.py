@@ -1,0 +1,363 @@
+"""`DashApp`: the coreroll dashboard (Textual).
+
+    buffer = UpdateBuffer()
+    sources = [EtcdSource(config, buffer.put), FeedSource(url, buffer.put)]
+    app = DashApp(FleetModel(), buffer=buffer, sources=sources, actions=Actions(...),
+                  read_only=False, cluster="http://127.0.0.1:2379")
+    app.run()
+
+Data flow (one way): sources run as async workers and put `coreroll.watch.updates` messages into
+`buffer`; when the buffer goes non-empty the app schedules ONE flush, at most every
+`refresh_interval` seconds (default 0.25 s = 4 Hz): it drains the buffer into the model
+(`model.apply_many`) and repaints the widgets in a single `batch_update()`. The node table gets
+the model's filtered/sorted rows and the set of changed machine ids, so only changed lines on
+screen are redrawn. `f` (freeze) keeps applying data to the model but stops repainting.
+
+Keys are in `tui.keymap`. Mutating actions go through `coreroll.watch.actions.Actions`; in
+read-only mode `check_action` hides them and the actions object refuses them as well. Every action
+reports its outcome with `notify()`.
+
+SSH hygiene: exits on SIGHUP and when stdin stops being a TTY (checked every 5 s); honours
+NO_COLOR (Textual's monochrome filter); `mouse=False` by default in `main()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from textual.app import App
+from textual.binding import Binding, BindingType
+
+from coreroll.watch.model import FleetModel
+from coreroll.watch.query import Query, QueryError, parse_query
+from coreroll.watch.updates import UpdateBuffer
+from tui import interventions
+from tui.keymap import APP_BINDINGS, HELP_TEXT, MUTATING, keymap_from_env
+from tui.screens.detail import NodeDetailScreen
+from tui.screens.main import MainScreen
+from widgets.channel_bar import ChannelBar
+from widgets.event_log import EventLog
+from widgets.header import DashHeader, HeaderInfo
+from widgets.help import HelpScreen
+from widgets.lock_panel import LockPanel
+from widgets.node_columns import SORT_CYCLE
+from widgets.node_table import NodeTable
+
+HistoryLoader = Callable[[str], Awaitable[list[dict[str, Any]]]]
+
+
+class Source(Protocol):
+    async def run(self) -> None: ...
+
+    def stop(self) -> Any: ...
+
+
+class DashApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "coreroll"
+    BINDINGS: ClassVar[list[BindingType]] = list(APP_BINDINGS)
+    ENABLE_COMMAND_PALETTE = False
+
+    def __init__(
+        self,
+        model: FleetModel | None = None,
+        *,
+        buffer: UpdateBuffer | None = None,
+        sources: Sequence[Source] = (),
+        actions: Any | None = None,
+        read_only: bool = False,
+        cluster: str = "",
+        refresh_interval: float = 0.25,
+        history: HistoryLoader | None = None,
+        clock: Callable[[], float] = time.time,
+        watch_tty: bool = True,
+        sources_configured: Sequence[str] = ("etcd", "server"),
+    ) -> None:
+        super().__init__()
+        self.model = model if model is not None else FleetModel()
+        self.buffer = buffer if buffer is not None else UpdateBuffer()
+        self.sources = list(sources)
+        self.actions = actions
+        self.read_only = read_only
+        self.cluster = cluster
+        self.refresh_interval = refresh_interval
+        self.history = history
+        self.clock = clock
+        self.watch_tty = watch_tty
+        self.sources_configured = tuple(sources_configured)
+        self.query = ""
+        self._query_obj: Query | None = None
+        self.sort_column = "machine"
+        self.sort_reverse = False
+        self.frozen = False
+        self._pending: set[str] = set()
+        self._rows_dirty = True
+        self._flush_scheduled = False
+        self._last_flush = 0.0
+        self._activity_seq = 0
+        self._locks_version = -1
+        self._channels_version = -1
+        self._channels_at = 0.0
+        self._thread_id = threading.get_ident()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.repaints = 0
+        self.on_repaint: Callable[[], None] | None = None  # bench/test hook, after each repaint
+        self.buffer.on_first = self._wake_threadsafe
+        keymap = keymap_from_env()
+        if keymap:
+            self.set_keymap(keymap)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def on_mount(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._thread_id = threading.get_ident()
+        await self.push_screen(MainScreen())
+        self.main_screen.table.set_sort(self.sort_column, self.sort_reverse)
+        for source in self.sources:
+            self.run_worker(source.run(), group="sources", exit_on_error=False, description=repr(source))
+        self.set_interval(1.0, self._clock_tick)
+        if self.watch_tty and not self.is_headless:
+            try:
+                self._loop.add_signal_handler(signal.SIGHUP, self._lost_terminal)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+            self.set_interval(5.0, self._check_tty)
+        self.flush()
+
+    async def on_unmount(self) -> None:
+        for source in self.sources:
+            result = source.stop()
+            if asyncio.iscoroutine(result):
+                await result
+
+    def _lost_terminal(self) -> None:
+        self.exit(0)
+
+    def _check_tty(self) -> None:
+        try:
+            if not sys.stdin.isatty():
+                self.exit(0)
+        except (ValueError, OSError):  # stdin closed
+            self.exit(0)
+
+    @property
+    def main_screen(self) -> MainScreen:
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen):
+                return screen
+        raise LookupError("main screen not mounted")
+
+    # -- the batched repaint --------------------------------------------------------------
+    def _wake_threadsafe(self) -> None:
+        if threading.get_ident() == self._thread_id:
+            self._wake()
+        elif self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        if self._flush_scheduled or self._loop is None:  # not running yet: on_mount flushes
+            return
+        self._flush_scheduled = True
+        delay = max(0.0, self._last_flush + self.refresh_interval - time.monotonic())
+        self.set_timer(max(delay, 0.001), self.flush)
+
+    def flush(self) -> None:
+        """Apply everything the sources delivered, then repaint once (unless frozen)."""
+        self._flush_scheduled = False
+        self._last_flush = time.monotonic()
+        batch = self.buffer.drain()
+        if batch:
+            changed = self.model.apply_many(batch)
+            if changed:
+                self._pending |= changed
+                self._rows_dirty = True
+        if not self.frozen:
+            self.repaint()
+
+    def repaint(self, full: bool = False) -> None:
+        try:
+            main = self.main_screen
+        except LookupError:
+            return
+        model = self.model
+        table = main.query_one("#nodes", NodeTable)
+        with self.batch_update():
+            if self._rows_dirty or full:
+                try:
+                    rows = model.filter_rows(self._query_obj or "", self.sort_column, self.sort_reverse)
+                except QueryError:
+                    rows = model.filter_rows("", self.sort_column, self.sort_reverse)
+                table.set_rows(rows, None if full else self._pending)
+                self._pending = set()
+                self._rows_dirty = False
+            table.stale = self.stale_sources() != ()
+            self._repaint_panels(main, full)
+            if isinstance(self.screen, NodeDetailScreen):
+                self.screen.refresh_from_model()
+        self.repaints += 1
+        if self.on_repaint is not None:
+            self.on_repaint()
+
+    def _repaint_panels(self, main: MainScreen, full: bool) -> None:
+        model = self.model
+        now = self.clock()
+        main.query_one("#header", DashHeader).show(
+            HeaderInfo(
+                cluster=self.cluster,
+                etcd=model.connections.get("etcd") if "etcd" in self.sources_configured else None,
+                server=model.connections.get("server") if "server" in self.sources_configured else None,
+                counts=model.counts(),
+                total=len(model.rows),
+                shown=len(main.table.rows),
+                last_update=model.last_change_at,
+                read_only=self.read_only,
+                frozen=self.frozen,
+                now=now,
+            )
+        )
+        # channel progress scans every row: at most once a second unless the channels changed
+        if full or model.channels_version != self._channels_version or now - self._channels_at >= 1.0:
+            self._channels_version = model.channels_version
+            self._channels_at = now
+            main.query_one("#channels", ChannelBar).show(model.channels())
+        if full or model.locks_version != self._locks_version:
+            self._locks_version = model.locks_version
+            main.query_one("#locks", LockPanel).show(model.lock_groups(), now, self.node_name)
+        if model.activity_seq != self._activity_seq:
+            entries = model.activity_after(self._activity_seq)
+            self._activity_seq = model.activity_seq
+            main.query_one("#events", EventLog).add(entry for _, entry in entries)
+
+    def _clock_tick(self) -> None:
+        """Once a second: ages in the lock panel and header ("last ok 12s ago")."""
+        if self.frozen:
+            return
+        try:
+            main = self.main_screen
+        except LookupError:
+            return
+        now = self.clock()
+        with self.batch_update():
+            if self.model.lock_groups() and any(g.holders for g in self.model.lock_groups()):
+                main.query_one("#locks", LockPanel).show(self.model.lock_groups(), now, self.node_name)
+            if self.stale_sources():
+                self._repaint_panels(main, False)
+
+    def node_name(self, machine_id: str) -> str | None:
+        row = self.model.get(machine_id)
+        return row.hostname if row is not None else None
+
+    def stale_sources(self) -> tuple[str, ...]:
+        return tuple(s for s in self.sources_configured if self.model.is_stale(s))
+
+    # -- view state -----------------------------------------------------------------------
+    def set_query(self, text: str) -> None:
+        text = text.strip()
+        if text == self.query:
+            return
+        self._query_obj = parse_query(text, self.model.stale_holder_ids()) if text else None
+        self.query = text
+        self._rows_dirty = True
+        self.repaint()
+
+    def cycle_sort(self) -> None:
+        columns = list(SORT_CYCLE)
+        index = columns.index(self.sort_column) if self.sort_column in columns else -1
+        self.set_sort(columns[(index + 1) % len(columns)], False)
+
+    def reverse_sort(self) -> None:
+        self.set_sort(self.sort_column, not self.sort_reverse)
+
+    def set_sort(self, column: str, reverse: bool) -> None:
+        self.sort_column, self.sort_reverse = column, reverse
+        self.main_screen.table.set_sort(column, reverse)
+        self._rows_dirty = True
+        self.repaint()
+        self.notify(f"sorted by {column}{' (reversed)' if reverse else ''}", timeout=2)
+
+    def toggle_freeze(self) -> None:
+        self.frozen = not self.frozen
+        if self.frozen:
+            self.main_screen.query_one("#header", DashHeader).show(self._frozen_header_info())
+            self.notify("display frozen; data keeps flowing (f to resume)", timeout=3)
+        else:
+            self.flush()
+            self.repaint(full=True)
+            self.notify("display live again", timeout=2)
+
+    def _frozen_header_info(self) -> HeaderInfo:
+        header = self.main_screen.query_one("#header", DashHeader)
+        info = header.info or HeaderInfo(self.cluster, None, None)
+        return HeaderInfo(**{**info.__dict__, "frozen": self.frozen})
+
+    def open_detail(self, machine_id: str) -> None:
+        self.push_screen(NodeDetailScreen(self.model, machine_id, self.history))
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(
+            HelpScreen(self.help_rows(), title="coreroll keys" + (" [R] read-only" if self.read_only else ""))
+        )
+
+    def help_rows(self) -> list[tuple[str, str, str]]:
+        """(key, description, binding id) for every binding, as currently mapped."""
+        rows: list[tuple[str, str, str]] = []
+        bindings: list[Binding] = []
+        for node in (self.main_screen, self.main_screen.table, self):
+            bindings.extend(self._flat(node))
+        seen: set[tuple[str, str]] = set()
+        for binding in bindings:
+            name = binding.action.split("(")[0]
+            hidden = self.read_only and name in MUTATING
+            key = self.get_key_display(binding)
+            if (binding.id or binding.action, key) in seen:
+                continue
+            seen.add((binding.id or binding.action, key))
+            if binding.id is None and binding.action in ("app.copy_text", "screen.copy_text"):
+                continue
+            description = HELP_TEXT.get(binding.id or "", binding.description or name)
+            if hidden:
+                description += "  (hidden: read-only)"
+            rows.append((key, description, binding.id or ""))
+        return rows
+
+    @staticmethod
+    def _flat(node: Any) -> list[Binding]:
+        out: list[Binding] = []
+        for bindings in node._bindings.key_to_bindings.values():
+            out.extend(bindings)
+        return out
+
+    # -- read-only ------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if self.read_only and action in MUTATING:
+            return False
+        return True
+
+    # -- interventions --------------------------------------------------------------------
+    def do_check(self, ids: list[str]) -> None:
+        self.run_worker(interventions.check(self, ids), group="actions")
+
+    def do_switch_channel(self, ids: list[str]) -> None:
+        self.run_worker(interventions.switch_channel(self, ids), group="actions")
+
+    def do_unlock(self, group: str, holder: str) -> None:
+        self.run_worker(interventions.unlock(self, group, holder), group="actions")
+
+    def do_set_max(self, group: str) -> None:
+        self.run_worker(interventions.set_max(self, group), group="actions")
+
+    def do_pause(self, group: str | None, node: str) -> None:
+        self.run_worker(interventions.pause(self, group, node), group="actions")
+
+
+def css_path() -> Path:
+    return Path(__file__).with_name("app.tcss")

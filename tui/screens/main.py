@@ -1,0 +1,189 @@
+"""The main screen: header, channel bar, node table (+ filter line), lock panel and event log.
+
+Layout: wide terminals (>= 120 columns) put the lock panel and event log in a column on the right;
+narrower ones (80x24 over SSH) stack them in a short strip under the table, side by side. The
+screen only arranges widgets and turns keys into calls on the app (`DashApp`); the app owns the
+model, the sources and the actions.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Input
+
+from coreroll.watch.query import QueryError, parse_query
+from tui.keymap import MAIN_BINDINGS
+from widgets.channel_bar import ChannelBar
+from widgets.event_log import EventLog
+from widgets.header import DashHeader
+from widgets.lock_panel import LockPanel
+from widgets.node_columns import NODE_TABLE
+from widgets.node_table import NodeTable
+
+if TYPE_CHECKING:
+    from tui.app import DashApp
+
+
+class MainScreen(Screen[None]):
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-narrow"), (120, "-wide")]
+    BINDINGS: ClassVar[list[BindingType]] = list(MAIN_BINDINGS)
+
+    def compose(self) -> ComposeResult:
+        yield DashHeader(id="header")
+        yield ChannelBar(id="channels")
+        with Horizontal(id="body"):
+            with Vertical(id="table-pane"):
+                yield NodeTable(NODE_TABLE, id="nodes")
+                yield Input(placeholder="filter: text or channel:beta status:error lock:held", id="filter")
+            with Horizontal(id="side"):
+                yield LockPanel(id="locks")
+                yield EventLog(id="events")
+        yield Footer()
+
+    _query_before: str = ""
+
+    @property
+    def dash(self) -> DashApp:
+        return self.app  # type: ignore[return-value]
+
+    @property
+    def table(self) -> NodeTable:
+        return self.query_one("#nodes", NodeTable)
+
+    def on_mount(self) -> None:
+        self._query_before = ""
+        self.table.focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return self.dash.check_action(action, parameters)
+
+    # -- filter line -----------------------------------------------------------------------
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        self._query_before = self.dash.query
+        box.value = self.dash.query
+        box.add_class("-shown")
+        box.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        try:
+            parse_query(event.value)
+        except QueryError as exc:
+            event.input.border_subtitle = str(exc)
+            event.input.add_class("-bad-query")
+            return
+        event.input.border_subtitle = ""
+        event.input.remove_class("-bad-query")
+        self.dash.set_query(event.value)
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        if event.input.has_class("-bad-query"):
+            self.app.notify(event.input.border_subtitle or "bad filter", severity="error")
+            return
+        event.input.remove_class("-shown")
+        self.table.focus()
+
+    def action_back(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.has_class("-shown"):  # cancel the edit: back to the filter from before `/`
+            box.remove_class("-shown")
+            box.remove_class("-bad-query")
+            box.border_subtitle = ""
+            self.dash.set_query(self._query_before)
+            self.table.focus()
+        elif not self.table.has_focus:
+            self.table.focus()
+        elif self.table.marked:
+            self.table.clear_marks()
+        elif self.dash.query:
+            self.dash.set_query("")
+            self.app.notify("filter cleared")
+
+    # -- focus -----------------------------------------------------------------------------
+    def action_focus_log(self) -> None:
+        self.query_one("#events", EventLog).focus()
+
+    def action_focus_locks(self) -> None:
+        panel = self.query_one("#locks", LockPanel)
+        panel.focus()
+        if panel.highlighted is None and panel.option_count:
+            panel.highlighted = 0
+
+    def action_focus_table(self) -> None:
+        self.table.focus()
+
+    # -- table -----------------------------------------------------------------------------
+    def action_mark(self) -> None:
+        self.table.toggle_mark()
+
+    def action_sort(self) -> None:
+        self.dash.cycle_sort()
+
+    def action_reverse(self) -> None:
+        self.dash.reverse_sort()
+
+    def action_detail(self) -> None:
+        key = self.table.cursor_key
+        if key is None:
+            self.app.notify("no node selected", severity="warning")
+            return
+        self.dash.open_detail(key)
+
+    def action_freeze(self) -> None:
+        self.dash.toggle_freeze()
+
+    # -- interventions (the app asks, confirms and reports) --------------------------------
+    def action_check(self) -> None:
+        self.dash.do_check(self.table.selected_keys())
+
+    def action_switch_channel(self) -> None:
+        self.dash.do_switch_channel(self.table.selected_keys())
+
+    def _lock_target(self) -> tuple[str | None, str | None]:
+        """(group ident, holder) the lock keys act on: the lock panel's selection when it has the
+        focus, else the node under the cursor."""
+        panel = self.query_one("#locks", LockPanel)
+        if panel.has_focus:
+            holder = panel.selected_holder()
+            if holder is not None:
+                return holder[0].ident, holder[1]
+            group = panel.selected_group()
+            return (group.ident if group else None), None
+        row = self.table.cursor_row
+        if row is None:
+            return None, None
+        if row.lock_groups_held:
+            return row.lock_groups_held[0], row.machine_id
+        return (row.lock_group if row.lock_group is not None else None), None
+
+    def action_unlock(self) -> None:
+        group, holder = self._lock_target()
+        if holder is None:
+            row = self.table.cursor_row
+            who = (
+                row.display_name
+                if row is not None and not self.query_one("#locks").has_focus
+                else "selection"
+            )
+            self.app.notify(f"{who} holds no reboot lock", severity="warning")
+            return
+        self.dash.do_unlock(group or "", holder)
+
+    def action_set_max(self) -> None:
+        group, _ = self._lock_target()
+        self.dash.do_set_max(group or "")
+
+    def action_pause(self) -> None:
+        row = self.table.cursor_row
+        if row is None:
+            self.app.notify("no node selected", severity="warning")
+            return
+        self.dash.do_pause(row.group, row.display_name)

@@ -1,0 +1,66 @@
+"""`ChannelBar`: one line per channel: the version the server offers, a progress bar of how many of
+the channel's nodes run it, and counts updating / failed / on hold.
+
+`show(channels)` with `coreroll.watch.views.ChannelView`s (the model computes the progress);
+repaints only when the text changed. The bar is drawn with block characters, so it reads without
+colour too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.text import Text
+from textual.widgets import Static
+
+from coreroll.watch.views import ChannelView
+
+
+def bar(fraction: float, width: int) -> str:
+    filled = round(max(0.0, min(fraction, 1.0)) * width)
+    return "█" * filled + "░" * (width - filled)
+
+
+def render_channels(channels: Sequence[ChannelView], width: int = 80) -> Text:
+    text = Text()
+    if not channels:
+        text.append(" channels: - (no server data)", style="dim")
+        return text
+    bar_width = 20 if width >= 100 else 10
+    for n, channel in enumerate(channels):
+        if n:
+            text.append("\n")
+        p = channel.progress
+        text.append(f" {channel.name:<8}", style="bold")
+        text.append(f" {channel.version or '-':<11} ")
+        text.append(bar(p.fraction, bar_width), style="green")
+        text.append(f" {int(p.fraction * 100):3d}% {p.done}/{p.total}")
+        if p.updating:
+            text.append(f"  updating {p.updating}", style="yellow")
+        if p.failed:
+            text.append(f"  failed {p.failed}", style="bold red")
+        if p.on_hold:
+            text.append(f"  on hold {p.on_hold}", style="magenta")
+    return text
+
+
+class ChannelBar(Static):
+    DEFAULT_CSS = """
+    ChannelBar { height: auto; max-height: 4; background: $surface; border-bottom: solid $primary 30%; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("", id=id)
+        self._last: str | None = None
+        self._channels: Sequence[ChannelView] = ()
+
+    def show(self, channels: Sequence[ChannelView]) -> None:
+        self._channels = channels
+        text = render_channels(channels, self.size.width or 80)
+        if text.plain != self._last:
+            self._last = text.plain
+            self.update(text)
+
+    def on_resize(self) -> None:
+        self._last = None
+        self.show(self._channels)

@@ -1,0 +1,182 @@
+"""Modal dialogs the dashboard asks questions with; keyboard only, no mouse needed.
+
+- `ConfirmDialog(title, body, confirm_label="OK")` -> `bool`: Cancel has the focus when it opens
+  (k9s's delete dialog does the same), so a stray Enter never does the destructive thing.
+  `escape` and `n` cancel, `y` confirms.
+- `ChoiceDialog(title, choices, current=None)` -> `str | None`: pick one of `choices` (the channel
+  picker). Enter picks the highlighted one, escape cancels.
+- `NumberDialog(title, body, value, minimum)` -> `int | None`: an integer input (the lock max);
+  refuses anything but an integer >= minimum, saying why, and keeps the dialog open.
+
+Each is a `ModalScreen`; push it with `app.push_screen(dialog, callback)` or
+`await app.push_screen_wait(dialog)` from a worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, OptionList
+from textual.widgets.option_list import Option
+
+DIALOG_CSS = """
+{name} {{
+    align: center middle;
+}}
+{name} > Vertical {{
+    width: auto;
+    min-width: 40;
+    max-width: 90%;
+    height: auto;
+    max-height: 90%;
+    border: thick $accent;
+    background: $panel;
+    padding: 0 1;
+}}
+{name} .title {{
+    text-style: bold;
+    width: 100%;
+    margin-bottom: 1;
+}}
+{name} .body {{
+    width: auto;
+    max-width: 76;
+    margin-bottom: 1;
+}}
+{name} .error {{
+    color: $error;
+    height: auto;
+}}
+{name} Horizontal {{
+    height: auto;
+    width: auto;
+    align-horizontal: right;
+}}
+{name} Button {{
+    margin-left: 1;
+    min-width: 10;
+}}
+"""
+
+
+class ConfirmDialog(ModalScreen[bool]):
+    """Yes/no question; Cancel focused, so only a deliberate choice confirms."""
+
+    DEFAULT_CSS = DIALOG_CSS.format(name="ConfirmDialog")
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,n", "cancel", "Cancel", id="dialog.cancel"),
+        Binding("y", "confirm", "Confirm", id="dialog.confirm"),
+        Binding("left,right", "switch", "Switch button", show=False),
+    ]
+
+    def __init__(self, title: str, body: str, confirm_label: str = "OK") -> None:
+        super().__init__()
+        self._title = title
+        self._body = body
+        self._confirm_label = confirm_label
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self._title, classes="title")
+            yield Label(self._body, classes="body", markup=False)
+            with Horizontal():
+                yield Button("Cancel", id="cancel")
+                yield Button(self._confirm_label, id="confirm", variant="warning")
+
+    def on_mount(self) -> None:
+        self.query_one("#cancel", Button).focus()
+
+    def action_switch(self) -> None:
+        cancel = self.query_one("#cancel", Button)
+        (self.query_one("#confirm", Button) if cancel.has_focus else cancel).focus()
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+    def action_confirm(self) -> None:
+        self.dismiss(True)
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "confirm")
+
+
+class ChoiceDialog(ModalScreen[str | None]):
+    """Pick one value from a short list (a channel)."""
+
+    DEFAULT_CSS = (
+        DIALOG_CSS.format(name="ChoiceDialog") + "ChoiceDialog OptionList { height: auto; max-height: 12; }"
+    )
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
+
+    def __init__(self, title: str, choices: Sequence[str], current: str | None = None) -> None:
+        super().__init__()
+        self._title = title
+        self._choices = list(choices)
+        self._current = current
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self._title, classes="title")
+            options = [Option(f"{c}  (current)" if c == self._current else c, id=c) for c in self._choices]
+            yield OptionList(*options)
+
+    def on_mount(self) -> None:
+        options = self.query_one(OptionList)
+        options.focus()
+        if self._choices:
+            options.highlighted = 0
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(OptionList.OptionSelected)
+    def _selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)
+
+
+class NumberDialog(ModalScreen[int | None]):
+    """Ask for one integer >= `minimum`; bad input is explained and the dialog stays open."""
+
+    DEFAULT_CSS = DIALOG_CSS.format(name="NumberDialog")
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
+
+    def __init__(self, title: str, body: str, value: int | None = None, minimum: int = 0) -> None:
+        super().__init__()
+        self._title = title
+        self._body = body
+        self._value = value
+        self._minimum = minimum
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self._title, classes="title")
+            yield Label(self._body, classes="body", markup=False)
+            yield Input(value="" if self._value is None else str(self._value), type="integer", id="number")
+            yield Label("", classes="error", id="error")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        error = self.query_one("#error", Label)
+        try:
+            number = int(text)
+        except ValueError:
+            error.update(f"not a whole number: {text!r}")
+            return
+        if number < self._minimum:
+            error.update(f"must be at least {self._minimum}, got {number}")
+            return
+        self.dismiss(number)

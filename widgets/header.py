@@ -1,0 +1,103 @@
+"""`DashHeader`: one or two lines on top: cluster, etcd and server connection state, node counts by
+state, time of the last update, and flags `[R]` (read-only) and `[FROZEN]`.
+
+Call `show(HeaderInfo(...))` once per tick; it repaints only when the text changed. A source that
+is down is written in capitals with how long ago it was last reachable, so the operator knows the
+table below is the last known state, not the current one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from rich.text import Text
+from textual.widgets import Static
+
+from coreroll.watch.views import CONNECTED, ConnectionState
+
+STATE_STYLES = {
+    "error": "bold red",
+    "unreadable": "bold red",
+    "updating": "yellow",
+    "need-reboot": "cyan",
+    "onhold": "magenta",
+    "idle": "green",
+}
+
+
+@dataclass(frozen=True)
+class HeaderInfo:
+    cluster: str
+    etcd: ConnectionState | None
+    server: ConnectionState | None
+    counts: Mapping[str, int] = field(default_factory=dict)
+    total: int = 0
+    shown: int = 0
+    last_update: float | None = None
+    read_only: bool = False
+    frozen: bool = False
+    now: float | None = None
+
+
+def _connection(name: str, state: ConnectionState | None, now: float) -> Text:
+    if state is None:
+        return Text(f"{name}: -", style="dim")
+    if state.status == CONNECTED:
+        return Text.assemble(f"{name}: ", ("ok", "green"))
+    label = state.status.upper()
+    if state.last_ok is not None:
+        label += f" (last ok {_ago(now - state.last_ok)} ago)"
+    style = "bold white on red" if state.status == "down" else "bold yellow"
+    return Text.assemble(f"{name}: ", (label, style))
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(int(seconds), 0)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def render_header(info: HeaderInfo) -> Text:
+    now = info.now if info.now is not None else time.time()
+    line = Text()
+    line.append(" coreroll ", style="bold reverse")
+    if info.read_only:
+        line.append(" [R]", style="bold yellow")
+    if info.frozen:
+        line.append(" [FROZEN]", style="bold magenta")
+    line.append(f" {info.cluster}  ", style="bold")
+    line.append_text(_connection("etcd", info.etcd, now))
+    line.append("  ")
+    line.append_text(_connection("server", info.server, now))
+    line.append("  updated ")
+    line.append("-" if info.last_update is None else time.strftime("%H:%M:%S", time.gmtime(info.last_update)))
+    line.append("\n")
+    line.append(f" nodes {info.shown}/{info.total}" if info.shown != info.total else f" nodes {info.total}")
+    for state, count in info.counts.items():
+        if count:
+            line.append("  ")
+            line.append(f"{state} {count}", style=STATE_STYLES.get(state, ""))
+    return line
+
+
+class DashHeader(Static):
+    DEFAULT_CSS = """
+    DashHeader { height: 2; background: $panel; color: $foreground; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("", id=id)
+        self._last: str | None = None
+        self.info: HeaderInfo | None = None
+
+    def show(self, info: HeaderInfo) -> None:
+        self.info = info
+        text = render_header(info)
+        if text.plain != self._last:
+            self._last = text.plain
+            self.update(text)

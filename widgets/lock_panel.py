@@ -1,0 +1,136 @@
+"""`LockPanel`: the reboot-lock groups: `available/max` per group and each holder with how long it
+has held the lock; stale holders (offline, unknown to the fleet, or held too long; the model decides)
+are marked `STALE` with the reason. An unreadable semaphore shows its error (naming the key).
+
+It is an OptionList, so holders can be selected with the keyboard: `selected_group()` and
+`selected_holder()` tell the app what `u` (unlock) and `m` (set max) act on. `show(groups, now)`
+rebuilds the list only when something visible changed and keeps the highlight on the same option.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from rich.text import Text
+from textual.widgets import OptionList
+from textual.widgets.option_list import Option
+
+from coreroll.watch.views import LockGroupView
+
+SEP = "\x1f"
+
+
+def held_for(seconds: float | None, exact: bool) -> str:
+    if seconds is None:
+        return "?"
+    seconds = max(int(seconds), 0)
+    if seconds < 60:
+        text = f"{seconds}s"
+    elif seconds < 3600:
+        text = f"{seconds // 60}m{seconds % 60:02d}s"
+    else:
+        text = f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return text if exact else f">{text}"
+
+
+def group_options(
+    groups: Sequence[LockGroupView], now: float, name: Callable[[str], str | None] = lambda mid: None
+) -> list[Option]:
+    options: list[Option] = []
+    for group in groups:
+        head = Text(no_wrap=True, overflow="ellipsis")
+        head.append(group.display_name, style="bold")
+        if group.kind != "v3":
+            head.append(f" ({group.kind})", style="dim")
+        if group.error:
+            head.append(f"  UNREADABLE: {group.error}", style="bold red")
+        else:
+            available = "-" if group.available is None else str(group.available)
+            maximum = "-" if group.max is None else str(group.max)
+            style = "bold red" if group.available is not None and group.available < 0 else ""
+            head.append(f"  {available}/{maximum} free", style=style)
+            if group.stale_holders:
+                head.append(f"  {len(group.stale_holders)} stale", style="bold red")
+        options.append(Option(head, id=f"g{SEP}{group.ident}"))
+        for holder in group.holders:
+            line = Text("  ", no_wrap=True, overflow="ellipsis")
+            host = name(holder.machine_id)
+            line.append(host or holder.machine_id, style="bold red" if holder.stale else "bold")
+            since = None if holder.since is None else now - holder.since
+            line.append(f"  {held_for(since, holder.since_exact)}")
+            if holder.stale:
+                line.append(f"  STALE: {holder.stale_reason or 'stale'}", style="bold red")
+            elif holder.online is False:
+                line.append("  offline", style="dim")
+            if host:
+                line.append(f"  {holder.machine_id}", style="dim")
+            options.append(Option(line, id=f"h{SEP}{group.ident}{SEP}{holder.machine_id}"))
+    return options
+
+
+class LockPanel(OptionList):
+    DEFAULT_CSS = """
+    LockPanel {
+        height: 1fr; border: round $primary 50%; border-title-color: $text-accent;
+        text-wrap: nowrap; text-overflow: ellipsis;
+    }
+    LockPanel:focus { border: round $accent; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.border_title = "reboot locks"
+        self._groups: Sequence[LockGroupView] = ()
+        self._signature: tuple[str, ...] = ()
+
+    def show(
+        self,
+        groups: Sequence[LockGroupView],
+        now: float | None = None,
+        name: Callable[[str], str | None] = lambda mid: None,
+    ) -> None:
+        """`name(machine_id)` gives a holder's hostname when the fleet knows it."""
+        now = time.time() if now is None else now
+        self._groups = groups
+        options = group_options(groups, now, name)
+        signature = tuple(f"{o.id}{SEP}{o.prompt}" for o in options)
+        if signature == self._signature:
+            return
+        self._signature = signature
+        keep = None
+        if self.highlighted is not None and self.highlighted < self.option_count:
+            keep = self.get_option_at_index(self.highlighted).id
+        self.clear_options()
+        self.add_options(options)
+        if not options:
+            self.add_option(Option(Text("no reboot locks in etcd", style="dim"), id="none", disabled=True))
+            return
+        ids = [o.id for o in options]
+        self.highlighted = ids.index(keep) if keep in ids else (0 if self.has_focus else None)
+        if self.highlighted is None and keep is None:
+            self.highlighted = None
+
+    @property
+    def groups(self) -> Sequence[LockGroupView]:
+        return self._groups
+
+    def _highlighted_id(self) -> str | None:
+        if self.highlighted is None or self.highlighted >= self.option_count:
+            return None
+        return self.get_option_at_index(self.highlighted).id
+
+    def selected_group(self) -> LockGroupView | None:
+        option_id = self._highlighted_id()
+        if not option_id or SEP not in option_id:
+            return None
+        ident = option_id.split(SEP)[1]
+        return next((g for g in self._groups if g.ident == ident), None)
+
+    def selected_holder(self) -> tuple[LockGroupView, str] | None:
+        option_id = self._highlighted_id()
+        if not option_id or not option_id.startswith(f"h{SEP}"):
+            return None
+        _, ident, holder = option_id.split(SEP)
+        group = next((g for g in self._groups if g.ident == ident), None)
+        return (group, holder) if group is not None else None
