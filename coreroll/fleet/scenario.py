@@ -102,8 +102,17 @@ def _spread_evenly(count: int, weights: dict[str, float]) -> list[str]:
     return out
 
 
-def _pick(rng: random.Random, count: int, fraction: float) -> set[int]:
-    return set(rng.sample(range(count), round(count * fraction))) if fraction > 0 else set()
+def _pick_disjoint(rng: random.Random, count: int, fractions: list[float]) -> list[set[int]]:
+    """One set of node indices per fault; different faults hit different nodes while there are
+    nodes enough, so each fault's effect can be seen on its own."""
+    order = list(range(count))
+    rng.shuffle(order)
+    out, at = [], 0
+    for fraction in fractions:
+        n = round(count * fraction) if fraction > 0 else 0
+        out.append({order[(at + i) % count] for i in range(n)} if count else set())
+        at += n
+    return out
 
 
 @dataclass(frozen=True)
@@ -124,10 +133,11 @@ class Scenario:
         rng.shuffle(channels)
         # Channels are shuffled against the lock-group blocks, so every group mixes channels.
         faults = self.faults
-        boot = _pick(rng, count, faults.boot_failure)
-        die_dl = _pick(rng, count, faults.die_downloading)
-        die_rb = _pick(rng, count, faults.die_rebooting)
-        corrupt = _pick(rng, count, faults.corrupt_payload)
+        boot, die_dl, die_rb, corrupt = _pick_disjoint(
+            rng,
+            count,
+            [faults.boot_failure, faults.die_downloading, faults.die_rebooting, faults.corrupt_payload],
+        )
         low, high = self.spread.download_rate
         rb_low, rb_high = self.spread.reboot_duration
         return [
