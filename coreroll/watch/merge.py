@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from coreroll.watch.parse import NodeReport, opt_str, opt_time
 from coreroll.watch.query import version_at_least
 from coreroll.watch.views import (
     STATE_ERROR,
@@ -17,6 +16,8 @@ from coreroll.watch.views import (
     STATE_UPDATING,
     CommandView,
     HolderView,
+    InstanceView,
+    NodeReport,
     NodeRow,
     RolloutProgress,
 )
@@ -70,7 +71,7 @@ def build_row(
     report: NodeReport | None,
     error: str | None,
     alive: bool,
-    instance: Mapping[str, object] | None,
+    instance: InstanceView | None,
     commands: Mapping[str, CommandView] | None,
     held: Iterable[str] | None,
     locks_known: bool,
@@ -80,58 +81,37 @@ def build_row(
     in_etcd = report is not None or error is not None or alive or bool(commands)
     if not in_etcd and instance is None:
         return None
-    r = report or NodeReport()
-    inst = instance or {}
-    update_status = r.update_status
-    server_status = opt_str(inst, "status")
+    update_status = report.update_status if report is not None else None
+    server_status = instance.status if instance is not None else None
     state = derive_state(error, update_status, server_status)
-    held_groups = tuple(sorted(held or ()))
+    held_groups = tuple(sorted(held)) if held else ()
     if locks_known:
         holds_lock: bool | None = bool(held_groups)
     else:
-        holds_lock = r.holds_lock
-    checks = [t for t in (r.last_checked, opt_time(inst, "last_check")) if t is not None]
+        holds_lock = report.holds_lock if report is not None else None
     online: bool | None = True if alive else (False if report is not None or error is not None else None)
-    status_key = (state, update_status, server_status)
     since = now
-    if old is not None and (old.state, old.update_status, old.server_status) == status_key:
-        since = old.status_since if old.status_since is not None else now
+    if (
+        old is not None
+        and old.state == state
+        and old.update_status == update_status
+        and old.server_status == server_status
+        and old.status_since is not None
+    ):
+        since = old.status_since
     return NodeRow(
-        machine_id=mid,
-        hostname=r.hostname,
-        channel=r.channel or opt_str(inst, "track"),
-        version=r.version or opt_str(inst, "version"),
-        active_partition=r.active_partition,
-        other_version=r.other_version,
-        partitions=r.partitions,
-        update_status=update_status,
-        update_progress=r.update_progress,
-        new_version=r.new_version,
-        new_size=r.new_size,
-        reboot_strategy=r.reboot_strategy,
-        lock_group=r.lock_group,
-        holds_lock=holds_lock,
-        lock_groups_held=held_groups,
-        last_check=max(checks) if checks else None,
-        online=online,
-        boot_id=r.boot_id,
-        booted_at=r.booted_at,
-        reported_at=r.reported_at,
-        group=opt_str(inst, "group"),
-        server_status=server_status,
-        server_status_reason=opt_str(inst, "status_reason"),
-        server_version=opt_str(inst, "version"),
-        server_channel=opt_str(inst, "track"),
-        ip=opt_str(inst, "ip"),
-        update_in_progress=bool(inst["update_in_progress"]) if "update_in_progress" in inst else None,
-        server_stale=bool(inst["stale"]) if "stale" in inst else None,
-        state=state,
-        status_since=since,
-        error=error,
-        in_etcd=in_etcd,
-        in_server=instance is not None,
-        pending_commands=tuple(commands[k] for k in sorted(commands)) if commands else (),
-        rev=old.rev if old is not None else 0,
+        mid,
+        report,
+        instance,
+        online,
+        holds_lock,
+        held_groups,
+        state,
+        since,
+        error,
+        in_etcd,
+        tuple(commands[k] for k in sorted(commands)) if commands else (),
+        old.rev if old is not None else 0,
     )
 
 

@@ -51,6 +51,7 @@ from coreroll.watch.parse import (
     opt_str,
     opt_time,
     parse_command,
+    parse_instance,
     parse_node_status,
 )
 from coreroll.watch.query import SORT_KEYS, Query, QueryError, parse_query, sort_rows
@@ -63,6 +64,7 @@ from coreroll.watch.views import (
     CommandView,
     ConnectionState,
     HolderView,
+    InstanceView,
     LockGroupView,
     NodeRow,
     RolloutProgress,
@@ -122,13 +124,14 @@ class FleetModel:
         # etcd-derived
         self._reports: dict[str, NodeReport] = {}
         self._errors: dict[str, str] = {}
+        self._raw: dict[str, bytes] = {}  # last status value per node: a repeat needs no parsing
         self._alive: set[str] = set()
         self._commands: dict[str, dict[str, CommandView]] = {}
         self._locks: dict[str, u.LockState] = {}
         self._holder_since: dict[tuple[str, str], tuple[float, bool]] = {}
         self._held_by: dict[str, set[str]] = {}
         # server-derived
-        self._instances: dict[str, dict[str, object]] = {}
+        self._instances: dict[str, InstanceView] = {}
         self._channels: dict[str, dict[str, object]] = {}
         self._groups: dict[str, dict[str, object]] = {}
         self._cache: dict[str, tuple[int, object]] = {}
@@ -151,9 +154,12 @@ class FleetModel:
     def _touch(self, ids: Iterable[str]) -> set[str]:
         """Rebuild the rows of `ids`; returns those that really changed."""
         now = self.clock()
+        rev = self.version + 1
         changed: set[str] = set()
+        rows = self.rows
+        locks_known = bool(self._locks)
         for mid in ids:
-            old = self.rows.get(mid)
+            old = rows.get(mid)
             new = build_row(
                 mid,
                 old,
@@ -164,21 +170,18 @@ class FleetModel:
                 instance=self._instances.get(mid),
                 commands=self._commands.get(mid),
                 held=self._held_by.get(mid),
-                locks_known=bool(self._locks),
+                locks_known=locks_known,
             )
             if new == old:
                 continue
             changed.add(mid)
             if new is None:
-                del self.rows[mid]
+                del rows[mid]
             else:
-                self.rows[mid] = new
+                new.rev = rev  # `new` is not shared with anyone yet
+                rows[mid] = new
         if changed:
             self._bump()
-            for mid in changed:
-                row = self.rows.get(mid)
-                if row is not None:
-                    self.rows[mid] = _with_rev(row, self.version)
         return changed
 
     def _bump(self) -> None:
@@ -194,7 +197,11 @@ class FleetModel:
         if update.raw is None:
             self._reports.pop(mid, None)
             self._errors.pop(mid, None)
+            self._raw.pop(mid, None)
             return
+        if self._raw.get(mid) == update.raw:
+            return
+        self._raw[mid] = update.raw
         try:
             report, problem = parse_node_status(update.raw, update.key)
         except ValueFormatError as exc:
@@ -308,8 +315,9 @@ class FleetModel:
 
     def _etcd_snapshot(self, snap: u.EtcdSnapshot) -> set[str]:
         before = set(self._reports) | set(self._errors) | self._alive | set(self._commands)
-        self._reports.clear()
-        self._errors.clear()
+        present = {status.machine_id for status in snap.statuses}
+        for mid in set(self._raw) - present:
+            self._set_status(u.NodeStatus(mid, "", None))
         self._commands.clear()
         self._alive = set(snap.alive)
         for status in snap.statuses:
@@ -324,7 +332,9 @@ class FleetModel:
 
     def _feed_snapshot(self, snap: u.FeedSnapshot) -> set[str]:
         before = set(self._instances)
-        self._instances = {str(i["machine_id"]): i for i in snap.instances if i.get("machine_id")}
+        self._instances = {
+            str(i["machine_id"]): parse_instance(i) for i in snap.instances if i.get("machine_id")
+        }
         self._channels = {str(c["name"]): c for c in snap.channels if c.get("name")}
         self._groups = {str(g["id"]): g for g in snap.groups if g.get("id") is not None}
         self.channels_version += 1
@@ -342,7 +352,7 @@ class FleetModel:
             if data.get("deleted"):
                 self._instances.pop(mid, None)
             else:
-                self._instances[mid] = data
+                self._instances[mid] = parse_instance(data)
             return self._touch([mid])
         if event.kind in ("channel", "group"):
             ident = opt_str(data, "name" if event.kind == "channel" else "id")
@@ -565,9 +575,3 @@ class FleetModel:
             halted_reason=opt_str(data, "halted_reason"),
             progress=rollout(group_id, self.channel_version(channel), rows),
         )
-
-
-def _with_rev(row: NodeRow, rev: int) -> NodeRow:
-    from dataclasses import replace
-
-    return replace(row, rev=rev)

@@ -13,6 +13,7 @@ Unknown fields raise QueryError naming the field and the known ones.
 
 from __future__ import annotations
 
+import functools
 import shlex
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -179,6 +180,11 @@ def version_key(version: str | None) -> tuple[tuple[int, object], ...] | None:
     """Order dotted versions numerically: 3815.2.10 > 3815.2.9."""
     if version is None:
         return None
+    return _version_key(version)
+
+
+@functools.lru_cache(maxsize=4096)  # a fleet runs few distinct versions; sorting 100k rows asks often
+def _version_key(version: str) -> tuple[tuple[int, object], ...]:
     parts: list[tuple[int, object]] = []
     for piece in version.replace("-", ".").replace("+", ".").split("."):
         parts.append((0, int(piece)) if piece.isdigit() else (1, piece))

@@ -69,53 +69,200 @@ class CommandView:
     by: str | None = None
     at: float | None = None
     error: str | None = None  # the value was not readable; names the key
+    result: str | None = None  # set for the node's `last_command` (what running it gave)
 
 
-@dataclass(frozen=True, slots=True)
-class NodeRow:
-    """One machine: its etcd status report, alive key and lock state merged with the server's instance.
+@dataclass(slots=True)
+class NodeReport:
+    """The parts of a node's own status report (etcd) the dashboard uses. Immutable by convention
+    (not frozen: a fleet sends thousands a second and frozen construction costs a third more)."""
 
-    Merged columns (`channel`, `version`, `last_check`) prefer the node's own report and fall back to
-    the server's view, so a node known only to the server still shows them.
-    """
-
-    machine_id: str
     hostname: str | None = None
     channel: str | None = None
+    server: str | None = None
     version: str | None = None
-    active_partition: str | None = None  # "USR-A" | "USR-B"
-    other_version: str | None = None  # version on the other USR partition
+    active_partition: str | None = None
     partitions: tuple[PartitionView, ...] = ()
-    update_status: str | None = None  # UPDATE_STATUS_* as reported
-    update_progress: float | None = None  # 0.0 .. 1.0
+    update_status: str | None = None
+    update_progress: float | None = None
     new_version: str | None = None
     new_size: int | None = None
+    last_checked: float | None = None
     reboot_strategy: str | None = None
-    lock_group: str | None = None  # the locksmith group this node locks in ("" = default group)
-    holds_lock: bool | None = None  # from the lock state in etcd; else the node's own word
-    lock_groups_held: tuple[str, ...] = ()  # LockGroupView.ident of every group it holds
-    last_check: float | None = None
-    online: bool | None = None  # alive key present; None if etcd never told us (server-only)
+    reboot_window: str | None = None
+    lock_group: str | None = None
+    holds_lock: bool | None = None
     boot_id: str | None = None
     booted_at: float | None = None
     reported_at: float | None = None
-    # the server's view (None when the server does not know the node)
-    group: str | None = None  # server group id
-    server_status: str | None = None  # instance status name, e.g. "OnHold"
-    server_status_reason: str | None = None
-    server_version: str | None = None
-    server_channel: str | None = None
+    last_command: CommandView | None = None
+    other_version: str | None = None  # version on the partition that is not active
+
+
+@dataclass(slots=True)
+class InstanceView:
+    """The server's view of a machine (an instance from the API). Immutable by convention."""
+
     ip: str | None = None
+    version: str | None = None
+    track: str | None = None
+    group: str | None = None
+    status: str | None = None
+    status_reason: str | None = None
+    last_check: float | None = None
     update_in_progress: bool | None = None
-    server_stale: bool | None = None
-    # derived
+    stale: bool | None = None
+
+
+_NO_REPORT = NodeReport()
+_NO_INSTANCE = InstanceView()
+
+
+@dataclass(slots=True)
+class NodeRow:
+    """One machine: its etcd status report, alive key and lock state merged with the server's instance.
+
+    Treat it as immutable: the model replaces a row when anything in it changes (`rev` is the
+    FleetModel.version of that change). The columns are properties over `report` (the node's own
+    word) and `instance` (the server's); the merged ones (`channel`, `version`, `last_check`)
+    prefer the node's report and fall back to the server, so a node known only to the server still
+    shows them. Anything unknown is None.
+    """
+
+    machine_id: str
+    report: NodeReport | None = None
+    instance: InstanceView | None = None
+    online: bool | None = None  # alive key present; None if etcd never told us (server-only)
+    holds_lock: bool | None = None  # from the lock state in etcd; else the node's own word
+    lock_groups_held: tuple[str, ...] = ()  # LockGroupView.ident of every group it holds
     state: str = STATE_UNKNOWN  # one of STATES
     status_since: float | None = None  # when `state`/statuses last changed (as first seen by us)
     error: str | None = None  # the node's status could not be read: names the key and what is wrong
     in_etcd: bool = False
-    in_server: bool = False
     pending_commands: tuple[CommandView, ...] = ()
-    rev: int = 0  # FleetModel.version when this row last changed
+    rev: int = 0
+
+    # --- the node's report (None when unknown) ---
+    @property
+    def hostname(self) -> str | None:
+        return (self.report or _NO_REPORT).hostname
+
+    @property
+    def channel(self) -> str | None:
+        return (self.report or _NO_REPORT).channel or (self.instance or _NO_INSTANCE).track
+
+    @property
+    def version(self) -> str | None:
+        return (self.report or _NO_REPORT).version or (self.instance or _NO_INSTANCE).version
+
+    @property
+    def active_partition(self) -> str | None:
+        """ "USR-A" | "USR-B" """
+        return (self.report or _NO_REPORT).active_partition
+
+    @property
+    def other_version(self) -> str | None:
+        return (self.report or _NO_REPORT).other_version
+
+    @property
+    def partitions(self) -> tuple[PartitionView, ...]:
+        return (self.report or _NO_REPORT).partitions
+
+    @property
+    def update_status(self) -> str | None:
+        """UPDATE_STATUS_* as reported."""
+        return (self.report or _NO_REPORT).update_status
+
+    @property
+    def update_progress(self) -> float | None:
+        """0.0 .. 1.0"""
+        return (self.report or _NO_REPORT).update_progress
+
+    @property
+    def new_version(self) -> str | None:
+        return (self.report or _NO_REPORT).new_version
+
+    @property
+    def new_size(self) -> int | None:
+        return (self.report or _NO_REPORT).new_size
+
+    @property
+    def reboot_strategy(self) -> str | None:
+        return (self.report or _NO_REPORT).reboot_strategy
+
+    @property
+    def reboot_window(self) -> str | None:
+        """e.g. "Thu 23:00 1h30m" """
+        return (self.report or _NO_REPORT).reboot_window
+
+    @property
+    def lock_group(self) -> str | None:
+        """The locksmith group this node locks in ("" = the default group)."""
+        return (self.report or _NO_REPORT).lock_group
+
+    @property
+    def boot_id(self) -> str | None:
+        return (self.report or _NO_REPORT).boot_id
+
+    @property
+    def booted_at(self) -> float | None:
+        return (self.report or _NO_REPORT).booted_at
+
+    @property
+    def reported_at(self) -> float | None:
+        return (self.report or _NO_REPORT).reported_at
+
+    @property
+    def last_command(self) -> CommandView | None:
+        """The last command the agent ran, with its `result`."""
+        return (self.report or _NO_REPORT).last_command
+
+    @property
+    def last_check(self) -> float | None:
+        mine = (self.report or _NO_REPORT).last_checked
+        theirs = (self.instance or _NO_INSTANCE).last_check
+        if mine is None or theirs is None:
+            return mine if theirs is None else theirs
+        return max(mine, theirs)
+
+    # --- the server's view (None when the server does not know the node) ---
+    @property
+    def in_server(self) -> bool:
+        return self.instance is not None
+
+    @property
+    def group(self) -> str | None:
+        """Server group id."""
+        return (self.instance or _NO_INSTANCE).group
+
+    @property
+    def server_status(self) -> str | None:
+        """Instance status name, e.g. "OnHold"."""
+        return (self.instance or _NO_INSTANCE).status
+
+    @property
+    def server_status_reason(self) -> str | None:
+        return (self.instance or _NO_INSTANCE).status_reason
+
+    @property
+    def server_version(self) -> str | None:
+        return (self.instance or _NO_INSTANCE).version
+
+    @property
+    def server_channel(self) -> str | None:
+        return (self.instance or _NO_INSTANCE).track
+
+    @property
+    def ip(self) -> str | None:
+        return (self.instance or _NO_INSTANCE).ip
+
+    @property
+    def update_in_progress(self) -> bool | None:
+        return (self.instance or _NO_INSTANCE).update_in_progress
+
+    @property
+    def server_stale(self) -> bool | None:
+        return (self.instance or _NO_INSTANCE).stale
 
     @property
     def status_label(self) -> str:
