@@ -1,0 +1,216 @@
+"""etcd over TLS (CA-only and mutual) and with user/password auth, against real etcd members:
+through connect_v3, V2Client and `coreroll lock status`. Wrong CA, missing client certificate and
+wrong password each give one clear line on stderr and exit status 1, and write nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from coreroll.cli import main
+from coreroll.etcd.config import EtcdConfig
+from coreroll.etcd.errors import EtcdError
+from coreroll.etcd.launcher import EmbeddedEtcd
+from coreroll.etcd.v2 import V2Client
+from coreroll.etcd.v3 import connect_v3
+from coreroll.locks import semaphore_key
+from tests.faults.counts import record
+from tests.security.certs import Pki
+from tests.security.conftest import ROOT_PASSWORD, TLSEtcd
+
+KEY = semaphore_key("")
+# gRPC's C core logs a second stderr line on TLS handshake failures unless GRPC_VERBOSITY is set
+# before grpc is imported (asked of coreroll/etcd/v3.py in /tmp/team/NOTES.md).
+GRPC_LOG_XFAIL = pytest.mark.xfail(
+    reason="gRPC C-core prints a handshake log line on stderr (NOTES.md: FAULTS -> LOCKS)", strict=False
+)
+
+
+def v3_xfail(api: str) -> object:
+    return pytest.param(api, marks=GRPC_LOG_XFAIL) if api == "v3" else api
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def lock_cli(capfd: pytest.CaptureFixture[str]):
+    def run(*argv: str) -> Run:
+        code = main(["lock", *argv])
+        captured = capfd.readouterr()
+        return Run(code, captured.out, captured.err)
+
+    return run
+
+
+def assert_one_line_refusal(run: Run, *needles: str) -> None:
+    record("bad_credentials_refused", suite="security")
+    assert run.code == 1, run
+    assert run.out == ""
+    lines = run.err.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got: {run.err!r}"
+    for needle in needles:
+        assert needle.lower() in lines[0].lower(), lines[0]
+    assert "Traceback" not in run.err
+
+
+async def v3_roundtrip(config: EtcdConfig, key: bytes) -> bytes:
+    client = await connect_v3(config)
+    try:
+        await client.put(key, b"tls-ok")
+        got = await client.get(key)
+        assert got is not None
+        return bytes(got.value)
+    finally:
+        await client.close()
+
+
+# ---- server-authenticated TLS: the CA alone is enough (unlike locksmithctl) ----
+
+
+async def test_v3_with_ca_only(tls_etcd: TLSEtcd, pki: Pki) -> None:
+    config = EtcdConfig(endpoints=(tls_etcd.endpoint,), cafile=str(pki.ca))
+    assert await v3_roundtrip(config, b"sec/ca-only") == b"tls-ok"
+
+
+async def test_v2_with_ca_only(tls_etcd: TLSEtcd, pki: Pki) -> None:
+    config = EtcdConfig(endpoints=(tls_etcd.endpoint,), api="v2", cafile=str(pki.ca))
+    async with V2Client(config) as client:
+        await client.put("sec/ca-only", "v2-ok")
+        assert (await client.get("sec/ca-only")).node.value == "v2-ok"
+
+
+@pytest.mark.parametrize("api", ["v3", "v2"])
+def test_lock_status_with_ca_only(tls_etcd: TLSEtcd, pki: Pki, api: str, lock_cli) -> None:
+    run = lock_cli("status", "--endpoint", tls_etcd.endpoint, "--etcd-api", api, "--etcd-cafile", str(pki.ca))
+    assert run == Run(0, "Available: 1\nMax: 1\n", "")
+
+
+@pytest.mark.parametrize("api", [v3_xfail("v3"), "v2"])
+def test_lock_status_wrong_ca_is_one_line(tls_etcd: TLSEtcd, other_pki: Pki, api: str, lock_cli) -> None:
+    run = lock_cli(
+        "status", "--endpoint", tls_etcd.endpoint, "--etcd-api", api, "--etcd-cafile", str(other_pki.ca)
+    )
+    assert_one_line_refusal(run, tls_etcd.endpoint)
+
+
+async def test_v3_wrong_ca_raises_naming_the_endpoint(tls_etcd: TLSEtcd, other_pki: Pki) -> None:
+    config = EtcdConfig(endpoints=(tls_etcd.endpoint,), cafile=str(other_pki.ca), timeout=2.0)
+    with pytest.raises(EtcdError, match=tls_etcd.endpoint):
+        await connect_v3(config)
+    record("bad_credentials_refused", suite="security")
+
+
+def test_plain_http_to_a_tls_etcd_fails_cleanly(tls_etcd: TLSEtcd, lock_cli) -> None:
+    plain = tls_etcd.endpoint.replace("https://", "http://")
+    assert_one_line_refusal(lock_cli("status", "--endpoint", plain), plain)
+
+
+def test_missing_ca_file_is_one_line(tls_etcd: TLSEtcd, lock_cli, tmp_path) -> None:
+    missing = tmp_path / "nope.crt"
+    run = lock_cli("status", "--endpoint", tls_etcd.endpoint, "--etcd-cafile", str(missing))
+    assert_one_line_refusal(run, str(missing))
+
+
+# ---- mutual TLS: a client certificate signed by the CA is required ----
+
+
+async def test_v3_and_v2_with_client_certificate(mtls_etcd: TLSEtcd, pki: Pki) -> None:
+    files = {"cafile": str(pki.ca), "certfile": str(pki.client_cert), "keyfile": str(pki.client_key)}
+    v3 = EtcdConfig(endpoints=(mtls_etcd.endpoint,), **files)
+    assert await v3_roundtrip(v3, b"sec/mtls") == b"tls-ok"
+    async with V2Client(EtcdConfig(endpoints=(mtls_etcd.endpoint,), api="v2", **files)) as client:
+        await client.put("sec/mtls", "v2-mtls")
+        assert (await client.get("sec/mtls")).node.value == "v2-mtls"
+
+
+@pytest.mark.parametrize("api", ["v3", "v2"])
+def test_lock_with_client_certificate(mtls_etcd: TLSEtcd, pki: Pki, api: str, lock_cli) -> None:
+    flags = ["--endpoint", mtls_etcd.endpoint, "--etcd-api", api, "--etcd-cafile", str(pki.ca),
+             "--etcd-certfile", str(pki.client_cert), "--etcd-keyfile", str(pki.client_key)]  # fmt: skip
+    assert lock_cli("lock", "m-" + api, *flags).code == 0
+    run = lock_cli("status", *flags)
+    assert run.code == 0 and f"m-{api}" in run.out
+    assert lock_cli("unlock", "m-" + api, *flags).code == 0
+
+
+@pytest.mark.parametrize("api", [v3_xfail("v3"), "v2"])
+def test_mtls_without_client_certificate_is_refused(mtls_etcd: TLSEtcd, pki: Pki, api: str, lock_cli) -> None:
+    run = lock_cli(
+        "status", "--endpoint", mtls_etcd.endpoint, "--etcd-api", api, "--etcd-cafile", str(pki.ca)
+    )
+    assert_one_line_refusal(run, mtls_etcd.endpoint)
+
+
+@pytest.mark.parametrize("api", [v3_xfail("v3"), "v2"])
+def test_mtls_with_a_foreign_client_certificate_is_refused(
+    mtls_etcd: TLSEtcd, pki: Pki, other_pki: Pki, api: str, lock_cli
+) -> None:
+    run = lock_cli("status", "--endpoint", mtls_etcd.endpoint, "--etcd-api", api, "--etcd-cafile", str(pki.ca),
+                   "--etcd-certfile", str(other_pki.client_cert), "--etcd-keyfile", str(other_pki.client_key))  # fmt: skip
+    assert_one_line_refusal(run, mtls_etcd.endpoint)
+
+
+def test_certfile_without_keyfile_is_a_usage_refusal(mtls_etcd: TLSEtcd, pki: Pki, lock_cli) -> None:
+    run = lock_cli("status", "--endpoint", mtls_etcd.endpoint, "--etcd-cafile", str(pki.ca),
+                   "--etcd-certfile", str(pki.client_cert))  # fmt: skip
+    assert_one_line_refusal(run, "keyfile")
+
+
+# ---- user/password ----
+
+
+async def test_v3_with_password(auth_etcd: EmbeddedEtcd) -> None:
+    config = EtcdConfig(endpoints=(auth_etcd.endpoint,), username="root", password=ROOT_PASSWORD)
+    assert await v3_roundtrip(config, b"sec/auth") == b"tls-ok"
+
+
+async def test_v3_wrong_password_raises_clearly(auth_etcd: EmbeddedEtcd) -> None:
+    config = EtcdConfig(endpoints=(auth_etcd.endpoint,), username="root", password="wrong")
+    with pytest.raises(EtcdError, match="credentials"):
+        await connect_v3(config)
+    record("bad_credentials_refused", suite="security")
+
+
+async def test_v3_without_credentials_cannot_write(auth_etcd: EmbeddedEtcd) -> None:
+    client = await connect_v3(EtcdConfig(endpoints=(auth_etcd.endpoint,)))
+    try:
+        with pytest.raises(Exception, match=r"(?i)user name is empty|permission|auth"):
+            await client.put(KEY.encode(), b"{}")
+    finally:
+        await client.close()
+    record("bad_credentials_refused", suite="security")
+
+
+@pytest.mark.parametrize("api", ["v3", "v2"])
+def test_lock_with_password(auth_etcd: EmbeddedEtcd, api: str, lock_cli) -> None:
+    flags = ["--endpoint", auth_etcd.endpoint, "--etcd-api", api, "--etcd-username", "root",
+             "--etcd-password", ROOT_PASSWORD]  # fmt: skip
+    assert lock_cli("lock", "p-" + api, *flags) == Run(0, "", "")
+    run = lock_cli("status", *flags)
+    assert run.code == 0 and f"p-{api}" in run.out
+    assert lock_cli("unlock", "p-" + api, *flags).code == 0
+
+
+@pytest.mark.parametrize("api", ["v3", "v2"])
+def test_lock_wrong_password_is_one_line_and_changes_nothing(
+    auth_etcd: EmbeddedEtcd, api: str, lock_cli
+) -> None:
+    good = ["--endpoint", auth_etcd.endpoint, "--etcd-api", api, "--etcd-username", "root",
+            "--etcd-password", ROOT_PASSWORD]  # fmt: skip
+    before = lock_cli("status", *good)
+    assert before.code == 0
+    bad = [*good[:-1], "not-the-password"]
+    assert_one_line_refusal(lock_cli("lock", "intruder", *bad))
+    assert lock_cli("status", *good) == before
+
+
+@pytest.mark.parametrize("api", ["v3", "v2"])
+def test_lock_without_credentials_is_refused(auth_etcd: EmbeddedEtcd, api: str, lock_cli) -> None:
+    run = lock_cli("lock", "intruder", "--endpoint", auth_etcd.endpoint, "--etcd-api", api)
+    assert_one_line_refusal(run)
