@@ -448,8 +448,10 @@ class UpdateEngine:
                 download.discard()
             raise _Failure(exc.code, exc.message) from exc
         self._set(UPDATE_STATUS_VERIFYING, progress=1.0)
-        image = self._verify(data, offer.size, offer.sha256_b64)
-        download.discard()
+        try:
+            image = self._verify(data, offer.size, offer.sha256_b64)
+        finally:
+            download.discard()  # verified or refused, these bytes are done with
         await self._event(EventType.UpdateDownloadFinished, EventResult.Success)
         self._set(UPDATE_STATUS_FINALIZING)
         target = self.disk.inactive

@@ -6,7 +6,8 @@ they would see from a dead server: connection refused for new connections, a res
 of a transfer for open ones. `restore()` listens again on the same port. The server behind the
 proxy keeps running and keeps its state.
 
-Public API: `FaultProxy(target_host, target_port)` with `async start() -> str` (the proxy's
+Public API: `FaultProxy(target_host, target_port, *, down_rate=None)` (down_rate: bytes per
+real second towards the client, to model a slow link) with `async start() -> str` (the proxy's
 `http://127.0.0.1:PORT` URL), `async cut()`, `async restore()`, `async stop()`, `url`, `port`,
 `is_cut`, and the counters `bytes_down` (server -> client) and `connections`.
 Listens on 127.0.0.1 only.
@@ -22,9 +23,10 @@ import socket
 class FaultProxy:
     """Forward 127.0.0.1:port to target_host:target_port until cut."""
 
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, *, down_rate: float | None = None) -> None:
         self.target_host = target_host
         self.target_port = target_port
+        self.down_rate = down_rate  # bytes per real second server -> client (a slow link); None = no limit
         self.port = 0
         self.bytes_down = 0
         self.connections = 0
@@ -99,10 +101,12 @@ class FaultProxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, down: bool) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while True:
-                data = await reader.read(65536)
+                data = await reader.read(16384 if down and self.down_rate else 65536)
                 if not data:
                     break
                 if down:
                     self.bytes_down += len(data)
                 writer.write(data)
                 await writer.drain()
+                if down and self.down_rate:
+                    await asyncio.sleep(len(data) / self.down_rate)
