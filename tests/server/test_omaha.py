@@ -1,0 +1,183 @@
+"""The Omaha endpoint as update_engine sees it: the reference request replayed with every response
+field checked, the full update sequence through the instance statuses, rollback, and refusals.
+Runs on SQLite and (when COREROLL_TEST_POSTGRES is set) PostgreSQL."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from lxml import etree
+
+from coreroll.omaha.codes import APP_ID
+from coreroll.omaha.payload import load_public_key, verify_payload
+from coreroll.omaha.protocol import OmahaEvent
+from coreroll.server.runner import RunningServer
+from tests.server.helpers import (
+    HTTP,
+    REFERENCE_REQUEST,
+    activity_kinds,
+    check_status,
+    event_xml,
+    get,
+    instance,
+    omaha,
+    post,
+    publish,
+    request_xml,
+)
+
+MACHINE = "9ce7a919806c4f3785eb6d260345ac4a"
+
+
+def test_reference_request_gets_a_complete_offer(server: RunningServer) -> None:
+    release = publish(server, "3975.3.0", "stable")
+    reply = post(server.url, REFERENCE_REQUEST)
+    assert reply.status_code == 200
+    assert reply.headers["content-type"].startswith("application/xml")
+    root = etree.fromstring(reply.content)
+
+    assert root.tag == "response" and root.get("protocol") == "3.0" and root.get("server") == "coreroll"
+    assert 0 <= int(root.find("daystart").get("elapsed_seconds")) < 86400
+    apps = root.findall("app")
+    assert len(apps) == 1
+    app = apps[0]
+    assert app.get("appid") == APP_ID and app.get("status") == "ok"
+    assert [c.tag for c in app] == ["ping", "updatecheck", "event"]
+    assert app.find("ping").get("status") == "ok"
+    assert app.find("event").get("status") == "ok"
+    check = app.find("updatecheck")
+    assert check.get("status") == "ok" and check.get("PollInterval") is None
+    urls = check.findall("urls/url")
+    assert [u.get("codebase") for u in urls] == [f"{server.url}/packages/3975.3.0/"]
+    manifest = check.find("manifest")
+    assert manifest.get("version") == "3975.3.0"
+    (package,) = manifest.findall("packages/package")
+    assert package.get("name") == "update.gz"
+    assert package.get("required") == "true"
+    assert int(package.get("size")) == release["size"]
+    (action,) = manifest.findall("actions/action")
+    assert action.get("event") == "postinstall"
+    assert action.get("DisablePayloadBackoff") == "true"
+
+    # The hashes are base64 (update_engine compares base64 SHA-256) and match the bytes served.
+    payload = HTTP.get(urls[0].get("codebase") + package.get("name")).content
+    assert len(payload) == int(package.get("size"))
+    assert action.get("sha256") == base64.b64encode(hashlib.sha256(payload).digest()).decode()
+    assert package.get("hash") == base64.b64encode(hashlib.sha1(payload).digest()).decode()
+    public = load_public_key(server.settings.data_dir / "keys" / "update-payload-key.pub.pem")
+    assert verify_payload(payload, public, expected_size=release["size"]).version == "3975.3.0"
+
+    inst = instance(server, MACHINE)
+    assert inst["status"] == "UpdateGranted" and inst["update_in_progress"] is True
+    assert inst["version"] == "3975.2.1" and inst["last_update_version"] == "3975.3.0"
+    assert (inst["track"], inst["group"], inst["oem"], inst["alephversion"], inst["board"]) == (
+        "stable", "stable", "ami", "3510.2.0", "amd64-usr"
+    )  # fmt: skip
+    assert inst["ip"] == "127.0.0.1" and inst["stale"] is False
+
+
+def test_full_update_sequence_moves_statuses_and_writes_activity(server: RunningServer) -> None:
+    publish(server, "4000.0.0", "stable")
+    old, new = "3999.0.0", "4000.0.0"
+    statuses = []
+
+    assert check_status(omaha(server.url, request_xml(MACHINE, old))) == "ok"
+    statuses.append(instance(server, MACHINE)["status"])
+    for etype, result in ((13, 1), (14, 1), (3, 1)):
+        root = omaha(server.url, event_xml(MACHINE, old, etype, result))
+        assert [e.get("status") for e in root.findall("app/event")] == ["ok"]
+        assert root.find("app/updatecheck") is None
+        statuses.append(instance(server, MACHINE)["status"])
+    # While UPDATED_NEED_REBOOT: ping-only requests change nothing.
+    ping = omaha(server.url, request_xml(MACHINE, old, updatecheck=False, previous=None))
+    assert ping.find("app/ping").get("status") == "ok"
+    assert instance(server, MACHINE)["status"] == "Installed"
+    # Reboot into the new version: the first check carries 3/2 with previousversion = old.
+    root = omaha(server.url, request_xml(MACHINE, new, previous=old))
+    assert check_status(root) == "noupdate"
+    final = instance(server, MACHINE)
+    statuses.append(final["status"])
+
+    assert statuses == ["UpdateGranted", "Downloading", "Downloaded", "Installed", "Complete"]
+    assert final["version"] == new and final["update_in_progress"] is False
+    history = [h["status"] for h in final["history"]][::-1]
+    assert history == ["UpdateGranted", "Downloading", "Downloaded", "Installed", "Complete"]
+    assert final["history"][0]["event"] == "3/2"
+    kinds = activity_kinds(server)
+    assert kinds[-2:] == ["RolloutStarted", "RolloutFinished"]
+    group = get(server, "/api/v1/groups/stable")
+    assert group["rollout_in_progress"] is False
+    # Later checks on the new version: up to date, nothing new recorded.
+    assert check_status(omaha(server.url, request_xml(MACHINE, new))) == "noupdate"
+    assert len(instance(server, MACHINE)["history"]) == 5
+
+
+def test_recheck_while_granted_re_serves_the_offer(server: RunningServer) -> None:
+    publish(server, "4000.0.0", "stable")
+    first = omaha(server.url, request_xml(MACHINE, "3999.0.0"))
+    again = omaha(server.url, request_xml(MACHINE, "3999.0.0"))
+    assert check_status(again) == "ok"
+    assert again.find("app/updatecheck/manifest").get("version") == first.find(
+        "app/updatecheck/manifest"
+    ).get("version")
+    # Mid-download a check is answered noupdate and the status is kept.
+    omaha(server.url, event_xml(MACHINE, "3999.0.0", 13, 1))
+    assert check_status(omaha(server.url, request_xml(MACHINE, "3999.0.0"))) == "noupdate"
+    assert instance(server, MACHINE)["status"] == "Downloading"
+
+
+def test_failed_update_reports_error_and_activity(server: RunningServer) -> None:
+    publish(server, "4000.0.0", "stable")
+    omaha(server.url, request_xml(MACHINE, "3999.0.0"))
+    omaha(server.url, event_xml(MACHINE, "3999.0.0", 13, 1))
+    omaha(server.url, event_xml(MACHINE, "3999.0.0", 3, 0, errorcode=10))
+    inst = instance(server, MACHINE)
+    assert inst["status"] == "Error" and inst["update_in_progress"] is False
+    assert "PayloadHashMismatch" in inst["status_reason"]
+    assert inst["history"][0]["errorcode"] == 10
+    failed = get(server, "/api/v1/activity")["activity"][-1]
+    assert failed["kind"] == "InstanceUpdateFailed" and failed["severity"] == "error"
+    assert failed["instance"] == MACHINE and failed["version"] == "4000.0.0"
+    # The same update is not offered again at once (a bad payload must not loop).
+    assert check_status(omaha(server.url, request_xml(MACHINE, "3999.0.0"))) == "noupdate"
+
+
+def test_rollback_is_detected(server: RunningServer) -> None:
+    publish(server, "4000.0.0", "stable")
+    omaha(server.url, request_xml(MACHINE, "3999.0.0"))
+    for etype in (13, 14, 3):
+        omaha(server.url, event_xml(MACHINE, "3999.0.0", etype, 1))
+    # The new partition failed to boot: still on 3999, the check carries 3/0 errorcode 44 instead of 3/2.
+    body = request_xml(MACHINE, "3999.0.0", events=[OmahaEvent(3, 0, 44, None)])
+    root = omaha(server.url, body)
+    assert check_status(root) == "noupdate"
+    inst = instance(server, MACHINE)
+    assert inst["status"] == "Error" and inst["version"] == "3999.0.0"
+    assert inst["status_reason"].startswith("rollback:") and "RollbackError" in inst["status_reason"]
+    assert activity_kinds(server)[-1] == "InstanceUpdateFailed"
+
+
+def test_unknown_app_and_unknown_track(server: RunningServer) -> None:
+    publish(server, "4000.0.0", "stable")
+    other = request_xml(MACHINE, "3999.0.0").replace(
+        APP_ID.encode(), b"{87efface-864d-49a5-9bb3-4b050a7c227a}"
+    )
+    app = omaha(server.url, other).find("app")
+    assert app.get("status") == "error-unknownApplication"
+    assert app.find("updatecheck").get("status") == "error-internal"
+    app = omaha(server.url, request_xml(MACHINE, "3999.0.0", track="nightly")).find("app")
+    assert app.get("status") == "error-unknownApplicationOrGroup"
+    assert get(server, "/api/v1/instances")["total"] == 0
+    # A legacy CoreOS group UUID is the stable track.
+    legacy = request_xml(MACHINE, "3999.0.0", track="{9a2deb70-37be-4026-853f-bfdd6b347bbe}")
+    assert check_status(omaha(server.url, legacy)) == "ok"
+    assert instance(server, MACHINE)["group"] == "stable"
+
+
+def test_up_to_date_instance_gets_noupdate_and_no_release_means_noupdate(server: RunningServer) -> None:
+    assert check_status(omaha(server.url, request_xml(MACHINE, "3999.0.0"))) == "noupdate"
+    assert instance(server, MACHINE)["status"] == "Undefined"
+    publish(server, "3999.0.0", "stable")
+    assert check_status(omaha(server.url, request_xml(MACHINE, "3999.0.0"))) == "noupdate"
+    assert check_status(omaha(server.url, request_xml("other", "4100.0.0"))) == "noupdate"
