@@ -13,7 +13,8 @@ import pytest
 from coreroll.etcd.config import EtcdConfig
 from coreroll.etcd.launcher import EmbeddedEtcd
 from coreroll.etcd.v3 import connect_v3
-from coreroll.locks.keys import semaphore_key
+from coreroll.locks import open_lock_store, semaphore_key
+from coreroll.watch.actions import Actions
 from coreroll.watch.backoff import Backoff
 from coreroll.watch.etcd_source import EtcdSource
 from coreroll.watch.model import FleetModel
@@ -31,10 +32,11 @@ def sem(available: int, maximum: int, holders: list[str]) -> bytes:
 class Running:
     """A source running in a task, feeding a model through an UpdateBuffer."""
 
-    def __init__(self, endpoint: str, **kwargs: Any) -> None:
+    def __init__(self, endpoint: str, api: str = "v3", **kwargs: Any) -> None:
         self.buffer = UpdateBuffer()
         self.model = FleetModel()
-        self.source = EtcdSource(EtcdConfig(endpoints=(endpoint,), timeout=2.0), self.buffer.put, **kwargs)
+        config = EtcdConfig(endpoints=(endpoint,), api=api, timeout=2.0)
+        self.source = EtcdSource(config, self.buffer.put, **kwargs)
         self.task = asyncio.create_task(self.source.run())
 
     async def until(self, predicate: Any, deadline: float = 10.0, what: str = "condition") -> float:
@@ -181,5 +183,50 @@ async def test_airlock_groups_when_asked(v3: Any, clean_etcd: str, airlock: bool
         assert (group.display_name, group.available, group.max) == ("airlock/workers", 1, 2)
         holder = group.holders[0]
         assert holder.machine_id == "n1" and holder.stale and holder.stale_reason == "unknown to the fleet"
+    finally:
+        await run.close()
+
+
+async def test_v2_lock_groups_for_locksmith_clusters(clean_etcd: str) -> None:
+    config = EtcdConfig(endpoints=(clean_etcd,), api="v2")
+    async with open_lock_store(config) as store:
+        await store.set_max("web", 2)
+        await store.lock("web", "n1")
+    run = Running(clean_etcd, api="v2")
+    try:
+        await run.until(lambda m: m.lock_group("web") is not None, what="the v2 group")
+        group = run.model.lock_group("web")
+        assert group is not None and (group.kind, group.available, group.max) == ("v2", 1, 2)
+        assert group.key == "/coreos.com/updateengine/rebootlock/groups/web/semaphore"
+        async with open_lock_store(config) as store:
+            await store.lock("web", "n2")
+        await run.until(
+            lambda m: [h.machine_id for h in m.lock_group("web").holders] == ["n1", "n2"],  # type: ignore[union-attr]
+            what="the second holder",
+        )
+    finally:
+        await run.close()
+
+
+async def test_interventions_show_as_pending_commands_and_in_the_log(v3: Any, clean_etcd: str) -> None:
+    await v3.put(STATUS.format("n1").encode(), status_bytes("n1"))
+    run = Running(clean_etcd)
+    try:
+        await run.until(lambda m: "n1" in m.rows, what="the node")
+        actions = Actions(run.source.config, None, None, by="ops@bastion")
+        assert (await actions.check(["n1"])).ok
+        await run.until(
+            lambda m: (
+                [c.action for c in m.rows["n1"].pending_commands] == ["check"]
+                and any(e.source == "audit" for e in m.activity)
+            ),
+            what="the queued check and its audit record",
+        )
+        entry = next(e for e in run.model.activity if e.source == "audit")
+        assert entry.message == "check node n1: ok" and entry.by == "ops@bastion"
+        # the agent runs it and deletes the key: the row no longer lists it
+        (kv,) = list(await v3.get_prefix(b"coreroll/v1/commands/n1/"))
+        await v3.delete(kv.key)
+        await run.until(lambda m: m.rows["n1"].pending_commands == (), what="the command done")
     finally:
         await run.close()
