@@ -117,10 +117,10 @@ def decide(policy: Policy, stats: RolloutStats | None, now: dt.datetime) -> Deci
     per_period = policy.max_updates_per_period
     concurrent = policy.max_concurrent
     if policy.safe_mode and stats.completed_on_version == 0:
-        # One canary at a time until one instance has completed the update.
-        if stats.attempts_on_version > 0 and stats.in_progress > 0:
+        # One canary at a time until one instance has completed the update; after a failed canary
+        # (which halts the group) and a resume, the next machine becomes the canary.
+        if stats.in_progress > 0:
             return Decision(False, "safe mode: waiting for the canary to complete")
-        per_period = min(per_period, 1)
         concurrent = min(concurrent, 1)
     if stats.granted_in_period >= per_period:
         return Decision(False, f"max updates per period reached ({per_period} per {policy.period_seconds} s)")
