@@ -57,6 +57,7 @@ from coreroll.watch.parse import (
 from coreroll.watch.query import SORT_KEYS, Query, QueryError, parse_query, sort_rows
 from coreroll.watch.views import (
     CONNECTED,
+    CONNECTING,
     DOWN,
     STATES,
     ActivityEntry,
@@ -90,6 +91,7 @@ __all__ = [
 
 ETCD = "etcd"
 SERVER = "server"
+RETRYING = " (retrying)"
 
 
 class FleetModel:
@@ -389,20 +391,23 @@ class FleetModel:
     def _connection(self, update: u.Connection) -> set[str]:
         now = update.at if update.at is not None else self.clock()
         old = self.connections.get(update.source, ConnectionState(update.source))
-        status = update.status if update.status in (CONNECTED, DOWN) else "connecting"
+        status = update.status if update.status in (CONNECTED, DOWN) else CONNECTING
+        detail = update.detail
+        if old.status == DOWN and status == CONNECTING:
+            # a retry is not news: stay "down" (and since when) until a connection succeeds
+            status, detail = DOWN, f"{old.detail.removesuffix(RETRYING)}{RETRYING}"
         last_ok = now if status == CONNECTED else old.last_ok
         since = old.since if old.status == status and old.since is not None else now
-        new = ConnectionState(update.source, status, update.detail, last_ok, since)  # type: ignore[arg-type]
+        new = ConnectionState(update.source, status, detail, last_ok, since)  # type: ignore[arg-type]
         if new == old:
             return set()
         self.connections[update.source] = new
         self.connections_version += 1
         self._bump()
-        if old.status != status and (status == DOWN or old.status == DOWN):
-            lost = status == DOWN
-            text = f"{update.source} {'unreachable' if lost else 'connected again'}"
-            detail = f": {update.detail}" if update.detail else ""
-            self.note(text + detail, "warning" if lost else "info", kind="Connection", at=now)
+        if status == DOWN and old.status != DOWN:
+            self.note(f"{update.source} unreachable: {detail}", "warning", kind="Connection", at=now)
+        elif status == CONNECTED and old.last_ok is not None and old.status != CONNECTED:
+            self.note(f"{update.source} connected again", "info", kind="Connection", at=now)
         return set()
 
     def _note(self, update: u.Note) -> set[str]:

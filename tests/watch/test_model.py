@@ -299,13 +299,26 @@ def test_feed_events_and_activity(model: FleetModel) -> None:
 
 def test_connection_states_and_log(model: FleetModel, clock: FakeClock) -> None:
     assert model.is_stale("etcd")
+    model.apply(u.Connection("etcd", "connecting", "http://127.0.0.1:2379"))
     model.apply(u.Connection("etcd", "connected", "http://127.0.0.1:2379"))
     assert not model.is_stale("etcd") and model.connections["etcd"].last_ok == clock.now
+    assert [e.message for e in model.activity] == []  # the first connection is not news
     clock.now += 5
     model.apply(u.Connection("etcd", "down", "connection refused"))
+    down_at = clock.now
+    # retries while etcd stays away: still "down" since the first failure, one log line
+    for _ in range(3):
+        clock.now += 1
+        model.apply(u.Connection("etcd", "connecting", "http://127.0.0.1:2379"))
+        model.apply(u.Connection("etcd", "down", "connection refused"))
     state = model.connections["etcd"]
-    assert state.status == "down" and state.last_ok == clock.now - 5 and state.since == clock.now
-    assert model.activity[-1].message == "etcd unreachable: connection refused"
-    model.apply(u.Connection("etcd", "connecting"))
+    assert state.status == "down" and state.last_ok == down_at - 5 and state.since == down_at
+    model.apply(u.Connection("etcd", "connecting", "http://127.0.0.1:2379"))
+    assert model.connections["etcd"].status == "down"
+    assert model.connections["etcd"].detail == "connection refused (retrying)"
     model.apply(u.Connection("etcd", "connected"))
-    assert model.activity[-1].message == "etcd connected again"
+    assert model.connections["etcd"].status == "connected"
+    assert [e.message for e in model.activity] == [
+        "etcd unreachable: connection refused",
+        "etcd connected again",
+    ]
