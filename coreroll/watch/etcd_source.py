@@ -25,10 +25,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aetcd
+from aetcd import exceptions as aetcd_exceptions
 from aetcd import rpc
 from aetcd.utils import prefix_range_end
 
@@ -101,6 +102,36 @@ def key_update(key: str, raw: bytes | None, *, airlock: bool = False) -> u.Updat
     return None
 
 
+async def range_pages(
+    client: aetcd.Client,
+    prefix: str,
+    revision: int,
+    rpc_timeout: float,
+    *,
+    newest: int | None = None,
+    page: int = 1000,
+) -> AsyncIterator[tuple[int, Any]]:
+    """Yield (revision, kvs) pages of `prefix` at `revision` (0 = now; later pages use the first
+    reply's). Paged because gRPC refuses replies over 4 MiB: 10,000 node statuses are ~8 MB.
+    `newest=N` gives only the last N keys (one descending page)."""
+    start = prefix.encode()
+    end = prefix_range_end(start)
+    while True:
+        request = rpc.RangeRequest(key=start, range_end=end, revision=revision, limit=newest or page)
+        if newest is not None:
+            request.sort_order = rpc.RangeRequest.DESCEND
+            request.sort_target = rpc.RangeRequest.KEY
+        try:
+            reply = await client.kvstub.Range(request, timeout=rpc_timeout, metadata=client.metadata)
+        except rpc.AioRpcError as exc:
+            aetcd_exceptions._handle_exception(exc)
+        revision = revision or int(reply.header.revision)
+        yield revision, reply.kvs
+        if newest is not None or not reply.more or not reply.kvs:
+            return
+        start = reply.kvs[-1].key + b"\0"
+
+
 def describe(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:200]
@@ -117,6 +148,7 @@ class EtcdSource:
         airlock: bool = False,
         audit_limit: int = 200,
         probe_interval: float = 1.0,
+        page_size: int = 1000,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -125,6 +157,7 @@ class EtcdSource:
         self.airlock = airlock
         self.audit_limit = audit_limit
         self.probe_interval = probe_interval
+        self.page_size = page_size
         self.backoff = backoff or Backoff(0.2, 3.0)
         self.clock = clock
         self.revision = 0
@@ -191,31 +224,21 @@ class EtcdSource:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(client.close(), 2.0)
 
-    async def _range(self, client: aetcd.Client, prefix: str, revision: int, **options: Any) -> Any:
-        request = rpc.RangeRequest(
-            key=prefix.encode(), range_end=prefix_range_end(prefix.encode()), revision=revision, **options
-        )
-        try:
-            return await client.kvstub.Range(request, timeout=self.config.timeout, metadata=client.metadata)
-        except rpc.AioRpcError as exc:
-            from aetcd import exceptions
-
-            exceptions._handle_exception(exc)
-
     async def _list(self, client: aetcd.Client) -> u.EtcdSnapshot:
         """Every watched prefix at one revision (the first reply's), for a consistent picture."""
         revision = 0
         found: list[u.Update] = []
         for prefix in self.prefixes:
-            options: dict[str, Any] = {}
-            if prefix == AUDIT_PREFIX:  # only the newest records: the log is unbounded
-                options = {"limit": self.audit_limit, "sort_order": rpc.RangeRequest.DESCEND}
-            reply = await self._range(client, prefix, revision, **options)
-            revision = revision or int(reply.header.revision)
-            for kv in reply.kvs:
-                update = key_update(kv.key.decode(errors="replace"), bytes(kv.value), airlock=self.airlock)
-                if update is not None:
-                    found.append(update)
+            newest = self.audit_limit if prefix == AUDIT_PREFIX else None  # the log is unbounded
+            async for header_revision, kvs in range_pages(
+                client, prefix, revision, self.config.timeout, newest=newest, page=self.page_size
+            ):
+                revision = revision or header_revision
+                for kv in kvs:
+                    key = kv.key.decode(errors="replace")
+                    update = key_update(key, bytes(kv.value), airlock=self.airlock)
+                    if update is not None:
+                        found.append(update)
         return u.EtcdSnapshot(
             revision=revision,
             statuses=tuple(x for x in found if isinstance(x, u.NodeStatus)),

@@ -230,3 +230,14 @@ async def test_interventions_show_as_pending_commands_and_in_the_log(v3: Any, cl
         await run.until(lambda m: m.rows["n1"].pending_commands == (), what="the command done")
     finally:
         await run.close()
+
+
+async def test_listing_is_paged(v3: Any, clean_etcd: str) -> None:
+    # gRPC refuses replies over 4 MiB (10,000 statuses are ~8 MB): the listing reads pages
+    for i in range(7):
+        await v3.put(STATUS.format(f"p{i}").encode(), status_bytes(f"p{i}"))
+    run = Running(clean_etcd, page_size=2)
+    try:
+        await run.until(lambda m: len(m.rows) == 7, what="all seven nodes")
+    finally:
+        await run.close()

@@ -1,0 +1,253 @@
+"""The dashboard's etcd source at fleet scale, headless, against a real (embedded) etcd.
+
+    .venv/bin/python bench/watch_etcd.py [--nodes 10000] [--rate 1000] [--duration 10]
+                                         [--out bench/results/watch_etcd.json]
+
+Measures what `bench/dashboard.py` leaves out (it feeds the model directly):
+- listing: `EtcdSource` connecting, listing every node status at one revision and the model
+  applying the snapshot, until the model holds all N rows (median of 3). Baseline in the same run:
+  the same paged Range calls without parsing or a model (the floor any etcd client pays).
+- load: `--rate` status changes per second for `--duration` seconds, written by this process with
+  aetcd; latency from the start of each `put` to the moment the change is in the model
+  (source -> UpdateBuffer -> FleetModel.apply_many, drained every 20 ms as a UI tick would):
+  p50 / p99 / max. Also the model's own apply cost per change, and process CPU (writer included).
+Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psutil  # noqa: E402
+
+from coreroll.etcd.config import EtcdConfig  # noqa: E402
+from coreroll.etcd.launcher import EmbeddedEtcd  # noqa: E402
+from coreroll.etcd.v3 import connect_v3  # noqa: E402
+from coreroll.watch import updates as u  # noqa: E402
+from coreroll.watch.etcd_source import NODES_PREFIX, EtcdSource, range_pages  # noqa: E402
+from coreroll.watch.model import FleetModel  # noqa: E402
+
+STATUSES = [
+    "UPDATE_STATUS_IDLE",
+    "UPDATE_STATUS_DOWNLOADING",
+    "UPDATE_STATUS_VERIFYING",
+    "UPDATE_STATUS_FINALIZING",
+]
+
+
+def status(mid: str, seq: int, state: str, progress: float) -> bytes:
+    doc = {
+        "machine_id": mid,
+        "hostname": f"node-{mid[-5:]}",
+        "channel": "beta",
+        "server": "http://127.0.0.1:8400",
+        "version": "4699.0.0",
+        "active_partition": "USR-A",
+        "partitions": [
+            {"label": "USR-A", "version": "4699.0.0", "priority": 2, "tries": 0, "successful": 1},
+            {"label": "USR-B", "version": "4650.0.0", "priority": 1, "tries": 0, "successful": 1},
+        ],
+        "update": {
+            "status": state,
+            "progress": progress,
+            "new_version": "4700.0.1",
+            "new_size": 1048576,
+            "last_checked_time": 1795770000 + seq,
+        },
+        "reboot": {"strategy": "etcd-lock", "lock_group": "", "window": None, "holds_lock": False},
+        "boot_id": f"boot-{mid}",
+        "booted_at": "2026-11-27T09:00:00.000Z",
+        "reported_at": "2026-11-27T09:30:00.000Z",
+        "last_command": None,
+    }
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def mid_of(i: int) -> str:
+    return f"{i:032x}"
+
+
+async def fill(client: Any, nodes: int) -> None:
+    sem = asyncio.Semaphore(64)
+
+    async def put(i: int) -> None:
+        async with sem:
+            await client.put(
+                f"{NODES_PREFIX}{mid_of(i)}/status".encode(), status(mid_of(i), 0, STATUSES[0], 0.0)
+            )
+
+    for start in range(0, nodes, 2000):
+        await asyncio.gather(*(put(i) for i in range(start, min(nodes, start + 2000))))
+        print(f"  wrote {min(nodes, start + 2000)}/{nodes} node statuses", flush=True)
+
+
+async def listing(config: EtcdConfig, nodes: int) -> float:
+    buffer = u.UpdateBuffer()
+    model = FleetModel()
+    source = EtcdSource(config, buffer.put)
+    start = time.perf_counter()
+    task = asyncio.create_task(source.run())
+    while len(model.rows) < nodes:
+        model.apply_many(buffer.drain())
+        await asyncio.sleep(0.002)
+    elapsed = time.perf_counter() - start
+    source.stop()
+    await task
+    return elapsed
+
+
+async def baseline(client: Any) -> float:
+    """The same paged Range calls the source makes, without parsing or a model."""
+    start = time.perf_counter()
+    async for _ in range_pages(client, NODES_PREFIX, 0, 30.0):
+        pass
+    return time.perf_counter() - start
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def load(config: EtcdConfig, client: Any, nodes: int, rate: int, duration: float) -> dict[str, Any]:
+    sent: dict[bytes, float] = {}
+    arrived: dict[bytes, float] = {}
+    buffer = u.UpdateBuffer()
+    model = FleetModel()
+
+    def sink(update: u.Update) -> None:
+        buffer.put(update)
+
+    source = EtcdSource(config, sink)
+    task = asyncio.create_task(source.run())
+    while len(model.rows) < nodes:
+        model.apply_many(buffer.drain())
+        await asyncio.sleep(0.005)
+    latencies: list[float] = []
+    apply_seconds = 0.0
+    applied = 0
+    stop = asyncio.Event()
+    all_arrived = asyncio.Event()
+    total = int(rate * duration)
+
+    async def tick() -> None:
+        nonlocal apply_seconds, applied
+        while not stop.is_set() or len(buffer):
+            batch = buffer.drain()
+            t0 = time.perf_counter()
+            model.apply_many(batch)
+            apply_seconds += time.perf_counter() - t0
+            now = time.perf_counter()
+            for update in batch:
+                if isinstance(update, u.NodeStatus) and update.raw in sent and update.raw not in arrived:
+                    arrived[update.raw] = now
+                    latencies.append(now - sent[update.raw])
+                    applied += 1
+            if len(arrived) >= total:
+                all_arrived.set()
+            await asyncio.sleep(0.02)
+
+    ticker = asyncio.create_task(tick())
+    proc = psutil.Process()
+    cpu0 = sum(proc.cpu_times()[:2])
+    wall0 = time.perf_counter()
+    pending: set[asyncio.Task[Any]] = set()
+    for seq in range(1, total + 1):
+        target = wall0 + seq / rate
+        delay = target - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        i = (seq * 7919) % nodes
+        raw = status(mid_of(i), seq, STATUSES[seq % len(STATUSES)], (seq % 100) / 100)
+        sent[raw] = time.perf_counter()
+        put = asyncio.create_task(client.put(f"{NODES_PREFIX}{mid_of(i)}/status".encode(), raw))
+        pending.add(put)
+        put.add_done_callback(pending.discard)
+    await asyncio.gather(*pending)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(all_arrived.wait(), 10)
+    wall = time.perf_counter() - wall0
+    cpu = sum(proc.cpu_times()[:2]) - cpu0
+    stop.set()
+    await ticker
+    source.stop()
+    await task
+    return {
+        "changes": total,
+        "delivered": len(latencies),
+        "latency_p50_ms": round(pct(latencies, 0.50) * 1000, 2),
+        "latency_p99_ms": round(pct(latencies, 0.99) * 1000, 2),
+        "latency_max_ms": round(max(latencies) * 1000, 2),
+        "model_apply_us_per_change": round(apply_seconds / max(applied, 1) * 1e6, 1),
+        "cpu_cores": round(cpu / wall, 2),
+        "rss_mb": round(proc.memory_info().rss / 2**20, 1),
+    }
+
+
+async def measure() -> tuple[argparse.Namespace, dict[str, Any]]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=10000)
+    parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "watch_etcd.json"))
+    args = parser.parse_args()
+    with EmbeddedEtcd() as etcd:
+        config = EtcdConfig(endpoints=(etcd.endpoint,))
+        client = await connect_v3(config)
+        print(f"filling etcd at {etcd.endpoint} with {args.nodes} node statuses", flush=True)
+        await fill(client, args.nodes)
+        print("measuring listing (3 runs each)", flush=True)
+        base = statistics.median([await baseline(client) for _ in range(3)])
+        ours = statistics.median([await listing(config, args.nodes) for _ in range(3)])
+        print(f"load: {args.rate} changes/s for {args.duration:.0f} s", flush=True)
+        loaded = await load(config, client, args.nodes, args.rate, args.duration)
+        await client.close()
+    result = {
+        "nodes": args.nodes,
+        "rate": args.rate,
+        "duration_s": args.duration,
+        "listing_s_median": round(ours, 3),
+        "baseline_range_s_median": round(base, 3),
+        "listing_vs_baseline": round(ours / base, 2) if base else None,
+        **loaded,
+    }
+    return args, result
+
+
+def main() -> None:
+    args, result = asyncio.run(measure())
+    rows = [
+        ("nodes", result["nodes"]),
+        ("listing into the model (median of 3)", f"{result['listing_s_median']} s"),
+        ("baseline: paged Range only (median of 3)", f"{result['baseline_range_s_median']} s"),
+        ("ratio listing / baseline", result["listing_vs_baseline"]),
+        ("changes written / delivered", f"{result['changes']} / {result['delivered']}"),
+        ("put -> in the model p50", f"{result['latency_p50_ms']} ms"),
+        ("put -> in the model p99", f"{result['latency_p99_ms']} ms"),
+        ("put -> in the model max", f"{result['latency_max_ms']} ms"),
+        ("model apply per change", f"{result['model_apply_us_per_change']} us"),
+        ("process CPU (writer included)", f"{result['cpu_cores']} cores"),
+        ("RSS", f"{result['rss_mb']} MB"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
