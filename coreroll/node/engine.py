@@ -84,6 +84,7 @@ INSTALLSOURCE_SCHEDULER = "scheduler"
 INSTALLSOURCE_ONDEMAND = "ondemandupdate"
 # Statuses in which a check may start (update_engine ignores AttemptUpdate otherwise).
 _IDLE_STATES = {str(UPDATE_STATUS_IDLE)}
+_CHECKING = str(UPDATE_STATUS_CHECKING_FOR_UPDATE)
 _MAX_PENDING_EVENTS = 8
 _PROGRESS_STEP = 0.01  # report progress in 1 % steps: enough for a progress bar, few writes
 
@@ -237,11 +238,21 @@ class UpdateEngine:
     def _set(self, status: str | None = None, **changes: Any) -> None:
         if status is not None:
             if status != self.state.current_operation:
-                log.info("%s%s -> %s", self._log_prefix, self.state.current_operation, status)
+                routine = _CHECKING in (status, self.state.current_operation)
+                log.log(
+                    logging.DEBUG if routine else logging.INFO,
+                    "%s%s -> %s",
+                    self._log_prefix,
+                    self.state.current_operation,
+                    status,
+                )
             self.state.current_operation = str(status)
         for key, value in changes.items():
             setattr(self.state, key, value)
-        self._save()
+        if self.state.current_operation != _CHECKING:
+            # A check that finds nothing is one write, not two: the few milliseconds of
+            # CHECKING_FOR_UPDATE are reported through on_change only.
+            self._save()
         self._notify()
 
     def _notify(self) -> None:

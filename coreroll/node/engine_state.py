@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,8 @@ class EngineState:
     updated_at: float = 0.0
 
     def to_json(self) -> bytes:
-        return json.dumps({"format": FORMAT_VERSION, **asdict(self)}, indent=2, sort_keys=True).encode()
+        # vars() rather than asdict(): every field is a plain value, and this runs on every status change.
+        return json.dumps({"format": FORMAT_VERSION, **vars(self)}, indent=2, sort_keys=True).encode()
 
 
 def _check_types(raw: dict[str, Any], path: Path) -> EngineState:
