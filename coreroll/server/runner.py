@@ -155,7 +155,7 @@ def start_server_process(
     data_dir: Path, db_url: str | None = None, token: str = "test-token", extra_args: tuple[str, ...] = ()
 ) -> ServerProcess:
     port = free_port()
-    argv = [sys.executable, "-m", "coreroll", "server", "--listen", f"127.0.0.1:{port}",
+    argv = [sys.executable, "-m", "coreroll.server", "--listen", f"127.0.0.1:{port}",
             "--data", str(data_dir), "--token", token, *extra_args]  # fmt: skip
     if db_url:
         argv += ["--db", db_url]

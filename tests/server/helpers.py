@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -111,3 +112,46 @@ def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.01)
+
+
+def read_feed(
+    url: str,
+    last_id: int | None = None,
+    until: Callable[[list[dict[str, Any]]], bool] = lambda events: False,
+    timeout: float = 10.0,
+    sink: list[dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """Read ``/api/v1/feed`` (from ``Last-Event-ID: last_id``) until ``until(events)`` is true.
+
+    Each event is ``{"event", "id" (int), "data" (parsed JSON)}``. A dropped connection ends the read
+    quietly (the kill -9 test relies on that); a silent feed raises ``httpx.ReadTimeout`` after ``timeout``.
+    Events are appended to ``sink`` as they arrive when one is given (readers in threads).
+    """
+    headers = {} if last_id is None else {"Last-Event-ID": str(last_id)}
+    events: list[dict[str, Any]] = [] if sink is None else sink
+    current: dict[str, str] = {}
+    try:
+        with httpx.stream("GET", f"{url}/api/v1/feed", headers=headers, timeout=timeout) as reply:
+            assert reply.status_code == 200
+            assert reply.headers["content-type"].startswith("text/event-stream")
+            for line in reply.iter_lines():
+                if line.startswith(":"):
+                    continue
+                if line == "":
+                    if "data" in current:
+                        events.append(
+                            {
+                                "event": current.get("event"),
+                                "id": int(current["id"]),
+                                "data": json.loads(current["data"]),
+                            }
+                        )
+                        if until(events):
+                            return events
+                    current = {}
+                    continue
+                name, _, value = line.partition(":")
+                current[name] = value[1:] if value.startswith(" ") else value
+    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.ConnectError):
+        pass
+    return events

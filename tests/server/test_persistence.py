@@ -1,0 +1,125 @@
+"""kill -9 the server mid-rollout: after a restart nothing it acknowledged is lost, and the feed
+resumes from the last id a client saw. Runs on SQLite and (when configured) PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from lxml import etree
+
+from coreroll.omaha.payload import generate_private_key, write_keypair
+from coreroll.server.runner import RunningServer, ServerProcess, run_server_in_thread, start_server_process
+from coreroll.server.settings import ServerSettings
+from tests.server.helpers import event_xml, read_feed, request_xml, wait_until
+
+OLD, NEW = "3999.0.0", "4000.0.0"
+# The statuses each machine's requests lead to, in order (check, 13/1, 14/1, 3/1).
+STEPS: list[tuple[str, bytes | None]] = [("UpdateGranted", None), ("Downloading", b"13"), ("Downloaded", b"14"),
+                                         ("Installed", b"3")]  # fmt: skip
+MACHINES = [f"{i:032x}" for i in range(24)]
+
+
+def _request(machine: str, step: int) -> bytes:
+    if step == 0:
+        return request_xml(machine, OLD)
+    return event_xml(machine, OLD, int(STEPS[step][1] or 0), 1)
+
+
+def _admin(proc: ServerProcess | RunningServer) -> httpx.Client:
+    return httpx.Client(base_url=proc.url, headers={"Authorization": f"Bearer {proc.token}"}, timeout=10)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    write_keypair(tmp_path / "data" / "keys", generate_private_key())
+    return tmp_path / "data"
+
+
+def test_kill_9_mid_rollout_loses_nothing_acknowledged(data_dir: Path, db_url: str) -> None:
+    proc = start_server_process(data_dir, db_url)
+    try:
+        with _admin(proc) as client:
+            assert client.post("/api/v1/releases", json={"version": NEW, "synthetic": True, "channel": "stable",
+                                                         "image_size": 1024}).status_code == 201  # fmt: skip
+            start = client.get("/api/v1/info").json()["feed_id"]
+
+        feed_seen: list[dict[str, Any]] = []
+        reader = threading.Thread(target=read_feed, kwargs={"url": proc.url, "last_id": start, "sink": feed_seen,
+                                                             "timeout": 30})  # fmt: skip
+        reader.start()
+
+        acked: dict[str, int] = {}  # machine -> index of the last step the server answered 200 to
+        acked_lock = threading.Lock()
+        killed = threading.Event()
+
+        def walk(machine: str) -> None:
+            with httpx.Client(timeout=5) as http:
+                for step in range(len(STEPS)):
+                    if killed.is_set():
+                        return
+                    try:
+                        reply = http.post(f"{proc.url}/v1/update/", content=_request(machine, step))
+                    except httpx.HTTPError:
+                        return  # the server died under us: this step is not acknowledged
+                    assert reply.status_code == 200
+                    etree.fromstring(reply.content)
+                    with acked_lock:
+                        acked[machine] = step
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            futures = [pool.submit(walk, m) for m in MACHINES]
+            wait_until(
+                lambda: sum(v + 1 for v in acked.values()) >= 40, timeout=30, what="40 acknowledged requests"
+            )
+            proc.kill()  # SIGKILL while requests are in flight
+            killed.set()
+            for future in futures:
+                future.result()
+        reader.join(timeout=10)
+        assert not reader.is_alive()
+        assert acked and feed_seen
+        last_seen = feed_seen[-1]["id"]
+    finally:
+        proc.stop()
+
+    # Restart on the same data dir and database (in a thread: only the killed one had to be a process).
+    proc = run_server_in_thread(ServerSettings(data_dir=data_dir, db_url=db_url, token=proc.token))  # type: ignore[assignment]
+    try:
+        with _admin(proc) as client:
+            instances = {
+                i["machine_id"]: i
+                for i in client.get("/api/v1/instances", params={"limit": 1000}).json()["instances"]
+            }
+            for machine, step in acked.items():
+                status = instances[machine]["status"]
+                order = [s for s, _ in STEPS]
+                # Acknowledged means committed; one more (unacknowledged) step may also have committed.
+                assert order.index(status) in (step, step + 1), (machine, status, step)
+                history = client.get(f"/api/v1/instances/{machine}/history").json()["history"]
+                assert [h["status"] for h in history][::-1] == order[: order.index(status) + 1]
+            kinds = [a["kind"] for a in client.get("/api/v1/activity").json()["activity"]]
+            assert kinds.count("RolloutStarted") == 1 and "ReleasePublished" in kinds
+
+            # The feed resumes after the last id the client saw, with everything committed since.
+            head = client.get("/api/v1/info").json()["feed_id"]
+            assert head >= last_seen
+            client.post("/api/v1/groups/stable/pause")  # a change after the restart
+            new_head = client.get("/api/v1/info").json()["feed_id"]
+            rest = read_feed(proc.url, last_seen, until=lambda evs: evs[-1]["id"] >= new_head)
+            ids = [e["id"] for e in rest]
+            assert ids == sorted(set(ids)) and ids[0] > last_seen and ids[-1] == new_head
+            # Replaying pre-kill + resumed events gives exactly the database's final instance states.
+            final: dict[str, dict[str, Any]] = {}
+            for event in [*feed_seen, *rest]:
+                if event["event"] == "instance":
+                    final[event["data"]["machine_id"]] = event["data"]
+            assert {m: d["status"] for m, d in final.items()} == {
+                m: i["status"] for m, i in instances.items()
+            }
+    finally:
+        proc.stop()
