@@ -9,7 +9,8 @@
 What it starts (in this order, each reported through `on_progress`):
 1. an embedded etcd (`coreroll.etcd.launcher.EmbeddedEtcd`) under `<base>/etcd`;
 2. the update server (`coreroll.server.runner.run_server_in_thread`) on a fresh SQLite file under
-   `<base>/server`, with a fresh signing key (`write_keypair`) and admin token;
+   `<base>/server`, with a fresh signing key (`write_keypair`) and admin token, on the same
+   simulated clock as the nodes;
 3. the first release (`INITIAL_VERSION`), published and promoted alpha -> beta -> stable;
 4. the fleet (`coreroll.fleet.sim.Fleet`) of `nodes` agents on a `ScaledClock(time_factor)`,
    spread over the channels and lock groups of `coreroll.demo.plan` (the fleet sets the lock
@@ -169,7 +170,8 @@ class DemoSystem:
         self.etcd_config = EtcdConfig(endpoints=(self.etcd_endpoint,))
         self._progress(f"etcd is up at {self.etcd_endpoint}")
 
-        settings = ServerSettings(data_dir=base / "server")
+        # the server keeps simulated time too, so its times and the nodes' agree on the dashboard
+        settings = ServerSettings(data_dir=base / "server", clock=self.clock.now)
         if not (settings.key_dir / PUBLIC_KEY).exists():
             await asyncio.to_thread(write_keypair, settings.key_dir)
         public_key = await asyncio.to_thread(load_public_key, settings.key_dir / PUBLIC_KEY)
@@ -319,9 +321,8 @@ def _make_dir(path: Path) -> Path:
 
 
 def describe_groups() -> str:
-    from coreroll.locks import group_label
-
-    return ", ".join(f"{group_label(g.name)} {g.max}" for g in plan.LOCK_GROUPS)
+    """`default 2, lb 1, db 1`: how many nodes of each lock group may reboot at once."""
+    return ", ".join(f"{g.name or 'default'} {g.max}" for g in plan.LOCK_GROUPS)
 
 
 __all__ = ["INITIAL_VERSION", "NEW_VERSION", "DemoOptions", "DemoSystem", "Phase", "describe_groups"]
