@@ -1,0 +1,132 @@
+"""The CLI over the HTTP API: release, group, instances, server keygen."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from coreroll.cli import main
+from coreroll.server.runner import RunningServer
+from tests.server.helpers import HTTP, check_status, omaha, request_xml
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def env(sqlite_server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> RunningServer:
+    monkeypatch.setenv("COREROLL_SERVER", sqlite_server.url)
+    monkeypatch.setenv("COREROLL_TOKEN", sqlite_server.token)
+    return sqlite_server
+
+
+def test_release_publish_promote_list(env: RunningServer, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys, "release", "publish", "--synthetic", "--version", "4000.0.0", "--channel", "alpha"
+    )
+    assert code == 0 and out.startswith("published 4000.0.0 (") and "signed" in out
+    code, _, err = run(capsys, "release", "promote", "4000.0.0", "--to", "stable")
+    assert code == 1 and "never been on beta" in err and len(err.strip().splitlines()) == 1
+    assert (
+        run(capsys, "release", "promote", "4000.0.0", "--to", "beta")[1]
+        == "channel beta now offers 4000.0.0\n"
+    )
+    assert run(capsys, "release", "promote", "4000.0.0", "--to", "stable")[0] == 0
+    code, out, _ = run(capsys, "release", "list", "--json")
+    listing = json.loads(out)
+    assert [c["version"] for c in listing["channels"]] == ["4000.0.0"] * 3
+    assert listing["releases"][0]["channels"] == ["alpha", "beta", "stable"]
+    code, out, _ = run(capsys, "release", "list")
+    assert "stable    4000.0.0" in out
+    activity = HTTP.get(f"{env.url}/api/v1/activity").json()["activity"]
+    assert [a["kind"] for a in activity].count("ChannelUpdated") == 3
+
+
+def test_release_publish_file(env: RunningServer, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    run(capsys, "release", "publish", "--synthetic", "--version", "4000.0.0")
+    payload = HTTP.get(f"{env.url}/packages/4000.0.0/update.gz").content
+    (tmp_path / "update.gz").write_bytes(payload)
+    # Our signed container carrying 4000.0.0 cannot be published as another version.
+    code, _, err = run(
+        capsys, "release", "publish", "--file", str(tmp_path / "update.gz"), "--version", "4001.0.0"
+    )
+    assert code == 1 and "4000.0.0" in err
+    opaque = tmp_path / "flatcar_production_update.gz"
+    opaque.write_bytes(b"\x1f\x8b" + b"x" * 5000)
+    code, out, _ = run(capsys, "release", "publish", "--file", str(opaque), "--version", "4002.0.0",
+                       "--filename", opaque.name, "--channel", "stable")  # fmt: skip
+    assert code == 0 and "opaque" in out
+    offer = omaha(env.url, request_xml("m1", "3999.0.0"))
+    assert offer.find("app/updatecheck/manifest/packages/package").get("name") == opaque.name
+    code, _, err = run(
+        capsys, "release", "publish", "--file", str(tmp_path / "missing"), "--version", "1.0.0"
+    )
+    assert code == 1 and "missing" in err
+
+
+def test_group_commands(env: RunningServer, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "group", "set-policy", "stable", "--max-updates-per-period", "2", "--period", "1h",
+                       "--safe-mode", "on", "--timezone", "Europe/Berlin")  # fmt: skip
+    assert code == 0 and "2/3600s" in out and "safe mode" in out
+    policy = HTTP.get(f"{env.url}/api/v1/groups/stable").json()["policy"]
+    assert (policy["max_updates_per_period"], policy["period_seconds"], policy["safe_mode"]) == (
+        2,
+        3600,
+        True,
+    )
+    assert run(capsys, "group", "set-policy", "stable")[0] == 2
+    code, _, err = run(capsys, "group", "set-policy", "stable", "--timezone", "Mars/Base")
+    assert code == 1 and "Mars/Base" in err
+    assert "PAUSED" in run(capsys, "group", "pause", "beta")[1]
+    code, out, _ = run(capsys, "group", "list")
+    assert "beta" in out and "PAUSED" in out
+    assert json.loads(run(capsys, "group", "list", "--json")[1])[1]["policy"]["updates_enabled"] is False
+    assert "enabled" in run(capsys, "group", "resume", "beta")[1]
+    with pytest.raises(SystemExit):
+        run(capsys, "group", "set-policy", "stable", "--period", "soon")
+
+
+def test_instances_command(env: RunningServer, capsys: pytest.CaptureFixture[str]) -> None:
+    run(capsys, "release", "publish", "--synthetic", "--version", "4000.0.0", "--channel", "stable")
+    run(capsys, "group", "set-policy", "stable", "--max-updates-per-period", "1")
+    assert check_status(omaha(env.url, request_xml("a" * 32, "3999.0.0"))) == "ok"
+    assert check_status(omaha(env.url, request_xml("b" * 32, "3999.0.0"))) == "noupdate"
+    rows = json.loads(run(capsys, "instances", "--json")[1])
+    assert [(r["machine_id"][0], r["status"]) for r in rows] == [("a", "UpdateGranted"), ("b", "OnHold")]
+    code, out, _ = run(capsys, "instances", "--status", "OnHold")
+    assert code == 0 and "b" * 32 in out and "a" * 32 not in out and "max updates per period" in out
+    code, _, err = run(capsys, "instances", "--status", "Sleeping")
+    assert code == 1 and "Sleeping" in err
+
+
+def test_token_sources_and_failures(
+    sqlite_server: RunningServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COREROLL_TOKEN", raising=False)
+    monkeypatch.setenv(
+        "COREROLL_DATA", str(sqlite_server.settings.data_dir)
+    )  # the token file the server wrote
+    url = sqlite_server.url
+    assert run(capsys, "--server", url, "group", "pause", "alpha")[0] == 0  # flags before the subcommand
+    code, _, err = run(capsys, "group", "resume", "alpha", "--server", url, "--token", "wrong")
+    assert code == 1 and "wrong bearer token" in err
+    monkeypatch.setenv("COREROLL_DATA", "/nonexistent")
+    code, _, err = run(capsys, "group", "resume", "alpha", "--server", url)
+    assert code == 1 and "no token" in err
+    code, _, err = run(capsys, "instances", "--server", "http://127.0.0.1:9")
+    assert code == 1 and "cannot reach the update server" in err
+
+
+def test_server_keygen(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "server", "keygen", "--out", str(tmp_path / "keys"))
+    assert code == 0 and "0600" in out
+    private = tmp_path / "keys" / "update-payload-key.pem"
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    code, _, err = run(capsys, "server", "keygen", "--out", str(tmp_path / "keys"))
+    assert code == 1 and "refusing to overwrite" in err
