@@ -24,20 +24,24 @@ NO_COLOR (Textual's monochrome filter); `mouse=False` by default in `main()`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 
 from coreroll.watch.model import FleetModel
-from coreroll.watch.query import Query, QueryError, parse_query
-from coreroll.watch.updates import UpdateBuffer
+from coreroll.watch.query import SORT_KEYS, Query, QueryError, parse_query
+from coreroll.watch.updates import EtcdSnapshot, FeedEvent, FeedSnapshot, NodeAlive, Update, UpdateBuffer
 from tui import interventions
 from tui.keymap import APP_BINDINGS, HELP_TEXT, MUTATING, keymap_from_env
 from tui.screens.detail import NodeDetailScreen
@@ -60,7 +64,12 @@ class Source(Protocol):
 
 
 class DashApp(App[int]):
-    CSS_PATH = "app.tcss"
+    SLICE = 0.005  # seconds of model work between yields to the event loop
+    FIRST_BUDGET = 0.04  # seconds of model work before the very first repaint
+    LOAD_BUDGET = 1.0  # seconds of model work per repaint while a big backlog is read in
+    CHUNK = 500  # first-listing statuses applied before the first paint
+
+    CSS_PATH = str(Path(__file__).with_name("app.tcss"))  # absolute: subclasses live elsewhere
     TITLE = "coreroll"
     BINDINGS: ClassVar[list[BindingType]] = list(APP_BINDINGS)
     ENABLE_COMMAND_PALETTE = False
@@ -99,8 +108,15 @@ class DashApp(App[int]):
         self.frozen = False
         self._pending: set[str] = set()
         self._rows_dirty = True
+        self._order_dirty = True
         self._flush_scheduled = False
+        self._flushing = False
+        self._flush_again = False
         self._last_flush = 0.0
+        self._painted_at = 0.0
+        self._repaint_cost = 0.0
+        self._backlog: deque[Update] = deque()
+        self.on_drain: Callable[[], None] | None = None  # bench hook: right after the buffer is drained
         self._activity_seq = 0
         self._locks_version = -1
         self._channels_version = -1
@@ -129,7 +145,7 @@ class DashApp(App[int]):
             except (NotImplementedError, RuntimeError, ValueError):
                 pass
             self.set_interval(5.0, self._check_tty)
-        self.flush()
+        self._wake()
 
     async def on_unmount(self) -> None:
         for source in self.sources:
@@ -166,44 +182,154 @@ class DashApp(App[int]):
             return
         self._flush_scheduled = True
         delay = max(0.0, self._last_flush + self.refresh_interval - time.monotonic())
-        self.set_timer(max(delay, 0.001), self.flush)
+        self.set_timer(max(delay, 0.001), self._start_flush)
+
+    def _start_flush(self) -> None:
+        if self._flushing:  # the running flush picks the new data up before it ends
+            self._flush_scheduled = False
+            self._flush_again = True
+            return
+        self._flushing = True
+        self.run_worker(self._flush_sliced(), group="flush", description="apply updates + repaint")
+
+    async def _flush_sliced(self) -> None:
+        """Apply the buffered updates in slices of SLICE seconds, yielding to the event loop
+        between slices so keys are handled promptly, then repaint once. A big backlog (the first
+        listing of a large fleet) gets a first repaint after FIRST_BUDGET seconds of work, so rows
+        show at once, and then one repaint per LOAD_BUDGET seconds until it is all read in."""
+        try:
+            self._flush_scheduled = False
+            self._flush_again = False
+            self._take_buffer()
+            while True:
+                self._last_flush = started = time.monotonic()
+                budget = self.LOAD_BUDGET if self.repaints else self.FIRST_BUDGET
+                while self._backlog and time.monotonic() - started < budget:
+                    self._apply_slice(self.SLICE)
+                    await asyncio.sleep(0)
+                if not self.frozen:
+                    self.repaint()
+                if not self._backlog:
+                    break
+                await asyncio.sleep(0)
+        finally:
+            self._flushing = False
+        if self._flush_again or len(self.buffer):
+            self._wake()
 
     def flush(self) -> None:
-        """Apply everything the sources delivered, then repaint once (unless frozen)."""
-        self._flush_scheduled = False
+        """Apply everything the sources delivered now, then repaint once (unless frozen)."""
         self._last_flush = time.monotonic()
-        batch = self.buffer.drain()
-        if batch:
-            changed = self.model.apply_many(batch)
-            if changed:
-                self._pending |= changed
-                self._rows_dirty = True
+        self._take_buffer()
+        while self._backlog:
+            self._apply_slice(3600.0)
         if not self.frozen:
             self.repaint()
 
+    def _take_buffer(self) -> None:
+        batch = self.buffer.drain()
+        if self.on_drain is not None:
+            self.on_drain()
+        for update in batch:
+            self._backlog.extend(self._split(update))
+
+    def _split(self, update: Update) -> list[Update]:
+        """Cut the first listing of a big fleet into a small snapshot + single updates (the same
+        end state), so it can be applied in slices. Resyncs (rows already known) stay whole: a
+        snapshot removes what it does not list, and rows must not blink out meanwhile."""
+        if isinstance(update, EtcdSnapshot) and len(update.statuses) > self.CHUNK:
+            if any(row.in_etcd for row in self.model.rows.values()):
+                return [update]
+            head, rest = update.statuses[: self.CHUNK], update.statuses[self.CHUNK :]
+            first = {status.machine_id for status in head}
+            later_alive = [NodeAlive(mid, True) for mid in update.alive if mid not in first]
+            return [replace(update, statuses=head, alive=update.alive & first), *rest, *later_alive]
+        if isinstance(update, FeedSnapshot) and len(update.instances) > self.CHUNK:
+            if any(row.in_server for row in self.model.rows.values()):
+                return [update]
+            head, rest = update.instances[: self.CHUNK], update.instances[self.CHUNK :]
+            return [replace(update, instances=head), *(FeedEvent("instance", None, i) for i in rest)]
+        return [update]
+
+    def _apply_slice(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        backlog, apply, changed = self._backlog, self.model.apply, self._pending
+        n = 0
+        while backlog:
+            changed |= apply(backlog.popleft())
+            n += 1
+            if n % 64 == 0 and time.monotonic() > deadline:
+                break
+        if changed:
+            self._rows_dirty = True
+
+    @property
+    def loading(self) -> int:
+        """Updates received but not applied yet (a big first listing being read in)."""
+        return len(self._backlog)
+
     def repaint(self, full: bool = False) -> None:
+        """Redraw every panel from the model in one batch; only changed table lines repaint."""
+        try:
+            self._repaint(full)
+        except NoMatches:  # the screen is being torn down (app exiting)
+            pass
+
+    def _repaint(self, full: bool) -> None:
         try:
             main = self.main_screen
-        except LookupError:
+            table = main.query_one("#nodes", NodeTable)
+        except (LookupError, NoMatches):  # not composed yet, or the app is shutting down
+            return
+        if not main.is_attached:
             return
         model = self.model
-        table = main.query_one("#nodes", NodeTable)
+        started = time.monotonic()
         with self.batch_update():
             if self._rows_dirty or full:
-                try:
-                    rows = model.filter_rows(self._query_obj or "", self.sort_column, self.sort_reverse)
-                except QueryError:
-                    rows = model.filter_rows("", self.sort_column, self.sort_reverse)
+                rows = None if (full or self._order_dirty) else self._rows_in_place(table, self._pending)
+                if rows is None:
+                    try:
+                        rows = model.filter_rows(self._query_obj or "", self.sort_column, self.sort_reverse)
+                    except QueryError:
+                        rows = model.filter_rows("", self.sort_column, self.sort_reverse)
                 table.set_rows(rows, None if full else self._pending)
                 self._pending = set()
-                self._rows_dirty = False
+                self._rows_dirty = self._order_dirty = False
             table.stale = self.stale_sources() != ()
             self._repaint_panels(main, full)
             if isinstance(self.screen, NodeDetailScreen):
                 self.screen.refresh_from_model()
+        self._painted_at = time.monotonic()
+        self._repaint_cost = self._painted_at - started
         self.repaints += 1
         if self.on_repaint is not None:
             self.on_repaint()
+
+    def _rows_in_place(self, table: NodeTable, changed: set[str]) -> list[Any] | None:
+        """The table's list with the changed rows swapped in place, when no change moves a row
+        (same sort value, same filter verdict, no row added or removed); None = re-sort. Keeps
+        a tick at O(changes) instead of O(N log N) while statuses stream in."""
+        if len(changed) > len(table.rows) // 4:
+            return None
+        sort_value = SORT_KEYS[self.sort_column]
+        query = self._query_obj
+        rows = list(table.rows)
+        index = table.row_index
+        model_rows = self.model.rows
+        for mid in changed:
+            new = model_rows.get(mid)
+            i = index.get(mid)
+            if i is None:
+                if new is None or (query is not None and not query(new)):
+                    continue  # not shown before, not shown now
+                return None
+            if new is None or (query is not None and not query(new)):
+                return None
+            if sort_value(rows[i]) != sort_value(new):
+                return None
+            rows[i] = new
+        return rows
 
     def _repaint_panels(self, main: MainScreen, full: bool) -> None:
         model = self.model
@@ -219,6 +345,7 @@ class DashApp(App[int]):
                 last_update=model.last_change_at,
                 read_only=self.read_only,
                 frozen=self.frozen,
+                loading=len(self._backlog),
                 now=now,
             )
         )
@@ -244,7 +371,7 @@ class DashApp(App[int]):
         except LookupError:
             return
         now = self.clock()
-        with self.batch_update():
+        with self.batch_update(), contextlib.suppress(NoMatches):
             if self.model.lock_groups() and any(g.holders for g in self.model.lock_groups()):
                 main.query_one("#locks", LockPanel).show(self.model.lock_groups(), now, self.node_name)
             if self.stale_sources():
@@ -264,7 +391,7 @@ class DashApp(App[int]):
             return
         self._query_obj = parse_query(text, self.model.stale_holder_ids()) if text else None
         self.query = text
-        self._rows_dirty = True
+        self._rows_dirty = self._order_dirty = True
         self.repaint()
 
     def cycle_sort(self) -> None:
@@ -278,7 +405,7 @@ class DashApp(App[int]):
     def set_sort(self, column: str, reverse: bool) -> None:
         self.sort_column, self.sort_reverse = column, reverse
         self.main_screen.table.set_sort(column, reverse)
-        self._rows_dirty = True
+        self._rows_dirty = self._order_dirty = True
         self.repaint()
         self.notify(f"sorted by {column}{' (reversed)' if reverse else ''}", timeout=2)
 

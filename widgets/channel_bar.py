@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.text import Text
-from textual.widgets import Static
+from textual.widget import Widget
 
 from coreroll.watch.views import ChannelView
 
@@ -44,23 +44,35 @@ def render_channels(channels: Sequence[ChannelView], width: int = 80) -> Text:
     return text
 
 
-class ChannelBar(Static):
+class ChannelBar(Widget):
+    """As many lines as channels (at most MAX_LINES); only a change in the number of channels
+    costs a layout pass, new numbers just repaint the lines."""
+
+    MAX_LINES = 4
     DEFAULT_CSS = """
-    ChannelBar { height: auto; max-height: 4; background: $surface; border-bottom: solid $primary 30%; }
+    ChannelBar { height: 1; background: $surface; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__("", id=id)
-        self._last: str | None = None
+        super().__init__(id=id)
+        self._text = Text()
         self._channels: Sequence[ChannelView] = ()
+        self._lines = 1
+
+    def render(self) -> Text:
+        return self._text
 
     def show(self, channels: Sequence[ChannelView]) -> None:
         self._channels = channels
         text = render_channels(channels, self.size.width or 80)
-        if text.plain != self._last:
-            self._last = text.plain
-            self.update(text)
+        lines = min(max(len(channels), 1), self.MAX_LINES)
+        if lines != self._lines:
+            self._lines = lines
+            self.styles.height = lines
+        if text != self._text:
+            self._text = text
+            self.refresh()
 
     def on_resize(self) -> None:
-        self._last = None
+        self._text = Text()
         self.show(self._channels)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from rich.text import Text
-from textual.widgets import Static
+from textual.widget import Widget
 
 from coreroll.watch.views import CONNECTED, ConnectionState
 
@@ -38,6 +38,7 @@ class HeaderInfo:
     last_update: float | None = None
     read_only: bool = False
     frozen: bool = False
+    loading: int = 0  # updates still being read in (first listing of a big fleet)
     now: float | None = None
 
 
@@ -78,6 +79,8 @@ def render_header(info: HeaderInfo) -> Text:
     line.append("-" if info.last_update is None else time.strftime("%H:%M:%S", time.gmtime(info.last_update)))
     line.append("\n")
     line.append(f" nodes {info.shown}/{info.total}" if info.shown != info.total else f" nodes {info.total}")
+    if info.loading:
+        line.append(f"  loading, {info.loading} to go", style="bold yellow")
     for state, count in info.counts.items():
         if count:
             line.append("  ")
@@ -85,19 +88,24 @@ def render_header(info: HeaderInfo) -> Text:
     return line
 
 
-class DashHeader(Static):
+class DashHeader(Widget):
+    """Fixed two lines; a change repaints them without a layout pass (unlike Static.update)."""
+
     DEFAULT_CSS = """
     DashHeader { height: 2; background: $panel; color: $foreground; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__("", id=id)
-        self._last: str | None = None
+        super().__init__(id=id)
+        self._text = Text()
         self.info: HeaderInfo | None = None
+
+    def render(self) -> Text:
+        return self._text
 
     def show(self, info: HeaderInfo) -> None:
         self.info = info
         text = render_header(info)
-        if text.plain != self._last:
-            self._last = text.plain
-            self.update(text)
+        if text != self._text:
+            self._text = text
+            self.refresh()

@@ -22,13 +22,15 @@ SEP = "\x1f"
 
 
 def held_for(seconds: float | None, exact: bool) -> str:
+    """How long a holder has held its lock, in minutes ("<1m", "12m", "2h05m"): coarse on purpose,
+    so the panel changes at most once a minute per holder (each change costs a layout pass)."""
     if seconds is None:
         return "?"
     seconds = max(int(seconds), 0)
     if seconds < 60:
-        text = f"{seconds}s"
+        text = "<1m"
     elif seconds < 3600:
-        text = f"{seconds // 60}m{seconds % 60:02d}s"
+        text = f"{seconds // 60}m"
     else:
         text = f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
     return text if exact else f">{text}"

@@ -153,6 +153,11 @@ class NodeTable(ScrollView, can_focus=True):
 
     # -- cursor and marks ------------------------------------------------------------------
     @property
+    def row_index(self) -> dict[str, int]:
+        """Row key -> position in `rows` (read only)."""
+        return self._index
+
+    @property
     def cursor_key(self) -> str | None:
         return self._cursor_key
 
