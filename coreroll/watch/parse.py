@@ -3,6 +3,7 @@ without trusting them: every problem becomes a message naming the key (and field
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -23,10 +24,7 @@ def parse_time(value: object) -> float | None:
     if isinstance(value, int | float):
         return float(value)
     if isinstance(value, str):
-        stamp = datetime.fromisoformat(value.strip())
-        if stamp.tzinfo is None:
-            stamp = stamp.replace(tzinfo=UTC)
-        return stamp.timestamp()
+        return _iso_time(value)
     raise ValueError(f"{value!r} is not a time")
 
 
@@ -130,6 +128,112 @@ def parse_node_status(raw: bytes, key: str) -> tuple[NodeReport, str | None]:
     """Parse a node status value. Returns the report (with every readable field) and a problem
     message naming the key and field, or None. Raises ValueFormatError if nothing is readable."""
     data = load_object(raw, key)
+    report = _well_formed_report(data)
+    if report is not None:
+        return report, None
+    return _checked_report(data, key)
+
+
+_STR = (str, type(None))
+_NUM = (int, float, type(None))
+
+
+def _well_formed_report(data: dict[str, Any]) -> NodeReport | None:
+    """The fast path for a report with every field of the expected type (nearly all of them):
+    a few type tests instead of a call per field. None sends it to the field-by-field reader,
+    which names what is wrong."""
+    get = data.get
+    update = get("update")
+    reboot = get("reboot")
+    parts = get("partitions")
+    if type(update) is not dict or type(reboot) is not dict or type(parts) is not list:
+        return None
+    uget = update.get
+    rget = reboot.get
+    hostname, channel, server, version = get("hostname"), get("channel"), get("server"), get("version")
+    active, boot_id = get("active_partition"), get("boot_id")
+    status, new_version = uget("status"), uget("new_version")
+    strategy, window, group = rget("strategy"), rget("window"), rget("lock_group")
+    for value in (
+        hostname,
+        channel,
+        server,
+        version,
+        active,
+        boot_id,
+        status,
+        new_version,
+        strategy,
+        window,
+        group,
+    ):
+        if type(value) not in _STR:
+            return None
+    progress, new_size, checked = uget("progress"), uget("new_size"), uget("last_checked_time")
+    holds = rget("holds_lock")
+    if (
+        type(progress) not in _NUM
+        or type(checked) not in _NUM
+        or (new_size is not None and type(new_size) is not int)
+        or (holds is not None and type(holds) is not bool)
+    ):
+        return None
+    booted, reported = get("booted_at"), get("reported_at")
+    if type(booted) not in _STR or type(reported) not in _STR or get("last_command") is not None:
+        return None  # (a last_command is rare: the careful reader handles it)
+    partitions = []
+    other = None
+    for part in parts:
+        if type(part) is not dict:
+            return None
+        label, pversion = part.get("label"), part.get("version")
+        priority, tries, ok = part.get("priority"), part.get("tries"), part.get("successful")
+        if type(label) is not str or type(pversion) not in _STR:
+            return None
+        for value in (priority, tries, ok):
+            if value is not None and type(value) is not int:
+                return None
+        partitions.append(PartitionView(label, pversion, priority, tries, ok))
+        if label != active and other is None:
+            other = pversion
+    try:
+        booted_at = _iso_time(booted) if booted else None
+        reported_at = _iso_time(reported) if reported else None
+    except ValueError:
+        return None
+    return NodeReport(
+        hostname,
+        channel,
+        server,
+        version,
+        active,
+        tuple(partitions),
+        status,
+        None if progress is None else float(progress),
+        _real_version(new_version),
+        new_size,
+        float(checked) if checked else None,  # 0 = never checked
+        strategy,
+        window,
+        group,
+        holds,
+        boot_id,
+        booted_at,
+        reported_at,
+        None,
+        other,
+    )
+
+
+@functools.lru_cache(maxsize=65536)  # boot times repeat report after report
+def _iso_time(text: str) -> float:
+    stamp = datetime.fromisoformat(text.strip())
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return stamp.timestamp()
+
+
+def _checked_report(data: dict[str, Any], key: str) -> tuple[NodeReport, str | None]:
     f = _Fields()
     update = f.d(data, "update", "update") or {}
     reboot = f.d(data, "reboot", "reboot") or {}
