@@ -49,7 +49,7 @@ async def _call(app: DashApp, what: str, method: str, *args: Any) -> bool:
         return False
     ok = bool(getattr(result, "ok", True))
     message = str(getattr(result, "message", "") or ("done" if ok else "failed"))
-    app.notify(message, title=what, severity="information" if ok else "error", timeout=6 if ok else 8)
+    app.notify(message, title=what, severity="information" if ok else "warning", timeout=6 if ok else 8)
     if not ok:
         app.model.note(f"{what}: {message}", "warning", kind="Action")
         app.flush()
