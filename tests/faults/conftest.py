@@ -1,0 +1,141 @@
+"""Fixtures for the fault scenarios: a killable etcd of our own, the real update server, a fleet on
+a fast scaled clock, and the dashboard's model fed by its real etcd source.
+
+At the end of the session the counts the tests recorded (faults injected, invariants checked and
+violated) are merged into bench/results/reliability.json (tests/faults/counts.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from coreroll.etcd.config import EtcdConfig
+from coreroll.etcd.launcher import EmbeddedEtcd
+from coreroll.fleet.history import check_capacity, check_reboots, read_lock_history
+from coreroll.fleet.scenario import SCENARIOS, LockGroupSpec, Spread
+from coreroll.fleet.sim import Fleet
+from coreroll.node.clock import ScaledClock
+from coreroll.watch.etcd_source import EtcdSource
+from coreroll.watch.model import FleetModel
+from coreroll.watch.updates import UpdateBuffer
+from tests.faults.counts import check, flush, record
+from tests.node.test_engine_support import server_public_key, update_server  # noqa: F401  (a fixture)
+
+OLD, NEW = "3000.0.0", "3100.0.0"
+# update_engine's schedule, compressed: first check within 1-2 simulated minutes, then every 5.
+FAST = Spread(first_check=30, first_check_fuzz=20, interval=120, interval_fuzz=30, failed_boot_timeout=120)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    flush()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" and "tests/faults/" in report.nodeid:
+        record("tests_passed" if report.passed else "tests_failed")
+
+
+@pytest.fixture
+def own_etcd(tmp_path: Path) -> Iterator[EmbeddedEtcd]:
+    """An etcd only this test uses: it may be killed (SIGKILL) and started again with its data."""
+    server = EmbeddedEtcd(data_dir=tmp_path / "etcd")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def until(predicate: Callable[[], Any], within: float, what: str, poll: float = 0.01) -> None:
+    """Poll `predicate` every `poll` real seconds; fail naming `what` after `within` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
+        await asyncio.sleep(poll)
+
+
+def make_fleet(
+    base: Path,
+    server: Any,
+    etcd_endpoint: str,
+    nodes: int,
+    *,
+    groups: tuple[LockGroupSpec, ...] = (LockGroupSpec("web", 2, 2.0), LockGroupSpec("db", 1, 1.0)),
+    time_factor: float = 100.0,
+    spread: Spread = FAST,
+    seed: int = 7,
+) -> Fleet:
+    scenario = dataclasses.replace(SCENARIOS["stable"], spread=spread, lock_groups=groups)
+    return Fleet(
+        base / "fleet",
+        server.url,
+        EtcdConfig(endpoints=(etcd_endpoint,), timeout=1.0),
+        scenario,
+        nodes,
+        ScaledClock(time_factor),
+        version=OLD,
+        image=b"installed image " * 64,
+        public_key=server_public_key(server.settings.data_dir),
+        seed=seed,
+        report_interval=0.5,
+    )
+
+
+@dataclass
+class Watch:
+    """The dashboard's view of the cluster: FleetModel fed by a real EtcdSource."""
+
+    model: FleetModel
+    buffer: UpdateBuffer
+    source: EtcdSource
+
+    def pump(self) -> FleetModel:
+        self.model.apply_many(self.buffer.drain())
+        return self.model
+
+    async def until(self, predicate: Callable[[FleetModel], bool], within: float, what: str) -> None:
+        await until(lambda: predicate(self.pump()), within, what)
+
+    @property
+    def etcd_status(self) -> str:
+        return self.pump().connections["etcd"].status
+
+
+@contextlib.asynccontextmanager
+async def watching(endpoint: str) -> AsyncIterator[Watch]:
+    buffer = UpdateBuffer()
+    source = EtcdSource(EtcdConfig(endpoints=(endpoint,), timeout=1.0), buffer.put, probe_interval=0.2)
+    task = asyncio.create_task(source.run(), name="faults-watch")
+    try:
+        yield Watch(FleetModel(), buffer, source)
+    finally:
+        source.stop()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
+async def check_lock_invariants(fleet: Fleet, configured: dict[str, int]) -> int:
+    """From etcd's own history: never more holders than the max, never a reboot without the lock.
+    Counts each as one invariant check; returns the number of lock writes examined."""
+    assert fleet.etcd is not None
+    events = await read_lock_history(fleet.etcd)
+    assert check("lock_group_never_over_max", check_capacity(events, configured)) == []
+    assert check("no_reboot_without_lock", check_reboots(fleet.reboots, events)) == []
+    assert check("rebooting_node_listed_as_holder", [
+        f"{r.machine_id} rebooted while holders were {r.holders}"
+        for r in fleet.reboots if r.strategy == "etcd-lock" and r.machine_id not in r.holders
+    ]) == []  # fmt: skip
+    record("lock_writes_examined", len(events))
+    record("reboots_examined", len(fleet.reboots))
+    return len(events)
