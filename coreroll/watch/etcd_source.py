@@ -14,7 +14,8 @@ next one):
 - with `airlock=True`: `com.coreos.airlock/groups/<g>/v1/semaphore` -> `LockState(kind="airlock")`
 
 Each (re)connection sends one `EtcdSnapshot` (the model replaces all etcd-derived state with it, so
-keys deleted while we were away vanish) followed by single updates. `Connection("etcd", ...)` tells
+keys deleted while we were away vanish) followed by single updates. When etcd has compacted the
+revision the watch should start from, the source lists again on the same connection (no "down"). `Connection("etcd", ...)` tells
 the model `connecting` / `connected` / `down` (with the reason). A health probe (a Status call every
 `probe_interval` seconds) notices a dead or partitioned etcd even when the watch stream stays silent.
 No Textual here: a UI runs `run()` in a worker and drains the sink.
@@ -161,7 +162,8 @@ class EtcdSource:
         self.backoff = backoff or Backoff(0.2, 3.0)
         self.clock = clock
         self.revision = 0
-        self.resyncs = 0  # full listings delivered (1 + reconnections)
+        self.resyncs = 0  # full listings delivered (1 + reconnections + compactions)
+        self.compactions = 0  # relists because the watch's start revision was compacted
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._v2_locks = config.api == "v2"
@@ -202,16 +204,24 @@ class EtcdSource:
         lock_store: Any = None
         try:
             client = await connect_v3(self.config)
-            snapshot = await self._list(client)
-            if self._v2_locks:
-                lock_store, lock_snapshot = await self._list_v2_locks()
-                snapshot = _with_locks(snapshot, lock_snapshot, "v2")
-            self.revision = snapshot.revision
-            self.sink(snapshot)
-            self.resyncs += 1
-            self._state(CONNECTED, getattr(client, "endpoint", ""))
-            self.backoff.reset()
-            await self._follow(client, snapshot.revision, lock_store)
+            while True:
+                if lock_store is not None:
+                    await lock_store.close()
+                snapshot = await self._list(client)
+                if self._v2_locks:
+                    lock_store, lock_snapshot = await self._list_v2_locks()
+                    snapshot = _with_locks(snapshot, lock_snapshot, "v2")
+                self.revision = snapshot.revision
+                self.sink(snapshot)
+                self.resyncs += 1
+                self._state(CONNECTED, getattr(client, "endpoint", ""))
+                self.backoff.reset()
+                try:
+                    await self._follow(client, snapshot.revision, lock_store)
+                except (aetcd_exceptions.RevisionCompactedError, aetcd_exceptions.WatchTimeoutError):
+                    # etcd compacted the history we wanted to watch from (aetcd reports that at
+                    # watch creation as a timeout): etcd is fine, list again and carry on
+                    self.compactions += 1
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -241,3 +241,37 @@ async def test_listing_is_paged(v3: Any, clean_etcd: str) -> None:
         await run.until(lambda m: len(m.rows) == 7, what="all seven nodes")
     finally:
         await run.close()
+
+
+class CompactingSource(EtcdSource):
+    """Changes etcd and compacts its history right after listing, once: the watch that follows
+    asks for revisions etcd no longer has."""
+
+    compacted = False
+
+    async def _list(self, client: Any) -> Any:
+        snapshot = await super()._list(client)
+        if not self.compacted:
+            self.compacted = True
+            await client.put(STATUS.format("late").encode(), status_bytes("late"))
+            await client.delete(STATUS.format("early").encode())
+            reply = await client.put(STATUS.format("late").encode(), status_bytes("late", version="4700.0.1"))
+            await client.compact(reply.header.revision)
+        return snapshot
+
+
+async def test_compacted_history_means_a_relist_not_an_outage(v3: Any, clean_etcd: str) -> None:
+    await v3.put(STATUS.format("early").encode(), status_bytes("early"))
+    buffer = UpdateBuffer()
+    model = FleetModel()
+    source = CompactingSource(EtcdConfig(endpoints=(clean_etcd,), timeout=1.0), buffer.put)
+    task = asyncio.create_task(source.run())
+    try:
+        await wait_model(model, buffer, lambda m: set(m.rows) == {"late"}, what="the state after compaction")
+        assert model.rows["late"].version == "4700.0.1"
+        assert source.compactions == 1 and source.resyncs == 2
+        assert model.connections["etcd"].status == "connected"
+        assert not any(e.kind == "Connection" for e in model.activity)  # never reported down
+    finally:
+        source.stop()
+        await asyncio.wait_for(task, 5)
