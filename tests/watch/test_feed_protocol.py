@@ -14,6 +14,7 @@ from coreroll.watch.model import FleetModel
 from coreroll.watch.updates import UpdateBuffer
 from tests.watch.helpers import wait_model
 
+
 def snapshot(feed_id: int, version: str) -> dict[str, Any]:
     return {
         "feed_id": feed_id,
