@@ -42,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--poll-interval", type=int, metavar="SECONDS", help="PollInterval to send with update checks"
     )
+    parser.add_argument("--bench-fixed-route", action="store_true", help=argparse.SUPPRESS)  # bench/omaha.py
     parser.set_defaults(handler=run)
     sub = parser.add_subparsers(dest="server_command", metavar="SUBCOMMAND")
     keygen = sub.add_parser("keygen", help="write an RSA-2048 payload signing key pair (private key 0600)")
@@ -62,6 +63,7 @@ def _settings(args: argparse.Namespace) -> ServerSettings:
         instance_cap=args.instance_cap,
         public_url=args.public_url,
         poll_interval=args.poll_interval,
+        fixed_response_route=getattr(args, "bench_fixed_route", False),
     )
 
 

@@ -85,7 +85,7 @@ async def omaha_endpoint(request: Request) -> Response:
     try:
         body = await read_capped(request, MAX_BODY)
     except BodyTooLarge:
-        state.metrics.requests.labels("bad_request").inc()
+        state.metrics.count("bad_request")
         return Response(f"bad omaha request: body is over {MAX_BODY} bytes\n", 400, media_type=TEXT)
     status, payload, media = await state.handler.handle(
         body, client_ip(request, state.settings.trusted_proxies), base_url(request)

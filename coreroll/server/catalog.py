@@ -183,7 +183,7 @@ class Catalog:
             await tx.conn.execute(
                 insert(schema.channel_history).values(channel=name, version=version, at=tx.now)
             )
-        await tx.emit("channel", channel_json(row))
+        tx.emit("channel", channel_json(row))
 
         def apply() -> None:
             self.channels[name] = row
@@ -197,7 +197,7 @@ class Catalog:
 
     async def _insert_group(self, tx: Tx, group: Group) -> None:
         await tx.conn.execute(insert(schema.groups).values(**group.row(), updated_at=tx.now))
-        await tx.emit("group", group.to_json())
+        tx.emit("group", group.to_json())
         tx.after_commit.append(lambda: self._store_group(group))
 
     def _store_group(self, group: Group) -> None:
@@ -210,7 +210,7 @@ class Catalog:
             .where(schema.groups.c.id == group.id)
             .values(**group.row(), updated_at=tx.now)
         )
-        await tx.emit("group", group.to_json())
+        tx.emit("group", group.to_json())
         tx.after_commit.append(lambda: self._store_group(group))
 
     async def add_release(self, release: Release, channel: str | None) -> dict[str, Any]:
@@ -223,7 +223,7 @@ class Catalog:
             if existing is None:
                 await tx.conn.execute(insert(schema.releases).values(**release.row()))
                 seen = self.release_channels.get(release.version, [])
-                await tx.emit("release", release_json(release.row(), self.base_url, seen))
+                tx.emit("release", release_json(release.row(), self.base_url, seen))
                 await tx.activity("ReleasePublished", "info", f"release {release.version} published",
                                   version=release.version)  # fmt: skip
                 tx.after_commit.append(lambda: self.releases.__setitem__(release.version, release))

@@ -62,13 +62,13 @@ class OmahaHandler:
         try:
             request = parse_request(body)
         except OmahaParseError as exc:
-            self.metrics.requests.labels("bad_request").inc()
+            self.metrics.count("bad_request")
             return 400, f"bad omaha request: {exc.reason}\n".encode(), TEXT
         await self.catalog.maybe_refresh()
         answers: list[AppResponse] = []
         for app in request.apps:
             if not is_os_app(app.appid):
-                self.metrics.requests.labels("unknown_app").inc()
+                self.metrics.count("unknown_app")
                 answers.append(unknown_app_response(app))
                 continue
             answers.append(await self._handle_app(app, ip, base_url))
@@ -90,17 +90,17 @@ class OmahaHandler:
         )
 
     def _answer(self, app: OmahaApp, check: str | UpdateOffer, result: str) -> AppResponse:
-        self.metrics.requests.labels(result if app.updatecheck else "event").inc()
+        self.metrics.count(result if app.updatecheck else "event")
         return app_response(app, check, poll_interval=self.settings.poll_interval)
 
     async def _handle_app(self, app: OmahaApp, ip: str, base_url: str) -> AppResponse:
         group = self.catalog.group_for_track(app.track)
         if group is None:
-            self.metrics.requests.labels("unknown_group").inc()
+            self.metrics.count("unknown_group")
             return app_response(app, UPDATECHECK_INTERNAL_ERROR, status="error-unknownApplicationOrGroup")
         old = await self.registry.get(app.machineid)
         if old is None and self.registry.count >= self.settings.instance_cap:
-            self.metrics.requests.labels("instance_cap").inc()
+            self.metrics.count("instance_cap")
             return app_response(app, UPDATECHECK_INTERNAL_ERROR, status="error-instanceRegistrationFailed")
         now = self.clock()
         inst = old.copy() if old is not None else Instance(app.machineid, created_at=now)
@@ -149,6 +149,12 @@ class OmahaHandler:
         if kind is not Check.NEEDS_GRANT and unchanged and not history:
             return self._answer(app, check, result)
 
+        if kind is not Check.NEEDS_GRANT and not any(o.failure or o.completed for o in outcomes):
+            # Only this instance changes: share a commit with other such writes (group commit).
+            await self.storage.write_batched(
+                lambda tx: self.registry.save(tx, inst, history, is_new=old is None, defer=True)
+            )
+            return self._answer(app, check, result)
         async with self.storage.write() as tx:
             group = self.catalog.group(group.id)  # current under the write lock
             if kind is Check.NEEDS_GRANT:

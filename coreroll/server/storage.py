@@ -7,7 +7,9 @@ survives kill -9 of the server) or ``postgresql://user@host/db`` (asyncpg).
 Writes go through ``async with storage.write() as tx:``. One writer at a time in this process; on
 PostgreSQL a transaction-scoped advisory lock also orders writers of other processes, so change
 ids commit in increasing order and a feed reader that has seen id N never later finds a smaller
-one. ``tx.emit(kind, obj)`` appends to the change log in the same transaction; ``tx.activity(...)``
+one. ``await storage.write_batched(job)`` queues ``job(tx)`` into a shared transaction (group
+commit): under load many small writes share one commit, and each caller still returns only after
+its write committed. ``tx.emit(kind, obj)`` appends to the change log in the same transaction; ``tx.activity(...)``
 records an activity and emits it. After commit, feed waiters are woken
 (``await storage.wait_for_change(after, timeout)``) and ``tx.after_commit`` callbacks run (cache
 updates happen only for committed data).
@@ -17,9 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -27,6 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from coreroll.server import schema
 from coreroll.server.records import activity_json
 
+T = TypeVar("T")
+BATCH_MAX = 256  # jobs per group-commit transaction
 _ADVISORY_LOCK = 7_263_001  # arbitrary constant shared by every coreroll server on one database
 
 
@@ -46,21 +50,40 @@ def async_url(url: str) -> str:
     raise StorageError(f"--db {url!r}: expected sqlite:///PATH or postgresql://USER@HOST/DB")
 
 
+_INSERT_CHANGES = insert(schema.changes).returning(schema.changes.c.id, sort_by_parameter_order=True)
+
+
 class Tx:
-    """One write transaction: ``conn`` plus the change log and post-commit hooks."""
+    """One write transaction: ``conn`` plus the change log, deferred bulk writes and post-commit hooks.
+
+    ``emit`` and ``defer`` only queue rows; ``flush()`` (run by ``Storage.write`` just before the
+    commit) writes each queue with one executemany, so a group-commit batch of N registrations is a
+    handful of statements, not 2N.
+    """
 
     def __init__(self, conn: AsyncConnection, now: float) -> None:
         self.conn = conn
         self.now = now
         self.last_change_id = 0
         self.after_commit: list[Callable[[], None]] = []
+        self._changes: list[dict[str, Any]] = []
+        self._deferred: dict[Any, list[dict[str, Any]]] = {}
 
-    async def emit(self, kind: str, obj: dict[str, Any]) -> int:
-        result = await self.conn.execute(
-            insert(schema.changes).values(kind=kind, data=json.dumps(obj, separators=(",", ":")), at=self.now)
-        )
-        self.last_change_id = int(result.inserted_primary_key[0])
-        return self.last_change_id
+    def emit(self, kind: str, obj: dict[str, Any]) -> None:
+        self._changes.append({"kind": kind, "data": json.dumps(obj, separators=(",", ":")), "at": self.now})
+
+    def defer(self, statement: Any, row: dict[str, Any]) -> None:
+        """Run ``statement`` with ``row`` at flush time (rows of one statement go in one executemany)."""
+        self._deferred.setdefault(statement, []).append(row)
+
+    async def flush(self) -> None:
+        deferred, self._deferred = self._deferred, {}
+        for statement, rows in deferred.items():
+            await self.conn.execute(statement, rows)
+        if self._changes:
+            changes, self._changes = self._changes, []
+            ids = (await self.conn.execute(_INSERT_CHANGES, changes)).scalars().all()
+            self.last_change_id = max(int(i) for i in ids)
 
     async def activity(
         self,
@@ -85,7 +108,7 @@ class Tx:
         }
         result = await self.conn.execute(insert(schema.activity).values(**row))
         obj = activity_json({"id": int(result.inserted_primary_key[0]), **row})
-        await self.emit("activity", obj)
+        self.emit("activity", obj)
         return obj
 
 
@@ -100,6 +123,8 @@ class Storage:
         else:
             self.engine = create_async_engine(self.url, pool_size=10, max_overflow=10, pool_pre_ping=True)
         self._write_lock = asyncio.Lock()
+        self._pending: list[tuple[Callable[[Tx], Awaitable[Any]], asyncio.Future[Any]]] = []
+        self._batcher: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
         self.head = 0  # last change id committed (by this process, or seen on start)
 
@@ -140,6 +165,7 @@ class Storage:
                     await conn.execute(text(f"SELECT pg_advisory_xact_lock({_ADVISORY_LOCK})"))
                 tx = Tx(conn, self.clock())
                 yield tx
+                await tx.flush()
             # Committed. Caches are updated while still holding the lock, so the next writer
             # never decides on state older than the database.
             for callback in tx.after_commit:
@@ -148,6 +174,43 @@ class Storage:
                 self.head = max(self.head, tx.last_change_id)
                 self._changed.set()
                 self._changed = asyncio.Event()
+
+    async def write_batched(self, job: Callable[[Tx], Awaitable[T]]) -> T:
+        """Run ``job(tx)`` in a transaction shared with other queued jobs (group commit).
+
+        Returns once that transaction committed. For independent small writes (an instance
+        re-registering); a job must not depend on caches other jobs of the batch change.
+        """
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending.append((job, future))
+        if self._batcher is None or self._batcher.done():
+            self._batcher = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        while self._pending:
+            jobs, self._pending = self._pending[:BATCH_MAX], self._pending[BATCH_MAX:]
+            results: list[Any] = []
+            try:
+                async with self.write() as tx:
+                    for job, _future in jobs:
+                        results.append(await job(tx))
+            except Exception:
+                # One bad job must not fail the others: run each on its own.
+                for job, future in jobs:
+                    try:
+                        async with self.write() as tx:
+                            result = await job(tx)
+                    except Exception as exc:
+                        if not future.done():
+                            future.set_exception(exc)
+                    else:
+                        if not future.done():
+                            future.set_result(result)
+                continue
+            for (_job, future), result in zip(jobs, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 
 EPOCH = dt.date(2013, 7, 13)
@@ -41,6 +42,7 @@ def valid_version(version: str) -> bool:
     return bool(_VERSION_RE.match(version)) and ".." not in version
 
 
+@functools.lru_cache(maxsize=4096)  # a fleet runs a handful of versions; checks compare them constantly
 def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
     """Numeric parts compare as numbers, others as text; numbers sort before text at the same place."""
     key: list[tuple[int, int | str]] = []
