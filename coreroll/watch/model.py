@@ -536,16 +536,28 @@ class FleetModel:
         ]
         return sorted(stuck, key=lambda s: -s.seconds)
 
+    def _cached(self, name: str, build: Callable[[], list[Any]]) -> list[Any]:
+        """`build()` once per model version (the panels ask every tick; 100k rows take a while)."""
+        cached = self._cache.get(name)
+        if cached is None or cached[0] != self.version:
+            cached = (self.version, build())
+            self._cache[name] = cached
+        return list(cached[1])  # type: ignore[call-overload]
+
     def channels(self) -> list[ChannelView]:
-        return [
-            ChannelView(
-                name,
-                opt_str(data, "version"),
-                opt_time(data, "updated_at"),
-                self.channel_progress(name),
-            )
-            for name, data in sorted(self._channels.items())
-        ]
+        """In the server's order (alpha, beta, stable, then added channels)."""
+        return self._cached(
+            "channels",
+            lambda: [
+                ChannelView(
+                    name,
+                    opt_str(data, "version"),
+                    opt_time(data, "updated_at"),
+                    self.channel_progress(name),
+                )
+                for name, data in self._channels.items()
+            ],
+        )
 
     def channel_version(self, name: str | None) -> str | None:
         data = self._channels.get(name or "")
@@ -559,7 +571,10 @@ class FleetModel:
         return rollout(name, self.channel_version(name), rows)
 
     def groups(self) -> list[ServerGroupView]:
-        return [view for gid in sorted(self._groups) if (view := self.group(gid)) is not None]
+        """In the server's order."""
+        return self._cached(
+            "groups", lambda: [view for gid in self._groups if (view := self.group(gid)) is not None]
+        )
 
     def group(self, group_id: str) -> ServerGroupView | None:
         data = self._groups.get(group_id)
