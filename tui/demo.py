@@ -2,8 +2,9 @@
 says what the scenario is doing now.
 
     demo = DemoThread(options)        # coreroll.demo.threaded: the system on its own loop
-    system = demo.start()
-    app = DemoApp(system)             # relays the system's phase changes into the app
+    system = demo.start(run=False)
+    app = DemoApp(system, on_ready=demo.begin)   # the script starts once the screen is up;
+                                      # the system's phase changes are relayed into the app
     app.run(); demo.stop()
 
 `run_demo(options, mouse=False) -> int` is what `coreroll demo` calls: it starts the system
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from textual import events
@@ -49,7 +51,14 @@ class PhaseLine(Static):
 
 
 class DemoApp(DashApp):
-    def __init__(self, system: DemoSystem, *, refresh_interval: float = 0.25, watch_tty: bool = True) -> None:
+    def __init__(
+        self,
+        system: DemoSystem,
+        *,
+        on_ready: Callable[[], None] | None = None,
+        refresh_interval: float = 0.25,
+        watch_tty: bool = True,
+    ) -> None:
         clock = system.clock.now
         buffer = UpdateBuffer()
         sources: list[Any] = [
@@ -69,7 +78,9 @@ class DemoApp(DashApp):
             sources_configured=("etcd", "server"),
         )
         self.system = system
+        self.on_ready = on_ready
         self.phase_text = system.phase.line()
+        self.phases_shown: list[str] = []
         self._relaying = False
         system.on_phase = self._relay
 
@@ -85,10 +96,14 @@ class DemoApp(DashApp):
         main = self.main_screen
         self.phase_text = self.system.phase.line()
         await main.mount(PhaseLine(self.phase_text, id="demo-phase"), before=main.query_one(Footer))
+        self.phases_shown.append(self.phase_text)
         self._relaying = True
+        if self.on_ready is not None:
+            self.on_ready()
 
     def on_phase_changed(self, message: PhaseChanged) -> None:
         self.phase_text = message.phase.line()
+        self.phases_shown.append(self.phase_text)
         try:
             self.main_screen.query_one("#demo-phase", PhaseLine).update(self.phase_text)
         except (LookupError, NoMatches):  # the main screen is not mounted (yet / any more)
@@ -109,12 +124,12 @@ def run_demo(options: DemoOptions, *, mouse: bool = False) -> int:
     demo = DemoThread(options, on_progress=_progress)
     try:
         try:
-            system = demo.start()
+            system = demo.start(run=False)
         except Exception as exc:
             print(f"coreroll demo: could not start: {exc}", file=sys.stderr)
             return 1
         _progress("opening the dashboard (q quits, ? lists the keys) ...")
-        app = DemoApp(system)
+        app = DemoApp(system, on_ready=demo.begin)
         # SIGTERM ends the app like `q` does, so the cleanup below still runs (etcd is a child
         # in its own session: it would outlive us otherwise)
         previous = signal.signal(signal.SIGTERM, lambda *_: _exit_soon(app))

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING
 
 from coreroll.demo import plan
 from coreroll.demo.locklog import LockReport
-from coreroll.locks import HolderNotFoundError
 from coreroll.node.nodestatus import alive_key
 
 if TYPE_CHECKING:
@@ -185,21 +184,24 @@ async def stuck_lock(demo: DemoSystem) -> None:
             f"{name} took the {label} reboot lock and died while rebooting: {label} (max 1) is stuck. "
             "The lock panel flags the stale holder; select it and press u",
         )
-        while not demo.facts.get("stale_seen"):
-            sem, _ = await fleet.lock_store.get(group)  # type: ignore[union-attr]
-            alive = await fleet.etcd.get(alive_key(victim.machine_id).encode())  # type: ignore[union-attr]
-            if victim.machine_id in sem.holders and alive is None:
-                demo.facts["stale_seen"] = True
-            else:
-                await asyncio.sleep(0.1)
-        if demo.options.auto_unlock_after is not None:
-            await demo.sim_sleep(demo.options.auto_unlock_after)
-            await _operator_unlock(demo, group, victim.machine_id)
-        while True:
+        unlocker: asyncio.Task[None] | None = None
+        while True:  # until the lock is freed, by whoever frees it
             sem, revision = await fleet.lock_store.get(group)  # type: ignore[union-attr]
             if victim.machine_id not in sem.holders:
                 break
+            if not demo.facts.get("stale_seen"):
+                alive = await fleet.etcd.get(alive_key(victim.machine_id).encode())  # type: ignore[union-attr]
+                if alive is None:  # what the dashboard flags: a holder that is not alive
+                    demo.facts["stale_seen"] = True
+                    if demo.options.auto_unlock_after is not None:
+                        unlocker = asyncio.create_task(_unlock_later(demo, group, victim.machine_id, name))
             await asyncio.sleep(0.1)
+        if unlocker is not None:
+            if demo.facts.get("unlocking"):
+                await unlocker  # it freed the lock: let it write its audit record
+            else:
+                unlocker.cancel()  # someone else freed it first
+                await asyncio.gather(unlocker, return_exceptions=True)
         state["freed"] = True
         demo.facts["freed"] = True
         demo.facts["freed_revision"] = revision
@@ -214,17 +216,21 @@ async def stuck_lock(demo: DemoSystem) -> None:
     demo.set_phase("done", f"rollout complete: {len(live)} nodes run {new}; {name} is still down")
 
 
-async def _operator_unlock(demo: DemoSystem, group: str, holder: str) -> None:
-    """What an operator does with `u`: the dashboard's own action (CAS + audit record)."""
+async def _unlock_later(demo: DemoSystem, group: str, holder: str, name: str) -> None:
+    """What an operator does with `u` some time after the holder went stale: the dashboard's own
+    action (CAS + audit record)."""
     from coreroll.watch.actions import Actions
 
-    demo.set_phase("unlock", f"the operator releases {holder[:12]}'s {group or 'default'} lock")
+    assert demo.options.auto_unlock_after is not None
+    await demo.sim_sleep(demo.options.auto_unlock_after)
+    demo.facts["unlocking"] = True
+    demo.set_phase("unlock", f"the operator releases {name}'s {group or 'default'} lock")
     result = await Actions(demo.etcd_config, demo.server_url, demo.token, by="coreroll-demo").unlock(
         group, holder
     )
     demo.facts["unlock_result"] = result.message
     if not result.ok and "no longer holds" not in result.message:
-        raise HolderNotFoundError(result.message)
+        raise RuntimeError(f"the demo could not free the lock: {result.message}")
 
 
 SCRIPTS: dict[str, Script] = {"rollout": rollout, "bad-release": bad_release, "stuck-lock": stuck_lock}

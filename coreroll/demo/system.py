@@ -212,21 +212,20 @@ class DemoSystem:
 
     def _log_to(self, path: Path) -> None:
         """Every part's log goes to `<base>/demo.log`: nothing may scribble over the dashboard."""
-        root = logging.getLogger()
+        root, ours = logging.getLogger(), logging.getLogger("coreroll")
         self._log_handler = logging.FileHandler(path, encoding="utf-8")
         self._log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         self._log_handler.addFilter(_quiet_http)
-        self._log_level = root.level
-        root.addHandler(self._log_handler)
-        if root.level > logging.INFO or root.level == logging.NOTSET:
-            root.setLevel(logging.INFO)
+        self._log_level = ours.level
+        root.addHandler(self._log_handler)  # warnings from anything; info from coreroll.*
+        if ours.getEffectiveLevel() > logging.INFO:
+            ours.setLevel(logging.INFO)
 
     def _close_log(self) -> None:
         handler, self._log_handler = self._log_handler, None
         if handler is not None:
-            root = logging.getLogger()
-            root.removeHandler(handler)
-            root.setLevel(self._log_level)
+            logging.getLogger().removeHandler(handler)
+            logging.getLogger("coreroll").setLevel(self._log_level)
             handler.close()
 
     async def stop(self) -> None:

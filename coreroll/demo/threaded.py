@@ -4,8 +4,9 @@ The dashboard (or a Pilot test) runs its own event loop; the demo's fleet, clock
 in this thread so neither delays the other's timers.
 
     demo = DemoThread(options, on_phase=callback, on_progress=print)
-    system = demo.start()      # blocks until everything is up (raises what went wrong)
-    ...                        # the script runs; on_phase is called from the demo thread
+    system = demo.start(run=False)  # blocks until everything is up (raises what went wrong)
+    demo.begin()               # the script starts (e.g. once the dashboard shows); with
+                               # start(run=True) it starts at once. on_phase: from the demo thread
     demo.stop()                # everything stops; temp files removed unless options.keep
 
 `call(coro_fn, timeout)` runs a coroutine function on the demo's loop and returns its result
@@ -42,8 +43,9 @@ class DemoThread:
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self._start_error: BaseException | None = None
+        self._begin: asyncio.Event | None = None
 
-    def start(self, timeout: float = 180.0) -> DemoSystem:
+    def start(self, timeout: float = 180.0, *, run: bool = True) -> DemoSystem:
         self._thread = threading.Thread(target=self._main, name="coreroll-demo", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout):
@@ -51,7 +53,15 @@ class DemoThread:
         if self._start_error is not None:
             self._thread.join(timeout=30)
             raise self._start_error
+        if run:
+            self.begin()
         return self.system
+
+    def begin(self) -> None:
+        """Start the scenario's script (thread-safe; once)."""
+        loop, begin = self._loop, self._begin
+        if loop is not None and begin is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(begin.set)
 
     def _main(self) -> None:
         loop = asyncio.new_event_loop()
@@ -68,6 +78,7 @@ class DemoThread:
 
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
+        self._begin = asyncio.Event()
         try:
             await self.system.start()
         except BaseException as exc:
@@ -75,7 +86,7 @@ class DemoThread:
             self._ready.set()
             return
         self._ready.set()
-        script = asyncio.create_task(self.system.run(None), name="demo-script")
+        script = asyncio.create_task(self._script(), name="demo-script")
         script.add_done_callback(self._script_done)
         try:
             await self._stop.wait()
@@ -84,6 +95,11 @@ class DemoThread:
                 script.cancel()
                 await asyncio.gather(script, return_exceptions=True)
             await self.system.stop()
+
+    async def _script(self) -> bool:
+        assert self._begin is not None
+        await self._begin.wait()
+        return await self.system.run(None)
 
     def _script_done(self, task: asyncio.Task[bool]) -> None:
         if task.cancelled():
