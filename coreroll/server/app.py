@@ -36,7 +36,6 @@ from coreroll.server.state import ServerState, base_url, core
 from coreroll.server.storage import Storage
 
 log = logging.getLogger("coreroll.server")
-PRUNE_SECONDS = 60.0
 FIXED_NOUPDATE = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<response protocol="3.0" server="coreroll">'
     b'<daystart elapsed_seconds="0"/><app appid="{e96281a6-d1af-4bde-9a0a-97b76e56dc57}" status="ok">'
@@ -120,7 +119,7 @@ async def metrics_endpoint(request: Request) -> Response:
 async def _prune_forever(state: ServerState) -> None:
     while not state.stopping.is_set():
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(state.stopping.wait(), PRUNE_SECONDS)
+            await asyncio.wait_for(state.stopping.wait(), state.settings.prune_interval_seconds)
         try:
             await state.storage.prune_changes(state.settings.feed_retention)
         except Exception:  # a busy database must not kill the server; retry next round

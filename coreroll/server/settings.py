@@ -47,6 +47,7 @@ class ServerSettings:
     public_url: str | None = None  # base URL for payload links; None: from the request's Host
     poll_interval: int | None = None  # PollInterval sent with update checks
     feed_retention: int = 200_000  # changes kept for Last-Event-ID resumes
+    prune_interval_seconds: float = 60.0  # how often older changes are deleted
     fixed_response_route: bool = False  # bench only: POST /bench/fixed answers a constant noupdate
     clock: Callable[[], float] = time.time
 

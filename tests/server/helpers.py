@@ -142,7 +142,7 @@ def read_feed(
                         events.append(
                             {
                                 "event": current.get("event"),
-                                "id": int(current["id"]),
+                                "id": int(current["id"]) if "id" in current else None,
                                 "data": json.loads(current["data"]),
                             }
                         )

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 from coreroll.server.runner import RunningServer
+from tests.server.conftest import start
 from tests.server.helpers import call, event_xml, get, omaha, publish, read_feed, request_xml, wait_until
 
 
@@ -81,3 +83,23 @@ def test_snapshot_then_feed(server: RunningServer) -> None:
     omaha(server.url, event_xml("m1", "3999.0.0", 14, 1))
     after = read_feed(server.url, snap["feed_id"], until=lambda evs: evs[-1]["event"] == "instance")
     assert after[-1]["data"]["status"] == "Downloaded"
+
+
+def test_resuming_from_a_pruned_id_says_reset(tmp_path: Path, sqlite_url: str) -> None:
+    server = start(tmp_path, sqlite_url, feed_retention=5, prune_interval_seconds=0.05)
+    try:
+        for group in ("alpha", "beta", "stable") * 3:
+            call(server, "POST", f"/api/v1/groups/{group}/pause")
+        head = get(server, "/api/v1/info")["feed_id"]
+
+        def first_event_after_1() -> dict[str, Any]:
+            return read_feed(server.url, 1, until=lambda evs: True)[0]
+
+        wait_until(lambda: first_event_after_1()["event"] == "reset", what="pruning to drop id 2")
+        first = first_event_after_1()
+        assert first["data"]["feed_id"] == head and "snapshot" in first["data"]["reason"]
+        call(server, "POST", "/api/v1/groups/alpha/resume")
+        after = read_feed(server.url, head, until=lambda evs: True)
+        assert after[0]["id"] == head + 1
+    finally:
+        server.stop()

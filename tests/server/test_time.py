@@ -1,0 +1,119 @@
+"""Time-driven behaviour with the server on a controlled clock (no sleeps): stale instances, the
+update timeout, the rate-limit period, office hours; plus the instance cap, /healthz and /metrics."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from coreroll.server.runner import RunningServer
+from tests.server.conftest import start
+from tests.server.helpers import (
+    HTTP,
+    call,
+    check_status,
+    event_xml,
+    get,
+    instance,
+    omaha,
+    publish,
+    request_xml,
+)
+
+MONDAY_0800_UTC = dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.UTC).timestamp()
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(MONDAY_0800_UTC)
+
+
+@pytest.fixture
+def timed(tmp_path: Path, sqlite_url: str, clock: Clock) -> Iterator[RunningServer]:
+    server = start(tmp_path, sqlite_url, clock=clock, stale_window_seconds=3600.0, instance_cap=5)
+    yield server
+    server.stop()
+
+
+def check(server: RunningServer, machine: str, version: str = "3999.0.0") -> str:
+    return check_status(omaha(server.url, request_xml(machine, version)))
+
+
+def test_instances_go_stale_when_not_seen(timed: RunningServer, clock: Clock) -> None:
+    check(timed, "s1")
+    clock.now += 1800
+    check(timed, "s2")
+    assert [i["stale"] for i in get(timed, "/api/v1/instances")["instances"]] == [False, False]
+    clock.now += 2000  # s1 last seen 3800 s ago, s2 2000 s ago
+    assert instance(timed, "s1")["stale"] is True and instance(timed, "s2")["stale"] is False
+    assert [i["machine_id"] for i in get(timed, "/api/v1/instances", stale="true")["instances"]] == ["s1"]
+    assert [i["machine_id"] for i in get(timed, "/api/v1/instances", stale="false")["instances"]] == ["s2"]
+    assert get(timed, "/api/v1/info")["stale_window_seconds"] == 3600.0
+
+
+def test_rate_limit_period_expires(timed: RunningServer, clock: Clock) -> None:
+    publish(timed, "4000.0.0")
+    call(timed, "PUT", "/api/v1/groups/stable/policy", {"max_updates_per_period": 1, "period_seconds": 600})
+    assert [check(timed, m) for m in ("p1", "p2")] == ["ok", "noupdate"]
+    clock.now += 599
+    assert check(timed, "p2") == "noupdate"
+    clock.now += 2
+    assert check(timed, "p2") == "ok"
+
+
+def test_update_timeout_lets_a_stuck_instance_be_granted_again(timed: RunningServer, clock: Clock) -> None:
+    publish(timed, "4000.0.0")
+    call(timed, "PUT", "/api/v1/groups/stable/policy", {"update_timeout_seconds": 900, "max_concurrent": 1})
+    assert check(timed, "t1") == "ok"
+    omaha(timed.url, event_xml("t1", "3999.0.0", 13, 1))
+    assert check(timed, "t2") == "noupdate"  # t1 holds the only slot
+    assert check(timed, "t1") == "noupdate"  # still downloading
+    clock.now += 901  # t1 timed out: it no longer holds the slot, and may be granted again
+    assert check(timed, "t2") == "ok"
+    assert instance(timed, "t2")["status"] == "UpdateGranted"
+
+
+def test_office_hours_on_the_server_clock(timed: RunningServer, clock: Clock) -> None:
+    publish(timed, "4000.0.0")
+    call(timed, "PUT", "/api/v1/groups/stable/policy", {"office_hours": True, "timezone": "Europe/Berlin"})
+    assert check(timed, "o1") == "ok"  # Monday 08:00 UTC is 09:00 in Berlin (CET): office hours
+    clock.now -= 3600  # Monday 07:00 UTC = 08:00 in Berlin: before office hours
+    assert check(timed, "o2") == "noupdate"
+    assert (
+        instance(timed, "o2")["status_reason"] == "outside office hours (Mon-Fri 09:00-17:00 Europe/Berlin)"
+    )
+    clock.now += 3 * 3600  # 11:00 in Berlin
+    assert check(timed, "o2") == "ok"
+
+
+def test_instance_cap(timed: RunningServer) -> None:
+    for i in range(5):
+        check(timed, f"c{i}")
+    app = omaha(timed.url, request_xml("c5", "3999.0.0")).find("app")
+    assert app.get("status") == "error-instanceRegistrationFailed"
+    assert get(timed, "/api/v1/instances")["total"] == 5
+    assert check(timed, "c0") == "noupdate"  # known machines are still served
+
+
+def test_healthz_and_metrics(timed: RunningServer) -> None:
+    assert HTTP.get(f"{timed.url}/healthz").json() == {"status": "ok", "db": "ok"}
+    publish(timed, "4000.0.0")
+    check(timed, "m1")
+    HTTP.post(f"{timed.url}/v1/update/", content=b"<nope")
+    text = HTTP.get(f"{timed.url}/metrics").text
+    assert 'coreroll_omaha_requests_total{result="ok"} 1.0' in text
+    assert 'coreroll_omaha_requests_total{result="bad_request"} 1.0' in text
+    assert 'coreroll_instances{group="stable",status="UpdateGranted"} 1.0' in text
+    assert 'coreroll_updates_granted_total{group="stable"} 1.0' in text
+    assert "coreroll_omaha_request_seconds_bucket" in text
