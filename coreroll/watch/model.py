@@ -481,12 +481,14 @@ class FleetModel:
         """The table's rows: filtered by `query` (raises QueryError), sorted by a SORT_KEYS column."""
         if isinstance(query, str):
             query = parse_query(query, self.stale_holder_ids()) if query.strip() else Query("", ())
-        rows: Iterable[NodeRow] = self.rows.values()
-        if query.predicates:
-            rows = [row for row in rows if query(row)]
-        if sort is None:
-            return list(rows)
-        return sort_rows(rows, sort, reverse)
+        # sorting 100k rows allocates 200k tuples: each full GC pass would rescan every row
+        with _gc_paused(len(self.rows) >= BIG_BATCH):
+            rows: Iterable[NodeRow] = self.rows.values()
+            if query.predicates:
+                rows = [row for row in rows if query(row)]
+            if sort is None:
+                return list(rows)
+            return sort_rows(rows, sort, reverse)
 
     def counts(self) -> dict[str, int]:
         """Nodes per state (every state in views.STATES present, zeros included)."""
@@ -567,8 +569,30 @@ class FleetModel:
         return name in self._channels
 
     def channel_progress(self, name: str) -> RolloutProgress:
-        rows = [row for row in self.rows.values() if row.channel == name]
-        return rollout(name, self.channel_version(name), rows)
+        by_channel, _, _ = self._index()
+        return rollout(name, self.channel_version(name), by_channel.get(name, ()))
+
+    def _index(
+        self,
+    ) -> tuple[dict[str | None, list[NodeRow]], dict[str, list[NodeRow]], dict[str | None, list[NodeRow]]]:
+        """Rows by channel, by server group, and (no server group) by channel: one pass per version."""
+        cached = self._cache.get("index")
+        if cached is not None and cached[0] == self.version:
+            return cached[1]  # type: ignore[return-value]
+        by_channel: dict[str | None, list[NodeRow]] = {}
+        by_group: dict[str, list[NodeRow]] = {}
+        ungrouped: dict[str | None, list[NodeRow]] = {}
+        for row in self.rows.values():
+            channel = row.channel
+            by_channel.setdefault(channel, []).append(row)
+            group = row.group
+            if group is None:
+                ungrouped.setdefault(channel, []).append(row)
+            else:
+                by_group.setdefault(group, []).append(row)
+        index = (by_channel, by_group, ungrouped)
+        self._cache["index"] = (self.version, index)
+        return index
 
     def groups(self) -> list[ServerGroupView]:
         """In the server's order."""
@@ -585,11 +609,8 @@ class FleetModel:
         track = opt_str(data, "track")
         channel = opt_str(data, "channel") or track
         # nodes the server placed in this group, plus etcd-only nodes on the group's track
-        rows = [
-            row
-            for row in self.rows.values()
-            if row.group == group_id or (row.group is None and track is not None and row.channel == track)
-        ]
+        _, by_group, ungrouped = self._index()
+        rows = by_group.get(group_id, []) + (ungrouped.get(track, []) if track is not None else [])
         return ServerGroupView(
             id=group_id,
             name=opt_str(data, "name") or group_id,

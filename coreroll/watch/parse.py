@@ -136,6 +136,7 @@ def parse_node_status(raw: bytes, key: str) -> tuple[NodeReport, str | None]:
 
 _STR = (str, type(None))
 _NUM = (int, float, type(None))
+_TIME = (str, int, float, type(None))
 
 
 def _well_formed_report(data: dict[str, Any]) -> NodeReport | None:
@@ -178,9 +179,13 @@ def _well_formed_report(data: dict[str, Any]) -> NodeReport | None:
         or (holds is not None and type(holds) is not bool)
     ):
         return None
-    booted, reported = get("booted_at"), get("reported_at")
-    if type(booted) not in _STR or type(reported) not in _STR or get("last_command") is not None:
-        return None  # (a last_command is rare: the careful reader handles it)
+    booted, reported, last = get("booted_at"), get("reported_at"), get("last_command")
+    if (
+        type(booted) not in _TIME
+        or type(reported) not in _TIME
+        or (last is not None and type(last) is not dict)
+    ):
+        return None
     partitions = []
     other = None
     for part in parts:
@@ -197,8 +202,10 @@ def _well_formed_report(data: dict[str, Any]) -> NodeReport | None:
         if label != active and other is None:
             other = pversion
     try:
-        booted_at = _iso_time(booted) if booted else None
-        reported_at = _iso_time(reported) if reported else None
+        booted_at = (_iso_time(booted) if type(booted) is str else float(booted)) if booted else None
+        reported_at = (
+            (_iso_time(reported) if type(reported) is str else float(reported)) if reported else None
+        )
     except ValueError:
         return None
     return NodeReport(
@@ -220,7 +227,7 @@ def _well_formed_report(data: dict[str, Any]) -> NodeReport | None:
         boot_id,
         booted_at,
         reported_at,
-        None,
+        _last_command(last),
         other,
     )
 
