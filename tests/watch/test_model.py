@@ -322,3 +322,28 @@ def test_connection_states_and_log(model: FleetModel, clock: FakeClock) -> None:
         "etcd unreachable: connection refused",
         "etcd connected again",
     ]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"status": "UPDATE_STATUS_DOWNLOADING", "progress": 1, "new_version": "4700.0.1"},
+        {"booted_at": 1795770000.5, "reported_at": 1795770001},
+        {"last_command": {"id": "01", "action": "check", "result": "ok", "at": "2026-11-27T09:00:00Z"}},
+        {"partitions": [], "active_partition": None, "hostname": None},
+    ],
+)
+def test_fast_and_careful_readers_agree(overrides: dict[str, object]) -> None:
+    from coreroll.watch.parse import _checked_report, _well_formed_report
+
+    data = json.loads(status_bytes("n1", **overrides))
+    fast = _well_formed_report(data)
+    careful, problem = _checked_report(data, "k")
+    assert fast is not None and problem is None
+    assert fast == careful
+
+
+def test_a_bad_time_is_named(model: FleetModel) -> None:
+    model.apply(status("n1", booted_at=True))
+    assert model.rows["n1"].error == "coreroll/v1/nodes/n1/status: field booted_at is True, expected a time"
