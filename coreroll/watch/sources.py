@@ -1,0 +1,6 @@
+"""The dashboard's two sources under the names INTERFACES.md gives them (see each module)."""
+
+from coreroll.watch.etcd_source import EtcdSource
+from coreroll.watch.feed_source import FeedSource
+
+__all__ = ["EtcdSource", "FeedSource"]
