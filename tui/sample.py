@@ -75,7 +75,7 @@ def status_json(mid: str, **fields: Any) -> bytes:
     return json.dumps(doc).encode()
 
 
-def _node(i: int, rng: random.Random, now: float) -> tuple[str, bytes]:
+def _node(i: int, rng: random.Random, now: float) -> tuple[str, bytes, str, str]:
     mid = machine_id(i)
     channel = rng.choice(["stable", "stable", "stable", "beta", "alpha"])
     status = rng.choice(STATUSES)
@@ -93,15 +93,17 @@ def _node(i: int, rng: random.Random, now: float) -> tuple[str, bytes]:
     if status == "UPDATE_STATUS_DOWNLOADING":
         fields["progress"] = round(rng.random(), 2)
         fields["new_version"] = CHANNELS[channel]
-    return mid, status_json(mid, **fields)
+    return mid, status_json(mid, **fields), channel, version
 
 
 def sample_updates(n: int = 40, seed: int = 0, now: float = NOW) -> list[u.Update]:
     rng = random.Random(seed)
     statuses = []
     alive = set()
+    known: list[tuple[str, str, str]] = []
     for i in range(n):
-        mid, raw = _node(i, rng, now)
+        mid, raw, channel, version = _node(i, rng, now)
+        known.append((mid, channel, version))
         statuses.append(u.NodeStatus(mid, STATUS_KEY.format(mid), raw))
         if i % 17 != 5:  # a few offline nodes
             alive.add(mid)
@@ -138,7 +140,22 @@ def sample_updates(n: int = 40, seed: int = 0, now: float = NOW) -> list[u.Updat
         {"id": 3, "at": "2026-09-21T13:05:00Z", "kind": "InstanceUpdateFailed", "severity": "error",
          "group": "stable", "instance": machine_id(3), "message": f"{machine_id(3)[:8]}: 3/0 errorcode 10 (PayloadHashMismatch)"},
     )  # fmt: skip
-    feed = u.FeedSnapshot(channels=channels, groups=groups, activity=activity, last_id="3")
+    server_statuses = ("Complete", "Downloading", "OnHold", "UpdateGranted", "Error", "Undefined")
+    instances = tuple(
+        {
+            "machine_id": known[i][0],
+            "ip": f"10.0.{i // 250}.{i % 250 + 1}",
+            "version": known[i][2],
+            "track": known[i][1],
+            "group": known[i][1],
+            "status": server_statuses[i % len(server_statuses)],
+            "last_check": iso,
+        }
+        for i in range(0, n, 2)  # the server knows every other node (the rest never checked in)
+    )
+    feed = u.FeedSnapshot(
+        channels=channels, groups=groups, instances=instances, activity=activity, last_id="3"
+    )
     return [
         u.Connection("etcd", "connected", "", now),
         u.Connection("server", "connected", "", now),

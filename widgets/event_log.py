@@ -32,7 +32,10 @@ def format_entry(entry: ActivityEntry) -> Text:
 
 class EventLog(RichLog):
     DEFAULT_CSS = """
-    EventLog { height: 1fr; border: round $primary 50%; border-title-color: $text-accent; }
+    EventLog {
+        height: 1fr; border: round $primary 50%; border-title-color: $text-accent;
+        overflow-x: hidden; scrollbar-size-vertical: 1;
+    }
     EventLog:focus { border: round $accent; }
     """
 

@@ -28,12 +28,13 @@ def held_for(seconds: float | None, exact: bool) -> str:
         return "?"
     seconds = max(int(seconds), 0)
     if seconds < 60:
-        text = "<1m"
+        text = "<1m" if exact else "0m"
     elif seconds < 3600:
         text = f"{seconds // 60}m"
     else:
         text = f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return text if exact else f">{text}"
+    # not exact: it already held the lock when the dashboard first looked, so at least this long
+    return text if exact else f"≥{text}"
 
 
 def group_options(
