@@ -134,6 +134,8 @@ async def range_pages(
 
 
 def describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError) and not str(exc).strip():
+        return "etcd did not answer in time"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:200]
 
@@ -315,7 +317,10 @@ class EtcdSource:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                await queue.put(ConnectionError(f"etcd stopped answering: {describe(exc)}"))
+                reason = f"no reply to a status check within {self.probe_interval * 2:g} s"
+                if not isinstance(exc, TimeoutError):
+                    reason = describe(exc)
+                await queue.put(ConnectionError(f"etcd stopped answering ({reason})"))
                 return
 
 

@@ -214,6 +214,11 @@ class FeedSource:
     async def _probe(self, http: httpx.AsyncClient) -> None:
         while True:
             await asyncio.sleep(self.probe_interval)
-            reply = await http.get("/healthz", timeout=self.probe_interval * 2)
+            try:
+                reply = await http.get("/healthz", timeout=self.probe_interval * 2)
+            except httpx.TimeoutException:
+                raise FeedError(
+                    f"server stopped answering (no reply to /healthz within {self.probe_interval * 2:g} s)"
+                ) from None
             if reply.status_code >= 500:
                 raise FeedError(f"/healthz: HTTP {reply.status_code} {reply.text[:100]}")

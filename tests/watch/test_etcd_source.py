@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import signal
 import time
 from typing import Any
 
@@ -275,3 +276,27 @@ async def test_compacted_history_means_a_relist_not_an_outage(v3: Any, clean_etc
     finally:
         source.stop()
         await asyncio.wait_for(task, 5)
+
+
+async def test_a_hung_etcd_is_noticed_by_the_probe(own_etcd: EmbeddedEtcd) -> None:
+    # SIGSTOP keeps the connection open but silent: only the health probe can tell
+    client = await connect_v3(EtcdConfig(endpoints=(own_etcd.endpoint,)))
+    await client.put(STATUS.format("n1").encode(), status_bytes("n1"))
+    await client.close()
+    run = Running(own_etcd.endpoint, probe_interval=0.5)
+    assert own_etcd.process is not None
+    try:
+        await run.until(lambda m: "n1" in m.rows, what="the node")
+        own_etcd.process.send_signal(signal.SIGSTOP)
+        try:
+            waited = await run.until(
+                lambda m: m.connections["etcd"].status == "down", deadline=5.0, what="down"
+            )
+            assert waited < 5.0
+            assert any(e.message.startswith("etcd unreachable: etcd ") for e in run.model.activity)
+        finally:
+            own_etcd.process.send_signal(signal.SIGCONT)
+        await run.until(lambda m: m.connections["etcd"].status == "connected", deadline=15.0, what="back")
+        assert "n1" in run.model.rows
+    finally:
+        await run.close()

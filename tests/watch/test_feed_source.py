@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -159,3 +161,27 @@ async def test_pause_resume_and_set_channel_through_the_server(
         ]
     finally:
         await run.close()
+
+
+async def test_a_hung_server_is_noticed_by_the_probe(tmp_path: Path) -> None:
+    # SIGSTOP keeps the feed connection open but silent: only the health probe can tell
+    process = runner.start_server_process(tmp_path / "hung")
+    run = Running(process.url, probe_interval=0.5)
+    try:
+        await run.until(lambda m: m.group("beta") is not None, what="the snapshot")
+        os.kill(process.pid, signal.SIGSTOP)
+        try:
+            waited = await run.until(
+                lambda m: m.connections["server"].status == "down", deadline=5.0, what="down"
+            )
+            assert waited < 5.0
+            assert run.model.connections["server"].detail.startswith("server stopped answering")
+        finally:
+            os.kill(process.pid, signal.SIGCONT)
+        await run.until(lambda m: m.connections["server"].status == "connected", deadline=15.0, what="back")
+        assert [e.message for e in run.model.activity if e.kind == "Connection"][
+            -1
+        ] == "server connected again"
+    finally:
+        await run.close()
+        process.stop()
