@@ -16,7 +16,7 @@ from coreroll.server import schema
 from coreroll.server.catalog import CatalogError
 from coreroll.server.feed import event_stream, parse_last_id
 from coreroll.server.records import activity_json, status_code
-from coreroll.server.state import base_url, core
+from coreroll.server.state import ServerState, base_url, core
 
 router = APIRouter(prefix="/api/v1")
 MAX_LIMIT = 10_000
@@ -44,9 +44,15 @@ def _bool(value: str | None, name: str) -> bool | None:
     raise CatalogError(400, f"query parameter {name}={value!r}: expected true or false")
 
 
+async def _state(request: Request) -> ServerState:
+    state = core(request)
+    await state.catalog.maybe_refresh()  # several servers on one PostgreSQL: see their changes
+    return state
+
+
 @router.get("/info")
 async def info(request: Request) -> dict[str, Any]:
-    state = core(request)
+    state = await _state(request)
     return {
         "server": "coreroll",
         "version": __version__,
@@ -68,7 +74,7 @@ async def _activity(request: Request, after: int, limit: int, newest: bool = Fal
 
 @router.get("/snapshot")
 async def snapshot(request: Request) -> dict[str, Any]:
-    state = core(request)
+    state = await _state(request)
     feed_id = await state.storage.current_head()  # first: anything later is replayed by the feed
     limit = _int(request.query_params.get("limit"), "limit", 1_000_000, 0)
     instances, _ = await state.registry.list(now=state.settings.clock(), limit=limit)
@@ -84,25 +90,25 @@ async def snapshot(request: Request) -> dict[str, Any]:
 
 @router.get("/channels")
 async def channels(request: Request) -> dict[str, Any]:
-    state = core(request)
+    state = await _state(request)
     return {"channels": state.catalog.channel_list(), "feed_id": state.storage.head}
 
 
 @router.get("/releases")
 async def releases(request: Request) -> dict[str, Any]:
-    state = core(request)
+    state = await _state(request)
     return {"releases": state.catalog.release_list(base_url(request)), "feed_id": state.storage.head}
 
 
 @router.get("/groups")
 async def groups(request: Request) -> dict[str, Any]:
-    state = core(request)
+    state = await _state(request)
     return {"groups": state.catalog.group_list(), "feed_id": state.storage.head}
 
 
 @router.get("/groups/{group_id}")
 async def group(request: Request, group_id: str) -> dict[str, Any]:
-    return core(request).catalog.group(group_id).to_json()
+    return (await _state(request)).catalog.group(group_id).to_json()
 
 
 @router.get("/instances")

@@ -123,6 +123,20 @@ class Catalog:
                 seen.append(h.channel)
         self._loaded_at = time.monotonic()
 
+    async def _sync(self) -> None:
+        """Under the write lock, with several servers on one database: start from what they committed."""
+        if self.refresh_seconds is not None:
+            await self.load()
+
+    async def fresh_group(self, tx: Tx, group_id: str) -> Group:
+        """The group as committed now (other servers may have changed it), inside ``tx``."""
+        if self.refresh_seconds is None:
+            return self.group(group_id)
+        row = (await tx.conn.execute(select(schema.groups).where(schema.groups.c.id == group_id))).first()
+        if row is None:
+            raise CatalogError(404, f"no group {group_id!r}")
+        return _group_from_row(row)
+
     async def maybe_refresh(self) -> None:
         if self.refresh_seconds is not None and time.monotonic() - self._loaded_at > self.refresh_seconds:
             await self.load()
@@ -220,7 +234,8 @@ class Catalog:
         if existing is not None and (existing.sha256, existing.size) != (release.sha256, release.size):
             raise CatalogError(409, f"release {release.version} exists with different content")
         async with self.storage.write() as tx:
-            if existing is None:
+            await self._sync()
+            if existing is None and release.version not in self.releases:
                 await tx.conn.execute(insert(schema.releases).values(**release.row()))
                 seen = self.release_channels.get(release.version, [])
                 tx.emit("release", release_json(release.row(), self.base_url, seen))
@@ -242,6 +257,7 @@ class Catalog:
         if version not in self.releases:
             raise CatalogError(404, f"no release {version!r}")
         async with self.storage.write() as tx:
+            await self._sync()
             return await self._point(tx, channel, version)
 
     async def promote(self, version: str, to: str) -> dict[str, Any]:
@@ -255,6 +271,7 @@ class Catalog:
                 409, f"release {version} has never been on {source}; promote it to {source} first"
             )
         async with self.storage.write() as tx:
+            await self._sync()
             return await self._point(tx, to, version)
 
     async def create_group(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -273,12 +290,14 @@ class Catalog:
             raise CatalogError(400, str(exc)) from exc
         group = Group(group_id, str(body.get("name") or group_id), track, channel, policy)
         async with self.storage.write() as tx:
+            await self._sync()
             await self._insert_group(tx, group)
         return group.to_json()
 
     async def update_policy(self, group_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         self.group(group_id)
         async with self.storage.write() as tx:
+            await self._sync()
             group = self.group(group_id)  # re-read under the write lock: no lost updates
             try:
                 policy = group.policy.updated(changes)
@@ -295,6 +314,7 @@ class Catalog:
     async def set_enabled(self, group_id: str, enabled: bool) -> dict[str, Any]:
         self.group(group_id)
         async with self.storage.write() as tx:
+            await self._sync()
             group = self.group(group_id)
             new = replace(group, policy=replace(group.policy, updates_enabled=enabled))
             if enabled:

@@ -156,7 +156,7 @@ class OmahaHandler:
             )
             return self._answer(app, check, result)
         async with self.storage.write() as tx:
-            group = self.catalog.group(group.id)  # current under the write lock
+            group = await self.catalog.fresh_group(tx, group.id)  # current under the write lock
             if kind is Check.NEEDS_GRANT:
                 assert target is not None
                 check, result, group = await self._grant_or_hold(tx, group, inst, target, history, base_url)

@@ -123,3 +123,28 @@ def test_kill_9_mid_rollout_loses_nothing_acknowledged(data_dir: Path, db_url: s
             }
     finally:
         proc.stop()
+
+
+def test_two_servers_share_one_postgresql(tmp_path: Path, db_url: str) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("several server processes share a database only on PostgreSQL")
+    keys = tmp_path / "keys"
+    write_keypair(keys, generate_private_key())
+    first = run_server_in_thread(ServerSettings(data_dir=tmp_path / "a", db_url=db_url, token="t"))
+    second = run_server_in_thread(ServerSettings(data_dir=tmp_path / "b", db_url=db_url, token="t"))
+    try:
+        with _admin(first) as client:
+            start = client.get("/api/v1/info").json()["feed_id"]
+            client.post("/api/v1/groups/beta/pause")
+        seen = read_feed(second.url, start, until=lambda evs: evs[-1]["data"].get("kind") == "GroupPaused")
+        assert seen[-1]["id"] > start  # B's feed carries A's change
+        # B's group cache refreshes within seconds: it refuses updates in the paused group too.
+        with _admin(second) as client:
+            wait_until(lambda: client.get("/api/v1/groups/beta").json()["policy"]["updates_enabled"] is False)
+        omaha_reply = httpx.post(f"{second.url}/v1/update/", content=request_xml("x1", OLD, track="beta"))
+        assert omaha_reply.status_code == 200
+        with _admin(first) as client:
+            assert client.get("/api/v1/instances/x1").json()["group"] == "beta"  # A sees B's registration
+    finally:
+        first.stop()
+        second.stop()
