@@ -166,7 +166,7 @@ async def test_pause_resume_and_set_channel_through_the_server(
 async def test_a_hung_server_is_noticed_by_the_probe(tmp_path: Path) -> None:
     # SIGSTOP keeps the feed connection open but silent: only the health probe can tell
     process = runner.start_server_process(tmp_path / "hung")
-    run = Running(process.url, probe_interval=0.5)
+    run = Running(process.url, probe_interval=0.5, timeout=1.0)
     try:
         await run.until(lambda m: m.group("beta") is not None, what="the snapshot")
         os.kill(process.pid, signal.SIGSTOP)
