@@ -13,13 +13,16 @@ into a sink (`UpdateBuffer.put` is the usual one); once per tick the UI drains t
     model.locks_version, model.channels_version, model.activity_version, model.connections_version
                                               # per-section counters: repaint a panel only if moved
 
-Records (frozen dataclasses from `coreroll.watch.views`, re-exported here; unknown = None -> `-`):
+Records (dataclasses from `coreroll.watch.views`, re-exported here; unknown = None -> `-`; all are
+immutable by convention: the model replaces a record when something in it changes):
 - `model.rows: dict[str, NodeRow]` (read it, never mutate) / `model.get(machine_id)`.
-  NodeRow fields: machine_id, hostname, channel, version, active_partition, other_version,
-  partitions, update_status (+ `.status_label` short word), update_progress (0..1), new_version,
-  lock_group, holds_lock, lock_groups_held, last_check, online, server_status(+_reason), group,
+  NodeRow: machine_id, hostname, channel, version, active_partition, other_version, partitions,
+  update_status (+ `.status_label` short word), update_progress (0..1), new_version, new_size,
+  reboot_strategy, reboot_window, lock_group, holds_lock, lock_groups_held, last_check, online,
+  boot_id, booted_at, reported_at, last_command, server_status(+_reason), server_version, group, ip,
   state (one of views.STATES), status_since, error (unreadable: names the key), pending_commands,
-  in_etcd / in_server, rev. `.display_name` = hostname or machine id.
+  in_etcd / in_server, rev; `.display_name` = hostname or machine id. Most are properties over
+  `row.report` (the node's etcd report) and `row.instance` (the server's view).
 - `model.filter_rows(query="", sort="machine", reverse=False) -> list[NodeRow]`: the table's rows.
   Query language in `coreroll.watch.query` (free text and `channel:beta status:error lock:held
   online:no`, `!` negates); raises `QueryError` with a message to show. Sort columns: `SORT_KEYS`.
@@ -33,6 +36,9 @@ Records (frozen dataclasses from `coreroll.watch.views`, re-exported here; unkno
   `model.is_stale(source)` is True while that source is not connected (show its data as stale).
 - `model.counts() -> dict[state, int]`, `model.stuck_nodes() -> list[StuckNode]`,
   `model.last_change_at` (time of the last applied change, for the header).
+- Cost at 100k nodes (2 busy cores): a full snapshot ~2.5 s CPU, a change ~50 us, filter_rows
+  0.06 s by machine id and ~0.4 s by another column; channels()/groups()/counts() are cached per
+  `version`. Call filter_rows only when `version` (or the query/sort) moved.
 """
 
 from __future__ import annotations
