@@ -74,8 +74,8 @@ class LockStore(abc.ABC):
     """Semaphore rules over an etcd backend; subclasses supply read, create and CAS."""
 
     # Backoff after a lost compare-and-swap: full jitter between 0 and base * 2**n, capped.
-    backoff_base = 0.004
-    backoff_cap = 0.2
+    backoff_base = 0.002
+    backoff_cap = 0.05
 
     def __init__(self, config: EtcdConfig, *, conflict_deadline: float = 30.0) -> None:
         self.config = config
@@ -92,8 +92,14 @@ class LockStore(abc.ABC):
         """Write `value` only if `key` is absent; False when it exists."""
 
     @abc.abstractmethod
-    async def _cas(self, key: str, value: bytes, revision: int) -> int | None:
-        """Write `value` only if `key` is still at `revision`; the new revision, or None."""
+    async def _cas(
+        self, key: str, value: bytes, revision: int
+    ) -> tuple[int | None, tuple[bytes | None, int] | None]:
+        """Write `value` only if `key` is still at `revision`.
+
+        Returns (new revision, None) on success; (None, (current value, its revision)) when the
+        backend learnt the current value from the failed compare, else (None, None).
+        """
 
     @abc.abstractmethod
     async def _list(self) -> list[tuple[str, bytes, int]]:
@@ -132,11 +138,11 @@ class LockStore(abc.ABC):
         key = semaphore_key(group)
         deadline = time.monotonic() + self.conflict_deadline
         attempt = 0
+        current, revision = await self.get(group)
         while True:
-            current, revision = await self.get(group)
             changed = current.copy()
             result = change(changed)  # rule errors propagate: nothing is written
-            new_revision = await self._cas(key, changed.to_json(), revision)
+            new_revision, fresh = await self._cas(key, changed.to_json(), revision)
             if new_revision is not None:
                 return result, changed, new_revision
             self.conflicts += 1
@@ -146,6 +152,11 @@ class LockStore(abc.ABC):
                     f"gave up on {key} after {attempt} conflicting writes in {self.conflict_deadline:.0f}s"
                 )
             await asyncio.sleep(random.uniform(0, min(self.backoff_cap, self.backoff_base * 2**attempt)))
+            if fresh is not None and fresh[0] is not None:
+                # The failed compare already told us the winner's value: retry without another read.
+                current, revision = parse_semaphore(fresh[0], key), fresh[1]
+            else:
+                current, revision = await self.get(group)
 
     async def lock(self, group: str, holder: str) -> int:
         _, _, revision = await self.update(group, lambda s: s.lock(holder))

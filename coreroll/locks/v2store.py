@@ -26,6 +26,11 @@ V2_PREFIX = "/" + LOCK_PREFIX.rstrip("/")
 
 
 class V2LockStore(LockStore):
+    # A failed v2 compare costs a full raft round (etcd applies prevIndex PUTs in order), and the
+    # retry needs another read: back off longer than on v3.
+    backoff_base = 0.01
+    backoff_cap = 0.2
+
     def __init__(self, config: EtcdConfig, *, client: V2Client | None = None, **kwargs: float) -> None:
         super().__init__(config, **kwargs)
         self._own_client = client is None
@@ -51,14 +56,16 @@ class V2LockStore(LockStore):
             raise
         return True
 
-    async def _cas(self, key: str, value: bytes, revision: int) -> int | None:
+    async def _cas(
+        self, key: str, value: bytes, revision: int
+    ) -> tuple[int | None, tuple[bytes | None, int] | None]:
         try:
             reply = await self.client.put("/" + key, value, prev_index=revision)
         except V2KeyError as exc:
             if exc.code in (COMPARE_FAILED, KEY_NOT_FOUND):
-                return None
+                return None, None  # v2 does not say what the value is now
             raise
-        return reply.node.modified_index
+        return reply.node.modified_index, None
 
     async def _snapshot(self) -> tuple[list[tuple[str, bytes, int]], int]:
         try:

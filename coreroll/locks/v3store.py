@@ -70,14 +70,22 @@ class V3LockStore(LockStore):
 
         return await self._call(op)
 
-    async def _cas(self, key: str, value: bytes, revision: int) -> int | None:
-        async def op(c: aetcd.Client) -> int | None:
+    async def _cas(
+        self, key: str, value: bytes, revision: int
+    ) -> tuple[int | None, tuple[bytes | None, int] | None]:
+        async def op(c: aetcd.Client) -> tuple[int | None, tuple[bytes | None, int] | None]:
             ok, responses = await c.transaction(
                 compare=[c.transactions.mod(key.encode()) == revision],
                 success=[c.transactions.put(key.encode(), value)],
-                failure=[],
+                failure=[c.transactions.get(key.encode())],  # the winner's value, for the retry
             )
-            return int(responses[0].response_put.header.revision) if ok else None
+            if ok:
+                return int(responses[0].response_put.header.revision), None
+            found = responses[0] if responses else []
+            if not found:
+                return None, (None, 0)
+            kv = found[0][1]
+            return None, (kv.value, kv.mod_revision)
 
         return await self._call(op)
 
