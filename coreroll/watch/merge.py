@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from coreroll.watch.query import version_at_least
 from coreroll.watch.views import (
     STATE_ERROR,
     STATE_IDLE,
@@ -19,7 +18,6 @@ from coreroll.watch.views import (
     InstanceView,
     NodeReport,
     NodeRow,
-    RolloutProgress,
 )
 
 ACTIVE_STATES = frozenset({STATE_UPDATING, STATE_REBOOT})
@@ -153,18 +151,3 @@ def holder_view(
         stale=bool(reasons),
         stale_reason=", ".join(reasons) or None,
     )
-
-
-def rollout(name: str, version: str | None, rows: Iterable[NodeRow]) -> RolloutProgress:
-    total = done = updating = failed = on_hold = 0
-    for row in rows:
-        total += 1
-        if version_at_least(row.version, version):
-            done += 1
-        elif row.state in ACTIVE_STATES:
-            updating += 1
-        elif row.state in (STATE_ERROR, STATE_UNREADABLE):
-            failed += 1
-        elif row.state == STATE_ONHOLD:
-            on_hold += 1
-    return RolloutProgress(name, version, total, done, updating, failed, on_hold)

@@ -46,16 +46,17 @@ from __future__ import annotations
 import contextlib
 import gc
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar
 
 from coreroll.watch import updates as u
-from coreroll.watch.merge import ACTIVE_STATES, build_row, holder_view, rollout
+from coreroll.watch.activity import ActivityLog, audit_entry, server_entry
+from coreroll.watch.connections import next_state
+from coreroll.watch.lockbook import LockBook
+from coreroll.watch.merge import ACTIVE_STATES, build_row
 from coreroll.watch.parse import (
     NodeReport,
     ValueFormatError,
-    load_object,
     opt_str,
     opt_time,
     parse_command,
@@ -63,10 +64,9 @@ from coreroll.watch.parse import (
     parse_node_status,
 )
 from coreroll.watch.query import SORT_KEYS, Query, QueryError, parse_query, sort_rows
+from coreroll.watch.rollout import RowIndex, channel_view, group_view, index_rows, rollout
 from coreroll.watch.views import (
     CONNECTED,
-    CONNECTING,
-    DOWN,
     STATES,
     ActivityEntry,
     ChannelView,
@@ -99,7 +99,6 @@ __all__ = [
 
 ETCD = "etcd"
 SERVER = "server"
-RETRYING = " (retrying)"
 
 
 class FleetModel:
@@ -120,7 +119,6 @@ class FleetModel:
         self.version = 0
         self.locks_version = 0
         self.channels_version = 0
-        self.activity_version = 0
         self.connections_version = 0
         self.last_change_at: float | None = None
         self.rows: dict[str, NodeRow] = {}
@@ -128,18 +126,14 @@ class FleetModel:
             ETCD: ConnectionState(ETCD),
             SERVER: ConnectionState(SERVER),
         }
-        self.activity_seq = 0
-        self._activity: deque[tuple[int, ActivityEntry]] = deque(maxlen=max_activity)
-        self._activity_ids: set[str] = set()
+        self.log = ActivityLog(max_activity)
         # etcd-derived
         self._reports: dict[str, NodeReport] = {}
         self._errors: dict[str, str] = {}
         self._raw: dict[str, bytes] = {}  # last status value per node: a repeat needs no parsing
         self._alive: set[str] = set()
         self._commands: dict[str, dict[str, CommandView]] = {}
-        self._locks: dict[str, u.LockState] = {}
-        self._holder_since: dict[tuple[str, str], tuple[float, bool]] = {}
-        self._held_by: dict[str, set[str]] = {}
+        self.locks = LockBook()
         # server-derived
         self._instances: dict[str, InstanceView] = {}
         self._channels: dict[str, dict[str, object]] = {}
@@ -171,7 +165,7 @@ class FleetModel:
         rev = self.version + 1
         changed: set[str] = set()
         rows = self.rows
-        locks_known = bool(self._locks)
+        locks_known = self.locks.known
         for mid in ids:
             old = rows.get(mid)
             new = build_row(
@@ -183,7 +177,7 @@ class FleetModel:
                 alive=mid in self._alive,
                 instance=self._instances.get(mid),
                 commands=self._commands.get(mid),
-                held=self._held_by.get(mid),
+                held=self.locks.held_by.get(mid),
                 locks_known=locks_known,
             )
             if new == old:
@@ -233,13 +227,9 @@ class FleetModel:
             self._alive.add(update.machine_id)
         else:
             self._alive.discard(update.machine_id)
-        return self._touch([update.machine_id]) | self._lock_dependents(update.machine_id)
-
-    def _lock_dependents(self, mid: str) -> set[str]:
-        # a holder going offline changes the lock panel (stale), not other rows
-        if mid in self._held_by:
-            self.locks_version += 1
-        return set()
+        if update.machine_id in self.locks.held_by:
+            self.locks_version += 1  # a holder going offline makes it stale in the lock panel
+        return self._touch([update.machine_id])
 
     def _node_command(self, update: u.NodeCommand) -> set[str]:
         self._set_command(update)
@@ -254,77 +244,24 @@ class FleetModel:
         if not pending:
             del self._commands[update.machine_id]
 
-    def _lock_state(self, update: u.LockState, *, first_sight: bool = False) -> set[str]:
-        ident = f"airlock/{update.group}" if update.kind == "airlock" else update.group
-        old = self._locks.get(ident)
-        old_holders = set(old.holders) if old else set()
-        if update.removed:
-            self._locks.pop(ident, None)
-            new_holders: set[str] = set()
-        else:
-            self._locks[ident] = update
-            new_holders = set(old_holders if update.error else update.holders)
-            if update.error and old is not None:
-                # unreadable now: keep the last readable holders listed, with the error shown
-                self._locks[ident] = u.LockState(
-                    update.group, update.kind, update.key, old.available, old.max, old.holders, update.error
-                )
-        now = self.clock()
-        exact = not first_sight  # a snapshot cannot tell when a holder took the lock
-        for holder in new_holders - old_holders:
-            self._holder_since[(ident, holder)] = (now, exact)
-            self._held_by.setdefault(holder, set()).add(ident)
-        for holder in old_holders - new_holders:
-            self._holder_since.pop((ident, holder), None)
-            groups = self._held_by.get(holder)
-            if groups is not None:
-                groups.discard(ident)
-                if not groups:
-                    del self._held_by[holder]
-        if old != self._locks.get(ident):
-            self.locks_version += 1
-            self._bump()
-        touched = new_holders ^ old_holders
-        if (old is None) != (ident not in self._locks):
-            touched |= set(self.rows)  # locks_known may flip for every row
-        return self._touch(touched)
+    def _lock_state(self, update: u.LockState) -> set[str]:
+        return self._locks_moved(lambda now: self.locks.apply(update, now))
 
     def _lock_snapshot(self, update: u.LockSnapshot) -> set[str]:
-        return self._replace_locks(update.locks, frozenset({update.kind}))
+        return self._locks_moved(lambda now: self.locks.replace(update.locks, frozenset({update.kind}), now))
 
-    def _replace_locks(self, locks: Iterable[u.LockState], kinds: frozenset[str]) -> set[str]:
-        changed: set[str] = set()
-        seen: set[str] = set()
-        for lock in locks:
-            seen.add(f"airlock/{lock.group}" if lock.kind == "airlock" else lock.group)
-            changed |= self._lock_state(lock, first_sight=True)
-        for ident, lock in list(self._locks.items()):
-            if lock.kind in kinds and ident not in seen:
-                changed |= self._lock_state(
-                    u.LockState(lock.group, lock.kind, lock.key, removed=True), first_sight=True
-                )
-        return changed
+    def _locks_moved(self, change: Callable[[float], tuple[bool, set[str]]]) -> set[str]:
+        known = self.locks.known
+        moved, touched = change(self.clock())
+        if moved:
+            self.locks_version += 1
+            self._bump()
+        if known != self.locks.known:
+            touched |= set(self.rows)  # the holds_lock column changes its source for every row
+        return self._touch(touched)
 
     def _audit(self, update: u.AuditRecord) -> set[str]:
-        try:
-            data = load_object(update.raw, update.key)
-        except ValueFormatError as exc:
-            self._add_activity(
-                ActivityEntry(f"audit:{update.id}", self.clock(), "Audit", str(exc), "warning", "audit")
-            )
-            return set()
-        action, target, result = (opt_str(data, k) or "-" for k in ("action", "target", "result"))
-        self._add_activity(
-            ActivityEntry(
-                id=f"audit:{update.id}",
-                at=opt_time(data, "at") or self.clock(),
-                kind="Intervention",
-                message=f"{action} {target}: {result}",
-                severity="info" if result.startswith("ok") else "warning",
-                source="audit",
-                by=opt_str(data, "by"),
-            )
-        )
+        self._add_activity(audit_entry(update, self.clock()))
         return set()
 
     def _etcd_snapshot(self, snap: u.EtcdSnapshot) -> set[str]:
@@ -341,7 +278,7 @@ class FleetModel:
         for record in sorted(snap.audit, key=lambda r: r.id):
             self._audit(record)
         after = set(self._reports) | set(self._errors) | self._alive | set(self._commands)
-        changed = self._replace_locks(snap.locks, snap.lock_kinds)
+        changed = self._locks_moved(lambda now: self.locks.replace(snap.locks, snap.lock_kinds, now))
         return changed | self._touch(before | after)
 
     def _feed_snapshot(self, snap: u.FeedSnapshot) -> set[str]:
@@ -384,42 +321,18 @@ class FleetModel:
         return set()
 
     def _server_activity(self, data: dict[str, object]) -> None:
-        kind = opt_str(data, "kind") or "Activity"
-        self._add_activity(
-            ActivityEntry(
-                id=f"server:{data.get('id')}",
-                at=opt_time(data, "at") or self.clock(),
-                kind=kind,
-                message=opt_str(data, "message") or kind,
-                severity=opt_str(data, "severity") or "info",
-                source="server",
-                group=opt_str(data, "group"),
-                channel=opt_str(data, "channel"),
-                version=opt_str(data, "version"),
-                instance=opt_str(data, "instance"),
-            )
-        )
+        self._add_activity(server_entry(data, self.clock()))
 
     def _connection(self, update: u.Connection) -> set[str]:
         now = update.at if update.at is not None else self.clock()
         old = self.connections.get(update.source, ConnectionState(update.source))
-        status = update.status if update.status in (CONNECTED, DOWN) else CONNECTING
-        detail = update.detail
-        if old.status == DOWN and status == CONNECTING:
-            # a retry is not news: stay "down" (and since when) until a connection succeeds
-            status, detail = DOWN, f"{old.detail.removesuffix(RETRYING)}{RETRYING}"
-        last_ok = now if status == CONNECTED else old.last_ok
-        since = old.since if old.status == status and old.since is not None else now
-        new = ConnectionState(update.source, status, detail, last_ok, since)  # type: ignore[arg-type]
-        if new == old:
-            return set()
-        self.connections[update.source] = new
-        self.connections_version += 1
-        self._bump()
-        if status == DOWN and old.status != DOWN:
-            self.note(f"{update.source} unreachable: {detail}", "warning", kind="Connection", at=now)
-        elif status == CONNECTED and old.last_ok is not None and old.status != CONNECTED:
-            self.note(f"{update.source} connected again", "info", kind="Connection", at=now)
+        new, news = next_state(old, update, now)
+        if new != old:
+            self.connections[update.source] = new
+            self.connections_version += 1
+            self._bump()
+        if news is not None:
+            self.note(news[0], news[1], kind="Connection", at=now)
         return set()
 
     def _note(self, update: u.Note) -> set[str]:
@@ -448,29 +361,28 @@ class FleetModel:
         """Add a line from this process to the event log (e.g. an action's outcome)."""
         at = self.clock() if at is None else at
         self._add_activity(
-            ActivityEntry(f"local:{self.activity_seq + 1}", at, kind, message, severity, "dashboard")
+            ActivityEntry(f"local:{self.log.seq + 1}", at, kind, message, severity, "dashboard")
         )
 
     def _add_activity(self, entry: ActivityEntry) -> None:
-        if entry.id in self._activity_ids:
-            return
-        if len(self._activity) == self._activity.maxlen:
-            self._activity_ids.discard(self._activity[0][1].id)
-        self.activity_seq += 1
-        self._activity.append((self.activity_seq, entry))
-        self._activity_ids.add(entry.id)
-        self.activity_version += 1
-        self._bump()
+        if self.log.add(entry):
+            self._bump()
 
     def activity_after(self, seq: int = 0) -> list[tuple[int, ActivityEntry]]:
         """Event-log entries that arrived after `seq` (0 = all kept), oldest first."""
-        if seq <= 0:
-            return list(self._activity)
-        return [item for item in self._activity if item[0] > seq]
+        return self.log.after(seq)
 
     @property
     def activity(self) -> list[ActivityEntry]:
-        return [entry for _, entry in self._activity]
+        return self.log.entries
+
+    @property
+    def activity_seq(self) -> int:
+        return self.log.seq
+
+    @property
+    def activity_version(self) -> int:
+        return self.log.version
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -508,19 +420,7 @@ class FleetModel:
         return dict(counts)
 
     def lock_groups(self) -> list[LockGroupView]:
-        now = self.clock()
-        views: list[LockGroupView] = []
-        for ident, lock in sorted(self._locks.items()):
-            holders = tuple(
-                holder_view(
-                    h, self._holder_since.get((ident, h)), self.rows.get(h), now, self.lock_stale_after
-                )
-                for h in lock.holders
-            )
-            views.append(
-                LockGroupView(lock.group, lock.kind, lock.key, lock.available, lock.max, holders, lock.error)
-            )
-        return views
+        return self.locks.views(self.rows.get, self.clock(), self.lock_stale_after)
 
     def lock_group(self, ident: str) -> LockGroupView | None:
         return next((view for view in self.lock_groups() if view.ident == ident), None)
@@ -555,16 +455,7 @@ class FleetModel:
     def channels(self) -> list[ChannelView]:
         """In the server's order (alpha, beta, stable, then added channels)."""
         return self._cached(
-            "channels",
-            lambda: [
-                ChannelView(
-                    name,
-                    opt_str(data, "version"),
-                    opt_time(data, "updated_at"),
-                    self.channel_progress(name),
-                )
-                for name, data in self._channels.items()
-            ],
+            "channels", lambda: [channel_view(n, d, self._index()) for n, d in self._channels.items()]
         )
 
     def channel_version(self, name: str | None) -> str | None:
@@ -575,59 +466,25 @@ class FleetModel:
         return name in self._channels
 
     def channel_progress(self, name: str) -> RolloutProgress:
-        by_channel, _, _ = self._index()
-        return rollout(name, self.channel_version(name), by_channel.get(name, ()))
-
-    def _index(
-        self,
-    ) -> tuple[dict[str | None, list[NodeRow]], dict[str, list[NodeRow]], dict[str | None, list[NodeRow]]]:
-        """Rows by channel, by server group, and (no server group) by channel: one pass per version."""
-        cached = self._cache.get("index")
-        if cached is not None and cached[0] == self.version:
-            return cached[1]  # type: ignore[return-value]
-        by_channel: dict[str | None, list[NodeRow]] = {}
-        by_group: dict[str, list[NodeRow]] = {}
-        ungrouped: dict[str | None, list[NodeRow]] = {}
-        for row in self.rows.values():
-            channel = row.channel
-            by_channel.setdefault(channel, []).append(row)
-            group = row.group
-            if group is None:
-                ungrouped.setdefault(channel, []).append(row)
-            else:
-                by_group.setdefault(group, []).append(row)
-        index = (by_channel, by_group, ungrouped)
-        self._cache["index"] = (self.version, index)
-        return index
+        return rollout(name, self.channel_version(name), self._index().by_channel.get(name, ()))
 
     def groups(self) -> list[ServerGroupView]:
         """In the server's order."""
         return self._cached(
-            "groups", lambda: [view for gid in self._groups if (view := self.group(gid)) is not None]
+            "groups", lambda: [g for gid in self._groups if (g := self.group(gid)) is not None]
         )
 
     def group(self, group_id: str) -> ServerGroupView | None:
         data = self._groups.get(group_id)
-        if data is None:
-            return None
-        policy = data.get("policy") if isinstance(data.get("policy"), dict) else {}
-        assert isinstance(policy, dict)
-        track = opt_str(data, "track")
-        channel = opt_str(data, "channel") or track
-        # nodes the server placed in this group, plus etcd-only nodes on the group's track
-        _, by_group, ungrouped = self._index()
-        rows = by_group.get(group_id, []) + (ungrouped.get(track, []) if track is not None else [])
-        return ServerGroupView(
-            id=group_id,
-            name=opt_str(data, "name") or group_id,
-            track=track,
-            channel=channel,
-            updates_enabled=bool(policy.get("updates_enabled", True)),
-            policy=dict(policy),
-            rollout_in_progress=bool(data.get("rollout_in_progress")),
-            halted_reason=opt_str(data, "halted_reason"),
-            progress=rollout(group_id, self.channel_version(channel), rows),
-        )
+        return None if data is None else group_view(group_id, data, self._index(), self.channel_version)
+
+    def _index(self) -> RowIndex:
+        """Rows by channel and by server group: one pass per model version."""
+        cached = self._cache.get("index")
+        if cached is None or cached[0] != self.version:
+            cached = (self.version, index_rows(self.rows.values()))
+            self._cache["index"] = cached
+        return cached[1]  # type: ignore[return-value]
 
 
 BIG_BATCH = 500
