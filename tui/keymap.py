@@ -32,7 +32,7 @@ from textual.binding import Binding
 
 MAIN_BINDINGS: list[Binding] = [
     Binding("c", "check", "Check", id="check"),
-    Binding("s", "switch_channel", "Channel", id="switch_channel"),
+    Binding("s", "switch_channel", "Chan", id="switch_channel"),
     Binding("u", "unlock", "Unlock", id="unlock"),
     Binding("m", "set_max", "Max", id="set_max"),
     Binding("p", "pause", "Pause", id="pause"),

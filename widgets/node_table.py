@@ -314,23 +314,24 @@ class NodeTable(ScrollView, can_focus=True):
             base = base + self._style(f"node-table--{row_class}")
         if marked:
             base = base + self._style("node-table--marked")
+        # the cursor goes on top of everything (a style applied after each cell's own)
+        top = self._style("node-table--cursor") if cursor else None
         gutter = (">" if cursor else " ") + ("*" if marked else ("~" if self._stale else " "))
-        segments = [Segment(gutter, base)]
+        line_style = base + top if top else base
+        segments = [Segment(gutter, line_style)]
         plain = row_class in ("stale", "unreadable", "offline")
         span = self.spec.span(row)
         for n, (column, cell_width) in enumerate(self._columns(width)):
             if n:
-                segments.append(Segment(" ", base))
+                segments.append(Segment(" ", line_style))
                 if span is not None:
-                    segments.append(Segment(span, base))
+                    segments.append(Segment(span, line_style))
                     break
             text = fit_text(column.text(row), cell_width, column.align_right)
             cell_style = column.style(row) if column.style is not None and not plain else None
-            segments.append(Segment(text, base + Style.parse(cell_style) if cell_style else base))
+            style = base + Style.parse(cell_style) if cell_style else base
+            segments.append(Segment(text, style + top if top else style))
         used = sum(len(s.text) for s in segments)
         if used < width:
-            segments.append(Segment(" " * (width - used), base))
-        strip = Strip(segments, width).crop(0, width)
-        if cursor:
-            strip = strip.apply_style(self._style("node-table--cursor"))
-        return strip
+            segments.append(Segment(" " * (width - used), line_style))
+        return Strip(segments, width).crop(0, width)

@@ -190,7 +190,7 @@ async def test_read_only_hides_every_mutating_key() -> None:
         await pilot.pause()
         text = screen_text(app)
         assert "[R]" in text
-        for label in ("Check", "Channel", "Unlock", "Max", "Pause"):
+        for label in ("Check", "Chan", "Unlock", "Max", "Pause"):
             assert label not in text.splitlines()[-1], label
         await pilot.press("c", "s", "u", "m", "p")
         await pilot.pause()

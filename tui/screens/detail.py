@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import BindingType
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
@@ -133,9 +133,17 @@ def history_text(entries: list[dict[str, Any]] | None, error: str | None) -> Tex
 
 class NodeDetailScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = list(DETAIL_BINDINGS)
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-narrow"), (120, "-wide")]
     DEFAULT_CSS = """
-    NodeDetailScreen VerticalScroll { padding: 0 1; }
+    NodeDetailScreen #detail { padding: 0 1; }
+    NodeDetailScreen #columns { height: auto; }
+    NodeDetailScreen.-narrow #columns { layout: vertical; }
+    NodeDetailScreen #about { width: auto; min-width: 50; height: auto; }
+    NodeDetailScreen #right { width: 1fr; height: auto; }
+    NodeDetailScreen.-wide #right { margin-left: 2; }
+    NodeDetailScreen Static { height: auto; }
     NodeDetailScreen .section { text-style: bold; color: $text-accent; margin-top: 1; }
+    NodeDetailScreen.-wide #right > .section:first-child { margin-top: 0; }
     """
 
     def __init__(
@@ -153,12 +161,14 @@ class NodeDetailScreen(Screen[None]):
         self._last_rev = -1
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll():
-            yield Static(id="about")
-            yield Static("partitions (cgpt show)", classes="section")
-            yield Static(id="partitions", markup=False)
-            yield Static("pending commands", classes="section")
-            yield Static(id="commands")
+        with VerticalScroll(id="detail"):
+            with Horizontal(id="columns"):
+                yield Static(id="about")
+                with Vertical(id="right"):
+                    yield Static("partitions (cgpt show)", classes="section")
+                    yield Static(id="partitions")
+                    yield Static("pending commands", classes="section")
+                    yield Static(id="commands")
             yield Static("history (update server)", classes="section")
             yield Static(id="history")
         yield Footer()
@@ -188,7 +198,7 @@ class NodeDetailScreen(Screen[None]):
             return
         self._last_rev = row.rev
         self.query_one("#about", Static).update(describe(row))
-        self.query_one("#partitions", Static).update(cgpt_table(row))
+        self.query_one("#partitions", Static).update(Text(cgpt_table(row), no_wrap=True))
         self.query_one("#commands", Static).update(commands_text(row))
         self.query_one("#history", Static).update(history_text(self._history, self._history_error))
 
