@@ -20,7 +20,7 @@ import pytest
 from coreroll.etcd.config import EtcdConfig
 from coreroll.etcd.launcher import EmbeddedEtcd
 from coreroll.fleet.history import check_capacity, check_reboots, read_lock_history
-from coreroll.fleet.scenario import SCENARIOS, LockGroupSpec, Spread
+from coreroll.fleet.scenario import SCENARIOS, Faults, LockGroupSpec, Spread
 from coreroll.fleet.sim import Fleet
 from coreroll.node.clock import ScaledClock
 from coreroll.watch.etcd_source import EtcdSource
@@ -73,9 +73,12 @@ def make_fleet(
     groups: tuple[LockGroupSpec, ...] = (LockGroupSpec("web", 2, 2.0), LockGroupSpec("db", 1, 1.0)),
     time_factor: float = 100.0,
     spread: Spread = FAST,
+    faults: Faults | None = None,
     seed: int = 7,
 ) -> Fleet:
-    scenario = dataclasses.replace(SCENARIOS["stable"], spread=spread, lock_groups=groups)
+    scenario = dataclasses.replace(
+        SCENARIOS["stable"], spread=spread, lock_groups=groups, faults=faults or Faults()
+    )
     return Fleet(
         base / "fleet",
         server.url,

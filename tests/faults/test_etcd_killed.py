@@ -17,10 +17,14 @@ NODES = 6
 MAX = {"web": 2, "db": 1}
 
 
-async def test_etcd_killed_twice_mid_rollout(own_etcd: EmbeddedEtcd, update_server: Any, tmp_path: Path) -> None:
+async def test_etcd_killed_twice_mid_rollout(
+    own_etcd: EmbeddedEtcd, update_server: Any, tmp_path: Path
+) -> None:
     publish_synthetic(update_server, NEW, channel="stable", image_size=64 * 1024)
     with admin(update_server) as client:  # an abandoned update is offered again after 3 real seconds
-        assert client.put("/api/v1/groups/stable/policy", json={"update_timeout_seconds": 3}).status_code == 200
+        assert (
+            client.put("/api/v1/groups/stable/policy", json={"update_timeout_seconds": 3}).status_code == 200
+        )
     fleet = make_fleet(tmp_path, update_server, own_etcd.endpoint, NODES)
     async with watching(own_etcd.endpoint) as watch:
         await fleet.start()
@@ -39,20 +43,26 @@ async def test_etcd_killed_twice_mid_rollout(own_etcd: EmbeddedEtcd, update_serv
                 own_etcd.kill()
                 outages += 1
                 record("etcd_sigkills")
-                await watch.until(lambda m: m.connections["etcd"].status == DOWN, 10, "dashboard shows etcd down")
+                await watch.until(
+                    lambda m: m.connections["etcd"].status == DOWN, 10, "dashboard shows etcd down"
+                )
                 killed_at = fleet.clock.now()
                 # stay down for 30 simulated seconds: longer than a node's report interval and lock retry
-                await until(lambda: fleet.clock.now() - killed_at >= 30, 10, "30 simulated seconds")
+                await until(lambda t=killed_at: fleet.clock.now() - t >= 30, 10, "30 simulated seconds")
                 own_etcd.start()
-                await watch.until(lambda m: m.connections["etcd"].status == CONNECTED, 15, "dashboard reconnects")
+                await watch.until(
+                    lambda m: m.connections["etcd"].status == CONNECTED, 15, "dashboard reconnects"
+                )
 
             assert outages == 2
             await until(lambda: fleet.all_on(NEW), 60, f"every node on {NEW}: {fleet.snapshot().line()}")
             await until(lambda: all(s.released is not None for s in fleet.spans), 20, "every lock released")
             # the dashboard, through both outages, ends with the truth
             await watch.until(
-                lambda m: all(r.version == NEW and r.online for r in m.rows.values())
-                and not any(h for g in m.lock_groups() for h in g.holders),
+                lambda m: (
+                    all(r.version == NEW and r.online for r in m.rows.values())
+                    and not any(h for g in m.lock_groups() for h in g.holders)
+                ),
                 20,
                 "dashboard shows every node on the new release and no holder",
             )
