@@ -10,11 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from coreroll.etcd.config import EtcdConfig
@@ -23,6 +27,8 @@ from coreroll.fleet.history import check_capacity, check_reboots, read_lock_hist
 from coreroll.fleet.scenario import SCENARIOS, Faults, LockGroupSpec, Spread
 from coreroll.fleet.sim import Fleet
 from coreroll.node.clock import ScaledClock
+from coreroll.omaha.payload import generate_private_key, write_keypair
+from coreroll.server.runner import free_port
 from coreroll.watch.etcd_source import EtcdSource
 from coreroll.watch.model import FleetModel
 from coreroll.watch.updates import UpdateBuffer
@@ -66,7 +72,7 @@ async def until(predicate: Callable[[], Any], within: float, what: str, poll: fl
 
 def make_fleet(
     base: Path,
-    server: Any,
+    server: Any,  # anything with .url and .data_dir or .settings.data_dir (thread or process server)
     etcd_endpoint: str,
     nodes: int,
     *,
@@ -88,10 +94,71 @@ def make_fleet(
         ScaledClock(time_factor),
         version=OLD,
         image=b"installed image " * 64,
-        public_key=server_public_key(server.settings.data_dir),
+        public_key=server_public_key(getattr(server, "data_dir", None) or server.settings.data_dir),
         seed=seed,
         report_interval=0.5,
     )
+
+
+class ServerProc:
+    """`coreroll server` as a child process on a port that stays the same across restarts (so the
+    agents' configured URL keeps working, as with a server restarted by systemd). The runner's
+    start_server_process picks a new port on every start, hence this small variant."""
+
+    def __init__(self, data_dir: Path, token: str = "faults-token") -> None:
+        self.data_dir = data_dir
+        self.token = token
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, within: float = 30.0) -> None:
+        argv = [sys.executable, "-m", "coreroll", "server", "--listen", f"127.0.0.1:{self.port}",
+                "--data", str(self.data_dir), "--token", self.token]  # fmt: skip
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with (self.data_dir / "server.log").open("ab") as log:
+            self.process = subprocess.Popen(argv, stdout=log, stderr=log)
+        self.starts += 1
+        deadline = time.monotonic() + within
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {(self.data_dir / 'server.log').read_text()[-500:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server not healthy within {within}s")
+            time.sleep(0.05)  # polling a child process: nothing to wait on
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no flush, requests in flight are cut."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def server_proc(tmp_path: Path) -> Iterator[ServerProc]:
+    data = tmp_path / "server"
+    write_keypair(data / "keys", generate_private_key())
+    proc = ServerProc(data)
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
 
 
 @dataclass
