@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 
 class MainScreen(Screen[None]):
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-narrow"), (120, "-wide")]
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-narrow"), (140, "-wide")]
     BINDINGS: ClassVar[list[BindingType]] = list(MAIN_BINDINGS)
 
     def compose(self) -> ComposeResult:
