@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
+import time
 from pathlib import Path
 
 from coreroll.server.settings import DEFAULT_LISTEN, ServerSettings, default_data_dir, parse_listen
@@ -36,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="trust X-Forwarded-For from this proxy network (repeatable)")  # fmt: skip
     parser.add_argument("--instance-cap", type=int, default=1_000_000, metavar="N",
                         help="refuse to register more than N instances (default 1000000)")  # fmt: skip
+    parser.add_argument("--new-instances-per-source", type=int, default=1000, metavar="N",
+                        help="new machines one client IP may register per hour (default 1000, 0: no limit; "
+                        "loopback is exempt)")  # fmt: skip
     parser.add_argument(
         "--public-url", metavar="URL", help="base URL for payload links (default: the request's host)"
     )
@@ -61,10 +66,22 @@ def _settings(args: argparse.Namespace) -> ServerSettings:
         stale_window_seconds=args.stale_window,
         trusted_proxies=tuple(args.trusted_proxy),
         instance_cap=args.instance_cap,
+        new_instances_per_source=args.new_instances_per_source,
         public_url=args.public_url,
         poll_interval=args.poll_interval,
         fixed_response_route=getattr(args, "bench_fixed_route", False),
     )
+
+
+async def _check_database(url: str) -> None:
+    """Open (and create or check the schema of) the database first, so a bad --db is one line."""
+    from coreroll.server.storage import Storage
+
+    storage = Storage(url, time.time)
+    try:
+        await storage.start()
+    finally:
+        await storage.close()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,6 +95,15 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, StorageError) as exc:
         print(f"coreroll server: {exc}", file=sys.stderr)
         return 2
+    from coreroll.server.auth import TokenFileError, load_or_create_token
+
+    try:
+        settings.token = load_or_create_token(settings)
+        print(f"coreroll server: opening {settings.database_url.split('@')[-1]} ...", file=sys.stderr)
+        asyncio.run(_check_database(settings.database_url))
+    except (TokenFileError, OSError, StorageError) as exc:
+        print(f"coreroll server: {exc}", file=sys.stderr)
+        return 1
     print(
         f"coreroll server: listening on http://{settings.listen} (data {settings.data_dir})", file=sys.stderr
     )

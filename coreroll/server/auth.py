@@ -3,8 +3,10 @@
 ``load_or_create_token(settings) -> str``: ``settings.token`` if given, else the token file
 ``<data dir>/token``; when there is none, 32 random bytes (url-safe base64) are written there with
 mode 0600 (created exclusively, so a concurrent start never overwrites it).
-``read_token_file(path) -> str | None`` is what the CLI uses. ``token_matches(header, token)``
-checks an ``Authorization`` header in constant time.
+``read_token_file(path, strict=False) -> str | None`` is what the CLI uses; the server reads with
+``strict=True``, which raises ``TokenFileError`` (naming the mode and the chmod to run) for a token
+file readable or writable by group or others, as payload.load_private_key does for keys.
+``token_matches(header, token)`` checks an ``Authorization`` header in constant time.
 """
 
 from __future__ import annotations
@@ -12,13 +14,24 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+import stat
 from pathlib import Path
 
 from coreroll.server.settings import ServerSettings
 
 
-def read_token_file(path: Path) -> str | None:
+class TokenFileError(Exception):
+    """A token file the server must not use (its mode lets other users read it)."""
+
+
+def read_token_file(path: Path, strict: bool = False) -> str | None:
     try:
+        if strict:
+            mode = stat.S_IMODE(path.stat().st_mode)
+            if mode & 0o077:
+                raise TokenFileError(
+                    f"{path} is readable or writable by group/others (mode {mode:04o}): chmod 600 {path}"
+                )
         token = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         return None
@@ -29,7 +42,7 @@ def load_or_create_token(settings: ServerSettings) -> str:
     if settings.token:
         return settings.token
     path = settings.token_path
-    existing = read_token_file(path)
+    existing = read_token_file(path, strict=True)
     if existing:
         return existing
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -37,7 +50,7 @@ def load_or_create_token(settings: ServerSettings) -> str:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:  # another process created it first: use theirs
-        return read_token_file(path) or token
+        return read_token_file(path, strict=True) or token
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(token + "\n")
     return token

@@ -30,6 +30,7 @@ from coreroll.omaha.protocol import (
 )
 from coreroll.server.catalog import Catalog, Group
 from coreroll.server.lifecycle import Check, EventOutcome, apply_event, classify_check, grant, hold, land
+from coreroll.server.limits import SourceLimiter
 from coreroll.server.metrics import Metrics
 from coreroll.server.policy import Decision, decide, needs_stats
 from coreroll.server.registry import HistoryEntry, Instance, Registry
@@ -56,6 +57,9 @@ class OmahaHandler:
         self.registry = registry
         self.metrics = metrics
         self.clock = settings.clock
+        self.limiter = SourceLimiter(
+            settings.new_instances_per_source, settings.new_instances_window, settings.clock
+        )
 
     async def handle(self, body: bytes, ip: str, base_url: str) -> tuple[int, bytes, str]:
         started = time.perf_counter()
@@ -99,7 +103,7 @@ class OmahaHandler:
             self.metrics.count("unknown_group")
             return app_response(app, UPDATECHECK_INTERNAL_ERROR, status="error-unknownApplicationOrGroup")
         old = await self.registry.get(app.machineid)
-        if old is None and self.registry.count >= self.settings.instance_cap:
+        if old is None and (self.registry.count >= self.settings.instance_cap or not self.limiter.allow(ip)):
             self.metrics.count("instance_cap")
             return app_response(app, UPDATECHECK_INTERNAL_ERROR, status="error-instanceRegistrationFailed")
         now = self.clock()

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from coreroll.omaha.payload import (
     PRIVATE_KEY_NAME,
     PUBLIC_KEY_NAME,
+    KeyFileError,
     PayloadError,
     b64,
     build_payload,
@@ -84,9 +85,12 @@ class Publisher:
         with self._key_lock:
             if self._keys is None:
                 private = self.settings.key_dir / PRIVATE_KEY_NAME
-                if not private.exists():
-                    write_keypair(self.settings.key_dir)
-                self._keys = (load_private_key(private), load_public_key(self.public_key_path))
+                try:
+                    if not private.exists():
+                        write_keypair(self.settings.key_dir)
+                    self._keys = (load_private_key(private), load_public_key(self.public_key_path))
+                except (KeyFileError, OSError, ValueError) as exc:
+                    raise CatalogError(500, f"signing key unusable: {exc}") from exc
             return self._keys
 
     def _check(self, version: str, channel: str | None, filename: str) -> None:

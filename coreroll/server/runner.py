@@ -61,6 +61,7 @@ def _config(settings: ServerSettings, **extra: Any) -> uvicorn.Config:
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=2,
+        proxy_headers=False,  # X-Forwarded-For is honoured only from --trusted-proxy, by app.client_ip()
         lifespan="on",
         **extra,
     )
@@ -123,7 +124,10 @@ def run_server_in_thread(settings: ServerSettings, timeout: float = 20.0) -> Run
 def serve_forever(settings: ServerSettings) -> bool:
     """Serve until SIGINT/SIGTERM; False when the server could not start (the error is logged)."""
     server = _Server(_config(settings))
-    asyncio.run(server.serve())
+    try:
+        asyncio.run(server.serve())
+    except SystemExit:  # uvicorn exits this way when startup (e.g. opening the database) fails
+        return False
     return server.started
 
 

@@ -44,6 +44,8 @@ class ServerSettings:
     stale_window_seconds: float = 7200.0
     trusted_proxies: tuple[str, ...] = ()
     instance_cap: int = 1_000_000
+    new_instances_per_source: int = 1000  # new registrations per source IP per window (0: no limit)
+    new_instances_window: float = 3600.0
     public_url: str | None = None  # base URL for payload links; None: from the request's Host
     poll_interval: int | None = None  # PollInterval sent with update checks
     feed_retention: int = 200_000  # changes kept for Last-Event-ID resumes

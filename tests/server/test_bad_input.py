@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from coreroll.omaha.payload import build_payload, generate_private_key
 from coreroll.omaha.protocol import OmahaEvent
 from coreroll.server.runner import RunningServer
+from tests.server.conftest import start
 from tests.server.helpers import HTTP, call, check_status, get, omaha, post, publish, request_xml
 
 GOOD = request_xml("0123456789abcdef0123456789abcdef", "3999.0.0")
@@ -174,3 +177,44 @@ def test_bad_admin_bodies_name_the_problem(sqlite_server: RunningServer) -> None
     assert call(server, "PUT", "/api/v1/groups/nope/policy", {}).status_code == 404
     assert call(server, "PUT", "/api/v1/channels/stable", {"version": "1.2.3"}).status_code == 404
     assert get(server, "/api/v1/groups/stable")["policy"]["max_updates_per_period"] == 999999
+
+
+def test_one_source_cannot_register_unlimited_machines(tmp_path: Path, sqlite_url: str) -> None:
+    server = start(tmp_path, sqlite_url, new_instances_per_source=3, trusted_proxies=("127.0.0.1/32",))
+    try:
+        statuses = [
+            HTTP.post(f"{server.url}/v1/update/", content=request_xml(f"flood{n}", "3999.0.0"),
+                      headers={"X-Forwarded-For": "203.0.113.9"}).text.count("error-instanceRegistrationFailed")
+            for n in range(5)
+        ]  # fmt: skip
+        assert statuses == [0, 0, 0, 1, 1]
+        assert get(server, "/api/v1/instances")["total"] == 3
+        other = HTTP.post(f"{server.url}/v1/update/", content=request_xml("honest", "3999.0.0"),
+                          headers={"X-Forwarded-For": "198.51.100.1"})  # fmt: skip
+        assert "error-instanceRegistrationFailed" not in other.text
+        again = HTTP.post(f"{server.url}/v1/update/", content=request_xml("flood0", "3999.0.0"),
+                          headers={"X-Forwarded-For": "203.0.113.9"})  # fmt: skip
+        assert "error-instanceRegistrationFailed" not in again.text  # known machines are served
+    finally:
+        server.stop()
+
+
+def test_token_file_readable_by_others_is_refused(tmp_path: Path) -> None:
+    from coreroll.cli import main
+    from coreroll.server.auth import TokenFileError, load_or_create_token
+    from coreroll.server.settings import ServerSettings
+
+    settings = ServerSettings(data_dir=tmp_path)
+    token = load_or_create_token(settings)
+    assert oct(settings.token_path.stat().st_mode & 0o777) == "0o600"
+    settings.token_path.chmod(0o644)
+    with pytest.raises(TokenFileError, match="chmod 600"):
+        load_or_create_token(settings)
+    assert settings.token_path.read_text().strip() == token  # not rewritten
+    assert main(["server", "--data", str(tmp_path), "--listen", "127.0.0.1:1"]) == 1
+
+
+def test_forwarded_for_is_ignored_without_a_trusted_proxy(sqlite_server: RunningServer) -> None:
+    HTTP.post(f"{sqlite_server.url}/v1/update/", content=request_xml("xff", "3999.0.0"),
+              headers={"X-Forwarded-For": "203.0.113.7"})  # fmt: skip
+    assert get(sqlite_server, "/api/v1/instances/xff")["ip"] == "127.0.0.1"

@@ -130,3 +130,15 @@ def test_server_keygen(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> No
     assert stat.S_IMODE(private.stat().st_mode) == 0o600
     code, _, err = run(capsys, "server", "keygen", "--out", str(tmp_path / "keys"))
     assert code == 1 and "refusing to overwrite" in err
+
+
+def test_server_refuses_a_bad_database_in_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = run(capsys, "server", "--data", str(tmp_path), "--db", "postgresql://nobody@127.0.0.1:1/x")
+    assert code == 1 and err.strip().splitlines()[-1].startswith("coreroll server: cannot open database")
+    assert "Traceback" not in err
+    code, _, err = run(capsys, "server", "--data", str(tmp_path), "--db", "mysql://x")
+    assert code == 2 and "expected sqlite:///PATH or postgresql://" in err
+    code, _, err = run(capsys, "server", "--data", str(tmp_path), "--listen", "nowhere")
+    assert code == 2 and "HOST:PORT" in err
