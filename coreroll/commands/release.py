@@ -23,7 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument(
         "--synthetic", action="store_true", help="have the server build and sign a synthetic payload"
     )
-    publish.add_argument("--version", required=True, metavar="V")
+    publish.add_argument("--version", metavar="V",
+                         help="release version (required with --file; --synthetic defaults to today's CoreOS "
+                         "version, major = days since 2013-07-13)")  # fmt: skip
     publish.add_argument("--channel", metavar="C", help="point this channel at the release")
     publish.add_argument("--filename", metavar="NAME", help="package name for --file (default update.gz)")
     publish.add_argument(
@@ -58,11 +60,16 @@ def run_publish(args: argparse.Namespace) -> int:
     try:
         with ApiClient.from_args(args) as api:
             if args.synthetic:
-                body = {"version": args.version, "synthetic": True, "image_size": args.image_size}
+                body: dict[str, object] = {"synthetic": True, "image_size": args.image_size}
+                if args.version:
+                    body["version"] = args.version
                 if args.channel:
                     body["channel"] = args.channel
                 release = api.send("POST", "/api/v1/releases", body)
             else:
+                if not args.version:
+                    print("coreroll release publish: --file needs --version", file=sys.stderr)
+                    return 2
                 path = Path(args.file)
                 params = {"version": args.version, "filename": args.filename or "update.gz"}
                 if args.channel:

@@ -73,8 +73,7 @@ async def publish(request: Request) -> Any:
     size = body.get("image_size", 65536)
     if isinstance(size, bool) or not isinstance(size, int):
         raise CatalogError(400, f"image_size: expected an integer, got {size!r}")
-    version = _str(body, "version")
-    assert version is not None
+    version = _str(body, "version", required=False)  # default: today's CoreOS version
     return await state.publisher.publish_synthetic(version, _str(body, "channel", required=False), size)
 
 

@@ -43,7 +43,7 @@ from coreroll.omaha.payload import (
 )
 from coreroll.server.catalog import Catalog, CatalogError, Release
 from coreroll.server.settings import ServerSettings
-from coreroll.server.versions import valid_version
+from coreroll.server.versions import next_free_version, valid_version
 
 MAX_UPLOAD = 4 * 1024**3
 MAX_SIGNED = 512 * 1024**2  # a coreroll container is verified in memory
@@ -104,8 +104,11 @@ class Publisher:
             )
 
     async def publish_synthetic(
-        self, version: str, channel: str | None, image_size: int = 65536
+        self, version: str | None, channel: str | None, image_size: int = 65536
     ) -> dict[str, Any]:
+        """``version=None`` picks today's CoreOS version (major = days since 2013-07-13)."""
+        if version is None:
+            version = next_free_version(self.catalog.releases)
         self._check(version, channel, DEFAULT_FILENAME)
         if not 1 <= image_size <= MAX_SYNTHETIC:
             raise CatalogError(400, f"image_size must be between 1 and {MAX_SYNTHETIC}")

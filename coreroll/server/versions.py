@@ -1,7 +1,8 @@
 """Versions and channels.
 
 - ``coreos_major(day)``: CoreOS's scheme, major = days since 2013-07-13 (the first CoreOS build);
-  ``coreos_version(day, minor, patch)`` -> ``"4885.0.0"``.
+  ``coreos_version(day, minor, patch)`` -> ``"4885.0.0"``; ``next_free_version(taken)`` is the
+  default version of a release published without one.
 - ``version_key(v)``: a sort key comparing dotted versions numerically (``"10.0" > "9.9"``);
   ``is_newer(a, b)``.
 - ``DEFAULT_CHANNELS`` (alpha, beta, stable), ``PROMOTION`` (alpha -> beta -> stable),
@@ -35,6 +36,14 @@ def coreos_major(day: dt.date) -> int:
 def coreos_version(day: dt.date | None = None, minor: int = 0, patch: int = 0) -> str:
     day = day or dt.datetime.now(dt.UTC).date()
     return f"{coreos_major(day)}.{minor}.{patch}"
+
+
+def next_free_version(taken: set[str] | dict[str, object], day: dt.date | None = None) -> str:
+    """Today's CoreOS version (``<days since 2013-07-13>.0.0``), patch bumped past any taken one."""
+    patch = 0
+    while coreos_version(day, 0, patch) in taken:
+        patch += 1
+    return coreos_version(day, 0, patch)
 
 
 def valid_version(version: str) -> bool:

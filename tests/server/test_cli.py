@@ -48,6 +48,18 @@ def test_release_publish_promote_list(env: RunningServer, capsys: pytest.Capture
     assert [a["kind"] for a in activity].count("ChannelUpdated") == 3
 
 
+def test_synthetic_version_defaults_to_the_coreos_scheme(
+    env: RunningServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from coreroll.server.versions import coreos_version
+
+    first = run(capsys, "release", "publish", "--synthetic")[1]
+    second = run(capsys, "release", "publish", "--synthetic", "--json")[1]
+    assert first.startswith(f"published {coreos_version()} (")
+    assert json.loads(second)["version"] == coreos_version(None, 0, 1)
+    assert run(capsys, "release", "publish", "--file", "x")[0] == 2
+
+
 def test_release_publish_file(env: RunningServer, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     run(capsys, "release", "publish", "--synthetic", "--version", "4000.0.0")
     payload = HTTP.get(f"{env.url}/packages/4000.0.0/update.gz").content
