@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import ast
 import inspect
+import os
 import re
 import stat
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +23,7 @@ from coreroll.cli import main
 from coreroll.omaha.client import build_request
 from coreroll.omaha.payload import KeyFileError, load_private_key
 from coreroll.server import api_admin, auth
-from coreroll.server.runner import RunningServer, run_server_in_thread
+from coreroll.server.runner import RunningServer, free_port, run_server_in_thread
 from coreroll.server.settings import ServerSettings
 from tests.faults.counts import record
 
@@ -156,16 +159,29 @@ def test_generated_token_file_is_0600(server: RunningServer) -> None:
     assert len(server.token) >= 32
 
 
-@pytest.mark.xfail(reason="asked of SERVER in NOTES.md (FAULTS -> SERVER 1)", strict=False)
-def test_group_readable_token_file_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o644, 0o660])
+def test_token_file_readable_by_others_is_refused(tmp_path: Path, mode: int) -> None:
     settings = ServerSettings(data_dir=tmp_path)
     first = auth.load_or_create_token(settings)
-    settings.token_path.chmod(0o644)
-    with pytest.raises(Exception, match=r"chmod|mode|readable"):
+    settings.token_path.chmod(mode)
+    with pytest.raises(auth.TokenFileError, match="chmod 600"):
         auth.load_or_create_token(settings)
     record("insecure_secret_files_refused", suite="security")
-    assert first  # the file was not rewritten either
-    assert settings.token_path.read_text().strip() == first
+    assert settings.token_path.read_text().strip() == first  # not rewritten either
+
+
+def test_server_will_not_start_with_a_world_readable_token_file(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    auth.load_or_create_token(ServerSettings(data_dir=data))
+    (data / "token").chmod(0o644)
+    done = subprocess.run(
+        [sys.executable, "-m", "coreroll", "server", "--data", str(data), "--listen", f"127.0.0.1:{free_port()}"],
+        capture_output=True, text=True, timeout=60, env={k: v for k, v in os.environ.items() if k != "COREROLL_TOKEN"},
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip() and "listening on" not in line]
+    assert len(lines) == 1 and "chmod 600" in lines[0], done.stderr
+    record("insecure_secret_files_refused", suite="security")
 
 
 def test_keygen_writes_private_key_0600(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -207,6 +223,7 @@ def test_server_will_not_sign_with_a_world_readable_key(server: RunningServer) -
         timeout=30,
     )
     assert reply.status_code >= 400, reply.text
+    assert "chmod 600" in reply.json()["error"]  # the operator is told what to fix
     assert world_state(server.url) == before  # no release stored, channel not moved
     record("insecure_secret_files_refused", suite="security")
 
@@ -235,20 +252,27 @@ def test_instance_table_is_capped_against_a_flood(tmp_path: Path) -> None:
         assert http.get(f"/api/v1/instances/flood-{cap + 1:04d}").status_code == 404
 
 
-@pytest.mark.xfail(reason="per-source limit asked of SERVER in NOTES.md (FAULTS -> SERVER 2)", strict=False)
 def test_one_source_cannot_take_every_slot(tmp_path: Path) -> None:
-    settings = ServerSettings(data_dir=tmp_path / "data", instance_cap=1000)
-    if not hasattr(settings, "new_instances_per_source"):
-        pytest.fail("ServerSettings has no per-source limit on new instances")
-    settings.new_instances_per_source = 10  # type: ignore[attr-defined]
-    settings.trusted_proxies = ("127.0.0.1/32",)
+    # the source is the client behind a trusted proxy (loopback itself is exempt: the fleet runs there)
+    settings = ServerSettings(
+        data_dir=tmp_path / "data",
+        instance_cap=1000,
+        new_instances_per_source=10,
+        trusted_proxies=("127.0.0.1/32",),
+    )
     with run_server_in_thread(settings) as server, httpx.Client(base_url=server.url, timeout=10) as http:
         flood = [
             app_status(http.post("/v1/update/", content=omaha_check(f"f-{n}"),
                                  headers={"X-Forwarded-For": "203.0.113.9"}).text)
             for n in range(30)
         ]  # fmt: skip
-        assert flood.count("ok") == 10
+        record("omaha_flood_requests", len(flood), suite="security")
+        assert flood[:10] == ["ok"] * 10 and set(flood[10:]) == {"error-instanceRegistrationFailed"}
+        assert http.get("/api/v1/instances", params={"limit": 1000}).json()["total"] == 10
+        again = http.post(
+            "/v1/update/", content=omaha_check("f-0"), headers={"X-Forwarded-For": "203.0.113.9"}
+        )
+        assert app_status(again.text) == "ok"  # machines it already registered keep working
         honest = http.post(
             "/v1/update/", content=omaha_check("honest"), headers={"X-Forwarded-For": "198.51.100.1"}
         )
@@ -258,12 +282,6 @@ def test_one_source_cannot_take_every_slot(tmp_path: Path) -> None:
 # ---- X-Forwarded-For ----
 
 
-UVICORN_XFAIL = pytest.mark.xfail(
-    reason="uvicorn proxy_headers trusts 127.0.0.1 by default (NOTES.md: FAULTS -> SERVER 10:00)",
-    strict=False,
-)
-
-
 def instance_ip(http: httpx.Client, machine_id: str) -> str:
     return str(http.get(f"/api/v1/instances/{machine_id}").json()["ip"])
 
@@ -271,8 +289,8 @@ def instance_ip(http: httpx.Client, machine_id: str) -> str:
 @pytest.mark.parametrize(
     ("trusted", "forwarded", "expected"),
     [
-        pytest.param((), "203.0.113.7", "127.0.0.1", marks=UVICORN_XFAIL),  # no trusted proxy: ignored
-        pytest.param(("10.0.0.0/8",), "203.0.113.7", "127.0.0.1", marks=UVICORN_XFAIL),  # peer not trusted
+        ((), "203.0.113.7", "127.0.0.1"),  # no trusted proxy: the header is ignored
+        (("10.0.0.0/8",), "203.0.113.7", "127.0.0.1"),  # the peer is not a trusted proxy
         (("127.0.0.1/32",), "203.0.113.7", "203.0.113.7"),  # a trusted proxy's word is taken
         (("127.0.0.1/32",), "6.6.6.6, 203.0.113.7", "203.0.113.7"),  # a client-forged first hop is not
         (("127.0.0.1/32", "10.0.0.0/8"), "203.0.113.7, 10.1.2.3", "203.0.113.7"),  # chain of proxies
