@@ -10,7 +10,8 @@ Measures what `bench/dashboard.py` leaves out (it feeds the model directly):
 - load: `--rate` status changes per second for `--duration` seconds, written by this process with
   aetcd; latency from the start of each `put` to the moment the change is in the model
   (source -> UpdateBuffer -> FleetModel.apply_many, drained every 20 ms as a UI tick would):
-  p50 / p99 / max. Also the model's own apply cost per change, and process CPU (writer included).
+  p50 / p99 / max; baseline in the same run: `put` -> etcd's acknowledgement. Also the model's own
+  apply cost per change, and process CPU (writer included).
 Prints a table and writes JSON.
 """
 
@@ -150,10 +151,11 @@ async def load(config: EtcdConfig, client: Any, nodes: int, rate: int, duration:
             apply_seconds += time.perf_counter() - t0
             now = time.perf_counter()
             for update in batch:
-                if isinstance(update, u.NodeStatus) and update.raw in sent and update.raw not in arrived:
-                    arrived[update.raw] = now
-                    latencies.append(now - sent[update.raw])
+                if isinstance(update, u.NodeStatus):
                     applied += 1
+                    if update.raw in sent and update.raw not in arrived:
+                        arrived[update.raw] = now
+                        latencies.append(now - sent[update.raw])
             if len(arrived) >= total:
                 all_arrived.set()
             await asyncio.sleep(0.02)
@@ -163,6 +165,7 @@ async def load(config: EtcdConfig, client: Any, nodes: int, rate: int, duration:
     cpu0 = sum(proc.cpu_times()[:2])
     wall0 = time.perf_counter()
     pending: set[asyncio.Task[Any]] = set()
+    acked: list[float] = []  # put -> etcd's acknowledgement: the baseline for the latency
     for seq in range(1, total + 1):
         target = wall0 + seq / rate
         delay = target - time.perf_counter()
@@ -174,9 +177,10 @@ async def load(config: EtcdConfig, client: Any, nodes: int, rate: int, duration:
         put = asyncio.create_task(client.put(f"{NODES_PREFIX}{mid_of(i)}/status".encode(), raw))
         pending.add(put)
         put.add_done_callback(pending.discard)
+        put.add_done_callback(lambda _t, raw=raw: acked.append(time.perf_counter() - sent[raw]))
     await asyncio.gather(*pending)
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(all_arrived.wait(), 10)
+        await asyncio.wait_for(all_arrived.wait(), 30)
     wall = time.perf_counter() - wall0
     cpu = sum(proc.cpu_times()[:2]) - cpu0
     stop.set()
@@ -184,11 +188,14 @@ async def load(config: EtcdConfig, client: Any, nodes: int, rate: int, duration:
     source.stop()
     await task
     return {
+        "load_average_1m": round(psutil.getloadavg()[0], 2),
         "changes": total,
         "delivered": len(latencies),
         "latency_p50_ms": round(pct(latencies, 0.50) * 1000, 2),
         "latency_p99_ms": round(pct(latencies, 0.99) * 1000, 2),
         "latency_max_ms": round(max(latencies) * 1000, 2),
+        "baseline_put_ack_p50_ms": round(pct(acked, 0.50) * 1000, 2),
+        "baseline_put_ack_p99_ms": round(pct(acked, 0.99) * 1000, 2),
         "model_apply_us_per_change": round(apply_seconds / max(applied, 1) * 1e6, 1),
         "cpu_cores": round(cpu / wall, 2),
         "rss_mb": round(proc.memory_info().rss / 2**20, 1),
@@ -236,9 +243,12 @@ def main() -> None:
         ("put -> in the model p50", f"{result['latency_p50_ms']} ms"),
         ("put -> in the model p99", f"{result['latency_p99_ms']} ms"),
         ("put -> in the model max", f"{result['latency_max_ms']} ms"),
+        ("baseline: put -> etcd ack p50", f"{result['baseline_put_ack_p50_ms']} ms"),
+        ("baseline: put -> etcd ack p99", f"{result['baseline_put_ack_p99_ms']} ms"),
         ("model apply per change", f"{result['model_apply_us_per_change']} us"),
         ("process CPU (writer included)", f"{result['cpu_cores']} cores"),
         ("RSS", f"{result['rss_mb']} MB"),
+        ("machine load average (1 min)", result["load_average_1m"]),
     ]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
