@@ -21,6 +21,7 @@ the guarantee behind that. No Textual here.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -105,12 +106,11 @@ class Actions:
         at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         value = json.dumps({"action": action, "args": args, "by": self.by, "at": at}).encode()
         client = await connect_v3(self.etcd_config)
-        keys: list[str] = []
+        keys = [f"{COMMANDS_PREFIX}{mid}/{new_sortable_id()}" for mid in ids]
         try:
-            for mid in ids:
-                key = f"{COMMANDS_PREFIX}{mid}/{new_sortable_id()}"
-                await client.put(key.encode(), value)
-                keys.append(key)
+            # many marked nodes: keep a few dozen writes in flight rather than one at a time
+            for start in range(0, len(keys), 64):
+                await asyncio.gather(*(client.put(k.encode(), value) for k in keys[start : start + 64]))
         finally:
             await client.close()
         return keys
