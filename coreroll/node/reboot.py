@@ -256,7 +256,9 @@ class RebootManager:
         if self.store is None:
             return False
         try:
-            await asyncio.wait_for(self.store.peek(self.group), self.probe_timeout)
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel (gh-86296).
+            async with asyncio.timeout(self.probe_timeout):
+                await self.store.peek(self.group)
             return True
         except asyncio.CancelledError:
             raise
