@@ -98,3 +98,11 @@ async def test_set_channel_refused_without_a_server(config: EtcdConfig, v3: Any)
     result = await Actions(config, "http://127.0.0.1:9", None, by=BY).set_channel(["n1"], "beta")
     assert not result.ok and "cannot ask the server" in result.message
     assert (await v3.get_prefix(b"coreroll/")).count == 0
+
+
+async def test_check_many_marked_nodes(config: EtcdConfig, v3: Any) -> None:
+    ids = [f"m{i:03d}" for i in range(150)]
+    result = await Actions(config, None, None, by=BY).check(ids)
+    assert result.ok and result.message == "update check queued for 150 nodes"
+    listing = await v3.get_prefix(b"coreroll/v1/commands/", keys_only=True)
+    assert sorted(kv.key.decode().split("/")[3] for kv in listing) == ids
