@@ -40,7 +40,7 @@ from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
 
 from coreroll.watch.model import FleetModel
-from coreroll.watch.query import SORT_KEYS, Query, QueryError, parse_query
+from coreroll.watch.query import SORT_KEYS, Query, parse_query
 from coreroll.watch.updates import EtcdSnapshot, FeedEvent, FeedSnapshot, NodeAlive, Update, UpdateBuffer
 from tui import interventions
 from tui.keymap import APP_BINDINGS, HELP_TEXT, MUTATING, keymap_from_env
@@ -109,6 +109,8 @@ class DashApp(App[int]):
         self._pending: set[str] = set()
         self._rows_dirty = True
         self._order_dirty = True
+        self._all: list[Any] | None = None  # every row in sort order (see _update_rows)
+        self._all_index: dict[str, int] = {}
         self._flush_scheduled = False
         self._flushing = False
         self._flush_again = False
@@ -283,19 +285,10 @@ class DashApp(App[int]):
             return
         if not main.is_attached:
             return
-        model = self.model
         started = time.monotonic()
         with self.batch_update():
             if self._rows_dirty or full:
-                rows = None if (full or self._order_dirty) else self._rows_in_place(table, self._pending)
-                if rows is None:
-                    try:
-                        rows = model.filter_rows(self._query_obj or "", self.sort_column, self.sort_reverse)
-                    except QueryError:
-                        rows = model.filter_rows("", self.sort_column, self.sort_reverse)
-                table.set_rows(rows, None if full else self._pending)
-                self._pending = set()
-                self._rows_dirty = self._order_dirty = False
+                self._update_rows(table, full)
             table.stale = self.stale_sources() != ()
             self._repaint_panels(main, full)
             if isinstance(self.screen, NodeDetailScreen):
@@ -306,30 +299,35 @@ class DashApp(App[int]):
         if self.on_repaint is not None:
             self.on_repaint()
 
-    def _rows_in_place(self, table: NodeTable, changed: set[str]) -> list[Any] | None:
-        """The table's list with the changed rows swapped in place, when no change moves a row
-        (same sort value, same filter verdict, no row added or removed); None = re-sort. Keeps
-        a tick at O(changes) instead of O(N log N) while statuses stream in."""
-        if len(changed) > len(table.rows) // 4:
-            return None
-        sort_value = SORT_KEYS[self.sort_column]
-        query = self._query_obj
-        rows = list(table.rows)
-        index = table.row_index
-        model_rows = self.model.rows
-        for mid in changed:
-            new = model_rows.get(mid)
-            i = index.get(mid)
-            if i is None:
-                if new is None or (query is not None and not query(new)):
-                    continue  # not shown before, not shown now
-                return None
-            if new is None or (query is not None and not query(new)):
-                return None
-            if sort_value(rows[i]) != sort_value(new):
-                return None
-            rows[i] = new
-        return rows
+    def _update_rows(self, table: NodeTable, full: bool) -> None:
+        """Give the table its rows: the model's rows filtered by the query, in sort order.
+
+        Two lists are kept: every row in sort order (`_all`, lazily rebuilt by the model), and
+        the table's filtered list. Each tick first tries to swap the changed rows into both in
+        place (O(changes)); only a change that moves a row (new sort value, new filter verdict,
+        a row added or removed) costs a re-sort. A new filter is applied to `_all` without
+        sorting again, so typing in the filter stays cheap at 10,000+ rows."""
+        changed = self._pending
+        self._pending = set()
+        if self._all is not None and not full:
+            self._all = _swap_in_place(
+                self._all, self._all_index, changed, self.model.rows, self.sort_column, None
+            )
+        elif full:
+            self._all = None
+        rows = None
+        if not (full or self._order_dirty):
+            rows = _swap_in_place(
+                table.rows, table.row_index, changed, self.model.rows, self.sort_column, self._query_obj
+            )
+        if rows is None:
+            if self._all is None:
+                self._all = self.model.filter_rows("", self.sort_column, self.sort_reverse)
+                self._all_index = {row.machine_id: i for i, row in enumerate(self._all)}
+            query = self._query_obj
+            rows = self._all if query is None else [row for row in self._all if query(row)]
+        table.set_rows(rows, None if full else changed)
+        self._rows_dirty = self._order_dirty = False
 
     def _repaint_panels(self, main: MainScreen, full: bool) -> None:
         model = self.model
@@ -404,6 +402,7 @@ class DashApp(App[int]):
 
     def set_sort(self, column: str, reverse: bool) -> None:
         self.sort_column, self.sort_reverse = column, reverse
+        self._all = None
         self.main_screen.table.set_sort(column, reverse)
         self._rows_dirty = self._order_dirty = True
         self.repaint()
@@ -484,6 +483,34 @@ class DashApp(App[int]):
 
     def do_pause(self, group: str | None, node: str) -> None:
         self.run_worker(interventions.pause(self, group, node), group="actions")
+
+
+def _swap_in_place(
+    rows: Sequence[Any],
+    index: dict[str, int],
+    changed: set[str],
+    model_rows: dict[str, Any],
+    sort_column: str,
+    query: Query | None,
+) -> list[Any] | None:
+    """`rows` with the changed rows swapped in place, when no change moves a row (same sort value,
+    same filter verdict, no row added or removed); None means the list must be rebuilt."""
+    if len(changed) > len(rows) // 4 + 16:
+        return None
+    sort_value = SORT_KEYS[sort_column]
+    out = list(rows)
+    for mid in changed:
+        new = model_rows.get(mid)
+        i = index.get(mid)
+        shown = new is not None and (query is None or query(new))
+        if i is None or i >= len(out) or out[i].machine_id != mid:
+            if shown:
+                return None  # a row appears
+            continue  # not shown before, not shown now
+        if not shown or sort_value(out[i]) != sort_value(new):
+            return None  # a row leaves or moves
+        out[i] = new
+    return out
 
 
 def css_path() -> Path:

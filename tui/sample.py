@@ -33,6 +33,14 @@ def machine_id(i: int) -> str:
     return f"{(i * 2654435761) % (1 << 32):08x}{i:08x}" + "c0ffee00d15ea5e0"
 
 
+def hostname(mid: str) -> str:
+    """node-NNNN for the sample's machine ids; the id's start for any other id."""
+    try:
+        return f"node-{int(mid[8:16], 16):04d}"
+    except ValueError:
+        return f"node-{mid[:8]}"
+
+
 def status_json(mid: str, **fields: Any) -> bytes:
     channel = fields.get("channel", "stable")
     version = fields.get("version", CHANNELS.get(channel, "4152.2.3"))
@@ -40,7 +48,7 @@ def status_json(mid: str, **fields: Any) -> bytes:
     other = "USR-B" if active == "USR-A" else "USR-A"
     doc = {
         "machine_id": mid,
-        "hostname": fields.get("hostname", f"node-{int(mid[8:16], 16):04d}"),
+        "hostname": fields["hostname"] if "hostname" in fields else hostname(mid),
         "channel": channel,
         "server": "http://127.0.0.1:8400",
         "version": version,

@@ -202,3 +202,31 @@ async def test_read_only_hides_every_mutating_key() -> None:
 def test_no_color_is_honoured(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     monkeypatch.setenv("NO_COLOR", value)
     assert DashApp().no_color
+
+
+@pytest.mark.parametrize(("sort", "query"), [("machine", ""), ("status", ""), ("hostname", "channel:stable")])
+async def test_table_always_equals_the_models_sorted_filtered_rows(sort: str, query: str) -> None:
+    """The in-place fast path must give exactly what a full re-sort gives, tick after tick."""
+    from tui.sample import status_change
+
+    app = make_app(200)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        app.set_sort(sort, False)
+        app.set_query(query)
+        for step in range(12):
+            for i in range(0, 200, 7 + step):  # some changes keep the order, some move rows
+                app.buffer.put(status_change(i, step, NOW))
+            if step == 5:  # a node vanishes, another appears
+                app.buffer.put(u.NodeStatus(machine_id(3), STATUS_KEY.format(machine_id(3)), None))
+                app.buffer.put(
+                    u.NodeStatus(
+                        "new-node",
+                        STATUS_KEY.format("new-node"),
+                        status_json("new-node", hostname="new-node"),
+                    )
+                )
+            app.flush()
+            expected = [r.machine_id for r in app.model.filter_rows(query, sort, False)]
+            assert [r.machine_id for r in table(app).rows] == expected, step
+            assert [r.rev for r in table(app).rows] == [app.model.get(m).rev for m in expected]
