@@ -148,3 +148,23 @@ def test_two_servers_share_one_postgresql(tmp_path: Path, db_url: str) -> None:
     finally:
         first.stop()
         second.stop()
+
+
+async def test_schema_is_versioned_and_a_newer_database_is_refused(tmp_path: Path) -> None:
+    import sqlite3
+
+    from coreroll.server import schema
+    from coreroll.server.storage import Storage, StorageError
+
+    url = f"sqlite:///{tmp_path / 'v.db'}"
+    storage = Storage(url, lambda: 1.0)
+    await storage.start()
+    await storage.start()  # idempotent: a second start finds the schema and its version
+    await storage.close()
+    with sqlite3.connect(tmp_path / "v.db") as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(schema.SCHEMA_VERSION,)]
+        conn.execute("UPDATE schema_version SET version = ?", (schema.SCHEMA_VERSION + 1,))
+    newer = Storage(url, lambda: 1.0)
+    with pytest.raises(StorageError, match="newer than this server"):
+        await newer.start()
+    await newer.close()
