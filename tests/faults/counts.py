@@ -23,6 +23,7 @@ RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "reliabili
 _lock = threading.Lock()
 _counts: dict[str, Counter[str]] = {}
 _invariants: dict[str, dict[str, list[int]]] = {}
+_written: set[str] = set()  # suites this process already wrote: later flushes add to them
 
 
 def record(name: str, n: int = 1, suite: str = "faults") -> None:
@@ -53,14 +54,22 @@ def flush() -> None:
         doc["updated_at"] = now
         all_suites = doc.setdefault("suites", {})
         for suite in sorted(suites):
+            counts = Counter(_counts.get(suite, Counter()))
+            invariants = {name: list(pair) for name, pair in _invariants.get(suite, {}).items()}
+            if suite in _written and suite in all_suites:  # a second flush in one session adds up
+                counts.update(all_suites[suite].get("counts", {}))
+                for name, entry in all_suites[suite].get("invariants", {}).items():
+                    pair = invariants.setdefault(name, [0, 0])
+                    pair[0] += entry["checked"]
+                    pair[1] += entry["violations"]
             all_suites[suite] = {
                 "at": now,
-                "counts": dict(sorted(_counts.get(suite, Counter()).items())),
+                "counts": dict(sorted(counts.items())),
                 "invariants": {
-                    name: {"checked": c, "violations": v}
-                    for name, (c, v) in sorted(_invariants.get(suite, {}).items())
+                    name: {"checked": c, "violations": v} for name, (c, v) in sorted(invariants.items())
                 },
             }
+            _written.add(suite)
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         tmp = RESULTS.with_suffix(".tmp")
         tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
