@@ -46,15 +46,14 @@ _SERVER_STATE = {
 
 
 def derive_state(error: str | None, update_status: str | None, server_status: str | None) -> str:
-    """The row's one-word state. The node's own report wins over the server's view, except that an
-    idle node the server holds back (OnHold) or saw fail (Error) shows that."""
+    """The row's one-word state. The node's own report wins over the server's view, except that a
+    node idling because the server put it on hold shows `onhold` (the server column shows the rest)."""
     if error:
         return STATE_UNREADABLE
     mine = _UPDATE_STATE.get(update_status or "") if update_status else None
     theirs = _SERVER_STATE.get(server_status or "") if server_status else None
-    if mine == STATE_IDLE and theirs in (STATE_ONHOLD, STATE_ERROR):
-        # update_engine goes back to idle after reporting a failure; the server remembers it
-        return theirs
+    if mine == STATE_IDLE and theirs == STATE_ONHOLD:
+        return STATE_ONHOLD
     if mine is not None:
         return mine
     if update_status:

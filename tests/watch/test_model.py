@@ -83,7 +83,8 @@ def test_etcd_report_wins_and_server_status_is_kept(model: FleetModel) -> None:
     assert row.version == "4700.0.1" and row.server_version == "4699.0.0"
     assert row.state == "onhold"  # idle on the node because the server held it
     model.apply(u.FeedEvent("instance", "6", instance("n1", status="Error", status_reason="3/0 errorcode 10")))
-    assert model.rows["n1"].state == "error"  # the node went back to idle after reporting the failure
+    assert model.rows["n1"].state == "idle"  # the node's own word; the server column says Error
+    assert ids(model.filter_rows("status:error")) == ["n1"]  # ... and the filter finds it
     assert row.new_version is None  # update_engine's "0.0.0.0" means none
     assert row.other_version == "4650.0.0" and row.active_partition == "USR-A"
     assert row.online is False  # in etcd but no alive key
