@@ -117,3 +117,24 @@ def test_healthz_and_metrics(timed: RunningServer) -> None:
     assert 'coreroll_instances{group="stable",status="UpdateGranted"} 1.0' in text
     assert 'coreroll_updates_granted_total{group="stable"} 1.0' in text
     assert "coreroll_omaha_request_seconds_bucket" in text
+
+
+def test_recheck_with_nothing_changed_writes_nothing_until_last_check_is_old(
+    timed: RunningServer, clock: Clock
+) -> None:
+    check(timed, "h1")
+    head = get(timed, "/api/v1/info")["feed_id"]
+    first_seen = instance(timed, "h1")["last_check"]
+    for _ in range(3):
+        clock.now += 60
+        assert check(timed, "h1") == "noupdate"
+    assert get(timed, "/api/v1/info")["feed_id"] == head  # no write, no feed event
+    assert instance(timed, "h1")["last_check"] == first_seen
+    clock.now += 181  # 301 s after the stored last_check: refresh it
+    check(timed, "h1")
+    assert get(timed, "/api/v1/info")["feed_id"] == head + 1
+    assert instance(timed, "h1")["last_check"] != first_seen
+    # A changed attribute (here the version) is written at once.
+    clock.now += 1
+    check(timed, "h1", version="3999.0.1")
+    assert instance(timed, "h1")["version"] == "3999.0.1"
