@@ -87,7 +87,7 @@ async def omaha_endpoint(request: Request) -> Response:
         state.metrics.count("bad_request")
         return Response(f"bad omaha request: body is over {MAX_BODY} bytes\n", 400, media_type=TEXT)
     status, payload, media = await state.handler.handle(
-        body, client_ip(request, state.settings.trusted_proxies), base_url(request)
+        body, client_ip(request, state.settings.trusted_proxies), lambda: base_url(request)
     )
     return Response(payload, status, media_type=media)
 

@@ -1,7 +1,8 @@
 """The Omaha endpoint's logic: parse, register the instance, apply events, decide the update check.
 
 ``OmahaHandler(settings, storage, catalog, registry, metrics)``;
-``await handler.handle(body, ip, base_url) -> (http_status, body, content_type)``.
+``await handler.handle(body, ip, base_url) -> (http_status, body, content_type)``; ``base_url`` is a
+string or a callable returning one (called only when an offer is made).
 
 Malformed input (anything ``parse_request`` refuses) answers 400 ``bad omaha request: <reason>``
 and records nothing. Hot path: group, channel and release come from the catalog's memory; the
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 
 from coreroll.omaha.codes import UPDATECHECK_INTERNAL_ERROR, UPDATECHECK_NOUPDATE, InstanceStatus, is_os_app
 from coreroll.omaha.protocol import (
@@ -37,6 +39,7 @@ from coreroll.server.registry import HistoryEntry, Instance, Registry
 from coreroll.server.settings import ServerSettings
 from coreroll.server.storage import Storage, Tx
 
+BaseUrl = str | Callable[[], str]
 CHECKIN_REFRESH = 300.0  # seconds: a re-check with nothing changed writes last_check at most this often
 XML = "application/xml; charset=utf-8"
 TEXT = "text/plain; charset=utf-8"
@@ -61,7 +64,7 @@ class OmahaHandler:
             settings.new_instances_per_source, settings.new_instances_window, settings.clock
         )
 
-    async def handle(self, body: bytes, ip: str, base_url: str) -> tuple[int, bytes, str]:
+    async def handle(self, body: bytes, ip: str, base_url: BaseUrl) -> tuple[int, bytes, str]:
         started = time.perf_counter()
         try:
             request = parse_request(body)
@@ -79,11 +82,13 @@ class OmahaHandler:
         self.metrics.latency.observe(time.perf_counter() - started)
         return 200, build_response(answers), XML
 
-    def _offer(self, version: str | None, base_url: str) -> UpdateOffer | None:
+    def _offer(self, version: str | None, base_url: BaseUrl) -> UpdateOffer | None:
         release = self.catalog.release(version) if version else None
         if release is None:
             return None
-        base = (self.settings.public_url or base_url).rstrip("/")
+        base = (self.settings.public_url or (base_url if isinstance(base_url, str) else base_url())).rstrip(
+            "/"
+        )
         return UpdateOffer(
             version=release.version,
             codebase_url=f"{base}/packages/{release.version}/",
@@ -97,7 +102,7 @@ class OmahaHandler:
         self.metrics.count(result if app.updatecheck else "event")
         return app_response(app, check, poll_interval=self.settings.poll_interval)
 
-    async def _handle_app(self, app: OmahaApp, ip: str, base_url: str) -> AppResponse:
+    async def _handle_app(self, app: OmahaApp, ip: str, base_url: BaseUrl) -> AppResponse:
         group = self.catalog.group_for_track(app.track)
         if group is None:
             self.metrics.count("unknown_group")
@@ -182,7 +187,13 @@ class OmahaHandler:
         return decide(policy, stats, moment)
 
     async def _grant_or_hold(
-        self, tx: Tx, group: Group, inst: Instance, target: str, history: list[HistoryEntry], base_url: str
+        self,
+        tx: Tx,
+        group: Group,
+        inst: Instance,
+        target: str,
+        history: list[HistoryEntry],
+        base_url: BaseUrl,
     ) -> tuple[str | UpdateOffer, str, Group]:
         decision = await self._decide(group, target, tx.now, tx)
         offer = self._offer(target, base_url) if decision.grant else None
