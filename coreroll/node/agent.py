@@ -73,7 +73,8 @@ log = logging.getLogger(__name__)
 
 UPDATE_CONF = "update.conf"
 MACHINE_ID = "machine-id"
-_DONE_MEMORY = 256  # command keys remembered to drop a command delivered twice
+_DONE_MEMORY = 256
+_STOP_TIMEOUT = 5.0  # real seconds a stopping task gets before it is reported and left behind  # command keys remembered to drop a command delivered twice
 
 
 def omaha_url(server: str) -> str:
@@ -240,8 +241,7 @@ class NodeAgent:
         main, self._main = self._main, None
         if main is not None:
             main.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await main
+            await asyncio.wait({main})
         await self._bring_down(clean=clean)
         if self._own_router:
             await self.router.stop()
@@ -290,9 +290,9 @@ class NodeAgent:
         self.conf = UpdateConf.load(self.state_dir / UPDATE_CONF)
         self._start_engine()
         self._up_tasks = [
-            asyncio.create_task(self._reporter()),
-            asyncio.create_task(self._commands()),
-            asyncio.create_task(self.reboot_manager.release_after_boot()),
+            asyncio.create_task(self._reporter(), name=f"reporter-{self.hostname}"),
+            asyncio.create_task(self._commands(), name=f"commands-{self.hostname}"),
+            asyncio.create_task(self.reboot_manager.release_after_boot(), name=f"release-{self.hostname}"),
         ]
         self.up.set()
         self._mark_dirty()
@@ -304,16 +304,19 @@ class NodeAgent:
         await self._stop_engine()
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=_STOP_TIMEOUT)
+            for task in stuck:
+                log.error("%s%s did not stop within %ss", self._prefix, task.get_name(), _STOP_TIMEOUT)
         if clean and was_up:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._publish(), 5.0)
+                async with asyncio.timeout(_STOP_TIMEOUT):
+                    await self._publish()
             lease, self._lease = self._lease, None
             if lease is not None:
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self.etcd.revoke_lease(lease.id), 5.0)
+                    async with asyncio.timeout(_STOP_TIMEOUT):
+                        await self.etcd.revoke_lease(lease.id)
         self._lease = None  # after a crash the lease is simply left to expire
 
     # -- engine ------------------------------------------------------------------------------
@@ -353,8 +356,9 @@ class NodeAgent:
         task, self._engine_task = self._engine_task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            _, stuck = await asyncio.wait({task}, timeout=_STOP_TIMEOUT)
+            if stuck:
+                log.error("%supdate engine did not stop within %ss", self._prefix, _STOP_TIMEOUT)
 
     def _engine_changed(self, snapshot: EngineSnapshot) -> None:
         if snapshot.status == str(UPDATE_STATUS_UPDATED_NEED_REBOOT):
@@ -413,8 +417,11 @@ class NodeAgent:
         backoff = self.options.min_write_gap
         while True:
             timeout = max(0.0, next_beat - loop.time())
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that races
+            # with the wake-up, and the stopping agent would then wait for this task forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._dirty.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._dirty.wait()
             beat = loop.time() >= next_beat
             self._dirty.clear()
             try:

@@ -78,8 +78,7 @@ class CommandRouter:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await asyncio.wait({task})
         await self._cancel_watch()
 
     async def _cancel_watch(self) -> None:
@@ -87,7 +86,8 @@ class CommandRouter:
         self.watching.clear()
         if watch is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(watch.cancel(), 2.0)
+                async with asyncio.timeout(2.0):
+                    await watch.cancel()
 
     async def list_for(self, machine_id: str) -> list[Command]:
         listing = await self.client.get_prefix(command_prefix(machine_id).encode(), sort_order="ascend")

@@ -65,7 +65,8 @@ class FaultProxy:
         self._writers.clear()
         if server is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(server.wait_closed(), 2.0)
+                async with asyncio.timeout(2.0):
+                    await server.wait_closed()
 
     async def stop(self) -> None:
         await self.cut()
