@@ -27,6 +27,7 @@ import resource
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -114,8 +115,6 @@ async def run_n(n: int, factor: float, idle: float, etcd_endpoint: str, work: Pa
             c1, t1 = cpu(), time.monotonic()
             while sum(a.disk.active.version == "2.0.0" and a.disk.active.successful == 1 for a in agents) < n:
                 if time.monotonic() - t1 > ROLLOUT_LIMIT:
-                    from collections import Counter
-
                     states = Counter(
                         (a.disk.active.version, a.engine.status if a.engine else None) for a in agents
                     )
