@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 INITIAL_VERSION = "3815.2.0"
 NEW_VERSION = "3815.2.1"
 PUBLIC_KEY = "update-payload-key.pub.pem"
+FLEET_STOP_TIMEOUT = 20.0  # real seconds
 
 
 @dataclass(frozen=True)
@@ -234,8 +235,17 @@ class DemoSystem:
             return
         self._stopped = True
         if self.fleet is not None:
-            with contextlib.suppress(Exception):
-                await self.fleet.stop()
+            try:
+                # bounded: an agent that never finishes stopping must not keep etcd and the server up
+                async with asyncio.timeout(FLEET_STOP_TIMEOUT):
+                    await self.fleet.stop()
+            except TimeoutError:
+                log.warning("demo: the fleet did not stop within %s s", FLEET_STOP_TIMEOUT)
+                self._progress(
+                    f"the fleet did not stop within {FLEET_STOP_TIMEOUT:g} s; stopping the rest anyway"
+                )
+            except Exception:
+                log.exception("demo: stopping the fleet failed")
         if self.admin is not None:
             with contextlib.suppress(Exception):
                 await self.admin.aclose()
