@@ -25,25 +25,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from textual.app import App
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.css.query import NoMatches
 
 from coreroll.watch.model import FleetModel
-from coreroll.watch.query import SORT_KEYS, Query, parse_query
-from coreroll.watch.updates import EtcdSnapshot, FeedEvent, FeedSnapshot, NodeAlive, Update, UpdateBuffer
+from coreroll.watch.updates import Update, UpdateBuffer
 from tui import interventions
-from tui.keymap import APP_BINDINGS, HELP_TEXT, MUTATING, keymap_from_env
+from tui.intake import split_update
+from tui.keymap import APP_BINDINGS, MUTATING, binding_rows, keymap_from_env
+from tui.rows import RowView
 from tui.screens.detail import NodeDetailScreen
 from tui.screens.main import MainScreen
 from widgets.channel_bar import ChannelBar
@@ -101,19 +102,14 @@ class DashApp(App[int]):
         self.clock = clock
         self.watch_tty = watch_tty
         self.sources_configured = tuple(sources_configured)
-        self.query = ""
-        self._query_obj: Query | None = None
-        self.sort_column = "machine"
-        self.sort_reverse = False
+        self.view = RowView("machine", False)
         self.frozen = False
         self._pending: set[str] = set()
         self._rows_dirty = True
-        self._order_dirty = True
-        self._all: list[Any] | None = None  # every row in sort order (see _update_rows)
-        self._all_index: dict[str, int] = {}
         self._flush_scheduled = False
         self._flushing = False
         self._flush_again = False
+        self._gc_frozen = False
         self._last_flush = 0.0
         self._painted_at = 0.0
         self._repaint_cost = 0.0
@@ -214,6 +210,11 @@ class DashApp(App[int]):
                 if not self._backlog:
                     break
                 await asyncio.sleep(0)
+            if not self._gc_frozen and len(self.model.rows) >= 1000:
+                # the first listing of a big fleet is in: move it out of the collector's way, so
+                # later full collections do not walk 10,000s of long-lived rows (pauses = lag)
+                gc.freeze()
+                self._gc_frozen = True
         finally:
             self._flushing = False
         if self._flush_again or len(self.buffer):
@@ -233,25 +234,7 @@ class DashApp(App[int]):
         if self.on_drain is not None:
             self.on_drain()
         for update in batch:
-            self._backlog.extend(self._split(update))
-
-    def _split(self, update: Update) -> list[Update]:
-        """Cut the first listing of a big fleet into a small snapshot + single updates (the same
-        end state), so it can be applied in slices. Resyncs (rows already known) stay whole: a
-        snapshot removes what it does not list, and rows must not blink out meanwhile."""
-        if isinstance(update, EtcdSnapshot) and len(update.statuses) > self.CHUNK:
-            if any(row.in_etcd for row in self.model.rows.values()):
-                return [update]
-            head, rest = update.statuses[: self.CHUNK], update.statuses[self.CHUNK :]
-            first = {status.machine_id for status in head}
-            later_alive = [NodeAlive(mid, True) for mid in update.alive if mid not in first]
-            return [replace(update, statuses=head, alive=update.alive & first), *rest, *later_alive]
-        if isinstance(update, FeedSnapshot) and len(update.instances) > self.CHUNK:
-            if any(row.in_server for row in self.model.rows.values()):
-                return [update]
-            head, rest = update.instances[: self.CHUNK], update.instances[self.CHUNK :]
-            return [replace(update, instances=head), *(FeedEvent("instance", None, i) for i in rest)]
-        return [update]
+            self._backlog.extend(split_update(update, self.model, self.CHUNK))
 
     def _apply_slice(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -300,34 +283,10 @@ class DashApp(App[int]):
             self.on_repaint()
 
     def _update_rows(self, table: NodeTable, full: bool) -> None:
-        """Give the table its rows: the model's rows filtered by the query, in sort order.
-
-        Two lists are kept: every row in sort order (`_all`, lazily rebuilt by the model), and
-        the table's filtered list. Each tick first tries to swap the changed rows into both in
-        place (O(changes)); only a change that moves a row (new sort value, new filter verdict,
-        a row added or removed) costs a re-sort. A new filter is applied to `_all` without
-        sorting again, so typing in the filter stays cheap at 10,000+ rows."""
-        changed = self._pending
-        self._pending = set()
-        if self._all is not None and not full:
-            self._all = _swap_in_place(
-                self._all, self._all_index, changed, self.model.rows, self.sort_column, None
-            )
-        elif full:
-            self._all = None
-        rows = None
-        if not (full or self._order_dirty):
-            rows = _swap_in_place(
-                table.rows, table.row_index, changed, self.model.rows, self.sort_column, self._query_obj
-            )
-        if rows is None:
-            if self._all is None:
-                self._all = self.model.filter_rows("", self.sort_column, self.sort_reverse)
-                self._all_index = {row.machine_id: i for i, row in enumerate(self._all)}
-            query = self._query_obj
-            rows = self._all if query is None else [row for row in self._all if query(row)]
+        changed, self._pending = self._pending, set()
+        rows = self.view.rows(self.model, table.rows, table.row_index, changed, full)
         table.set_rows(rows, None if full else changed)
-        self._rows_dirty = self._order_dirty = False
+        self._rows_dirty = False
 
     def _repaint_panels(self, main: MainScreen, full: bool) -> None:
         model = self.model
@@ -383,14 +342,23 @@ class DashApp(App[int]):
         return tuple(s for s in self.sources_configured if self.model.is_stale(s))
 
     # -- view state -----------------------------------------------------------------------
+    @property
+    def query(self) -> str:
+        return self.view.query_text
+
+    @property
+    def sort_column(self) -> str:
+        return self.view.sort_column
+
+    @property
+    def sort_reverse(self) -> bool:
+        return self.view.reverse
+
     def set_query(self, text: str) -> None:
-        text = text.strip()
-        if text == self.query:
-            return
-        self._query_obj = parse_query(text, self.model.stale_holder_ids()) if text else None
-        self.query = text
-        self._rows_dirty = self._order_dirty = True
-        self.repaint()
+        """Filter the table (raises QueryError for a bad filter, leaving the old one in place)."""
+        if self.view.set_query(text, self.model):
+            self._rows_dirty = True
+            self.repaint()
 
     def cycle_sort(self) -> None:
         columns = list(SORT_CYCLE)
@@ -401,10 +369,9 @@ class DashApp(App[int]):
         self.set_sort(self.sort_column, not self.sort_reverse)
 
     def set_sort(self, column: str, reverse: bool) -> None:
-        self.sort_column, self.sort_reverse = column, reverse
-        self._all = None
+        self.view.set_sort(column, reverse)
         self.main_screen.table.set_sort(column, reverse)
-        self._rows_dirty = self._order_dirty = True
+        self._rows_dirty = True
         self.repaint()
         self.notify(f"sorted by {column}{' (reversed)' if reverse else ''}", timeout=2)
 
@@ -435,32 +402,8 @@ class DashApp(App[int]):
 
     def help_rows(self) -> list[tuple[str, str, str]]:
         """(key, description, binding id) for every binding, as currently mapped."""
-        rows: list[tuple[str, str, str]] = []
-        bindings: list[Binding] = []
-        for node in (self.main_screen, self.main_screen.table, self):
-            bindings.extend(self._flat(node))
-        seen: set[tuple[str, str]] = set()
-        for binding in bindings:
-            name = binding.action.split("(")[0]
-            hidden = self.read_only and name in MUTATING
-            key = self.get_key_display(binding)
-            if (binding.id or binding.action, key) in seen:
-                continue
-            seen.add((binding.id or binding.action, key))
-            if binding.id is None and binding.action in ("app.copy_text", "screen.copy_text"):
-                continue
-            description = HELP_TEXT.get(binding.id or "", binding.description or name)
-            if hidden:
-                description += "  (hidden: read-only)"
-            rows.append((key, description, binding.id or ""))
-        return rows
-
-    @staticmethod
-    def _flat(node: Any) -> list[Binding]:
-        out: list[Binding] = []
-        for bindings in node._bindings.key_to_bindings.values():
-            out.extend(bindings)
-        return out
+        nodes = (self.main_screen, self.main_screen.table, self)
+        return binding_rows(nodes, self.read_only, self.get_key_display)
 
     # -- read-only ------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -483,34 +426,6 @@ class DashApp(App[int]):
 
     def do_pause(self, group: str | None, node: str) -> None:
         self.run_worker(interventions.pause(self, group, node), group="actions")
-
-
-def _swap_in_place(
-    rows: Sequence[Any],
-    index: dict[str, int],
-    changed: set[str],
-    model_rows: dict[str, Any],
-    sort_column: str,
-    query: Query | None,
-) -> list[Any] | None:
-    """`rows` with the changed rows swapped in place, when no change moves a row (same sort value,
-    same filter verdict, no row added or removed); None means the list must be rebuilt."""
-    if len(changed) > len(rows) // 4 + 16:
-        return None
-    sort_value = SORT_KEYS[sort_column]
-    out = list(rows)
-    for mid in changed:
-        new = model_rows.get(mid)
-        i = index.get(mid)
-        shown = new is not None and (query is None or query(new))
-        if i is None or i >= len(out) or out[i].machine_id != mid:
-            if shown:
-                return None  # a row appears
-            continue  # not shown before, not shown now
-        if not shown or sort_value(out[i]) != sort_value(new):
-            return None  # a row leaves or moves
-        out[i] = new
-    return out
 
 
 def css_path() -> Path:

@@ -27,6 +27,8 @@ False for their actions, so they vanish from the footer and from `?`).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from textual.binding import Binding
 
@@ -86,6 +88,30 @@ HELP_TEXT: dict[str, str] = {
 
 MUTATING = frozenset({"check", "switch_channel", "unlock", "set_max", "pause"})
 """Actions (same names as the binding ids) that change etcd or the server: hidden in read-only."""
+
+
+def binding_rows(
+    nodes: Iterable[Any], read_only: bool, key_display: Callable[[Binding], str]
+) -> list[tuple[str, str, str]]:
+    """(key, description, binding id) for every binding of `nodes` (app, screen, widgets), as
+    currently mapped; mutating ones are marked hidden in read-only mode. Feeds the `?` screen."""
+    rows: list[tuple[str, str, str]] = []
+    seen: set[tuple[str, str]] = set()
+    for node in nodes:
+        for bindings in node._bindings.key_to_bindings.values():
+            for binding in bindings:
+                if binding.id is None and binding.action in ("app.copy_text", "screen.copy_text"):
+                    continue
+                key = key_display(binding)
+                if (binding.id or binding.action, key) in seen:
+                    continue
+                seen.add((binding.id or binding.action, key))
+                name = binding.action.split("(")[0]
+                description = HELP_TEXT.get(binding.id or "", binding.description or name)
+                if read_only and name in MUTATING:
+                    description += "  (hidden: read-only)"
+                rows.append((key, description, binding.id or ""))
+    return rows
 
 
 def keymap_from_env(value: str | None = None) -> dict[str, str]:
