@@ -151,11 +151,13 @@ async def bad_release(demo: DemoSystem) -> None:
         if reason is None:
             await asyncio.sleep(0.2)
     demo.facts["halted_reason"] = reason
-    demo.facts["rolled_back"] = rolled_back()
     demo.set_phase(
         "halted",
         f"alpha halted by safe mode ({reason}); {new} is not promoted: beta and stable stay on {old}",
     )
+    # the nodes already granted the release finish their failed boot and fall back too
+    await demo.until(lambda: all(n.agent is not None and n.agent.up.is_set() for n in failing))
+    demo.facts["rolled_back"] = rolled_back()
 
 
 async def stuck_lock(demo: DemoSystem) -> None:

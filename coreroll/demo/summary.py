@@ -30,7 +30,8 @@ class DemoSummary:
     phase: str
     versions: dict[str, int]
     down: int
-    rollbacks: int
+    rollbacks: int  # nodes whose disk shows GRUB fell back from an update
+    failed_boots: int
     reboots: int
     locks: LockReport
     checks: list[Check] = field(default_factory=list)
@@ -48,7 +49,7 @@ class DemoSummary:
             f"summary: scenario {self.scenario}, {self.nodes} nodes, x{self.time_factor:g}: "
             f"{self.real_seconds:.0f} s real = {minutes:.0f} min simulated",
             f"  nodes per version: {versions}",
-            f"  rollbacks: {self.rollbacks}   reboots: {self.reboots}",
+            f"  rollbacks: {self.rollbacks} (failed boots: {self.failed_boots})   reboots: {self.reboots}",
             f"  max lock holders seen / max: {self.locks.line()} ({self.locks.events} lock writes in etcd's history)",
         ]
         if not self.finished:
@@ -64,12 +65,13 @@ async def summarize(demo: DemoSystem) -> DemoSummary:
     if fleet is None or fleet.etcd is None:
         raise RuntimeError("the demo system is not started")
     versions: Counter[str] = Counter()
-    down = 0
+    down = rollbacks = 0
     for node in fleet.nodes:
         if demo.is_down(node) or node.agent is None:
             down += 1
         else:
             versions[node.agent.disk.active.version or "?"] += 1
+            rollbacks += node.agent.disk.rolled_back()
     locks = await lock_report(fleet.etcd, plan.group_max(), fleet.reboots)
     return DemoSummary(
         scenario=demo.options.scenario,
@@ -81,7 +83,8 @@ async def summarize(demo: DemoSystem) -> DemoSummary:
         phase=demo.phase.text,
         versions=dict(versions),
         down=down,
-        rollbacks=fleet.faults_fired.get("boot_failure", 0),
+        rollbacks=rollbacks,
+        failed_boots=fleet.faults_fired.get("boot_failure", 0),
         reboots=len(fleet.reboots),
         locks=locks,
         checks=checks_for(demo.options.scenario, demo, locks),
