@@ -30,6 +30,7 @@ from coreroll.node.clock import ScaledClock
 from coreroll.omaha.payload import generate_private_key, write_keypair
 from coreroll.server.runner import free_port
 from coreroll.watch.etcd_source import EtcdSource
+from coreroll.watch.feed_source import FeedSource
 from coreroll.watch.model import FleetModel
 from coreroll.watch.updates import UpdateBuffer
 from tests.faults.counts import check, flush, record
@@ -163,11 +164,11 @@ def server_proc(tmp_path: Path) -> Iterator[ServerProc]:
 
 @dataclass
 class Watch:
-    """The dashboard's view of the cluster: FleetModel fed by a real EtcdSource."""
+    """The dashboard's view of the cluster: FleetModel fed by a real EtcdSource (and FeedSource)."""
 
     model: FleetModel
     buffer: UpdateBuffer
-    source: EtcdSource
+    sources: list[Any]
 
     def pump(self) -> FleetModel:
         self.model.apply_many(self.buffer.drain())
@@ -176,23 +177,30 @@ class Watch:
     async def until(self, predicate: Callable[[FleetModel], bool], within: float, what: str) -> None:
         await until(lambda: predicate(self.pump()), within, what)
 
-    @property
-    def etcd_status(self) -> str:
-        return self.pump().connections["etcd"].status
+    def status(self, source: str) -> str:
+        return self.pump().connections[source].status
 
 
 @contextlib.asynccontextmanager
-async def watching(endpoint: str) -> AsyncIterator[Watch]:
+async def watching(endpoint: str | None, server_url: str | None = None) -> AsyncIterator[Watch]:
+    """The dashboard's sources as `coreroll dash` wires them, on fast health probes."""
     buffer = UpdateBuffer()
-    source = EtcdSource(EtcdConfig(endpoints=(endpoint,), timeout=1.0), buffer.put, probe_interval=0.2)
-    task = asyncio.create_task(source.run(), name="faults-watch")
+    sources: list[Any] = []
+    if endpoint:
+        sources.append(
+            EtcdSource(EtcdConfig(endpoints=(endpoint,), timeout=1.0), buffer.put, probe_interval=0.2)
+        )
+    if server_url:
+        sources.append(FeedSource(server_url, buffer.put, probe_interval=0.2, timeout=2.0))
+    tasks = [asyncio.create_task(source.run(), name=f"faults-watch-{i}") for i, source in enumerate(sources)]
     try:
-        yield Watch(FleetModel(), buffer, source)
+        yield Watch(FleetModel(), buffer, sources)
     finally:
-        source.stop()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+        for source, task in zip(sources, tasks, strict=True):
+            source.stop()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
 
 async def check_lock_invariants(fleet: Fleet, configured: dict[str, int]) -> int:

@@ -1,7 +1,8 @@
 """The update server SIGKILLed during a burst of checks and events while a fleet is updating, then
 started again on the same port and database: every request it had acknowledged (HTTP 200) is in
 the instance history afterwards, the burst clients and the agents retry until they get through,
-and the rollout completes on every node."""
+and the rollout completes on every node. The dashboard's feed source shows the server down, then
+resumes and ends with the server's final statuses."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from coreroll.watch.views import CONNECTED, DOWN
 from tests.faults.conftest import (
     NEW,
     OLD,
@@ -20,6 +22,7 @@ from tests.faults.conftest import (
     make_fleet,
     record,
     until,
+    watching,
 )
 from tests.node.test_engine_support import admin, publish_synthetic
 from tests.server.helpers import event_xml, request_xml
@@ -63,20 +66,28 @@ async def test_server_sigkill_during_a_burst(
     fleet = make_fleet(tmp_path, server_proc, clean_etcd, NODES)
     acked: list[tuple[str, int]] = []
     machines = [f"burst{i:027d}" for i in range(BURST)]
-    async with httpx.AsyncClient(timeout=5, limits=httpx.Limits(max_connections=8)) as http:
+    async with (
+        httpx.AsyncClient(timeout=5, limits=httpx.Limits(max_connections=8)) as http,
+        watching(clean_etcd, server_proc.url) as watch,
+    ):
         await fleet.start()
         clients = [asyncio.create_task(burst_client(http, server_proc.url, m, acked)) for m in machines]
         try:
             await until(lambda: len(acked) >= BURST, 30, "a quarter of the burst acknowledged")
             acked_before_kill = list(acked)
             assert not fleet.all_on(NEW), "the rollout finished before the kill"
+            await watch.until(lambda m: m.connections["server"].status == CONNECTED, 10, "feed connected")
             server_proc.kill()
             record("server_sigkills")
+            await watch.until(
+                lambda m: m.connections["server"].status == DOWN, 10, "dashboard shows server down"
+            )
             record("burst_requests_acked_before_kill", len(acked_before_kill))
             # down for 60 simulated seconds: agents' checks and downloads fail meanwhile
             killed_at = fleet.clock.now()
             await until(lambda: fleet.clock.now() - killed_at >= 60, 10, "60 simulated seconds")
             await asyncio.to_thread(server_proc.start)
+            await watch.until(lambda m: m.connections["server"].status == CONNECTED, 15, "feed reconnects")
 
             await until(lambda: all(t.done() for t in clients), 60, "every burst client through")
             for task in clients:
@@ -84,6 +95,14 @@ async def test_server_sigkill_during_a_burst(
             await until(lambda: fleet.all_on(NEW), 90, f"every node on {NEW}: {fleet.snapshot().line()}")
             await until(lambda: all(s.released is not None for s in fleet.spans), 20, "locks released")
             await check_lock_invariants(fleet, {"web": 2, "db": 1})
+            # the dashboard's feed, resumed across the kill, ends with the server's final word
+            nodes = {n.machine_id for n in fleet.nodes}
+            await watch.until(
+                lambda m: all((r := m.get(x)) is not None and r.server_status == "Complete" for x in nodes)
+                and all((r := m.get(x)) is not None and r.server_status == "Installed" for x in machines),
+                20, "dashboard shows the server's final statuses",
+            )  # fmt: skip
+            check("dashboard_recovered_after_server_restart", [])
         finally:
             for task in clients:
                 task.cancel()
