@@ -111,7 +111,10 @@ class DemoApp(DashApp):
 
 
 def _progress(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except (OSError, ValueError):  # the terminal went away (SSH dropped): cleaning up matters more
+        pass
 
 
 def _exit_soon(app: DemoApp) -> None:
@@ -120,26 +123,36 @@ def _exit_soon(app: DemoApp) -> None:
         loop.call_soon_threadsafe(app.exit, 0)
 
 
+class _Interrupted(Exception):
+    """SIGTERM / SIGHUP before the dashboard was up."""
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise _Interrupted(signal.Signals(signum).name)
+
+
 def run_demo(options: DemoOptions, *, mouse: bool = False) -> int:
+    # etcd runs in its own session: whatever ends us, the finally below must stop it
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
     demo = DemoThread(options, on_progress=_progress)
     try:
         try:
             system = demo.start(run=False)
+        except _Interrupted as exc:
+            _progress(f"coreroll demo: {exc} while starting")
+            return 1
         except Exception as exc:
-            print(f"coreroll demo: could not start: {exc}", file=sys.stderr)
+            _progress(f"coreroll demo: could not start: {exc}")
             return 1
         _progress("opening the dashboard (q quits, ? lists the keys) ...")
         app = DemoApp(system, on_ready=demo.begin)
-        # SIGTERM ends the app like `q` does, so the cleanup below still runs (etcd is a child
-        # in its own session: it would outlive us otherwise)
-        previous = signal.signal(signal.SIGTERM, lambda *_: _exit_soon(app))
-        try:
-            result = app.run(mouse=mouse)
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-        return int(result or 0)
+        # SIGTERM ends the app like `q` does (the app itself handles SIGHUP)
+        signal.signal(signal.SIGTERM, lambda *_: _exit_soon(app))
+        return int(app.run(mouse=mouse) or 0)
     finally:
         _progress("stopping the fleet, the server and etcd ...")
         demo.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if options.keep is not None:
             _progress(f"state kept in {demo.system.base_dir}")
