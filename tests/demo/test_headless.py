@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -105,3 +106,17 @@ def test_scenarios_pin_their_fault_on_chosen_nodes() -> None:
     assert victims[0].index == pick_victim(stuck)
     with pytest.raises(ValueError, match="rollout, bad-release, stuck-lock"):
         fleet_scenario("nope")
+
+
+def test_a_part_that_cannot_start_is_named_and_nothing_is_left_behind(tmp_path: Path) -> None:
+    env = {**os.environ, "COREROLL_ETCD_BINARY": str(tmp_path / "no-etcd"), "TMPDIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "coreroll", "demo", "--headless", "--nodes", "2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 1
+    assert f"coreroll demo: could not start: COREROLL_ETCD_BINARY={tmp_path / 'no-etcd'}" in result.stderr
+    assert list(tmp_path.glob("coreroll-demo-*")) == []  # its temporary directory is gone
