@@ -308,6 +308,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="coreroll-bench-omaha-"))
     data = workdir / "data"
     data.mkdir()
+    load_before = os.getloadavg()
     print(f"creating {args.instances} instances in {data / 'coreroll.db'} ...", file=sys.stderr)
     setup_seconds = create_database(data, args.instances)
     print("starting the server (python -m coreroll.server) ...", file=sys.stderr)
@@ -371,7 +372,9 @@ def main() -> int:
         base = results[f"fixed@{args.rate:g}/s"] if name.endswith("/s") else results["fixed"]
         print(f"{name:<16} {r['generator']:<9} {r['requests']:>9} {r['per_second']:>9.0f} {r['median_ms']:>10.2f} "
               f"{r['p99_ms']:>8.2f}  {r['per_second'] / base['per_second']:.2f}")  # fmt: skip
-    print()
+    print(
+        f"\nload average (1 min) before/after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
+    )
     for target, ok in targets.items():
         print(f"  {'PASS' if ok else 'FAIL'}  {target}")
     report = {

@@ -70,6 +70,7 @@ def _settings(args: argparse.Namespace) -> ServerSettings:
         public_url=args.public_url,
         poll_interval=args.poll_interval,
         fixed_response_route=getattr(args, "bench_fixed_route", False),
+        freeze_gc=True,
     )
 
 

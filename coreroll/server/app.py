@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import ipaddress
 import logging
 from collections.abc import AsyncIterator
@@ -150,6 +151,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
             token=load_or_create_token(settings),
         )
         app.state.core = state
+        if settings.freeze_gc:
+            gc.collect()
+            gc.freeze()
         pruner = asyncio.create_task(_prune_forever(state))
         try:
             yield

@@ -100,7 +100,8 @@ def run_server_in_thread(settings: ServerSettings, timeout: float = 20.0) -> Run
     failure: list[BaseException] = []
 
     def run() -> None:
-        loop = asyncio.new_event_loop()
+        factory = server.config.get_loop_factory()  # uvloop when installed, as `uvicorn` runs
+        loop = factory() if factory is not None else asyncio.new_event_loop()
         loop_box.append(loop)
         try:
             loop.run_until_complete(server.serve())
@@ -125,7 +126,7 @@ def serve_forever(settings: ServerSettings) -> bool:
     """Serve until SIGINT/SIGTERM; False when the server could not start (the error is logged)."""
     server = _Server(_config(settings))
     try:
-        asyncio.run(server.serve())
+        server.run()  # uvloop + httptools when installed
     except SystemExit:  # uvicorn exits this way when startup (e.g. opening the database) fails
         return False
     return server.started
