@@ -142,6 +142,8 @@ class Download:
             return 0
 
     async def _transfer(self, have: int) -> None:
+        # No http_slots here: a throttled transfer holds its connection for its simulated
+        # duration, and a fleet's downloads must overlap; the pool's own limit applies.
         headers = {"Range": f"bytes={have}-"} if have else {}
         async with self.client.stream("GET", self.url, headers=headers) as reply:
             if reply.status_code in RETRYABLE_STATUS:

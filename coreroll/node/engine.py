@@ -59,6 +59,7 @@ import httpx
 from coreroll.node.clock import Clock
 from coreroll.node.download import Download, DownloadError
 from coreroll.node.engine_state import STATE_FILE, EngineState, load_engine_state, save_engine_state
+from coreroll.node.httpslots import http_slots
 from coreroll.node.partitions import Disk
 from coreroll.omaha.codes import (
     UPDATE_STATUS_CHECKING_FOR_UPDATE,
@@ -399,9 +400,10 @@ class UpdateEngine:
 
     async def _post(self, body: bytes) -> bytes:
         try:
-            reply = await self.http.post(
-                self.server_url, content=body, headers={"Content-Type": "text/xml; charset=utf-8"}
-            )
+            async with http_slots(self.http):
+                reply = await self.http.post(
+                    self.server_url, content=body, headers={"Content-Type": "text/xml; charset=utf-8"}
+                )
         except httpx.HTTPError as exc:
             raise _Unreachable(f"{self.server_url}: {type(exc).__name__}: {exc}") from exc
         if reply.status_code >= 500 or reply.status_code in (408, 429):
