@@ -151,6 +151,7 @@ class EtcdSource:
         airlock: bool = False,
         audit_limit: int = 200,
         probe_interval: float = 1.0,
+        probe_timeout: float = 3.0,
         page_size: int = 1000,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.time,
@@ -160,6 +161,9 @@ class EtcdSource:
         self.airlock = airlock
         self.audit_limit = audit_limit
         self.probe_interval = probe_interval
+        # a busy etcd/server may take a few seconds to answer; interval + timeout stays under the
+        # 5 s in which the header must say a source is gone
+        self.probe_timeout = probe_timeout
         self.page_size = page_size
         self.backoff = backoff or Backoff(0.2, 3.0)
         self.clock = clock
@@ -310,14 +314,14 @@ class EtcdSource:
             try:
                 await asyncio.wait_for(
                     client.maintenancestub.Status(
-                        rpc.StatusRequest(), timeout=self.probe_interval * 2, metadata=client.metadata
+                        rpc.StatusRequest(), timeout=self.probe_timeout, metadata=client.metadata
                     ),
-                    self.probe_interval * 2,
+                    self.probe_timeout,
                 )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                reason = f"no reply to a status check within {self.probe_interval * 2:g} s"
+                reason = f"no reply to a status check within {self.probe_timeout:g} s"
                 if not isinstance(exc, TimeoutError):
                     reason = describe(exc)
                 await queue.put(ConnectionError(f"etcd stopped answering ({reason})"))

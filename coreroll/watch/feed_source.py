@@ -62,6 +62,7 @@ class FeedSource:
         sink: u.Sink,
         *,
         probe_interval: float = 1.0,
+        probe_timeout: float = 3.0,
         timeout: float = 5.0,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.time,
@@ -70,6 +71,9 @@ class FeedSource:
         self.server_url = server_url.rstrip("/")
         self.sink = sink
         self.probe_interval = probe_interval
+        # a busy etcd/server may take a few seconds to answer; interval + timeout stays under the
+        # 5 s in which the header must say a source is gone
+        self.probe_timeout = probe_timeout
         self.timeout = timeout
         self.backoff = backoff or Backoff(0.2, 3.0)
         self.clock = clock
@@ -215,10 +219,10 @@ class FeedSource:
         while True:
             await asyncio.sleep(self.probe_interval)
             try:
-                reply = await http.get("/healthz", timeout=self.probe_interval * 2)
+                reply = await http.get("/healthz", timeout=self.probe_timeout)
             except httpx.TimeoutException:
                 raise FeedError(
-                    f"server stopped answering (no reply to /healthz within {self.probe_interval * 2:g} s)"
+                    f"server stopped answering (no reply to /healthz within {self.probe_timeout:g} s)"
                 ) from None
             if reply.status_code >= 500:
                 raise FeedError(f"/healthz: HTTP {reply.status_code} {reply.text[:100]}")
