@@ -12,11 +12,9 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
+from coreroll.node.engine_state import STATE_FILE, EngineState, EngineStateError, load_engine_state
 from coreroll.node.partitions import Disk, PartitionError, cgpt_show
-
-STATUS_FILE = "update_engine.json"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -67,35 +65,33 @@ def run_cgpt_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def read_status(state: Path) -> dict[str, Any]:
-    """The engine's persisted status; raises ValueError naming the file when unreadable."""
-    path = state / STATUS_FILE
+def read_status(state: Path) -> EngineState:
+    """The engine's persisted status (coreroll.node.engine_state); ValueError naming the file."""
+    path = state / STATE_FILE
     try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no update_engine status (has the agent run here?)") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: unreadable: {exc}") from None
-    if not isinstance(doc, dict):
-        raise ValueError(f"{path}: expected a JSON object")
-    return doc
+        status = load_engine_state(path)
+    except EngineStateError as exc:
+        raise ValueError(str(exc)) from None
+    if status is None:
+        raise ValueError(f"{path}: no update_engine status (has the agent run here?)")
+    return status
 
 
-def format_status(doc: dict[str, Any]) -> str:
+def format_status(status: EngineState) -> str:
     """update_engine_client -status: `printf("LAST_CHECKED_TIME=%lld\\nPROGRESS=%f\\n...")`."""
     return (
-        f"LAST_CHECKED_TIME={int(doc.get('last_checked_time') or 0)}\n"
-        f"PROGRESS={float(doc.get('progress') or 0.0):f}\n"
-        f"CURRENT_OP={doc.get('current_operation') or 'UPDATE_STATUS_IDLE'}\n"
-        f"NEW_VERSION={doc.get('new_version') or '0.0.0.0'}\n"
-        f"NEW_SIZE={int(doc.get('new_size') or 0)}\n"
+        f"LAST_CHECKED_TIME={int(status.last_checked_time)}\n"
+        f"PROGRESS={float(status.progress):f}\n"
+        f"CURRENT_OP={status.current_operation}\n"
+        f"NEW_VERSION={status.new_version or '0.0.0.0'}\n"
+        f"NEW_SIZE={int(status.new_size)}\n"
     )
 
 
 def run_status(args: argparse.Namespace) -> int:
     try:
-        doc = read_status(Path(args.state))
-        text = json.dumps(doc, indent=2) + "\n" if args.json else format_status(doc)
+        status = read_status(Path(args.state))
+        text = json.dumps(vars(status), indent=2) + "\n" if args.json else format_status(status)
     except (ValueError, TypeError) as exc:
         print(f"coreroll node status: {exc}", file=sys.stderr)
         return 1

@@ -213,6 +213,6 @@ def test_node_status_prints_update_engine_client_lines(
     )
     (tmp_path / "update_engine.json").write_text("{not json")
     assert main(["node", "status", "--state", str(tmp_path)]) == 1
-    assert "update_engine.json: unreadable" in capsys.readouterr().err
+    assert "update_engine.json: not valid JSON" in capsys.readouterr().err
     assert main(["node", "status", "--state", str(tmp_path / "none")]) == 1
     assert "no update_engine status" in capsys.readouterr().err
