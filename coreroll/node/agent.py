@@ -66,7 +66,7 @@ from coreroll.node.engine import EngineSnapshot, EngineTimings, NodeIdentity, Up
 from coreroll.node.nodestatus import RebootInfo, alive_key, build_status, encode_status, iso_time, status_key
 from coreroll.node.partitions import Disk, NoBootablePartitionError, Partition
 from coreroll.node.reboot import LockWaiter, RebootManager, window_from_settings
-from coreroll.node.updateconf import UpdateConf
+from coreroll.node.updateconf import UpdateConf, UpdateConfError
 from coreroll.omaha.codes import UPDATE_STATUS_UPDATED_NEED_REBOOT
 
 log = logging.getLogger(__name__)
@@ -506,8 +506,12 @@ class NodeAgent:
             if not isinstance(channel, str) or not channel.strip() or any(c.isspace() for c in channel):
                 return action, f"set-channel refused: args.channel {channel!r} is not a channel name", True
             old = self.conf.group
-            self.conf.set("GROUP", channel)
-            self.conf.save(self.state_dir / UPDATE_CONF)
+            try:
+                self.conf.set("GROUP", channel)
+                self.conf.save(self.state_dir / UPDATE_CONF)
+            except (UpdateConfError, OSError) as exc:
+                self.conf = UpdateConf.load(self.state_dir / UPDATE_CONF)
+                return action, f"set-channel refused: {exc}", True
             await self._stop_engine()
             self._start_engine()
             return action, f"channel {old} -> {channel}; update engine restarted", False
