@@ -46,8 +46,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.when == "call" and "tests/faults/" in report.nodeid:
-        record("tests_passed" if report.passed else "tests_failed")
+    if "tests/faults/" not in report.nodeid:
+        return
+    suite = "soak" if "test_soak" in report.nodeid else "faults"
+    if report.skipped and report.when == "setup":
+        record("tests_skipped", suite=suite)
+    elif report.when == "call":
+        record("tests_passed" if report.passed else "tests_failed", suite=suite)
 
 
 @pytest.fixture
@@ -203,17 +208,17 @@ async def watching(endpoint: str | None, server_url: str | None = None) -> Async
                 await task
 
 
-async def check_lock_invariants(fleet: Fleet, configured: dict[str, int]) -> int:
+async def check_lock_invariants(fleet: Fleet, configured: dict[str, int], suite: str = "faults") -> int:
     """From etcd's own history: never more holders than the max, never a reboot without the lock.
     Counts each as one invariant check; returns the number of lock writes examined."""
     assert fleet.etcd is not None
     events = await read_lock_history(fleet.etcd)
-    assert check("lock_group_never_over_max", check_capacity(events, configured)) == []
-    assert check("no_reboot_without_lock", check_reboots(fleet.reboots, events)) == []
+    assert check("lock_group_never_over_max", check_capacity(events, configured), suite) == []
+    assert check("no_reboot_without_lock", check_reboots(fleet.reboots, events), suite) == []
     assert check("rebooting_node_listed_as_holder", [
         f"{r.machine_id} rebooted while holders were {r.holders}"
         for r in fleet.reboots if r.strategy == "etcd-lock" and r.machine_id not in r.holders
-    ]) == []  # fmt: skip
-    record("lock_writes_examined", len(events))
-    record("reboots_examined", len(fleet.reboots))
+    ], suite) == []  # fmt: skip
+    record("lock_writes_examined", len(events), suite)
+    record("reboots_examined", len(fleet.reboots), suite)
     return len(events)
