@@ -8,17 +8,20 @@
 
 Data flow (one way): sources run as async workers and put `coreroll.watch.updates` messages into
 `buffer`; when the buffer goes non-empty the app schedules ONE flush, at most every
-`refresh_interval` seconds (default 0.25 s = 4 Hz): it drains the buffer into the model
-(`model.apply_many`) and repaints the widgets in a single `batch_update()`. The node table gets
-the model's filtered/sorted rows and the set of changed machine ids, so only changed lines on
-screen are redrawn. `f` (freeze) keeps applying data to the model but stops repainting.
+`refresh_interval` seconds (default 0.25 s = 4 Hz). The flush (a worker) applies the updates to the
+model in slices of SLICE seconds, yielding between slices so keys stay responsive, then repaints
+every widget in a single `batch_update()`. The first listing of a big fleet is cut into pieces
+(`tui.intake`) so the first rows show at once and the rest fills in. The node table gets its rows
+from `tui.rows.RowView` (the model's filter and sort, re-run only when a row moves) plus the
+changed machine ids, so only changed lines on screen are redrawn. `f` (freeze) keeps applying
+data to the model but stops repainting.
 
 Keys are in `tui.keymap`. Mutating actions go through `coreroll.watch.actions.Actions`; in
 read-only mode `check_action` hides them and the actions object refuses them as well. Every action
 reports its outcome with `notify()`.
 
 SSH hygiene: exits on SIGHUP and when stdin stops being a TTY (checked every 5 s); honours
-NO_COLOR (Textual's monochrome filter); `mouse=False` by default in `main()`.
+NO_COLOR (Textual's monochrome filter); `mouse=False` by default in `tui.run`.
 """
 
 from __future__ import annotations

@@ -138,8 +138,9 @@ async def test_switch_to_a_channel_the_server_does_not_know_is_refused(
         await pilot.press("enter")
         await wait_for(lambda: isinstance(app.screen, ConfirmDialog), 5, "confirmation")
         await pilot.press("y")
-        await wait_for_text(app, "zz-gone", 10)
-        await wait_for(lambda: "not" in screen_text(app) or "unknown" in screen_text(app), 10, "refusal")
+        refusal = "does not know channel 'zz-gone'"
+        await wait_for(lambda: any(refusal in e.message for e in app.model.activity), 10, "the refusal")
+        await wait_for_text(app, "Action switch alpha-1 to zz-gone", 5)  # in the event log
         await pilot.pause(0.3)
         assert commands_for(fleet, A) == []
 
