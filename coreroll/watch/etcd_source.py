@@ -15,9 +15,10 @@ next one):
 
 Each (re)connection sends one `EtcdSnapshot` (the model replaces all etcd-derived state with it, so
 keys deleted while we were away vanish) followed by single updates. When etcd has compacted the
-revision the watch should start from, the source lists again on the same connection (no "down"). `Connection("etcd", ...)` tells
-the model `connecting` / `connected` / `down` (with the reason). A health probe (a Status call every
-`probe_interval` seconds) notices a dead or partitioned etcd even when the watch stream stays silent.
+revision the watch should start from, the source lists again on the same connection (no "down").
+`Connection("etcd", ...)` tells the model `connecting` / `connected` / `down` (with the reason). A
+health probe (a Status call every `probe_interval` s, `probe_timeout` s to answer) notices a dead,
+hung or partitioned etcd even when the watch stream stays silent.
 No Textual here: a UI runs `run()` in a worker and drains the sink.
 """
 
@@ -47,6 +48,7 @@ NODES_PREFIX = "coreroll/v1/nodes/"
 COMMANDS_PREFIX = "coreroll/v1/commands/"
 AUDIT_PREFIX = "coreroll/v1/audit/"
 SOURCE = "etcd"
+MAX_RELISTS = 3  # in a row on one connection, before we call it an outage and back off
 
 
 def airlock_state(key: str, raw: bytes | None) -> u.LockState | None:
@@ -173,6 +175,7 @@ class EtcdSource:
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._v2_locks = config.api == "v2"
+        self._stopped = False
 
     @property
     def prefixes(self) -> list[str]:
@@ -187,7 +190,8 @@ class EtcdSource:
         self.sink(u.Connection(SOURCE, status, detail, self.clock()))
 
     def stop(self) -> None:
-        """Stop `run()` (callable from any thread)."""
+        """Stop `run()` (callable from any thread, also before it started)."""
+        self._stopped = True
         task, loop = self._task, self._loop
         if task is not None and loop is not None and not task.done():
             loop.call_soon_threadsafe(task.cancel)
@@ -195,6 +199,8 @@ class EtcdSource:
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._task = asyncio.current_task()
+        if self._stopped:
+            return
         try:
             while True:
                 await self._cycle()
@@ -210,6 +216,7 @@ class EtcdSource:
         lock_store: Any = None
         try:
             client = await connect_v3(self.config)
+            relists = 0
             while True:
                 if lock_store is not None:
                     await lock_store.close()
@@ -228,6 +235,11 @@ class EtcdSource:
                     # etcd compacted the history we wanted to watch from (aetcd reports that at
                     # watch creation as a timeout): etcd is fine, list again and carry on
                     self.compactions += 1
+                    relists += 1
+                    if relists > MAX_RELISTS:
+                        raise ConnectionError(
+                            "etcd keeps refusing to watch from the listed revision"
+                        ) from None
         except asyncio.CancelledError:
             raise
         except Exception as exc:

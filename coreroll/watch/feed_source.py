@@ -80,6 +80,7 @@ class FeedSource:
         self.transport = transport
         self.last_id: str | None = None
         self.resyncs = 0
+        self._stopped = False
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -87,7 +88,8 @@ class FeedSource:
         self.sink(u.Connection(SOURCE, status, detail, self.clock()))
 
     def stop(self) -> None:
-        """Stop `run()` (callable from any thread)."""
+        """Stop `run()` (callable from any thread, also before it started)."""
+        self._stopped = True
         task, loop = self._task, self._loop
         if task is not None and loop is not None and not task.done():
             loop.call_soon_threadsafe(task.cancel)
@@ -95,6 +97,8 @@ class FeedSource:
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._task = asyncio.current_task()
+        if self._stopped:
+            return
         try:
             while True:
                 await self._cycle()
