@@ -204,7 +204,12 @@ class DashApp(App[int]):
             self._take_buffer()
             while True:
                 self._last_flush = started = time.monotonic()
-                budget = self.LOAD_BUDGET if self.repaints else self.FIRST_BUDGET
+                if not self.repaints:
+                    budget = self.FIRST_BUDGET
+                elif not self._gc_frozen:  # still reading in the first listing
+                    budget = self.LOAD_BUDGET
+                else:  # steady state: when behind, show what is applied every refresh interval
+                    budget = self.refresh_interval
                 while self._backlog and time.monotonic() - started < budget:
                     self._apply_slice(self.SLICE)
                     await asyncio.sleep(0)
@@ -213,11 +218,11 @@ class DashApp(App[int]):
                 if not self._backlog:
                     break
                 await asyncio.sleep(0)
-            if not self._gc_frozen and len(self.model.rows) >= 1000:
+            if not self._gc_frozen and (len(self.model.rows) >= 1000 or self.repaints > 8):
                 # the first listing of a big fleet is in: move it out of the collector's way, so
                 # later full collections do not walk 10,000s of long-lived rows (pauses = lag)
                 gc.freeze()
-                self._gc_frozen = True
+                self._gc_frozen = True  # (also: the first listing is in)
         finally:
             self._flushing = False
         if self._flush_again or len(self.buffer):
