@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -82,7 +83,9 @@ def test_etcd_report_wins_and_server_status_is_kept(model: FleetModel) -> None:
     row = model.rows["n1"]
     assert row.version == "4700.0.1" and row.server_version == "4699.0.0"
     assert row.state == "onhold"  # idle on the node because the server held it
-    model.apply(u.FeedEvent("instance", "6", instance("n1", status="Error", status_reason="3/0 errorcode 10")))
+    model.apply(
+        u.FeedEvent("instance", "6", instance("n1", status="Error", status_reason="3/0 errorcode 10"))
+    )
     assert model.rows["n1"].state == "idle"  # the node's own word; the server column says Error
     assert ids(model.filter_rows("status:error")) == ["n1"]  # ... and the filter finds it
     assert row.new_version is None  # update_engine's "0.0.0.0" means none
@@ -350,3 +353,44 @@ def test_fast_and_careful_readers_agree(overrides: dict[str, object]) -> None:
 def test_a_bad_time_is_named(model: FleetModel) -> None:
     model.apply(status("n1", booted_at=True))
     assert model.rows["n1"].error == "coreroll/v1/nodes/n1/status: field booted_at is True, expected a time"
+
+
+def test_reads_what_the_node_agent_writes(model: FleetModel, tmp_path: Path) -> None:
+    """The agent's own status encoder (coreroll.node.nodestatus), not a hand-written document."""
+    from coreroll.node.engine import EngineSnapshot
+    from coreroll.node.nodestatus import RebootInfo, build_status, encode_status, status_key
+    from coreroll.node.partitions import Disk
+
+    disk = Disk.create(tmp_path / "disk", "4600.0.0", b"image", fsync=False)
+    disk.boot()
+    doc = build_status(
+        machine_id="agent1",
+        hostname="web-1",
+        channel="beta",
+        server="http://127.0.0.1:8400",
+        disk=disk,
+        update=EngineSnapshot("UPDATE_STATUS_DOWNLOADING", 0.25, "4700.0.1", 4096, 1795770000),
+        reboot=RebootInfo("etcd-lock", "web", "Thu 23:00 1h30m", True),
+        boot_id="b1",
+        booted_at=1795760000.0,
+        reported_at=1795770001.0,
+        last_command={"id": "01", "action": "check", "result": "ok", "at": "2026-11-27T09:00:00.000Z"},
+    )
+    model.apply(u.NodeStatus("agent1", status_key("agent1"), encode_status(doc)))
+    row = model.rows["agent1"]
+    assert row.error is None
+    assert (row.hostname, row.channel, row.version, row.active_partition) == (
+        "web-1",
+        "beta",
+        "4600.0.0",
+        "USR-A",
+    )
+    assert (row.update_status, row.update_progress, row.new_version) == (
+        "UPDATE_STATUS_DOWNLOADING",
+        0.25,
+        "4700.0.1",
+    )
+    assert (row.lock_group, row.holds_lock, row.reboot_window) == ("web", True, "Thu 23:00 1h30m")
+    assert row.booted_at == 1795760000.0 and row.last_check == 1795770000.0
+    assert row.last_command is not None and row.last_command.result == "ok"
+    assert [p.label for p in row.partitions] == ["USR-A", "USR-B"] and row.other_version is None
