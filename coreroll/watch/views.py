@@ -1,8 +1,9 @@
 """The read-only records the dashboard renders: one node row, one lock group, one channel, ...
 
-Every record is a frozen dataclass: the model replaces a record when something in it changes, so a
-widget may cache by identity (`row is cached_row`) or by `row.rev`. Times are POSIX seconds (float);
-anything unknown is None and is shown as `-`.
+Every record is immutable (frozen dataclasses; NodeRow, NodeReport and InstanceView by convention
+only, as they are built thousands of times a second): the model replaces a record when something in
+it changes, so a widget may cache by identity (`row is cached_row`) or by `row.rev`. Times are POSIX
+seconds (float); anything unknown is None and is shown as `-`.
 """
 
 from __future__ import annotations
