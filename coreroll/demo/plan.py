@@ -25,6 +25,7 @@ CHANNEL_ORDER = ("alpha", "beta", "stable")
 CHANNELS = {"alpha": 0.2, "beta": 0.3, "stable": 0.5}
 LOCK_GROUPS = (LockGroupSpec("", 2, 2.0), LockGroupSpec("lb", 1, 1.0), LockGroupSpec("db", 1, 1.0))
 STUCK_GROUP = "db"
+VICTIM_REBOOT = 600.0  # simulated seconds
 DOWN_FOREVER = 10 * 365 * 86400.0  # simulated seconds: the dead node does not come back
 
 DEMO_SPREAD = Spread(
@@ -58,7 +59,11 @@ class DemoFleetScenario(Scenario):
         elif self.pin == "stuck-lock":
             victim = pick_victim(plans)
             if victim is not None:
-                plans = [replace(p, die_rebooting=p.index == victim) for p in plans]
+                # a long reboot, so the fleet's fault monitor (it polls) surely sees it rebooting
+                plans = [
+                    replace(p, die_rebooting=True, reboot_duration=VICTIM_REBOOT) if p.index == victim else p
+                    for p in plans
+                ]
         return plans
 
 
