@@ -48,6 +48,7 @@ import contextlib
 import enum
 import logging
 import random
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -87,6 +88,7 @@ INSTALLSOURCE_ONDEMAND = "ondemandupdate"
 _IDLE_STATES = {str(UPDATE_STATUS_IDLE)}
 _CHECKING = str(UPDATE_STATUS_CHECKING_FOR_UPDATE)
 _MAX_PENDING_EVENTS = 8
+_PERSIST_EVERY = 30.0  # real seconds; see UpdateEngine._save
 _PROGRESS_STEP = 0.01  # report progress in 1 % steps: enough for a progress bar, few writes
 
 
@@ -198,6 +200,8 @@ class UpdateEngine:
         self._poll_interval: int | None = None
         self._last_progress_saved = 0.0
         self._log_prefix = f"[{identity.machine_id[:8]}] "
+        self._saved_signature: tuple[Any, ...] = ()
+        self._saved_at = 0.0
         self.state = self._load_state()
 
     # -- state -------------------------------------------------------------------------------
@@ -220,10 +224,22 @@ class UpdateEngine:
         self._save(state)
         return state
 
-    def _save(self, state: EngineState | None = None) -> None:
+    def _save(self, state: EngineState | None = None, *, force: bool = False) -> None:
+        """Write the state file. A write that would only move last_checked_time is skipped when
+        the file was written less than `_PERSIST_EVERY` real seconds ago: at a fleet's time factor
+        checks come every few real seconds, and the rename is the costliest part of a check."""
         state = state or self.state
+        signature = (
+            state.current_operation, state.progress, state.new_version, state.new_size,
+            state.previous_version, state.aleph_version, state.boot_id, state.current_version,
+            state.last_error,
+        )  # fmt: skip
+        now = time.monotonic()
+        if not force and signature == self._saved_signature and now - self._saved_at < _PERSIST_EVERY:
+            return
         state.updated_at = self.clock.now()
         save_engine_state(self.state_path, state)
+        self._saved_signature, self._saved_at = signature, now
 
     @property
     def status(self) -> str:
@@ -292,6 +308,7 @@ class UpdateEngine:
                 outcome = await self.check_once(source)
                 delay = self._next_delay(outcome)
         finally:
+            self._save(force=True)  # the last check time a throttled write may have skipped
             mark.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await mark

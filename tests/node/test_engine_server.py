@@ -170,6 +170,24 @@ async def test_scheduled_run_checks_by_itself_and_marks_the_new_boot_good_after_
     assert not after.attempts  # marked good by the timer, not by a check
 
 
+async def test_state_file_has_the_last_check_time_once_the_engine_stops(
+    tmp_path: Path, update_server: Any, http: httpx.AsyncClient
+) -> None:
+    publish_synthetic(update_server, "1.0.0")
+    key = server_public_key(update_server.settings.data_dir)
+    often = EngineTimings(first_check=10, first_check_fuzz=0, interval=60, interval_fuzz=0)
+    engine = make_engine(tmp_path, update_server.url, key, http, timings=often)
+    task = asyncio.create_task(engine.run())
+    try:
+        await wait_for(lambda: len(engine.attempts) >= 3, what="3 checks")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    state = json.loads((tmp_path / "update_engine.json").read_text())
+    assert state["last_checked_time"] == engine.state.last_checked_time > 0
+    assert state["current_operation"] == "UPDATE_STATUS_IDLE"
+
+
 def _flip(data: bytearray, at: int) -> bytes:
     data[at] ^= 0x01
     return bytes(data)
