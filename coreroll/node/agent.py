@@ -67,12 +67,14 @@ from coreroll.node.nodestatus import RebootInfo, alive_key, build_status, encode
 from coreroll.node.partitions import Disk, NoBootablePartitionError, Partition
 from coreroll.node.reboot import LockWaiter, RebootManager, window_from_settings
 from coreroll.node.updateconf import UpdateConf, UpdateConfError
-from coreroll.omaha.codes import UPDATE_STATUS_UPDATED_NEED_REBOOT
+from coreroll.omaha.codes import UPDATE_STATUS_CHECKING_FOR_UPDATE, UPDATE_STATUS_UPDATED_NEED_REBOOT
 
 log = logging.getLogger(__name__)
 
 UPDATE_CONF = "update.conf"
 MACHINE_ID = "machine-id"
+_NEED_REBOOT = str(UPDATE_STATUS_UPDATED_NEED_REBOOT)
+_CHECKING = str(UPDATE_STATUS_CHECKING_FOR_UPDATE)
 _DONE_MEMORY = 256
 _STOP_TIMEOUT = 5.0  # real seconds a stopping task gets before it is reported and left behind  # command keys remembered to drop a command delivered twice
 
@@ -361,9 +363,12 @@ class NodeAgent:
                 log.error("%supdate engine did not stop within %ss", self._prefix, _STOP_TIMEOUT)
 
     def _engine_changed(self, snapshot: EngineSnapshot) -> None:
-        if snapshot.status == str(UPDATE_STATUS_UPDATED_NEED_REBOOT):
+        if snapshot.status == _NEED_REBOOT:
             self._need_reboot.set()
-        self._mark_dirty()
+        if snapshot.status != _CHECKING:
+            # A check lasts milliseconds: reporting CHECKING would double the etcd writes of
+            # every uneventful check for a state nobody gets to see.
+            self._mark_dirty()
 
     # -- reporting ---------------------------------------------------------------------------
 
