@@ -13,7 +13,8 @@ and `update_engine.json`; `provision_node()` creates one. The agent:
   waits `reboot_duration` clock seconds, boots the disk again and starts over; the manager
   releases the lock after the boot;
 - publishes `coreroll/v1/nodes/<id>/status` (`coreroll.node.nodestatus`) on every change
-  (coalesced: at most one write per `min_write_gap` real seconds) and every `report_interval`
+  (coalesced: at most one write per `min_write_gap` real seconds; the milliseconds a check spends
+  in UPDATE_STATUS_CHECKING_FOR_UPDATE are not published) and every `report_interval`
   real seconds, and keeps `coreroll/v1/nodes/<id>/alive` under a lease of 3 x report_interval
   (revoked on a clean stop or reboot, left to expire when the node dies);
 - runs `coreroll/v1/commands/<id>/<cmd>` in order and deletes each: `check` (an on-demand check),
@@ -32,7 +33,8 @@ Public API:
   `async start()`, `async stop()` (clean: lease revoked), `async kill()` (a crash: nothing
   cleaned up, the alive key expires), attributes `machine_id`, `disk`, `conf`, `engine`,
   `reboot_manager`, `boot_count`, `boot_id`, `up` (an asyncio.Event set while the node is up),
-  `status_document() -> dict`.
+  `last_command`, `status_document() -> dict`.
+- `read_machine_id(state_dir)`, constants `UPDATE_CONF`, `MACHINE_ID` (file names in a state dir).
 - `provision_node(state_dir, *, version, image, server, group="stable", strategy="etcd-lock",
   lock_group="", machine_id=None, window_start=None, window_length=None, fsync=True) -> str`
   (the machine id).

@@ -25,14 +25,19 @@ What it does, in update_engine's order:
 
 The engine knows nothing about etcd: every change of its status goes to `on_change(snapshot)`
 (called synchronously; the agent coalesces) and to `<state>/update_engine.json`
-(`coreroll.node.engine_state`), which `coreroll node status` prints.
+(`coreroll.node.engine_state`), which `coreroll node status` prints. A check that only moves
+`last_checked_time` rewrites that file at most every 30 real seconds (and when the engine stops).
+Without a public key the signature is not checked (update_engine does the same when its key file
+is missing, with a warning) and the payload is written as an opaque image.
+Omaha requests of engines sharing an httpx client queue on `coreroll.node.httpslots`.
 
 Public API:
 - `EngineTimings` (clock seconds: first_check, first_check_fuzz, interval, interval_fuzz,
   retry_initial, retry_max, mark_good_delay, download_retry_initial, download_retry_max,
   download_max_failures).
 - `NodeIdentity(machine_id, boot_id, oem="", oemversion="", board="amd64-usr")`.
-- `EngineSnapshot(status, progress, new_version, new_size, last_checked_time, last_error)`.
+- `EngineSnapshot(status, progress, new_version, new_size, last_checked_time, last_error)`,
+  `CheckOutcome` (NO_UPDATE, UPDATED, PINGED, FAILED, UNREACHABLE, BUSY), `fuzz(rng, value, spread)`.
 - `UpdateEngine(disk, state_dir, server_url, track, identity, clock, http, public_key=None,
   timings=EngineTimings(), rng=None, download_rate=None, on_change=None)`:
   `async run()` (until cancelled), `request_check() -> bool`, `async check_once(installsource)`
