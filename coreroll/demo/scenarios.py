@@ -151,9 +151,11 @@ async def bad_release(demo: DemoSystem) -> None:
         if reason is None:
             await asyncio.sleep(0.2)
     demo.facts["halted_reason"] = reason
+    culprit = next((demo.name_of(n) for n in alpha if n.machine_id in str(reason)), "a node")
     demo.set_phase(
         "halted",
-        f"alpha halted by safe mode ({reason}); {new} is not promoted: beta and stable stay on {old}",
+        f"safe mode halted alpha: {culprit} reported the rollback (error 44). {new} is not promoted: "
+        f"beta and stable stay on {old}",
     )
     # the nodes already granted the release finish their failed boot and fall back too
     await demo.until(lambda: all(n.agent is not None and n.agent.up.is_set() for n in failing))

@@ -69,7 +69,7 @@ async def test_rollout_ends_with_every_node_on_the_new_version() -> None:
 async def test_bad_release_shows_the_rollback_and_the_halted_group() -> None:
     with running_demo("bad-release") as demo:
         async with dashboard(demo) as (app, _pilot):
-            text = await wait_for_text(app, "alpha halted by safe mode", timeout=60)
+            text = await wait_for_text(app, "safe mode halted alpha", timeout=60)
             # the node that rolled back: booted the old version again, the new one in the other USR,
             # and the server's instance status is Error
             rollback = re.compile(
