@@ -330,3 +330,33 @@ async def test_server_down_mid_download_retries_and_resumes_with_range(
     assert download_ is not None and download_.resumed_from > 0
     assert proxy.bytes_down < 1.5 * release["size"]  # resumed, not fetched again from the start
     assert table(engine.disk)[1][1] == "2.0.0"
+
+
+async def test_download_that_keeps_failing_reports_9_once_the_server_is_back(
+    tmp_path: Path, update_server: Any, proxy: FaultProxy, http: httpx.AsyncClient
+) -> None:
+    publish_synthetic(update_server, "2.0.0", image_size=1024 * 1024)
+    key = server_public_key(update_server.settings.data_dir)
+    cutting: list[asyncio.Task[None]] = []
+    loop = asyncio.get_running_loop()
+
+    def on_change(snapshot: EngineSnapshot) -> None:
+        if snapshot.status == "UPDATE_STATUS_DOWNLOADING" and snapshot.progress >= 0.3 and not cutting:
+            cutting.append(loop.create_task(proxy.cut()))
+
+    proxy.down_rate = 4 * 1024 * 1024
+    few_retries = EngineTimings(download_max_failures=3, download_retry_initial=10, download_retry_max=20)
+    engine = make_engine(tmp_path, proxy.url, key, http, on_change=on_change, timings=few_retries)
+    before = table(engine.disk)
+    assert await asyncio.wait_for(engine.check_once(), 10) is CheckOutcome.FAILED
+    assert (engine.status, engine.snapshot.last_error) == ("UPDATE_STATUS_IDLE", 9)  # DownloadTransferError
+    assert table(engine.disk) == before
+    assert not any(h["event"] == "3/0" for h in history(update_server))  # the server was away
+
+    assert (tmp_path / "payload.partial").stat().st_size > 0  # kept, to resume on the next offer
+
+    await proxy.restore()
+    await asyncio.wait_for(engine.check_once(), 10)
+    errors = [h for h in history(update_server) if h["event"] == "3/0"]
+    assert [e["errorcode"] for e in errors] == [9]  # the queued report went with the next check
+    assert instance(update_server, MACHINE)["status"] == "Error"  # type: ignore[index]
