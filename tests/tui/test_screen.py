@@ -230,3 +230,19 @@ async def test_table_always_equals_the_models_sorted_filtered_rows(sort: str, qu
             expected = [r.machine_id for r in app.model.filter_rows(query, sort, False)]
             assert [r.machine_id for r in table(app).rows] == expected, step
             assert [r.rev for r in table(app).rows] == [app.model.get(m).rev for m in expected]
+
+
+async def test_keys_can_be_remapped_by_binding_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COREROLL_KEYMAP", "check=C,freeze=F")
+    actions = RecordingActions()
+    app = make_app(actions=actions)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("c", "f")
+        await pilot.pause(0.2)
+        assert actions.calls == [] and not app.frozen
+        await pilot.press("C", "F")
+        await wait_for(lambda: actions.calls == ["check"], what="check through the remapped key")
+        assert app.frozen
+        await pilot.press("question_mark")
+        assert "C " in await wait_for_text(app, "coreroll keys")
