@@ -14,6 +14,8 @@ Measured in the same run, by a separate load-generator process (``wrk`` when ins
 built-in asyncio keep-alive HTTP/1.1 client):
 - ``fixed``: ``POST /bench/fixed``, the same server answering a constant noupdate (the ceiling);
 - ``omaha``: ``POST /v1/update/`` closed loop with ``--connections``: checks/s, median, p99;
+- ``omaha (memo misses)``: the same with every body made distinct (padding spaces), so the server's
+  parse memo (identical bodies are parsed once) never hits: the cost of parsing every request;
 - ``omaha@rate``: the built-in generator paced at ``--rate`` checks/s (open loop; latency from the
   scheduled send time, so queueing counts): median, p99.
 Rounds alternate the four runs (``--rounds``, median reported; the omaha/fixed ratio is the median
@@ -47,6 +49,8 @@ sys.path.insert(0, str(ROOT))
 from coreroll.omaha.protocol import OmahaEvent, build_request  # noqa: E402
 
 VERSION = "4885.0.0"
+# 8 x 1000 distinct bodies sent in a fixed cycle: a 4096-body FIFO memo never holds the next one.
+MEMO_DEFEAT_VARIANTS = 8
 TOKEN = "bench-token"
 
 
@@ -54,12 +58,19 @@ def machine_id(i: int) -> str:
     return f"{i:032x}"
 
 
-def check_body(i: int) -> bytes:
-    return build_request(
+def check_body(i: int, variant: int = 0) -> bytes:
+    """Machine i's check as update_engine sends it; ``variant`` > 0 pads the <request> tag with that
+    many spaces: the same request to the server, different bytes (defeats the server's parse memo)."""
+    body = build_request(
         version=VERSION, track="stable", machineid=machine_id(i), bootid="{3c9c0e11-0000-4000-8000-000000000000}",
         oem="ami", oemversion="0.1", alephversion="3510.2.0", board="amd64-usr", installsource="scheduler",
         ping=True, updatecheck=True, events=[OmahaEvent(3, 2, None, "")],
     )  # fmt: skip
+    return body.replace(b"<request ", b"<request " + b" " * variant, 1) if variant else body
+
+
+def all_bodies(machines: int, variants: int) -> list[bytes]:
+    return [check_body(i, v) for v in range(variants) for i in range(machines)]
 
 
 # ---- setup ---------------------------------------------------------------------------------------
@@ -154,7 +165,9 @@ def _http_request(host: str, port: int, path: str, body: bytes) -> bytes:
 
 async def loadgen(spec: dict[str, Any]) -> dict[str, Any]:
     host, port, path = spec["host"], spec["port"], spec["path"]
-    requests = [_http_request(host, port, path, check_body(i)) for i in range(spec["machines"])]
+    requests = [
+        _http_request(host, port, path, b) for b in all_bodies(spec["machines"], spec.get("variants", 1))
+    ]
     random.Random(1).shuffle(requests)
     seconds, rate, conns = spec["seconds"], spec["rate"], spec["connections"]
     limit = spec.get("requests") or float("inf")
@@ -223,12 +236,19 @@ async def loadgen(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_loadgen(
-    url: str, path: str, machines: int, seconds: float, connections: int, rate: float, requests: int = 0
+    url: str,
+    path: str,
+    machines: int,
+    seconds: float,
+    connections: int,
+    rate: float,
+    requests: int = 0,
+    variants: int = 1,
 ) -> dict[str, Any]:
     """Run the built-in generator in its own process; ``requests`` > 0 stops after that many."""
     host, port = url.removeprefix("http://").split(":")
     spec = {"host": host, "port": int(port), "path": path, "machines": machines, "seconds": seconds,
-            "connections": connections, "rate": rate, "requests": requests}  # fmt: skip
+            "connections": connections, "rate": rate, "requests": requests, "variants": variants}  # fmt: skip
     out = subprocess.run(
         [sys.executable, __file__, "--loadgen", json.dumps(spec)], capture_output=True, check=True
     )
@@ -263,11 +283,13 @@ end
 
 
 def run_wrk(
-    url: str, path: str, machines: int, seconds: float, connections: int, workdir: Path
+    url: str, path: str, machines: int, seconds: float, connections: int, workdir: Path, variants: int = 1
 ) -> dict[str, Any]:
-    bodies = workdir / "bodies.txt"
-    bodies.write_text("\n".join(check_body(i).decode().replace("\n", " ") for i in range(machines)) + "\n")
-    script = workdir / f"bench{path.replace('/', '_')}.lua"
+    bodies = workdir / f"bodies-{variants}.txt"
+    if not bodies.exists():
+        lines = [b.decode().replace("\n", " ") for b in all_bodies(machines, variants)]
+        bodies.write_text("\n".join(lines) + "\n")
+    script = workdir / f"bench{path.replace('/', '_')}-{variants}.lua"
     script.write_text(WRK_SCRIPT % (bodies, path))
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", "-s", str(script), url],
@@ -316,10 +338,13 @@ def main() -> int:
     results: dict[str, Any] = {}
     try:
 
-        def saturate(path: str) -> dict[str, Any]:
+        def saturate(path: str, variants: int = 1) -> dict[str, Any]:
             if use_wrk:
-                return run_wrk(url, path, args.machines, args.seconds, args.connections, workdir)
-            return run_loadgen(url, path, args.machines, args.seconds, args.connections, 0)
+                return run_wrk(url, path, args.machines, args.seconds, args.connections, workdir, variants)
+            return run_loadgen(url, path, args.machines, args.seconds, args.connections, 0, variants=variants)
+
+        def unique(path: str) -> dict[str, Any]:
+            return saturate(path, variants=MEMO_DEFEAT_VARIANTS)
 
         def paced(path: str) -> dict[str, Any]:
             return run_loadgen(url, path, args.machines, args.seconds, 64, args.rate)
@@ -337,6 +362,7 @@ def main() -> int:
             for name, path, how in (
                 ("fixed", "/bench/fixed", saturate),
                 ("omaha", "/v1/update/", saturate),
+                ("omaha (memo misses)", "/v1/update/", unique),
                 (f"omaha@{args.rate:g}/s", "/v1/update/", paced),
                 (f"fixed@{args.rate:g}/s", "/bench/fixed", paced),
             ):

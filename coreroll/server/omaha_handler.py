@@ -5,7 +5,7 @@
 string or a callable returning one (called only when an offer is made).
 
 Malformed input (anything ``parse_request`` refuses) answers 400 ``bad omaha request: <reason>``
-and records nothing. Hot path: group, channel and release come from the catalog's memory; the
+and records nothing. A body seen recently is not parsed again (``PARSE_MEMO_SIZE``). Hot path: group, channel and release come from the catalog's memory; the
 instance from the registry's memory (SQLite); when the instance re-checks with nothing changed and
 its ``last_check`` in the database is younger than ``CHECKIN_REFRESH`` seconds, nothing is written
 (Nebraska's rule). A check that needs a grant decision is decided optimistically from a read, and
@@ -24,6 +24,7 @@ from coreroll.omaha.protocol import (
     AppResponse,
     OmahaApp,
     OmahaParseError,
+    OmahaRequest,
     UpdateOffer,
     app_response,
     build_response,
@@ -40,7 +41,12 @@ from coreroll.server.settings import ServerSettings
 from coreroll.server.storage import Storage, Tx
 
 BaseUrl = str | Callable[[], str]
-CHECKIN_REFRESH = 300.0  # seconds: a re-check with nothing changed writes last_check at most this often
+CHECKIN_REFRESH = 300.0
+# update_engine sends the very same bytes on every check of one boot (same version, bootid and 3/2
+# event), so identical bodies are parsed once: parsing is deterministic and the parsed request is
+# only read. Bounded: 4096 bodies of at most 4 KiB (update_engine's are ~0.8 KiB) = 16 MiB at most.
+PARSE_MEMO_SIZE = 4096
+PARSE_MEMO_MAX_BODY = 4096  # seconds: a re-check with nothing changed writes last_check at most this often
 XML = "application/xml; charset=utf-8"
 TEXT = "text/plain; charset=utf-8"
 
@@ -60,17 +66,24 @@ class OmahaHandler:
         self.registry = registry
         self.metrics = metrics
         self.clock = settings.clock
+        self._parsed: dict[bytes, OmahaRequest] = {}  # body -> parsed request (see PARSE_MEMO_SIZE)
         self.limiter = SourceLimiter(
             settings.new_instances_per_source, settings.new_instances_window, settings.clock
         )
 
     async def handle(self, body: bytes, ip: str, base_url: BaseUrl) -> tuple[int, bytes, str]:
         started = time.perf_counter()
-        try:
-            request = parse_request(body)
-        except OmahaParseError as exc:
-            self.metrics.count("bad_request")
-            return 400, f"bad omaha request: {exc.reason}\n".encode(), TEXT
+        request = self._parsed.get(body)
+        if request is None:
+            try:
+                request = parse_request(body)
+            except OmahaParseError as exc:
+                self.metrics.count("bad_request")
+                return 400, f"bad omaha request: {exc.reason}\n".encode(), TEXT
+            if len(body) <= PARSE_MEMO_MAX_BODY:
+                if len(self._parsed) >= PARSE_MEMO_SIZE:
+                    del self._parsed[next(iter(self._parsed))]  # oldest first
+                self._parsed[body] = request
         await self.catalog.maybe_refresh()
         answers: list[AppResponse] = []
         for app in request.apps:

@@ -17,6 +17,7 @@ from tests.server.helpers import (
     HTTP,
     REFERENCE_REQUEST,
     activity_kinds,
+    call,
     check_status,
     event_xml,
     get,
@@ -181,3 +182,14 @@ def test_up_to_date_instance_gets_noupdate_and_no_release_means_noupdate(server:
     publish(server, "3999.0.0", "stable")
     assert check_status(omaha(server.url, request_xml(MACHINE, "3999.0.0"))) == "noupdate"
     assert check_status(omaha(server.url, request_xml("other", "4100.0.0"))) == "noupdate"
+
+
+def test_identical_bodies_are_answered_from_the_current_state(server: RunningServer) -> None:
+    """The server parses a repeated body once; the answer still follows the server's state."""
+    body = request_xml(MACHINE, "3999.0.0")
+    assert check_status(omaha(server.url, body)) == "noupdate"
+    publish(server, "4000.0.0")
+    assert check_status(omaha(server.url, body)) == "ok"
+    assert check_status(omaha(server.url, body)) == "ok"  # granted: offered again
+    call(server, "POST", "/api/v1/groups/stable/pause")
+    assert check_status(omaha(server.url, request_xml("other", "3999.0.0"))) == "noupdate"
