@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,6 +52,18 @@ def find_etcd_binary() -> str:
         if os.access(candidate, os.X_OK):
             return str(candidate)
     raise EtcdNotFoundError(INSTALL_HINT)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the parent dies, so a killed test run or demo does not
+    leave etcd behind. Linux-only (prctl PR_SET_PDEATHSIG); elsewhere a no-op."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def free_port() -> int:
@@ -116,8 +129,15 @@ class EmbeddedEtcd:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         try:
+            # PDEATHSIG follows the forking *thread*: only arm it from the main thread, whose end
+            # is the process's end (a launcher in a worker thread would lose etcd with the thread).
+            in_main = threading.current_thread() is threading.main_thread()
             self.process = subprocess.Popen(
-                self._command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                self._command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if in_main else None,
             )
         finally:
             log.close()
