@@ -30,6 +30,8 @@ The engine knows nothing about etcd: every change of its status goes to `on_chan
 Without a public key the signature is not checked (update_engine does the same when its key file
 is missing, with a warning) and the payload is written as an opaque image.
 Omaha requests of engines sharing an httpx client queue on `coreroll.node.httpslots`.
+The value types live in `coreroll.node.engine_types`, the HTTP request and the payload check in
+`coreroll.node.engine_io`; both are re-exported here.
 
 Public API:
 - `EngineTimings` (clock seconds: first_check, first_check_fuzz, interval, interval_fuzz,
@@ -50,13 +52,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import random
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +64,9 @@ import httpx
 
 from coreroll.node.clock import Clock
 from coreroll.node.download import Download, DownloadError
+from coreroll.node.engine_io import RequestFailed, Unreachable, post_omaha, verify_image
 from coreroll.node.engine_state import STATE_FILE, EngineState, load_engine_state, save_engine_state
-from coreroll.node.httpslots import http_slots
+from coreroll.node.engine_types import CheckOutcome, EngineSnapshot, EngineTimings, NodeIdentity, fuzz
 from coreroll.node.partitions import Disk
 from coreroll.omaha.codes import (
     UPDATE_STATUS_CHECKING_FOR_UPDATE,
@@ -80,9 +81,20 @@ from coreroll.omaha.codes import (
     EventResult,
     EventType,
     error_code_name,
-    http_error_code,
 )
 from coreroll.omaha.protocol import OmahaEvent, OmahaParseError, build_request, parse_response
+
+__all__ = [
+    "INSTALLSOURCE_ONDEMAND",
+    "INSTALLSOURCE_SCHEDULER",
+    "NEVER_WRITTEN_VERSION",
+    "CheckOutcome",
+    "EngineSnapshot",
+    "EngineTimings",
+    "NodeIdentity",
+    "UpdateEngine",
+    "fuzz",
+]
 
 log = logging.getLogger(__name__)
 
@@ -95,71 +107,6 @@ _CHECKING = str(UPDATE_STATUS_CHECKING_FOR_UPDATE)
 _MAX_PENDING_EVENTS = 8
 _PERSIST_EVERY = 30.0  # real seconds; see UpdateEngine._save
 _PROGRESS_STEP = 0.01  # report progress in 1 % steps: enough for a progress bar, few writes
-
-
-@dataclass(frozen=True)
-class EngineTimings:
-    """Schedule and retry delays, in clock seconds (update_check_scheduler.cc defaults)."""
-
-    first_check: float = 7 * 60
-    first_check_fuzz: float = 5 * 60
-    interval: float = 45 * 60
-    interval_fuzz: float = 10 * 60
-    retry_initial: float = 60.0
-    retry_max: float = 4 * 3600.0
-    mark_good_delay: float = 45.0
-    download_retry_initial: float = 10.0
-    download_retry_max: float = 300.0
-    download_max_failures: int = 10
-
-
-@dataclass(frozen=True)
-class NodeIdentity:
-    """What update_engine sends about the machine."""
-
-    machine_id: str
-    boot_id: str
-    oem: str = ""
-    oemversion: str = ""
-    board: str = "amd64-usr"
-
-
-@dataclass(frozen=True)
-class EngineSnapshot:
-    """update_engine's GetStatus, plus the last error code reported."""
-
-    status: str
-    progress: float
-    new_version: str
-    new_size: int
-    last_checked_time: int
-    last_error: int | None = None
-
-
-class CheckOutcome(enum.Enum):
-    """How one attempt ended (decides when the next one runs)."""
-
-    NO_UPDATE = "no-update"
-    UPDATED = "updated"  # now UPDATED_NEED_REBOOT
-    PINGED = "pinged"  # ping-only while waiting for the reboot
-    FAILED = "failed"  # reported 3/0, back to idle
-    UNREACHABLE = "unreachable"  # no answer from the server: retry with backoff
-    BUSY = "busy"  # an attempt was already running
-
-
-class _Unreachable(Exception):
-    """The server gave no usable HTTP answer (connection refused, timeout, 5xx)."""
-
-
-class _Failure(Exception):
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = int(code)
-
-
-def fuzz(rng: random.Random, value: float, spread: float) -> float:
-    """update_engine's FuzzInt: uniform in value +- spread/2."""
-    return max(0.0, value + rng.uniform(-spread / 2, spread / 2))
 
 
 class UpdateEngine:
@@ -374,7 +321,7 @@ class UpdateEngine:
         self.mark_good()
         try:
             return await self._attempt(installsource)
-        except _Unreachable as exc:
+        except Unreachable as exc:
             self._failures += 1
             log.warning(
                 "%supdate check failed (%s); attempt %d, retrying with backoff",
@@ -384,7 +331,7 @@ class UpdateEngine:
             )
             self._set(UPDATE_STATUS_IDLE, progress=0.0, new_version="", new_size=0)
             return CheckOutcome.UNREACHABLE
-        except _Failure as exc:
+        except RequestFailed as exc:
             await self._report_error(exc.code, str(exc))
             return CheckOutcome.FAILED
 
@@ -421,21 +368,7 @@ class UpdateEngine:
         )
 
     async def _post(self, body: bytes) -> bytes:
-        try:
-            async with http_slots(self.http):
-                reply = await self.http.post(
-                    self.server_url, content=body, headers={"Content-Type": "text/xml; charset=utf-8"}
-                )
-        except httpx.HTTPError as exc:
-            raise _Unreachable(f"{self.server_url}: {type(exc).__name__}: {exc}") from exc
-        if reply.status_code >= 500 or reply.status_code in (408, 429):
-            raise _Unreachable(f"{self.server_url} answered HTTP {reply.status_code}")
-        if reply.status_code != 200:
-            raise _Failure(
-                http_error_code(reply.status_code),
-                f"{self.server_url} answered HTTP {reply.status_code}: {reply.text[:200]}",
-            )
-        return reply.content
+        return await post_omaha(self.http, self.server_url, body)
 
     async def _attempt(self, installsource: str) -> CheckOutcome:
         self._set(UPDATE_STATUS_CHECKING_FOR_UPDATE, progress=0.0)
@@ -449,7 +382,9 @@ class UpdateEngine:
         try:
             info = parse_response(answer)
         except OmahaParseError as exc:
-            raise _Failure(exc.code or ErrorCode.OmahaRequestXMLParseError, f"bad response: {exc}") from exc
+            raise RequestFailed(
+                exc.code or ErrorCode.OmahaRequestXMLParseError, f"bad response: {exc}"
+            ) from exc
         self._poll_interval = info.poll_interval
         if info.status == "noupdate" or info.offer is None:
             self._set(UPDATE_STATUS_IDLE, progress=0.0, new_version="", new_size=0)
@@ -481,7 +416,7 @@ class UpdateEngine:
         except DownloadError as exc:
             if exc.code != ErrorCode.DownloadTransferError:
                 download.discard()
-            raise _Failure(exc.code, exc.message) from exc
+            raise RequestFailed(exc.code, exc.message) from exc
         self._set(UPDATE_STATUS_VERIFYING, progress=1.0)
         try:
             image = self._verify(data, offer.size, offer.sha256_b64)
@@ -495,7 +430,7 @@ class UpdateEngine:
             self.disk.write_image(target.label, image, offer.version)
             self.disk.postinstall(target.label)
         except OSError as exc:
-            raise _Failure(ErrorCode.FilesystemCopierError, f"writing {target.label}: {exc}") from exc
+            raise RequestFailed(ErrorCode.FilesystemCopierError, f"writing {target.label}: {exc}") from exc
         self.state.previous_version = running
         log.info("%swrote %s to %s, postinstall done", self._log_prefix, offer.version, target.label)
         await self._event(EventType.UpdateComplete, EventResult.Success)
@@ -503,35 +438,15 @@ class UpdateEngine:
         return CheckOutcome.UPDATED
 
     def _verify(self, data: bytes, size: int, sha256_b64: str) -> bytes:
-        from coreroll.omaha.payload import PayloadError, payload_hashes, verify_payload
-
         if self.public_key is None:
-            # update_engine skips the signature check (with a warning) when it has no key file;
-            # without the key the payload is kept as an opaque image.
             log.warning("%sno public key configured: payload signature not checked", self._log_prefix)
-            got_size, got_sha256, _ = payload_hashes(data)
-            if got_size != size:
-                raise _Failure(
-                    ErrorCode.PayloadSizeMismatchError, f"payload is {got_size} bytes, Omaha said {size}"
-                )
-            if got_sha256 != sha256_b64:
-                raise _Failure(
-                    ErrorCode.PayloadHashMismatchError, f"payload sha256 {got_sha256} != {sha256_b64}"
-                )
-            return data
-        try:
-            contents = verify_payload(
-                data, self.public_key, expected_size=size, expected_sha256_b64=sha256_b64
-            )
-        except PayloadError as exc:
-            raise _Failure(exc.code, f"payload refused: {exc}") from exc
-        return contents.image
+        return verify_image(data, self.public_key, size=size, sha256_b64=sha256_b64)
 
     async def _ping(self) -> CheckOutcome:
         body = self._request(installsource=INSTALLSOURCE_SCHEDULER, ping=True, updatecheck=False, events=[])
         try:
             await self._post(body)
-        except (_Unreachable, _Failure) as exc:
+        except (Unreachable, RequestFailed) as exc:
             log.info("%sping failed: %s", self._log_prefix, exc)
             return CheckOutcome.UNREACHABLE
         self.state.last_checked_time = int(self.clock.now())
@@ -546,11 +461,11 @@ class UpdateEngine:
         )
         try:
             await self._post(body)
-        except _Unreachable as exc:
+        except Unreachable as exc:
             log.warning("%sevent %d/%d not delivered (%s); queued", self._log_prefix, event_type, result, exc)
             # Bounded: a server that stays away for days must not grow the next request forever.
             self._pending_events = [*self._pending_events, event][-_MAX_PENDING_EVENTS:]
-        except _Failure as exc:
+        except RequestFailed as exc:
             log.warning("%sevent %d/%d refused by the server: %s", self._log_prefix, event_type, result, exc)
 
     async def _report_error(self, code: int, message: str) -> None:
