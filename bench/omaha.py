@@ -393,10 +393,10 @@ def main() -> int:
         ),
     }
     print()
-    print(f"{'run':<16} {'generator':<9} {'requests':>9} {'req/s':>9} {'median ms':>10} {'p99 ms':>8}  ratio")
+    print(f"{'run':<20} {'generator':<9} {'requests':>9} {'req/s':>9} {'median ms':>10} {'p99 ms':>8}  ratio")
     for name, r in results.items():
         base = results[f"fixed@{args.rate:g}/s"] if name.endswith("/s") else results["fixed"]
-        print(f"{name:<16} {r['generator']:<9} {r['requests']:>9} {r['per_second']:>9.0f} {r['median_ms']:>10.2f} "
+        print(f"{name:<20} {r['generator']:<9} {r['requests']:>9} {r['per_second']:>9.0f} {r['median_ms']:>10.2f} "
               f"{r['p99_ms']:>8.2f}  {r['per_second'] / base['per_second']:.2f}")  # fmt: skip
     print(
         f"\nload average (1 min) before/after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
