@@ -34,11 +34,8 @@ Public API:
   cleaned up, the alive key expires), attributes `machine_id`, `disk`, `conf`, `engine`,
   `reboot_manager`, `boot_count`, `boot_id`, `up` (an asyncio.Event set while the node is up),
   `last_command`, `status_document() -> dict`.
-- `read_machine_id(state_dir)`, constants `UPDATE_CONF`, `MACHINE_ID` (file names in a state dir).
-- `provision_node(state_dir, *, version, image, server, group="stable", strategy="etcd-lock",
-  lock_group="", machine_id=None, window_start=None, window_length=None, fsync=True) -> str`
-  (the machine id).
-- `omaha_url(server) -> str`: a server base URL -> its Omaha endpoint (`.../v1/update/`).
+- Re-exported from `coreroll.node.provision` (a node's state directory): `provision_node(...)`,
+  `read_machine_id(state_dir)`, `omaha_url(server)`, `UPDATE_CONF`, `MACHINE_ID`.
 """
 
 from __future__ import annotations
@@ -67,67 +64,27 @@ from coreroll.node.commandbus import Command, CommandRouter
 from coreroll.node.engine import EngineSnapshot, EngineTimings, NodeIdentity, UpdateEngine
 from coreroll.node.nodestatus import RebootInfo, alive_key, build_status, encode_status, iso_time, status_key
 from coreroll.node.partitions import Disk, NoBootablePartitionError, Partition
+from coreroll.node.provision import MACHINE_ID, UPDATE_CONF, omaha_url, provision_node, read_machine_id
 from coreroll.node.reboot import LockWaiter, RebootManager, window_from_settings
 from coreroll.node.updateconf import UpdateConf, UpdateConfError
 from coreroll.omaha.codes import UPDATE_STATUS_CHECKING_FOR_UPDATE, UPDATE_STATUS_UPDATED_NEED_REBOOT
 
+__all__ = [
+    "MACHINE_ID",
+    "UPDATE_CONF",
+    "AgentOptions",
+    "NodeAgent",
+    "omaha_url",
+    "provision_node",
+    "read_machine_id",
+]
+
 log = logging.getLogger(__name__)
 
-UPDATE_CONF = "update.conf"
-MACHINE_ID = "machine-id"
 _NEED_REBOOT = str(UPDATE_STATUS_UPDATED_NEED_REBOOT)
 _CHECKING = str(UPDATE_STATUS_CHECKING_FOR_UPDATE)
 _DONE_MEMORY = 256
 _STOP_TIMEOUT = 5.0  # real seconds a stopping task gets before it is reported and left behind  # command keys remembered to drop a command delivered twice
-
-
-def omaha_url(server: str) -> str:
-    """`http://host:8400` -> `http://host:8400/v1/update/`; a URL already naming the path is kept."""
-    url = server.strip()
-    if url.rstrip("/").endswith("/v1/update"):
-        return url.rstrip("/") + "/"
-    return url.rstrip("/") + "/v1/update/"
-
-
-def read_machine_id(state_dir: Path) -> str:
-    path = Path(state_dir) / MACHINE_ID
-    value = path.read_text().strip()
-    if not value:
-        raise ValueError(f"{path} is empty")
-    return value
-
-
-def provision_node(
-    state_dir: Path,
-    *,
-    version: str,
-    image: bytes,
-    server: str,
-    group: str = "stable",
-    strategy: str = "etcd-lock",
-    lock_group: str = "",
-    machine_id: str | None = None,
-    window_start: str | None = None,
-    window_length: str | None = None,
-    fsync: bool = True,
-) -> str:
-    """A fresh install in `state_dir`: disk (USR-A = `version`), update.conf, machine-id."""
-    state_dir = Path(state_dir)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    Disk.create(state_dir, version, image, fsync=fsync)
-    conf = UpdateConf.load(state_dir / UPDATE_CONF)
-    conf.set("GROUP", group)
-    conf.set("SERVER", omaha_url(server))
-    conf.set("REBOOT_STRATEGY", strategy)
-    if lock_group:
-        conf.set("LOCKSMITHD_GROUP", lock_group)
-    if window_start and window_length:
-        conf.set("LOCKSMITHD_REBOOT_WINDOW_START", window_start)
-        conf.set("LOCKSMITHD_REBOOT_WINDOW_LENGTH", window_length)
-    conf.save(state_dir / UPDATE_CONF)
-    machine_id = machine_id or uuid.uuid4().hex
-    (state_dir / MACHINE_ID).write_text(machine_id + "\n")
-    return machine_id
 
 
 @dataclass(frozen=True)
