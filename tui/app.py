@@ -318,7 +318,7 @@ class DashApp(App[int]):
         if full or model.channels_version != self._channels_version or now - self._channels_at >= 1.0:
             self._channels_version = model.channels_version
             self._channels_at = now
-            main.query_one("#channels", ChannelBar).show(model.channels())
+            main.query_one("#channels", ChannelBar).show(model.channels(), model.groups())
         if full or model.locks_version != self._locks_version:
             self._locks_version = model.locks_version
             main.query_one("#locks", LockPanel).show(model.lock_groups(), now, self.node_name)

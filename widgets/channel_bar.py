@@ -1,5 +1,6 @@
 """`ChannelBar`: one line per channel: the version the server offers, a progress bar of how many of
-the channel's nodes run it, and counts updating / failed / on hold.
+the channel's nodes run it, counts updating / failed / on hold, and `group X PAUSED` (with the
+halt reason) when a server group on that channel has updates paused.
 
 `show(channels)` with `coreroll.watch.views.ChannelView`s (the model computes the progress);
 repaints only when the text changed. The bar is drawn with block characters, so it reads without
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from rich.text import Text
 from textual.widget import Widget
 
-from coreroll.watch.views import ChannelView
+from coreroll.watch.views import ChannelView, ServerGroupView
 
 
 def bar(fraction: float, width: int) -> str:
@@ -21,8 +22,10 @@ def bar(fraction: float, width: int) -> str:
     return "█" * filled + "░" * (width - filled)
 
 
-def render_channels(channels: Sequence[ChannelView], width: int = 80) -> Text:
-    text = Text()
+def render_channels(
+    channels: Sequence[ChannelView], width: int = 80, groups: Sequence[ServerGroupView] = ()
+) -> Text:
+    text = Text(no_wrap=True, overflow="ellipsis")
     if not channels:
         text.append(" channels: - (no server data)", style="dim")
         return text
@@ -35,12 +38,19 @@ def render_channels(channels: Sequence[ChannelView], width: int = 80) -> Text:
         text.append(f" {channel.version or '-':<11} ")
         text.append(bar(p.fraction, bar_width), style="green")
         text.append(f" {int(p.fraction * 100):3d}% {p.done}/{p.total}")
+        for group in groups:  # first, so it survives a narrow terminal
+            if group.channel == channel.name and (group.paused or group.halted_reason):
+                text.append("  ")
+                text.append(f"group {group.name} PAUSED", style="bold reverse yellow")
+                if group.halted_reason:
+                    text.append(f" ({group.halted_reason})", style="yellow")
         if p.updating:
             text.append(f"  updating {p.updating}", style="yellow")
         if p.failed:
             text.append(f"  failed {p.failed}", style="bold red")
         if p.on_hold:
             text.append(f"  on hold {p.on_hold}", style="magenta")
+
     return text
 
 
@@ -50,21 +60,22 @@ class ChannelBar(Widget):
 
     MAX_LINES = 4
     DEFAULT_CSS = """
-    ChannelBar { height: 1; background: $surface; }
+    ChannelBar { height: 1; background: $surface; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._text = Text()
         self._channels: Sequence[ChannelView] = ()
+        self._groups: Sequence[ServerGroupView] = ()
         self._lines = 1
 
     def render(self) -> Text:
         return self._text
 
-    def show(self, channels: Sequence[ChannelView]) -> None:
-        self._channels = channels
-        text = render_channels(channels, self.size.width or 80)
+    def show(self, channels: Sequence[ChannelView], groups: Sequence[ServerGroupView] = ()) -> None:
+        self._channels, self._groups = channels, groups
+        text = render_channels(channels, self.size.width or 80, groups)
         lines = min(max(len(channels), 1), self.MAX_LINES)
         if lines != self._lines:
             self._lines = lines
@@ -75,4 +86,4 @@ class ChannelBar(Widget):
 
     def on_resize(self) -> None:
         self._text = Text()
-        self.show(self._channels)
+        self.show(self._channels, self._groups)

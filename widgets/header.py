@@ -92,7 +92,7 @@ class DashHeader(Widget):
     """Fixed two lines; a change repaints them without a layout pass (unlike Static.update)."""
 
     DEFAULT_CSS = """
-    DashHeader { height: 2; background: $panel; color: $foreground; }
+    DashHeader { height: 2; background: $panel; color: $foreground; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:

@@ -204,11 +204,13 @@ async def test_pause_and_resume_the_selected_nodes_server_group(fleet: Etcd, ser
         await pilot.press("y")
         await wait_for(lambda: server_groups(url)[group]["policy"]["updates_enabled"] is False, 10, "paused")
         await wait_for(lambda: app.model.group(group).paused, 10, "pause seen via the feed")
+        await wait_for_text(app, f"group {group} PAUSED", 5)
         await pilot.press("p")
         await wait_for(lambda: isinstance(app.screen, ConfirmDialog), 5, "confirmation")
         assert "Resume" in screen_text(app)
         await pilot.press("y")
         await wait_for(lambda: server_groups(url)[group]["policy"]["updates_enabled"] is True, 10, "resumed")
+        await wait_for_text(app, f"group {group} PAUSED", 10, present=False)
 
 
 async def test_read_only_refuses_every_intervention(fleet: Etcd, server: tuple[str, str]) -> None:
