@@ -224,3 +224,27 @@ def test_lock_wrong_password_is_one_line_and_changes_nothing(
 def test_lock_without_credentials_is_refused(auth_etcd: EmbeddedEtcd, api: str, lock_cli) -> None:
     run = lock_cli("lock", "intruder", "--endpoint", auth_etcd.endpoint, "--etcd-api", api)
     assert_one_line_refusal(run)
+
+
+GRPC_FIRST = """
+import asyncio, sys
+import {module}  # imports aetcd (so grpc) before coreroll.etcd.v3
+from coreroll.etcd.config import EtcdConfig
+from coreroll.etcd.errors import EtcdError
+from coreroll.etcd.v3 import connect_v3
+try:
+    asyncio.run(connect_v3(EtcdConfig(endpoints=(sys.argv[1],), cafile=sys.argv[2], timeout=2)))
+except EtcdError as exc:
+    print("refused:", exc, file=sys.stderr)
+"""
+
+
+@pytest.mark.xfail(reason="GRPC_VERBOSITY is set in coreroll/etcd/v3.py, after modules that import grpc first "
+                   "(NOTES.md: FAULTS -> LOCKS 10:40)", strict=False)  # fmt: skip
+@pytest.mark.parametrize("module", ["coreroll.audit", "coreroll.fleet.history"])
+def test_grpc_stays_quiet_whatever_is_imported_first(mtls_etcd: TLSEtcd, pki: Pki, module: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRPC_")}
+    done = subprocess.run([sys.executable, "-c", GRPC_FIRST.format(module=module), mtls_etcd.endpoint, str(pki.ca)],
+                          capture_output=True, text=True, timeout=60, env=env)  # fmt: skip
+    assert done.stderr.startswith("refused:"), done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
