@@ -193,3 +193,20 @@ def test_identical_bodies_are_answered_from_the_current_state(server: RunningSer
     assert check_status(omaha(server.url, body)) == "ok"  # granted: offered again
     call(server, "POST", "/api/v1/groups/stable/pause")
     assert check_status(omaha(server.url, request_xml("other", "3999.0.0"))) == "noupdate"
+
+
+def test_added_channel_and_group(server: RunningServer) -> None:
+    publish(server, "4000.0.0", "alpha")
+    assert call(server, "PUT", "/api/v1/channels/edge", {"version": "4000.0.0"}).json()["name"] == "edge"
+    created = call(server, "POST", "/api/v1/groups", {"id": "lab", "track": "lab-track", "channel": "edge",
+                                                      "policy": {"max_concurrent": 5}})  # fmt: skip
+    assert created.status_code == 201 and created.json()["policy"]["max_concurrent"] == 5
+    assert [c["name"] for c in get(server, "/api/v1/channels")["channels"]] == [
+        "alpha",
+        "beta",
+        "stable",
+        "edge",
+    ]
+    assert check_status(omaha(server.url, request_xml("lab1", "3999.0.0", track="lab-track"))) == "ok"
+    assert instance(server, "lab1")["group"] == "lab"
+    assert call(server, "POST", "/api/v1/groups", {"id": "lab2", "track": "lab-track"}).status_code == 409
