@@ -130,7 +130,7 @@ async def _prune_forever(state: ServerState) -> None:
 def create_app(settings: ServerSettings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # token, keys, db
         storage = Storage(settings.database_url, settings.clock)
         await storage.start()
         public = settings.public_url or f"http://{settings.listen}"

@@ -45,7 +45,7 @@ def load_or_create_token(settings: ServerSettings) -> str:
     existing = read_token_file(path, strict=True)
     if existing:
         return existing
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     token = secrets.token_urlsafe(32)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

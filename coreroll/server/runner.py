@@ -91,7 +91,7 @@ class RunningServer:
 def run_server_in_thread(settings: ServerSettings, timeout: float = 20.0) -> RunningServer:
     """Start the server in a daemon thread on 127.0.0.1:<free port> and wait until it is up."""
     settings = replace(settings, listen=f"127.0.0.1:{free_port()}")
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     token = load_or_create_token(settings)
     settings.token = token
     server = _Server(_config(settings))
