@@ -75,7 +75,7 @@ class LockStore(abc.ABC):
 
     # Backoff after a lost compare-and-swap: full jitter between 0 and base * 2**n, capped.
     backoff_base = 0.002
-    backoff_cap = 0.05
+    backoff_cap = 0.25
 
     def __init__(self, config: EtcdConfig, *, conflict_deadline: float = 30.0) -> None:
         self.config = config

@@ -29,7 +29,7 @@ class V2LockStore(LockStore):
     # A failed v2 compare costs a full raft round (etcd applies prevIndex PUTs in order), and the
     # retry needs another read: back off longer than on v3.
     backoff_base = 0.01
-    backoff_cap = 0.2
+    backoff_cap = 1.0
 
     def __init__(self, config: EtcdConfig, *, client: V2Client | None = None, **kwargs: float) -> None:
         super().__init__(config, **kwargs)

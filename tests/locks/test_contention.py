@@ -57,19 +57,24 @@ async def _history_v2(endpoint: str, key: str, first: int, last: int) -> list[tu
 
 
 def _start_workers(endpoint: str, api: str) -> list[subprocess.Popen[str]]:
-    workers = [
+    return [
         subprocess.Popen(
             [sys.executable, "-m", "tests.locks.contender", endpoint, api, GROUP, f"p{n}-", str(PER_PROCESS)],
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
         )
         for n in range(PROCESSES)
     ]
-    for worker in workers:  # wait until each has imported everything and is about to contend
-        assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"
-    return workers
+
+
+async def _ready(worker: subprocess.Popen[str]) -> None:
+    """Wait until a worker has imported everything and is about to contend."""
+    assert worker.stdout is not None
+    line = await asyncio.wait_for(asyncio.to_thread(worker.stdout.readline), 60)
+    assert line.strip() == "ready", f"worker said {line!r}"
 
 
 async def test_two_hundred_contenders_never_exceed_max(clean_etcd: str, api: str) -> None:
@@ -82,16 +87,24 @@ async def test_two_hundred_contenders_never_exceed_max(clean_etcd: str, api: str
     await store.close()
 
     workers = _start_workers(config.endpoints[0], api)
-    for worker in workers:
-        assert worker.stdin is not None
-        worker.stdin.write("go\n")
-        worker.stdin.flush()
-    local = await contend(config, GROUP, [f"t-{i:03d}" for i in range(IN_PROCESS)])
-    records: list[dict[str, Any]] = list(local)
-    for worker in workers:
-        out, _ = await asyncio.to_thread(worker.communicate, timeout=90)
-        assert worker.returncode == 0
-        records += json.loads(out.strip().splitlines()[-1])
+    try:
+        await asyncio.gather(*(_ready(w) for w in workers))
+        for worker in workers:
+            assert worker.stdin is not None
+            worker.stdin.write("go\n")
+            worker.stdin.flush()
+        records: list[dict[str, Any]] = list(
+            await contend(config, GROUP, [f"t-{i:03d}" for i in range(IN_PROCESS)], seconds=120)
+        )
+        for worker in workers:
+            out, err = await asyncio.to_thread(worker.communicate, timeout=120)
+            assert worker.returncode == 0, err[-2000:]
+            records += json.loads(out.strip().splitlines()[-1])
+    finally:
+        for worker in workers:  # never leave a worker behind, whatever failed
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait(timeout=10)
 
     assert len({r["holder"] for r in records}) == 200
     assert all(r["listed"] for r in records), "a contender told it held the lock was not listed"
