@@ -26,10 +26,10 @@ V2_PREFIX = "/" + LOCK_PREFIX.rstrip("/")
 
 
 class V2LockStore(LockStore):
-    # A failed v2 compare costs a full raft round (etcd applies prevIndex PUTs in order), and the
-    # retry needs another read: back off longer than on v3.
-    backoff_base = 0.01
-    backoff_cap = 1.0
+    # A failed v2 compare costs a full raft round (etcd applies prevIndex PUTs in order) and the
+    # retry needs another read, so start a little slower than v3; longer caps only left slots idle.
+    backoff_base = 0.005
+    backoff_cap = 0.25
 
     def __init__(self, config: EtcdConfig, *, client: V2Client | None = None, **kwargs: float) -> None:
         super().__init__(config, **kwargs)
