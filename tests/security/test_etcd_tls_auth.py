@@ -149,7 +149,7 @@ def test_lock_with_client_certificate(mtls_etcd: TLSEtcd, pki: Pki, api: str, lo
 
 @pytest.mark.parametrize("api", ["v3", "v2"])
 def test_mtls_without_client_certificate_is_refused(mtls_etcd: TLSEtcd, pki: Pki, api: str, lock_cli) -> None:
-    run = lock_cli(
+    run = cli_for(api, lock_cli)(
         "status", "--endpoint", mtls_etcd.endpoint, "--etcd-api", api, "--etcd-cafile", str(pki.ca)
     )
     assert_one_line_refusal(run, mtls_etcd.endpoint)
