@@ -113,6 +113,7 @@ class DashApp(App[int]):
         self._flushing = False
         self._flush_again = False
         self._gc_frozen = False
+        self._ticks = 0
         self._last_flush = 0.0
         self._painted_at = 0.0
         self._repaint_cost = 0.0
@@ -222,6 +223,10 @@ class DashApp(App[int]):
                 # the first listing of a big fleet is in: move it out of the collector's way, so
                 # later full collections do not walk 10,000s of long-lived rows (pauses = lag)
                 gc.freeze()
+                # and run full collections rarely (each walks every young survivor: 100-200 ms
+                # pauses every few seconds at 1,000 changes/s); cyclic garbage waits longer
+                first, second, _ = gc.get_threshold()
+                gc.set_threshold(first, second, 1000)
                 self._gc_frozen = True  # (also: the first listing is in)
         finally:
             self._flushing = False
@@ -329,6 +334,12 @@ class DashApp(App[int]):
 
     def _clock_tick(self) -> None:
         """Once a second: ages in the lock panel and header ("last ok 12s ago")."""
+        self._ticks += 1
+        if self._gc_frozen and self._ticks % 10 == 0:
+            # what survived the last 10 s is long-lived (rows, cached strips): take it out of the
+            # collector's walk too, so full collections stay short while statuses stream in.
+            # Replaced rows are freed by reference counting, frozen or not.
+            gc.freeze()
         if self.frozen:
             return
         try:
