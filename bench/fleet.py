@@ -1,6 +1,6 @@
 """Fleet benchmark: a full rollout through 1,000 simulated nodes in one process.
 
-    .venv/bin/python bench/fleet.py [--nodes 100,1000] [--time-factor 100] [--out bench/results/fleet.json]
+    .venv/bin/python bench/fleet.py [--nodes 100,1000] [--time-factor 25] [--out bench/results/fleet.json]
 
 For each N (the first N is the baseline, measured in the same run): a real etcd and a real update
 server, each in its own process (so the process CPU counted here is the fleet's alone), N node
@@ -218,7 +218,7 @@ def main() -> int:
     parser.add_argument(
         "--nodes", default="100,1000", help="comma-separated node counts; the first is the baseline"
     )
-    parser.add_argument("--time-factor", type=float, default=100.0)
+    parser.add_argument("--time-factor", type=float, default=25.0)
     parser.add_argument("--timeout", type=float, default=1800.0, help="real seconds allowed per rollout")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "fleet.json"))
     args = parser.parse_args()
