@@ -12,6 +12,8 @@ next one):
 - locksmith semaphores `coreos.com/updateengine/rebootlock/...` -> `LockState(kind="v3")`, or, when
   `config.api == "v2"`, the v2 lock store (coreroll.locks) listed then watched -> `LockState(kind="v2")`
 - with `airlock=True`: `com.coreos.airlock/groups/<g>/v1/semaphore` -> `LockState(kind="airlock")`
+In v2 mode only the locks come through the v2 API: node keys are v3 (coreroll agents write v3), so
+an etcd without the v3 API shows as down.
 
 Each (re)connection sends one `EtcdSnapshot` (the model replaces all etcd-derived state with it, so
 keys deleted while we were away vanish) followed by single updates. When etcd has compacted the
