@@ -15,11 +15,11 @@ import pytest
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="needs a Linux pty")
 
 
-def spawn() -> tuple[int, int]:
+def spawn(module: str = "tui") -> tuple[int, int]:
     pid, fd = pty.fork()
     if pid == 0:  # child: the dashboard against an etcd that is not there (shown as DOWN)
         os.environ["TERM"] = "xterm-256color"
-        os.execv(sys.executable, [sys.executable, "-m", "tui", "--etcd", "http://127.0.0.1:9"])
+        os.execv(sys.executable, [sys.executable, "-m", module, "--etcd", "http://127.0.0.1:9"])
     return pid, fd
 
 
@@ -51,9 +51,12 @@ def wait_exit(pid: int, timeout: float) -> int:
     raise AssertionError(f"the dashboard did not exit within {timeout}s")
 
 
-@pytest.mark.parametrize("how", ["sighup", "close-terminal"])
-def test_exits_when_the_terminal_goes_away(how: str) -> None:
-    pid, fd = spawn()
+@pytest.mark.parametrize(
+    ("module", "how"), [("tui", "sighup"), ("tui", "close-terminal"), ("coreroll", "sighup")]
+)
+def test_exits_when_the_terminal_goes_away(module: str, how: str) -> None:
+    """`python -m tui` and plain `coreroll` (no subcommand: the dashboard) both exit cleanly."""
+    pid, fd = spawn(module)
     try:
         read_until(fd, b"etcd", 30)
         if how == "sighup":
