@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from coreroll.etcd.launcher import EmbeddedEtcd, EtcdStartError
+from tests.faults.conftest import outcome
 from tests.faults.counts import flush, record
 from tests.security.certs import Pki, make_pki
 
@@ -137,7 +138,7 @@ HYPOTHESIS_STATS = re.compile(r"(\d+) passing, (\d+) failing, and (\d+) invalid"
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when == "call" and "tests/security/" in report.nodeid:
-        record("tests_passed" if report.passed else "tests_failed", suite="security")
+        record(outcome(report), suite="security")
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -18,7 +18,7 @@ from coreroll.etcd.launcher import EmbeddedEtcd
 from coreroll.etcd.v2 import V2Client
 from coreroll.etcd.v3 import connect_v3
 from coreroll.locks import semaphore_key
-from tests.faults.counts import record
+from tests.faults.counts import check, record
 from tests.security.certs import Pki
 from tests.security.conftest import ROOT_PASSWORD, TLSEtcd
 
@@ -58,13 +58,20 @@ def cli_for(api: str, lock_cli):  # type: ignore[no-untyped-def]
 
 def assert_one_line_refusal(run: Run, *needles: str) -> None:
     record("bad_credentials_refused", suite="security")
+    lines = run.err.strip().splitlines()
+    ok = (
+        run.code == 1
+        and run.out == ""
+        and len(lines) == 1
+        and all(n.lower() in lines[0].lower() for n in needles)
+        and "Traceback" not in run.err
+    )
+    check("refusal_is_one_clear_line_exit_1", [] if ok else [repr(run)], suite="security")
     assert run.code == 1, run
     assert run.out == ""
-    lines = run.err.strip().splitlines()
     assert len(lines) == 1, f"expected one line on stderr, got: {run.err!r}"
     for needle in needles:
         assert needle.lower() in lines[0].lower(), lines[0]
-    assert "Traceback" not in run.err
 
 
 async def v3_roundtrip(config: EtcdConfig, key: bytes) -> bytes:

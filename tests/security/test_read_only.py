@@ -19,7 +19,7 @@ from coreroll.locks import semaphore_key
 from coreroll.server.runner import RunningServer, run_server_in_thread
 from coreroll.server.settings import ServerSettings
 from coreroll.watch.actions import Actions, ReadOnlyError
-from tests.faults.counts import record
+from tests.faults.counts import check, record
 
 # Methods of Actions that only read (they may run in read-only mode).
 READERS = {"server_channels"}
@@ -87,7 +87,9 @@ async def test_read_only_dashboard_refuses_every_action(clean_etcd: str, server:
             record("read_only_actions_refused", suite="security")
 
         after = [(kv.key, kv.value) for kv in await client.get_all()]
-        assert after == before  # no command, no lock change, no audit record
+        written = [repr(kv) for kv in after if kv not in before]
+        assert check("read_only_wrote_nothing", written, suite="security") == []  # no command, lock or audit
+        assert after == before
         assert (await http.get("/api/v1/groups")).json()["groups"] == groups_before
 
         # the same wiring without --read-only does act (so the refusals above were the guard)

@@ -25,7 +25,7 @@ from coreroll.omaha.payload import KeyFileError, load_private_key
 from coreroll.server import api_admin, auth
 from coreroll.server.runner import RunningServer, free_port, run_server_in_thread
 from coreroll.server.settings import ServerSettings
-from tests.faults.counts import record
+from tests.faults.counts import check, record
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -111,7 +111,8 @@ def test_admin_routes_refuse_missing_or_wrong_token_and_change_nothing(server: R
             assert token not in reply.text
             tried += 1
     record("admin_calls_without_valid_token", tried, suite="security")
-    assert world_state(server.url) == before  # nothing changed, not even an activity record
+    changed = [k for k, v in world_state(server.url).items() if v != before[k]]
+    assert check("refused_admin_call_changed_nothing", changed, suite="security") == []  # not even activity
     # and the right token does work (so the 401s above were about the token)
     ok = httpx.post(
         f"{server.url}/api/v1/groups/stable/pause", headers={"Authorization": f"Bearer {token}"}, timeout=10
@@ -244,6 +245,10 @@ def test_instance_table_is_capped_against_a_flood(tmp_path: Path) -> None:
         assert statuses[:cap] == ["ok"] * cap
         assert set(statuses[cap:]) == {"error-instanceRegistrationFailed"}
         total = http.get("/api/v1/instances", params={"limit": 1000}).json()["total"]
+        assert (
+            check("instance_table_within_cap", [f"{total} > {cap}"] if total > cap else [], suite="security")
+            == []
+        )
         assert total == cap
         # a machine registered before the flood is still served normally
         again = http.post("/v1/update/", content=omaha_check("flood-0000"))
@@ -311,7 +316,10 @@ def test_x_forwarded_for_is_trusted_only_from_configured_proxies(
             # garbage from a trusted proxy must not crash anything; what is stored must not be a forged IP
             assert instance_ip(http, "xff-node") in ("127.0.0.1", "not-an-ip")
         else:
-            assert instance_ip(http, "xff-node") == expected
+            got = instance_ip(http, "xff-node")
+            check("client_ip_only_from_trusted_proxies", [] if got == expected else [f"{forwarded}: {got}"],
+                  suite="security")  # fmt: skip
+            assert got == expected
 
 
 def test_spoofed_forwarded_for_cannot_touch_admin(server: RunningServer) -> None:
