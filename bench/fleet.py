@@ -165,7 +165,7 @@ async def run_rollout(n: int, factor: float, etcd_endpoint: str, work: Path, lim
                 raise RuntimeError(f"rollout of {n} nodes did not finish: {fleet.snapshot().line()}")
         cpu1, wall1, sim1 = cpu(), time.monotonic(), clock.now()
         rss1 = psutil.Process().memory_info().rss
-        events = await read_lock_history(fleet.etcd, within=120)
+        events = await read_lock_history(fleet.etcd, fleet.start_revision, within=120)
         capacity = check_capacity(events, bench.group_max())
         unlocked = check_reboots(fleet.reboots, events)
         conflicts = fleet.lock_store.conflicts if fleet.lock_store else 0

@@ -25,7 +25,8 @@ Public API:
   `snapshot() -> FleetSnapshot`, `async wait_for(predicate, within, poll=0.05)`,
   `all_on(version) -> bool` (active partition holds it and is marked good, on every node),
   `nodes: list[SimNode]`, `reboots: list[RebootRecord]`, `spans: list[LockSpan]`,
-  `faults_fired: dict[str, int]`, `etcd` (the shared client), `lock_store`.
+  `faults_fired: dict[str, int]`, `etcd` (the shared client), `lock_store`, `start_revision` (the
+  first etcd revision of this run: pass it to `read_lock_history`).
 - `FleetSnapshot(at, up, total, versions, good, statuses, holders, reboots)` with `line()`:
   the one-line progress report `coreroll fleet` prints.
 """
@@ -49,6 +50,7 @@ import httpx
 from coreroll.etcd.config import EtcdConfig
 from coreroll.etcd.v3 import connect_v3
 from coreroll.fleet.scenario import NodePlan, Scenario
+from coreroll.locks.keys import LOCK_PREFIX
 from coreroll.locks.v3store import V3LockStore
 from coreroll.node.agent import AgentOptions, NodeAgent, provision_node
 from coreroll.node.clock import ScaledClock
@@ -192,6 +194,7 @@ class Fleet:
         self.spans: list[LockSpan] = []
         self.faults_fired: Counter[str] = Counter()
         self.started_at = 0.0
+        self.start_revision = 1
         self.etcd: aetcd.Client | None = None
         self.lock_store: V3LockStore | None = None
         self.lock_waiter: LockWaiter | None = None
@@ -223,6 +226,9 @@ class Fleet:
             self.server_proxy = await self._proxy(server_url)
             server_url = _via(server_url, self.server_proxy)
         self.etcd = await connect_v3(etcd_config)
+        # etcd's history outlives deleted keys: checks of this run read from here on.
+        listing = await self.etcd.get_prefix(LOCK_PREFIX.encode())
+        self.start_revision = int(listing.header.revision) + 1
         self.lock_store = V3LockStore(etcd_config, client=self.etcd)
         for spec in self.scenario.lock_groups:
             await self.lock_store.set_max(spec.name, spec.max)

@@ -59,7 +59,7 @@ async def test_rollout_of_20_nodes_in_two_lock_groups(
         done = await fleet.wait_for(lambda: fleet.all_on(NEW), within=90)
         assert done, fleet.snapshot().line()
         assert await fleet.wait_for(lambda: all(s.released for s in fleet.spans), within=10)
-        events = await read_lock_history(fleet.etcd)
+        events = await read_lock_history(fleet.etcd, fleet.start_revision)
     finally:
         await fleet.stop()
 

@@ -86,7 +86,7 @@ async def test_faults_during_a_rollout(clean_etcd: str, update_server: Any, tmp_
             lambda: all(s.released for s in fleet.spans if s.machine_id != by_fault["boot_fails"].machine_id),
             within=20,
         )
-        events = await read_lock_history(fleet.etcd)
+        events = await read_lock_history(fleet.etcd, fleet.start_revision)
     finally:
         await fleet.stop()
 
