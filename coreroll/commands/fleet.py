@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "fleet",
         help="run N simulated nodes (agents) against an update server and etcd",
         description="Run N node agents in one process on a scaled clock, with the scenario's lock "
-        "groups, channels and faults, printing a progress line until interrupted.",
+        "groups, channels and faults, printing a progress line until interrupted. The update server "
+        "keeps real time: its policy timeouts (update_timeout_seconds) are real seconds.",
     )
     parser.add_argument("--nodes", type=int, default=20, metavar="N", help="number of nodes (default 20)")
     parser.add_argument("--server", default=os.environ.get("COREROLL_SERVER"), help="update server URL")
@@ -102,8 +103,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _initial_version(server: str, channel: str) -> str:
     """The version the scenario's main channel points at now, so the fleet starts up to date."""
-    reply = httpx.get(f"{server.rstrip('/')}/api/v1/channels", timeout=10)
-    reply.raise_for_status()
+    url = f"{server.rstrip('/')}/api/v1/channels"
+    try:
+        reply = httpx.get(url, timeout=10)
+        reply.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise OSError(f"update server {server} unreachable ({url}: {exc or type(exc).__name__})") from None
     for entry in reply.json().get("channels", []):
         if entry.get("name") == channel and entry.get("version"):
             return str(entry["version"])

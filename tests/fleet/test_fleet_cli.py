@@ -43,3 +43,17 @@ def test_runs_a_small_fleet_with_progress(
     assert "up 3/3 | 3000.0.0:3" in err
     assert sorted(p.name for p in state.iterdir()) == ["node-0000", "node-0001", "node-0002"]
     assert main(["node", "cgpt-show", "--state", str(state / "node-0000")]) == 0
+
+
+def test_unreachable_server_or_etcd_is_one_line(
+    clean_etcd: str, update_server: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from coreroll.etcd.launcher import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    assert main(["fleet", "--nodes", "1", "--server", dead, "--etcd", clean_etcd]) == 1
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"coreroll fleet: update server {dead} unreachable ({dead}/api/v1/channels: ")
+    argv = ["fleet", "--nodes", "1", "--server", update_server.url, "--etcd", dead, "--version", "1.0.0"]
+    assert main(argv) == 1
+    assert f"no etcd endpoints available, tried: {dead}" in capsys.readouterr().err
