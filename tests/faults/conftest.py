@@ -33,7 +33,7 @@ from coreroll.watch.etcd_source import EtcdSource
 from coreroll.watch.feed_source import FeedSource
 from coreroll.watch.model import FleetModel
 from coreroll.watch.updates import UpdateBuffer
-from tests.faults.counts import check, flush, record
+from tests.faults.counts import check, flush, outcome, record
 from tests.node.test_engine_support import server_public_key, update_server  # noqa: F401  (a fixture)
 
 OLD, NEW = "3000.0.0", "3100.0.0"
@@ -51,12 +51,6 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     suite = "soak" if "test_soak" in report.nodeid else "faults"
     if report.when == "call":  # a skipped soak records nothing, so its last real run's figures stay
         record(outcome(report), suite=suite)
-
-
-def outcome(report: pytest.TestReport) -> str:
-    if hasattr(report, "wasxfail"):
-        return "tests_xpassed" if report.passed else "tests_xfailed"
-    return "tests_passed" if report.passed else "tests_failed"
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import threading
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "reliability.json"
 
@@ -38,6 +39,13 @@ def check(name: str, problems: list[str], suite: str = "faults") -> list[str]:
         entry[0] += 1
         entry[1] += len(problems)
     return problems
+
+
+def outcome(report: Any) -> str:
+    """The counter name for a pytest call report: tests_passed/failed/xfailed/xpassed."""
+    if hasattr(report, "wasxfail"):
+        return "tests_xpassed" if report.passed else "tests_xfailed"
+    return "tests_passed" if report.passed else "tests_failed"
 
 
 def flush() -> None:

@@ -22,8 +22,7 @@ import httpx
 import pytest
 
 from coreroll.etcd.launcher import EmbeddedEtcd, EtcdStartError
-from tests.faults.conftest import outcome
-from tests.faults.counts import flush, record
+from tests.faults.counts import flush, outcome, record
 from tests.security.certs import Pki, make_pki
 
 ROOT_PASSWORD = "s3cret-root"
