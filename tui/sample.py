@@ -96,7 +96,8 @@ def _node(i: int, rng: random.Random, now: float) -> tuple[str, bytes, str, str]
         "active_partition": "USR-B" if done else "USR-A",
         "other_version": OLD[channel] if done else None,
         "last_checked_time": int(now) - rng.randint(5, 3000),
-        "reported_at": now - 5,
+        # the offline ones (see sample_updates) went quiet an hour ago: past any reboot's grace
+        "reported_at": now - 3600 if i % 17 == 5 else now - 5,
     }
     if status == "UPDATE_STATUS_DOWNLOADING":
         fields["progress"] = round(rng.random(), 2)

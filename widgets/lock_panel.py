@@ -1,6 +1,8 @@
 """`LockPanel`: the reboot-lock groups: `available/max` per group and each holder with how long it
-has held the lock; stale holders (offline, unknown to the fleet, or held too long; the model decides)
-are marked `STALE` with the reason. An unreadable semaphore shows its error (naming the key).
+has held the lock; stale holders (offline past the model's grace, unknown to the fleet, or held too
+long; the model decides) are marked `STALE` with the reason, and a holder offline for less than the
+grace is shown `rebooting` (it holds the lock through its reboot, without its alive key). An
+unreadable semaphore shows its error (naming the key).
 
 It is an OptionList, so holders can be selected with the keyboard: `selected_group()` and
 `selected_holder()` tell the app what `u` (unlock) and `m` (set max) act on. `show(groups, now)`
@@ -64,6 +66,8 @@ def group_options(
             line.append(f"  {held_for(since, holder.since_exact)}")
             if holder.stale:
                 line.append(f"  STALE: {holder.stale_reason or 'stale'}", style="bold red")
+            elif holder.rebooting:  # offline within the model's grace: a reboot holds the lock
+                line.append("  rebooting", style="yellow")
             elif holder.online is False:
                 line.append("  offline", style="dim")
             if host:

@@ -75,13 +75,29 @@ class LockBook:
         return changed, touched
 
     def views(
-        self, row_of: Callable[[str], NodeRow | None], now: float, stale_after: float
+        self,
+        row_of: Callable[[str], NodeRow | None],
+        now: float,
+        stale_after: float,
+        *,
+        offline_since: Callable[[str], tuple[float, bool] | None] = lambda mid: None,
+        offline_grace: float = 0.0,
     ) -> list[LockGroupView]:
-        """Every group, holders flagged stale (offline, unknown to the fleet, or held too long)."""
+        """Every group, holders flagged stale (offline past the grace, unknown to the fleet, or
+        held too long). `offline_since(mid)` -> (when, exact) for nodes that are offline."""
         views: list[LockGroupView] = []
         for ident, lock in sorted(self.locks.items()):
             holders = tuple(
-                holder_view(h, self._since.get((ident, h)), row_of(h), now, stale_after) for h in lock.holders
+                holder_view(
+                    h,
+                    self._since.get((ident, h)),
+                    row_of(h),
+                    now,
+                    stale_after,
+                    offline=offline_since(h),
+                    offline_grace=offline_grace,
+                )
+                for h in lock.holders
             )
             views.append(
                 LockGroupView(lock.group, lock.kind, lock.key, lock.available, lock.max, holders, lock.error)

@@ -132,14 +132,29 @@ def holder_view(
     row: NodeRow | None,
     now: float,
     stale_after: float,
+    *,
+    offline: tuple[float, bool] | None = None,
+    offline_grace: float = 0.0,
 ) -> HolderView:
-    """A lock holder, flagged stale when it is offline, unknown to the fleet, or has held too long."""
+    """A lock holder, flagged stale when it is unknown to the fleet, has held too long, or has been
+    offline for longer than `offline_grace` (`offline`: since when, and whether we saw it go).
+    Within the grace an offline holder is `rebooting`: a node holds its lock while it reboots, and
+    its alive key is gone until it is back up."""
     at, exact = since if since is not None else (None, False)
     reasons: list[str] = []
+    rebooting = False
+    offline_at: float | None = None
     if row is None:
         reasons.append("unknown to the fleet")
-    elif row.online is False:
-        reasons.append("offline")
+    elif row.online is False and offline is None:
+        reasons.append("offline")  # since when is not known
+    elif row.online is False and offline is not None:
+        offline_at, offline_exact = offline
+        gone = now - offline_at
+        if gone > offline_grace:
+            reasons.append(f"offline for {'over ' if not offline_exact else ''}{format_duration(gone)}")
+        else:
+            rebooting = True
     if at is not None and now - at > stale_after:
         reasons.append(f"held for {'over ' if not exact else ''}{format_duration(now - at)}")
     return HolderView(
@@ -150,4 +165,6 @@ def holder_view(
         online=row.online if row is not None else None,
         stale=bool(reasons),
         stale_reason=", ".join(reasons) or None,
+        rebooting=rebooting,
+        offline_since=offline_at,
     )

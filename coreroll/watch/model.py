@@ -26,8 +26,13 @@ immutable by convention: the model replaces a record when something in it change
 - `model.filter_rows(query="", sort="machine", reverse=False) -> list[NodeRow]`: the table's rows.
   Query language in `coreroll.watch.query` (free text and `channel:beta status:error lock:held
   online:no`, `!` negates); raises `QueryError` with a message to show. Sort columns: `SORT_KEYS`.
-- `model.lock_groups() -> list[LockGroupView]` (holders with `since`, `stale`, `stale_reason`),
-  `model.lock_group(ident)`, `model.stale_holders()`.
+- `model.lock_groups() -> list[LockGroupView]` (holders with `since`, `stale`, `stale_reason`,
+  `rebooting`, `offline_since`), `model.lock_group(ident)`, `model.stale_holders()`.
+  A holder is stale when it is unknown to the fleet, has held the lock longer than
+  `lock_stale_after`, or has been offline longer than `stale_offline_grace` (default 300 s on the
+  model's clock: a normal reboot takes the alive key away for a minute or two, so a holder offline
+  for less is shown `rebooting`, not stale). Offline since: when the alive key went away while we
+  watched; for a node already offline when first seen, its last `reported_at` (capped at now).
 - `model.channels() -> list[ChannelView]`, `model.groups() -> list[ServerGroupView]`, `model.group(id)`:
   each with `.progress: RolloutProgress(total, done, updating, failed, on_hold, fraction)`.
 - `model.activity_after(seq) -> list[tuple[int, ActivityEntry]]`: event-log lines in arrival order
@@ -110,11 +115,13 @@ class FleetModel:
         *,
         clock: Callable[[], float] = time.time,
         lock_stale_after: float = 3600.0,
+        stale_offline_grace: float = 300.0,
         stuck_after: float = 1800.0,
         max_activity: int = 2000,
     ) -> None:
         self.clock = clock
         self.lock_stale_after = lock_stale_after
+        self.stale_offline_grace = stale_offline_grace
         self.stuck_after = stuck_after
         self.version = 0
         self.locks_version = 0
@@ -132,6 +139,8 @@ class FleetModel:
         self._errors: dict[str, str] = {}
         self._raw: dict[str, bytes] = {}  # last status value per node: a repeat needs no parsing
         self._alive: set[str] = set()
+        # machine id -> (since when it is offline, whether we saw the alive key go): rows with online False
+        self._offline_since: dict[str, tuple[float, bool]] = {}
         self._commands: dict[str, dict[str, CommandView]] = {}
         self.locks = LockBook()
         # server-derived
@@ -180,6 +189,12 @@ class FleetModel:
                 held=self.locks.held_by.get(mid),
                 locks_known=locks_known,
             )
+            if new is None or new.online is not False:
+                self._offline_since.pop(mid, None)
+            elif mid not in self._offline_since:
+                # offline when first seen: it went quiet after its last report, or later
+                reported = new.reported_at
+                self._offline_since[mid] = (now if reported is None else min(now, reported), False)
             if new == old:
                 continue
             changed.add(mid)
@@ -225,8 +240,9 @@ class FleetModel:
     def _node_alive(self, update: u.NodeAlive) -> set[str]:
         if update.alive:
             self._alive.add(update.machine_id)
-        else:
+        elif update.machine_id in self._alive:
             self._alive.discard(update.machine_id)
+            self._offline_since[update.machine_id] = (self.clock(), True)
         if update.machine_id in self.locks.held_by:
             self.locks_version += 1  # a holder going offline makes it stale in the lock panel
         return self._touch([update.machine_id])
@@ -270,6 +286,9 @@ class FleetModel:
         for mid in set(self._raw) - present:
             self._set_status(u.NodeStatus(mid, "", None))
         self._commands.clear()
+        now = self.clock()
+        for mid in self._alive - snap.alive:  # went away while we were not watching: by now
+            self._offline_since[mid] = (now, False)
         self._alive = set(snap.alive)
         for status in snap.statuses:
             self._set_status(status)
@@ -420,7 +439,13 @@ class FleetModel:
         return dict(counts)
 
     def lock_groups(self) -> list[LockGroupView]:
-        return self.locks.views(self.rows.get, self.clock(), self.lock_stale_after)
+        return self.locks.views(
+            self.rows.get,
+            self.clock(),
+            self.lock_stale_after,
+            offline_since=self._offline_since.get,
+            offline_grace=self.stale_offline_grace,
+        )
 
     def lock_group(self, ident: str) -> LockGroupView | None:
         return next((view for view in self.lock_groups() if view.ident == ident), None)

@@ -292,7 +292,9 @@ class HolderView:
     known: bool  # a node of the fleet (etcd status or server instance)
     online: bool | None
     stale: bool = False
-    stale_reason: str | None = None  # "offline", "unknown to the fleet", "held for 2h 3m"
+    stale_reason: str | None = None  # "offline for 6m", "unknown to the fleet", "held for 2h 3m"
+    rebooting: bool = False  # offline for less than the model's stale_offline_grace: not (yet) stale
+    offline_since: float | None = None  # when it went offline (or, seen offline at first, its last report)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,10 @@ from coreroll.watch.model import FleetModel, QueryError
 from tests.watch.helpers import FakeClock, status_bytes
 
 KEY = "coreroll/v1/nodes/{}/status"
+
+
+def iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def status(mid: str, **kw: object) -> u.NodeStatus:
@@ -201,7 +206,8 @@ def test_stale_lock_holders(model: FleetModel, clock: FakeClock) -> None:
     model.apply(u.LockSnapshot("v3", (u.LockState("", "v3", "k", -1, 2, ("ghost", "off", "on")),)))
     holders = {h.machine_id: h for h in model.lock_groups()[0].holders}
     assert holders["ghost"].stale and holders["ghost"].stale_reason == "unknown to the fleet"
-    assert holders["off"].stale and holders["off"].stale_reason == "offline"
+    # offline when first seen: offline since its last report (2026-11-27T09:30), long past the grace
+    assert holders["off"].stale and (holders["off"].stale_reason or "").startswith("offline for over ")
     assert not holders["on"].stale and holders["on"].since_exact is False  # held before we looked
     clock.now += 601
     holders = {h.machine_id: h for h in model.lock_groups()[0].holders}
@@ -394,3 +400,72 @@ def test_reads_what_the_node_agent_writes(model: FleetModel, tmp_path: Path) -> 
     assert row.booted_at == 1795760000.0 and row.last_check == 1795770000.0
     assert row.last_command is not None and row.last_command.result == "ok"
     assert [p.label for p in row.partitions] == ["USR-A", "USR-B"] and row.other_version is None
+
+
+def test_offline_holder_is_rebooting_within_the_grace_and_stale_after_it(clock: FakeClock) -> None:
+    model = FleetModel(clock=clock, stale_offline_grace=180)
+    model.apply(status("n1", reported_at="2026-11-27T09:30:00Z"))
+    model.apply(u.NodeAlive("n1", True))
+    model.apply(u.LockSnapshot("v3", (u.LockState("", "v3", "k", 0, 1, ("n1",)),)))
+    locks_before = model.locks_version
+    went_down = clock.now
+    model.apply(u.NodeAlive("n1", False))  # the lease is revoked as it goes down for the reboot
+    assert model.locks_version > locks_before  # the lock panel repaints
+    [holder] = model.lock_groups()[0].holders
+    assert holder.rebooting and not holder.stale and holder.offline_since == went_down
+    assert model.stale_holder_ids() == frozenset()
+    clock.now += 180  # the whole grace: still a normal reboot
+    [holder] = model.lock_groups()[0].holders
+    assert holder.rebooting and not holder.stale
+    clock.now += 1
+    [holder] = model.lock_groups()[0].holders
+    assert holder.stale and not holder.rebooting and holder.stale_reason == "offline for 3m"
+    assert model.stale_holder_ids() == {"n1"} and ids(model.filter_rows("lock:stale")) == ["n1"]
+    # back up: neither stale nor rebooting, and the next reboot gets a fresh grace
+    model.apply(u.NodeAlive("n1", True))
+    [holder] = model.lock_groups()[0].holders
+    assert not holder.stale and not holder.rebooting and holder.offline_since is None
+    model.apply(u.NodeAlive("n1", False))
+    clock.now += 60
+    [holder] = model.lock_groups()[0].holders
+    assert holder.rebooting and not holder.stale
+
+
+def test_holder_already_offline_when_first_seen_counts_from_its_last_report(clock: FakeClock) -> None:
+    model = FleetModel(clock=clock, stale_offline_grace=180)
+    recent = clock.now - 30
+    old = clock.now - 600
+    model.apply(
+        u.EtcdSnapshot(
+            revision=1,
+            statuses=(
+                u.NodeStatus("fresh", KEY.format("fresh"), status_bytes("fresh", reported_at=iso(recent))),
+                u.NodeStatus("dead", KEY.format("dead"), status_bytes("dead", reported_at=iso(old))),
+            ),
+            locks=(u.LockState("", "v3", "k", 0, 2, ("dead", "fresh")),),
+        )
+    )
+    holders = {h.machine_id: h for h in model.lock_groups()[0].holders}
+    assert holders["fresh"].rebooting and not holders["fresh"].stale
+    assert holders["fresh"].offline_since == recent
+    assert holders["dead"].stale and holders["dead"].stale_reason == "offline for over 10m"
+    clock.now += 151  # `fresh` has now been quiet for 181 s
+    assert model.stale_holder_ids() == {"dead", "fresh"}
+
+
+def test_holder_that_went_offline_while_etcd_was_away_is_timed_from_the_resync(clock: FakeClock) -> None:
+    model = FleetModel(clock=clock, stale_offline_grace=180)
+    snap = u.EtcdSnapshot(
+        revision=1,
+        statuses=(status("n1"),),
+        alive=frozenset({"n1"}),
+        locks=(u.LockState("", "v3", "k", 0, 1, ("n1",)),),
+    )
+    model.apply(snap)
+    clock.now += 3600
+    model.apply(u.EtcdSnapshot(revision=9, statuses=snap.statuses, locks=snap.locks))  # alive key gone
+    [holder] = model.lock_groups()[0].holders
+    assert holder.rebooting and holder.offline_since == clock.now
+    clock.now += 181
+    [holder] = model.lock_groups()[0].holders
+    assert holder.stale and (holder.stale_reason or "").startswith("offline for over 3m")
