@@ -79,27 +79,41 @@ MAX_MACHINE_ID: Final = 128
 _INT = re.compile(r"[+-]?[0-9]{1,20}")
 
 
-def _int_attr(el: etree._Element, name: str, where: str) -> int | None:
+def _app_where(appid: str) -> str:
+    """The location prefix of an app's errors; built only when one is raised (hot path)."""
+    return short(f"app {appid}", 60)
+
+
+def _event_where(appid: str, number: int) -> str:
+    return f"{_app_where(appid)} event {number}"
+
+
+def _int_attr(el: etree._Element, name: str, appid: str, number: int) -> int | None:
     raw = el.get(name)
     if raw is None:
         return None
     value = raw.strip()
     if not _INT.fullmatch(value):
+        where = _event_where(appid, number)
         raise OmahaParseError(short(f"{where}: {name}={raw!r} is not an integer"))
     return int(value)
 
 
-def _parse_event(el: etree._Element, where: str, accept_any: bool) -> OmahaEvent:
-    etype = _int_attr(el, "eventtype", where)
-    result = _int_attr(el, "eventresult", where)
+def _parse_event(el: etree._Element, appid: str, number: int, accept_any: bool) -> OmahaEvent:
+    etype = _int_attr(el, "eventtype", appid, number)
+    result = _int_attr(el, "eventresult", appid, number)
     if etype is None or result is None:
-        raise OmahaParseError(f"{where}: eventtype and eventresult are required")
+        raise OmahaParseError(f"{_event_where(appid, number)}: eventtype and eventresult are required")
     if not accept_any and (etype, result) not in ACCEPTED_EVENTS:
-        raise OmahaParseError(f"{where}: event {etype}/{result} is not an accepted (type, result) pair")
-    code = _int_attr(el, "errorcode", where)
+        raise OmahaParseError(
+            f"{_event_where(appid, number)}: event {etype}/{result} is not an accepted (type, result) pair"
+        )
+    code = _int_attr(el, "errorcode", appid, number)
     if code is not None:
         if not -(2**31) <= code < 2**32:
-            raise OmahaParseError(f"{where}: errorcode {code} is out of the 32-bit range")
+            raise OmahaParseError(
+                f"{_event_where(appid, number)}: errorcode {code} is out of the 32-bit range"
+            )
         code &= 0xFFFFFFFF  # update_engine prints with %d: DevModeFlag arrives negative
     return OmahaEvent(etype, result, code, el.get("previousversion"))
 
@@ -108,12 +122,11 @@ def _parse_app(el: etree._Element, index: int, accept_any: bool) -> OmahaApp:
     appid = el.get("appid", "").strip()
     if not appid:
         raise OmahaParseError(f"app {index}: missing appid")
-    where = short(f"app {appid}", 60)
     machineid = el.get("machineid", "").strip()
     if not machineid:
-        raise OmahaParseError(f"{where}: missing machineid")
+        raise OmahaParseError(f"{_app_where(appid)}: missing machineid")
     if len(machineid) > MAX_MACHINE_ID:
-        raise OmahaParseError(f"{where}: machineid is over {MAX_MACHINE_ID} characters")
+        raise OmahaParseError(f"{_app_where(appid)}: machineid is over {MAX_MACHINE_ID} characters")
     ping = updatecheck = False
     events: list[OmahaEvent] = []
     for child in el:
@@ -124,8 +137,8 @@ def _parse_app(el: etree._Element, index: int, accept_any: bool) -> OmahaApp:
             updatecheck = True
         elif tag == "event":
             if len(events) >= MAX_EVENTS:
-                raise OmahaParseError(f"{where}: more than {MAX_EVENTS} events")
-            events.append(_parse_event(child, f"{where} event {len(events) + 1}", accept_any))
+                raise OmahaParseError(f"{_app_where(appid)}: more than {MAX_EVENTS} events")
+            events.append(_parse_event(child, appid, len(events) + 1, accept_any))
     get = el.get
     return OmahaApp(
         appid=appid,
