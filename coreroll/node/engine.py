@@ -30,8 +30,9 @@ The engine knows nothing about etcd: every change of its status goes to `on_chan
 Without a public key the signature is not checked (update_engine does the same when its key file
 is missing, with a warning) and the payload is written as an opaque image.
 Omaha requests of engines sharing an httpx client queue on `coreroll.node.httpslots`.
-The value types live in `coreroll.node.engine_types`, the HTTP request and the payload check in
-`coreroll.node.engine_io`; both are re-exported here.
+The value types live in `coreroll.node.engine_types` (re-exported here), the HTTP request and the
+payload check in `coreroll.node.engine_io`, the status bookkeeping (state file, `on_change`,
+write throttling) in `coreroll.node.engine_report`.
 
 Public API:
 - `EngineTimings` (clock seconds: first_check, first_check_fuzz, interval, interval_fuzz,
@@ -54,7 +55,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -65,7 +65,8 @@ import httpx
 from coreroll.node.clock import Clock
 from coreroll.node.download import Download, DownloadError
 from coreroll.node.engine_io import RequestFailed, Unreachable, post_omaha, verify_image
-from coreroll.node.engine_state import STATE_FILE, EngineState, load_engine_state, save_engine_state
+from coreroll.node.engine_report import StatusRecorder
+from coreroll.node.engine_state import STATE_FILE, EngineState
 from coreroll.node.engine_types import CheckOutcome, EngineSnapshot, EngineTimings, NodeIdentity, fuzz
 from coreroll.node.partitions import Disk
 from coreroll.omaha.codes import (
@@ -103,10 +104,7 @@ INSTALLSOURCE_SCHEDULER = "scheduler"
 INSTALLSOURCE_ONDEMAND = "ondemandupdate"
 # Statuses in which a check may start (update_engine ignores AttemptUpdate otherwise).
 _IDLE_STATES = {str(UPDATE_STATUS_IDLE)}
-_CHECKING = str(UPDATE_STATUS_CHECKING_FOR_UPDATE)
 _MAX_PENDING_EVENTS = 8
-_PERSIST_EVERY = 30.0  # real seconds; see UpdateEngine._save
-_PROGRESS_STEP = 0.01  # report progress in 1 % steps: enough for a progress bar, few writes
 
 
 class UpdateEngine:
@@ -139,8 +137,6 @@ class UpdateEngine:
         self.timings = timings or EngineTimings()
         self.rng = rng or random.Random()
         self.download_rate = download_rate
-        self.on_change = on_change
-        self.state_path = self.state_dir / STATE_FILE
         self.last_download: Download | None = None
         self._pending_events: list[OmahaEvent] = []
         self._wake = asyncio.Event()
@@ -150,93 +146,36 @@ class UpdateEngine:
         self.attempts: deque[tuple[float, CheckOutcome]] = deque(maxlen=32)
         self._marked_good = False
         self._poll_interval: int | None = None
-        self._last_progress_saved = 0.0
         self._log_prefix = f"[{identity.machine_id[:8]}] "
-        self._saved_signature: tuple[Any, ...] = ()
-        self._saved_at = 0.0
-        self.state = self._load_state()
+        self._recorder = StatusRecorder(
+            self.state_dir / STATE_FILE,
+            identity.boot_id,
+            disk.active.version or "",
+            clock,
+            on_change,
+            self._log_prefix,
+        )
 
-    # -- state -------------------------------------------------------------------------------
+    # -- status (kept by engine_report.StatusRecorder) ------------------------------------
 
-    def _load_state(self) -> EngineState:
-        state = load_engine_state(self.state_path) or EngineState()
-        version = self.disk.active.version or ""
-        if not state.aleph_version:
-            state.aleph_version = version
-        same_boot = state.boot_id == self.identity.boot_id
-        if not (same_boot and state.current_operation == str(UPDATE_STATUS_UPDATED_NEED_REBOOT)):
-            # A new boot (or an engine that died mid-update) starts idle, as update_engine does;
-            # only "updated, need reboot" survives a restart within the same boot.
-            state.current_operation = str(UPDATE_STATUS_IDLE)
-            state.progress = 0.0
-            state.new_version = ""
-            state.new_size = 0
-        state.boot_id = self.identity.boot_id
-        state.current_version = version
-        self._save(state)
-        return state
+    @property
+    def state(self) -> EngineState:
+        return self._recorder.state
 
-    def _save(self, state: EngineState | None = None, *, force: bool = False) -> None:
-        """Write the state file. A write that would only move last_checked_time is skipped when
-        the file was written less than `_PERSIST_EVERY` real seconds ago: at a fleet's time factor
-        checks come every few real seconds, and the rename is the costliest part of a check."""
-        state = state or self.state
-        signature = (
-            state.current_operation, state.progress, state.new_version, state.new_size,
-            state.previous_version, state.aleph_version, state.boot_id, state.current_version,
-            state.last_error,
-        )  # fmt: skip
-        now = time.monotonic()
-        if not force and signature == self._saved_signature and now - self._saved_at < _PERSIST_EVERY:
-            return
-        state.updated_at = self.clock.now()
-        save_engine_state(self.state_path, state)
-        self._saved_signature, self._saved_at = signature, now
+    @property
+    def state_path(self) -> Path:
+        return self._recorder.state_path
 
     @property
     def status(self) -> str:
-        return self.state.current_operation
+        return self._recorder.status
 
     @property
     def snapshot(self) -> EngineSnapshot:
-        s = self.state
-        return EngineSnapshot(
-            s.current_operation, s.progress, s.new_version, s.new_size, s.last_checked_time, s.last_error
-        )
+        return self._recorder.snapshot
 
     def _set(self, status: str | None = None, **changes: Any) -> None:
-        if status is not None:
-            if status != self.state.current_operation:
-                routine = _CHECKING in (status, self.state.current_operation)
-                log.log(
-                    logging.DEBUG if routine else logging.INFO,
-                    "%s%s -> %s",
-                    self._log_prefix,
-                    self.state.current_operation,
-                    status,
-                )
-            self.state.current_operation = str(status)
-        for key, value in changes.items():
-            setattr(self.state, key, value)
-        if self.state.current_operation != _CHECKING:
-            # A check that finds nothing is one write, not two: the few milliseconds of
-            # CHECKING_FOR_UPDATE are reported through on_change only.
-            self._save()
-        self._notify()
-
-    def _notify(self) -> None:
-        if self.on_change is not None:
-            self.on_change(self.snapshot)
-
-    def _progress(self, got: int, total: int) -> None:
-        value = min(1.0, got / total) if total else 0.0
-        if value - self.state.progress >= _PROGRESS_STEP or value == 1.0:
-            self.state.progress = value
-            # The file is for humans and `coreroll node status`: 10 % steps are plenty there.
-            if value - self._last_progress_saved >= 0.1 or value == 1.0:
-                self._last_progress_saved = value
-                self._save()
-            self._notify()
+        self._recorder.set(status, **changes)
 
     # -- schedule ----------------------------------------------------------------------------
 
@@ -260,7 +199,7 @@ class UpdateEngine:
                 outcome = await self.check_once(source)
                 delay = self._next_delay(outcome)
         finally:
-            self._save(force=True)  # the last check time a throttled write may have skipped
+            self._recorder.save(force=True)  # the last check time a throttled write may have skipped
             mark.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await mark
@@ -302,7 +241,7 @@ class UpdateEngine:
         if not active.successful or active.tries:
             self.disk.mark_good()
             log.info("%smarked %s (%s) good", self._log_prefix, active.label, active.version)
-            self._notify()  # the partition table changed: the agent reports it
+            self._recorder.notify()  # the partition table changed: the agent reports it
 
     # -- one attempt -------------------------------------------------------------------------
 
@@ -395,7 +334,7 @@ class UpdateEngine:
         self._set(UPDATE_STATUS_UPDATE_AVAILABLE, new_version=offer.version, new_size=offer.size)
         await self._event(EventType.UpdateDownloadStarted, EventResult.Success)
         self._set(UPDATE_STATUS_DOWNLOADING, progress=0.0)
-        self._last_progress_saved = 0.0
+        self._recorder.restart_progress()
         download = Download(
             self.http,
             offer.payload_url,
@@ -403,7 +342,7 @@ class UpdateEngine:
             size=offer.size,
             sha256_b64=offer.sha256_b64,
             clock=self.clock,
-            on_progress=self._progress,
+            on_progress=self._recorder.progress,
             rate=self.download_rate,
             max_failures=self.timings.download_max_failures,
             retry_initial=self.timings.download_retry_initial,
@@ -450,7 +389,7 @@ class UpdateEngine:
             log.info("%sping failed: %s", self._log_prefix, exc)
             return CheckOutcome.UNREACHABLE
         self.state.last_checked_time = int(self.clock.now())
-        self._save()
+        self._recorder.save()
         return CheckOutcome.PINGED
 
     async def _event(self, event_type: int, result: int, errorcode: int | None = None) -> None:
