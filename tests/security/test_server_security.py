@@ -6,6 +6,7 @@ machine ids from one source, X-Forwarded-For trusted only from configured proxie
 from __future__ import annotations
 
 import ast
+import asyncio
 import inspect
 import os
 import re
@@ -255,6 +256,27 @@ def test_instance_table_is_capped_against_a_flood(tmp_path: Path) -> None:
         assert app_status(again.text) == "ok"
         # and refused ones left nothing behind
         assert http.get(f"/api/v1/instances/flood-{cap + 1:04d}").status_code == 404
+
+
+@pytest.mark.xfail(
+    reason="cap checked before the write transaction (NOTES.md: FAULTS -> SERVER 11:00)", strict=False
+)
+async def test_instance_cap_holds_under_concurrent_registrations(tmp_path: Path) -> None:
+    cap = 25
+    settings = ServerSettings(data_dir=tmp_path / "data", instance_cap=cap)
+    with run_server_in_thread(settings) as server:
+        limits = httpx.Limits(max_connections=64)
+        async with httpx.AsyncClient(base_url=server.url, timeout=30, limits=limits) as http:
+            replies = await asyncio.gather(
+                *(http.post("/v1/update/", content=omaha_check(f"race-{n:04d}")) for n in range(200))
+            )
+            record("omaha_flood_requests", len(replies), suite="security")
+            accepted = sum(app_status(r.text) == "ok" for r in replies)
+            total = (await http.get("/api/v1/instances", params={"limit": 1000})).json()["total"]
+    problems = (
+        [f"{total} instances stored, {accepted} accepted, cap {cap}"] if max(total, accepted) > cap else []
+    )
+    assert check("instance_cap_holds_under_concurrency", problems, suite="security") == []
 
 
 def test_one_source_cannot_take_every_slot(tmp_path: Path) -> None:
