@@ -351,3 +351,38 @@ def test_spoofed_forwarded_for_cannot_touch_admin(server: RunningServer) -> None
         timeout=10,
     )
     assert reply.status_code == 401
+
+
+# ---- payload downloads stay inside the packages directory ----
+
+TRAVERSALS = [
+    "/packages/%2e%2e/token", "/packages/%2e%2e/%2e%2e/token", "/packages/x/..%2ftoken", "/packages/..%2f..%2ftoken",
+    "/packages/%2e%2e/keys/update-payload-key.pem", "/packages/..%2fkeys%2fupdate-payload-key.pem",
+    "/packages/%2e%2e/coreroll.db", "/packages//etc/passwd", "/packages/x/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+    "/packages/%252e%252e/token", "/packages/2000.0.0/..%2f..%2ftoken",
+]  # fmt: skip
+
+
+def test_package_downloads_cannot_leave_the_packages_directory(server: RunningServer) -> None:
+    with httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}, timeout=30
+    ) as http:
+        assert (
+            http.post("/api/v1/releases", json={"version": "2000.0.0", "synthetic": True}).status_code == 201
+        )
+        secrets_on_disk = [
+            server.token.encode(),
+            (server.settings.key_dir / "update-payload-key.pem").read_bytes(),
+        ]
+    leaks = []
+    for path in TRAVERSALS:
+        for method in ("GET", "HEAD"):
+            reply = httpx.request(method, server.url + path, timeout=10)
+            record("path_traversals_tried", suite="security")
+            if (
+                reply.status_code != 404
+                or any(s in reply.content for s in secrets_on_disk)
+                or b"root:" in reply.content
+            ):
+                leaks.append(f"{method} {path} -> {reply.status_code}")
+    assert check("package_paths_stay_inside", leaks, suite="security") == []
