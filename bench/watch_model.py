@@ -10,7 +10,7 @@ For each size, median of 3 runs, process CPU seconds:
   (the floor any reader pays);
 - change: `apply(NodeStatus)` per status change (new progress/status), microseconds each;
 - sort: `filter_rows("", column)` for machine id (default order) and version;
-- filter: `filter_rows("channel:beta status:down")`;
+- filter: `filter_rows("channel:beta status:down")`; filter_text: free text `filter_rows("node-00")`;
 - derived: `counts()`, `channels()`, `groups()`, `lock_groups()` after a change (caches cold).
 Prints a table and writes JSON.
 """
@@ -80,6 +80,7 @@ def measure(n: int, changes: int) -> dict[str, Any]:
     sort_machine = median3(lambda: cpu(lambda: model.filter_rows("", "machine")))
     sort_version = median3(lambda: cpu(lambda: model.filter_rows("", "version")))
     filtered = median3(lambda: cpu(lambda: model.filter_rows("channel:beta status:down", None)))
+    filtered_text = median3(lambda: cpu(lambda: model.filter_rows("node-00", None)))
 
     def derived() -> float:
         model.apply(stream[0])
@@ -95,6 +96,7 @@ def measure(n: int, changes: int) -> dict[str, Any]:
         "sort_machine_s": round(sort_machine, 3),
         "sort_version_s": round(sort_version, 3),
         "filter_s": round(filtered, 3),
+        "filter_text_s": round(filtered_text, 3),
         "derived_s": round(derived(), 3),
     }
 

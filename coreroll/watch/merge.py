@@ -18,6 +18,7 @@ from coreroll.watch.views import (
     InstanceView,
     NodeReport,
     NodeRow,
+    status_label,
 )
 
 ACTIVE_STATES = frozenset({STATE_UPDATING, STATE_REBOOT})
@@ -110,7 +111,38 @@ def build_row(
         in_etcd,
         tuple(commands[k] for k in sorted(commands)) if commands else (),
         old.rev if old is not None else 0,
+        search_text(mid, report, instance, error),
     )
+
+
+SEARCH_SEP = "\x1f"  # between fields, so a filter's text never matches across two of them
+
+
+def search_text(mid: str, report: NodeReport | None, instance: InstanceView | None, error: str | None) -> str:
+    """NodeRow.search_text: the fields a free-text filter looks in, lowercased once per row change
+    (filtering 10k rows then costs one `in` per row, not nine `.lower()` calls). Must agree with
+    the NodeRow properties of the same names."""
+    hostname = channel = version = lock_group = update_status = None
+    track = iversion = server_status = group = ip = None
+    if report is not None:
+        hostname, channel, version = report.hostname, report.channel, report.version
+        lock_group, update_status = report.lock_group, report.update_status
+    if instance is not None:
+        track, iversion, server_status = instance.track, instance.version, instance.status
+        group, ip = instance.group, instance.ip
+    label = status_label(error, update_status, server_status)
+    parts = (
+        mid,
+        hostname,
+        channel or track,
+        version or iversion,
+        label,
+        server_status,
+        group,
+        ip,
+        lock_group,
+    )
+    return SEARCH_SEP.join([p for p in parts if p]).lower()
 
 
 def format_duration(seconds: float) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from coreroll.watch.views import STATE_ERROR, STATE_UNREADABLE, NodeRow
+from coreroll.watch.views import STATE_ERROR, STATE_UNREADABLE, NodeRow, status_label
 
 Predicate = Callable[[NodeRow], bool]
 
@@ -45,17 +45,19 @@ def _bool_value(field: str, value: str) -> bool:
 
 
 def _status(value: str) -> Predicate:
-    def match(row: NodeRow) -> bool:
-        if value == STATE_ERROR and row.state in (STATE_ERROR, STATE_UNREADABLE):
+    def test(key: tuple[str, str | None, str | None, str | None]) -> bool:
+        state, update_status, server_status, error = key
+        if value == STATE_ERROR and state in (STATE_ERROR, STATE_UNREADABLE):
             return True
         return (
-            row.state.startswith(value)
-            or _has(row.status_label, value)
-            or _has(row.update_status, value)
-            or _has(row.server_status, value)
+            state.startswith(value)
+            or _has(status_label(error, update_status, server_status), value)
+            or _has(update_status, value)
+            or _has(server_status, value)
         )
 
-    return match
+    # NodeRow.status_label follows from these four, so they are the memo key
+    return _memo(lambda row: (row.state, row.update_status, row.server_status, row.error), test)
 
 
 def _lock(value: str, stale_holders: frozenset[str]) -> Predicate:
@@ -80,35 +82,43 @@ def _usr(value: str) -> Predicate:
 
 
 def _text(value: str) -> Predicate:
+    # NodeRow.search_text holds every searched field, lowercased when the row was built
+    return lambda row: value in row.search_text
+
+
+def _memo(key: Callable[[NodeRow], Any], test: Callable[[Any], bool]) -> Predicate:
+    """`test(key(row))`, computed once per distinct key: a fleet runs few channels, versions and
+    statuses, so a field term costs a property read and a dict lookup per row."""
+    seen: dict[Any, bool] = {}
+
     def match(row: NodeRow) -> bool:
-        return (
-            value in row.machine_id.lower()
-            or _has(row.hostname, value)
-            or _has(row.channel, value)
-            or _has(row.version, value)
-            or _has(row.status_label, value)
-            or _has(row.server_status, value)
-            or _has(row.group, value)
-            or _has(row.ip, value)
-            or _has(row.lock_group, value)
-        )
+        k = key(row)
+        hit = seen.get(k)
+        if hit is None:
+            hit = seen[k] = test(k)
+        return hit
 
     return match
 
 
+def _field_has(name: str, value: str) -> Predicate:
+    """`value` is a case-insensitive substring of the row's `name` column."""
+    return _memo(operator.attrgetter(name), lambda text: _has(text, value))
+
+
 def _field_predicates(stale_holders: frozenset[str]) -> dict[str, Callable[[str], Predicate]]:
     return {
-        "channel": lambda v: lambda row: _has(row.channel, v),
-        "version": lambda v: lambda row: _has(row.version, v),
+        "channel": lambda v: _field_has("channel", v),
+        "version": lambda v: _field_has("version", v),
         "status": _status,
-        "state": lambda v: lambda row: row.state.startswith(v),
+        "state": lambda v: _memo(operator.attrgetter("state"), lambda state: state.startswith(v)),
         "lock": lambda v: _lock(v, stale_holders),
         "online": _online,
-        "group": lambda v: lambda row: _has(row.group, v),
+        "group": lambda v: _field_has("group", v),
         "usr": _usr,
-        "id": lambda v: lambda row: row.machine_id.lower().startswith(v),
+        "id": lambda v: lambda row: row.search_text.startswith(v),  # it starts with the machine id
         "host": lambda v: lambda row: _has(row.hostname, v),
-        "server": lambda v: lambda row: _has(row.server_status, v),
+        "server": lambda v: _field_has("server_status", v),
         "unreadable": lambda v: (
             (lambda row: row.error is not None)
             if _bool_value("unreadable", v)
@@ -126,7 +136,10 @@ class Query:
     predicates: tuple[Predicate, ...]
 
     def __call__(self, row: NodeRow) -> bool:
-        return all(p(row) for p in self.predicates)
+        for predicate in self.predicates:  # a plain loop: all() over a generator costs twice this
+            if not predicate(row):
+                return False
+        return True
 
 
 def parse_query(text: str, stale_holders: Iterable[str] = ()) -> Query:

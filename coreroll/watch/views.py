@@ -115,6 +115,15 @@ class InstanceView:
     stale: bool | None = None
 
 
+def status_label(error: str | None, update_status: str | None, server_status: str | None) -> str:
+    """NodeRow.status_label from the facts it follows from."""
+    if error:
+        return STATE_UNREADABLE
+    if update_status:
+        return UPDATE_STATUS_SHORT.get(update_status, update_status.lower())
+    return server_status or "-"
+
+
 _NO_REPORT = NodeReport()
 _NO_INSTANCE = InstanceView()
 
@@ -142,6 +151,9 @@ class NodeRow:
     in_etcd: bool = False
     pending_commands: tuple[CommandView, ...] = ()
     rev: int = 0
+    # lowercase machine id, hostname, channel, version, status label, server status, server group,
+    # ip and lock group, joined by \x1f: what a free-text filter searches (built with the row)
+    search_text: str = ""
 
     # --- the node's report (None when unknown) ---
     @property
@@ -268,13 +280,7 @@ class NodeRow:
     @property
     def status_label(self) -> str:
         """Short status word for the table: `downloading`, `idle`, `OnHold`, `unreadable`, or `-`."""
-        if self.error:
-            return STATE_UNREADABLE
-        if self.update_status:
-            return UPDATE_STATUS_SHORT.get(self.update_status, self.update_status.lower())
-        if self.server_status:
-            return self.server_status
-        return "-"
+        return status_label(self.error, self.update_status, self.server_status)
 
     @property
     def display_name(self) -> str:

@@ -164,6 +164,28 @@ def test_filter_terms(model: FleetModel) -> None:
     assert ids(model.filter_rows("usr:a version:4700")) == ["a1", "b2"]
     with pytest.raises(QueryError, match="unknown filter field 'chanel'"):
         model.filter_rows("chanel:beta")
+
+
+def test_free_text_searches_every_listed_field_and_follows_row_changes(model: FleetModel) -> None:
+    fleet(model)
+    model.apply(u.FeedEvent("instance", "7", instance("b1", ip="10.9.8.7", group="canary")))
+    assert ids(model.filter_rows("HOST-B")) == ["b1", "b2", "b3"]  # hostname, any case
+    assert ids(model.filter_rows("alpha")) == ["a1"]  # channel
+    assert ids(model.filter_rows("4650")) == ["s1"]  # version known only to the server
+    assert ids(model.filter_rows("download")) == ["b1"]  # status label
+    assert ids(model.filter_rows("unreadable")) == ["b4"]
+    assert ids(model.filter_rows("onhold")) == ["s1"]  # server status
+    assert ids(model.filter_rows("10.9.8")) == ["b1"] and ids(model.filter_rows("canary")) == ["b1"]
+    assert ids(model.filter_rows("s1")) == ["s1"]  # machine id
+    assert model.filter_rows("beta4699") == []  # never across two fields
+    # the search text is rebuilt with the row: a new status is found, the old one is not
+    model.apply(status("b1", version="4699.0.0", status="UPDATE_STATUS_UPDATED_NEED_REBOOT"))
+    assert ids(model.filter_rows("need-reboot")) == ["b1"] and model.filter_rows("download") == []
+    reboot = {"strategy": "etcd-lock", "lock_group": "db-west", "window": None, "holds_lock": True}
+    model.apply(status("b2", version="4700.0.1", reboot=reboot))
+    assert ids(model.filter_rows("db-west")) == ["b2"]  # lock group
+    assert ids(model.filter_rows("id:b")) == ["b1", "b2", "b3", "b4"]
+    assert ids(model.filter_rows("status:reboot !channel:alpha")) == ["b1"]
     with pytest.raises(QueryError, match="expected yes or no"):
         model.filter_rows("online:maybe")
 
