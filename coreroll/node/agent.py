@@ -12,7 +12,8 @@ and `update_engine.json`; `provision_node()` creates one. The agent:
   (REBOOT_STRATEGY, LOCKSMITHD_GROUP and the window from update.conf). A reboot stops the engine,
   waits `reboot_duration` clock seconds, boots the disk again and starts over; the manager
   releases the lock after the boot;
-- publishes `coreroll/v1/nodes/<id>/status` (`coreroll.node.nodestatus`) on every change
+- publishes `coreroll/v1/nodes/<id>/status` (`coreroll.node.nodestatus`, written by
+  `coreroll.node.reporter.StatusReporter`) on every change
   (coalesced: at most one write per `min_write_gap` real seconds; the milliseconds a check spends
   in UPDATE_STATUS_CHECKING_FOR_UPDATE are not published) and every `report_interval`
   real seconds, and keeps `coreroll/v1/nodes/<id>/alive` under a lease of 3 x report_interval
@@ -62,10 +63,11 @@ from coreroll.locks import LockStore
 from coreroll.node.clock import Clock
 from coreroll.node.commandbus import Command, CommandRouter
 from coreroll.node.engine import EngineSnapshot, EngineTimings, NodeIdentity, UpdateEngine
-from coreroll.node.nodestatus import RebootInfo, alive_key, build_status, encode_status, iso_time, status_key
+from coreroll.node.nodestatus import RebootInfo, build_status, iso_time
 from coreroll.node.partitions import Disk, NoBootablePartitionError, Partition
 from coreroll.node.provision import MACHINE_ID, UPDATE_CONF, omaha_url, provision_node, read_machine_id
 from coreroll.node.reboot import LockWaiter, RebootManager, window_from_settings
+from coreroll.node.reporter import StatusReporter
 from coreroll.node.updateconf import UpdateConf, UpdateConfError
 from coreroll.omaha.codes import UPDATE_STATUS_CHECKING_FOR_UPDATE, UPDATE_STATUS_UPDATED_NEED_REBOOT
 
@@ -83,8 +85,8 @@ log = logging.getLogger(__name__)
 
 _NEED_REBOOT = str(UPDATE_STATUS_UPDATED_NEED_REBOOT)
 _CHECKING = str(UPDATE_STATUS_CHECKING_FOR_UPDATE)
-_DONE_MEMORY = 256
-_STOP_TIMEOUT = 5.0  # real seconds a stopping task gets before it is reported and left behind  # command keys remembered to drop a command delivered twice
+_DONE_MEMORY = 256  # command keys remembered to drop a command delivered twice
+_STOP_TIMEOUT = 5.0  # real seconds a stopping task gets before it is reported and left behind
 
 
 @dataclass(frozen=True)
@@ -157,11 +159,17 @@ class NodeAgent:
         self._main: asyncio.Task[None] | None = None
         self._up_tasks: list[asyncio.Task[None]] = []
         self._engine_task: asyncio.Task[None] | None = None
-        self._dirty = asyncio.Event()
         self._need_reboot = asyncio.Event()
-        self._lease: aetcd.leases.Lease | None = None
-        self._etcd_ok = True
         self._prefix = f"[{self.hostname}] "
+        self._reporter = StatusReporter(
+            etcd,
+            self.machine_id,
+            self.status_document,
+            self._alive_value,
+            report_interval=self.options.report_interval,
+            min_write_gap=self.options.min_write_gap,
+            log_prefix=self._prefix,
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -251,7 +259,7 @@ class NodeAgent:
         self.conf = UpdateConf.load(self.state_dir / UPDATE_CONF)
         self._start_engine()
         self._up_tasks = [
-            asyncio.create_task(self._reporter(), name=f"reporter-{self.hostname}"),
+            asyncio.create_task(self._reporter.run(), name=f"reporter-{self.hostname}"),
             asyncio.create_task(self._commands(), name=f"commands-{self.hostname}"),
             asyncio.create_task(self.reboot_manager.release_after_boot(), name=f"release-{self.hostname}"),
         ]
@@ -269,16 +277,7 @@ class NodeAgent:
             _, stuck = await asyncio.wait(tasks, timeout=_STOP_TIMEOUT)
             for task in stuck:
                 log.error("%s%s did not stop within %ss", self._prefix, task.get_name(), _STOP_TIMEOUT)
-        if clean and was_up:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(_STOP_TIMEOUT):
-                    await self._publish()
-            lease, self._lease = self._lease, None
-            if lease is not None:
-                with contextlib.suppress(Exception):
-                    async with asyncio.timeout(_STOP_TIMEOUT):
-                        await self.etcd.revoke_lease(lease.id)
-        self._lease = None  # after a crash the lease is simply left to expire
+        await self._reporter.shut_down(clean=clean and was_up)
 
     # -- engine ------------------------------------------------------------------------------
 
@@ -332,7 +331,7 @@ class NodeAgent:
     # -- reporting ---------------------------------------------------------------------------
 
     def _mark_dirty(self) -> None:
-        self._dirty.set()
+        self._reporter.mark_dirty()
 
     def status_document(self) -> dict[str, Any]:
         engine = self.engine
@@ -356,56 +355,8 @@ class NodeAgent:
             last_command=self.last_command,
         )
 
-    def _alive_ttl(self) -> int:
-        return max(2, round(3 * self.options.report_interval))
-
-    async def _publish(self) -> None:
-        await self.etcd.put(status_key(self.machine_id).encode(), encode_status(self.status_document()))
-
-    async def _keep_alive(self) -> None:
-        if self._lease is not None:
-            reply = await self.etcd.refresh_lease(self._lease.id)
-            if reply is not None and reply.TTL > 0:
-                return
-            self._lease = None  # expired while etcd was away: take a new one
-        lease = await self.etcd.lease(self._alive_ttl())
-        value = json.dumps({"boot_id": self.boot_id, "hostname": self.hostname}).encode()
-        await self.etcd.put(alive_key(self.machine_id).encode(), value, lease=lease)
-        self._lease = lease
-
-    async def _reporter(self) -> None:
-        """Write the status when it changed (coalesced) and every report_interval; keep the lease."""
-        loop = asyncio.get_running_loop()
-        interval = self.options.report_interval
-        next_beat = loop.time()
-        backoff = self.options.min_write_gap
-        while True:
-            timeout = max(0.0, next_beat - loop.time())
-            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that races
-            # with the wake-up, and the stopping agent would then wait for this task forever.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._dirty.wait()
-            beat = loop.time() >= next_beat
-            self._dirty.clear()
-            try:
-                if beat or self._lease is None:
-                    await self._keep_alive()
-                await self._publish()
-                if not self._etcd_ok:
-                    log.info("%setcd reachable again", self._prefix)
-                self._etcd_ok, backoff = True, self.options.min_write_gap
-                if beat:
-                    next_beat = loop.time() + interval
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if self._etcd_ok:
-                    log.warning("%scannot write status to etcd (%s); retrying", self._prefix, exc)
-                self._etcd_ok = False
-                self._dirty.set()
-                backoff = min(backoff * 2, interval)
-            await asyncio.sleep(backoff if not self._etcd_ok else self.options.min_write_gap)
+    def _alive_value(self) -> bytes:
+        return json.dumps({"boot_id": self.boot_id, "hostname": self.hostname}).encode()
 
     # -- commands ----------------------------------------------------------------------------
 
