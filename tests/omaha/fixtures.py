@@ -1,4 +1,5 @@
-"""Request bodies shared by the Omaha tests: the update_engine request of reference 1.2, byte for byte."""
+"""Shared by the Omaha tests: the update_engine request of reference 1.2, byte for byte, and the
+byte-level mutation the fuzz tests apply to valid inputs."""
 
 from __future__ import annotations
 
@@ -30,3 +31,17 @@ _CHECK_BODY = (
 def with_app_body(body: bytes) -> bytes:
     """UPDATE_ENGINE_REQUEST with the lines inside <app> replaced by ``body``."""
     return UPDATE_ENGINE_REQUEST.replace(_CHECK_BODY, body)
+
+
+def mutate(base: bytes, ops: list[tuple[str, int, bytes]]) -> bytes:
+    """``base`` with each (op, position, chunk) applied in turn: insert, replace, or delete."""
+    data = bytearray(base)
+    for op, pos, chunk in ops:
+        pos = min(pos, len(data))
+        if op == "insert":
+            data[pos:pos] = chunk
+        elif op == "replace":
+            data[pos : pos + len(chunk)] = chunk
+        else:
+            del data[pos : pos + len(chunk)]
+    return bytes(data)

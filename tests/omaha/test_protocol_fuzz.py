@@ -22,7 +22,7 @@ from coreroll.omaha.protocol import (
     parse_request,
     parse_response,
 )
-from tests.omaha.fixtures import UPDATE_ENGINE_REQUEST
+from tests.omaha.fixtures import UPDATE_ENGINE_REQUEST, mutate
 
 FUZZ = settings(
     max_examples=150,
@@ -104,19 +104,6 @@ edits = st.lists(
 )
 
 
-def _mutate(base: bytes, ops: list[tuple[str, int, bytes]]) -> bytes:
-    data = bytearray(base)
-    for op, pos, chunk in ops:
-        pos = min(pos, len(data))
-        if op == "insert":
-            data[pos:pos] = chunk
-        elif op == "replace":
-            data[pos : pos + len(chunk)] = chunk
-        else:
-            del data[pos : pos + len(chunk)]
-    return bytes(data)
-
-
 @FUZZ
 @given(st.binary(max_size=4096))
 def test_random_bytes(body: bytes) -> None:
@@ -132,7 +119,7 @@ def test_truncated_request(cut: int) -> None:
 @FUZZ
 @given(edits)
 def test_mutated_request(ops: list[tuple[str, int, bytes]]) -> None:
-    _check_request(_mutate(UPDATE_ENGINE_REQUEST, ops))
+    _check_request(mutate(UPDATE_ENGINE_REQUEST, ops))
 
 
 # Every attribute of the real request, with its value replaced by anything (raw bytes or text).
@@ -259,7 +246,7 @@ RESPONSE = build_response(
     )
 )
 def test_mutated_response(ops: list[tuple[str, int, bytes]]) -> None:
-    _check_response(_mutate(RESPONSE, ops))
+    _check_response(mutate(RESPONSE, ops))
 
 
 @FUZZ

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coreroll.locks.semaphore import Semaphore, SemaphoreFormatError, parse_semaphore
+from tests.omaha.fixtures import mutate
 
 KEY = "coreos.com/updateengine/rebootlock/groups/a%2Fb/semaphore"
 VALID = b'{"semaphore":0,"max":2,"holders":["69d27b356a94476da859461d3a3bc6fd","9ce7a919806c4f3785eb6d260345ac4a"]}'
@@ -85,16 +86,7 @@ def test_objects_with_semaphore_like_fields(doc: dict[str, object]) -> None:
     )
 )
 def test_mutated_semaphore(ops: list[tuple[str, int, bytes]]) -> None:
-    data = bytearray(VALID)
-    for op, pos, chunk in ops:
-        pos = min(pos, len(data))
-        if op == "insert":
-            data[pos:pos] = chunk
-        elif op == "replace":
-            data[pos : pos + len(chunk)] = chunk
-        else:
-            del data[pos : pos + len(chunk)]
-    _check(bytes(data))
+    _check(mutate(VALID, ops))
 
 
 holder_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
