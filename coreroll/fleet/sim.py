@@ -27,8 +27,9 @@ Public API:
   `nodes: list[SimNode]`, `reboots: list[RebootRecord]`, `spans: list[LockSpan]`,
   `faults_fired: dict[str, int]`, `etcd` (the shared client), `lock_store`, `start_revision` (the
   first etcd revision of this run: pass it to `read_lock_history`).
-- `FleetSnapshot(at, up, total, versions, good, statuses, holders, reboots)` with `line()`:
-  the one-line progress report `coreroll fleet` prints.
+- Re-exported: the records `SimNode`, `RebootRecord`, `LockSpan`, `FleetSnapshot`
+  (`coreroll.fleet.records`) and the corrupted-payload transport `CorruptOnce`
+  (`coreroll.fleet.corrupt`).
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -49,6 +49,8 @@ import httpx
 
 from coreroll.etcd.config import EtcdConfig
 from coreroll.etcd.v3 import connect_v3
+from coreroll.fleet.corrupt import CorruptOnce
+from coreroll.fleet.records import FleetSnapshot, LockSpan, RebootRecord, SimNode
 from coreroll.fleet.scenario import NodePlan, Scenario
 from coreroll.locks.keys import LOCK_PREFIX
 from coreroll.locks.v3store import V3LockStore
@@ -59,102 +61,11 @@ from coreroll.node.faultproxy import FaultProxy
 from coreroll.node.partitions import Disk, Partition
 from coreroll.node.reboot import LockWaiter
 
+__all__ = ["CorruptOnce", "Fleet", "FleetSnapshot", "LockSpan", "RebootRecord", "SimNode"]
+
 log = logging.getLogger(__name__)
 
 _DOWNLOADING = "UPDATE_STATUS_DOWNLOADING"
-
-
-@dataclass(frozen=True)
-class RebootRecord:
-    machine_id: str
-    group: str
-    strategy: str
-    at: float  # simulated epoch seconds
-    holders: tuple[str, ...]
-    key_revision: int | None
-    lock_revision: int | None
-    version: str | None  # the version the node is about to boot
-
-
-@dataclass
-class LockSpan:
-    machine_id: str
-    group: str
-    acquired: float
-    released: float | None = None
-
-
-@dataclass
-class SimNode:
-    plan: NodePlan
-    state_dir: Path
-    machine_id: str
-    initial_version: str
-    agent: NodeAgent | None = None
-    crashes: int = 0
-    died_downloading: bool = False
-    died_rebooting: bool = False
-    http: httpx.AsyncClient | None = None  # own client (corrupted-payload fault) or None
-    etcd_config: EtcdConfig | None = None
-
-    def is_good_on(self, version: str) -> bool:
-        agent = self.agent
-        if agent is None or not agent.up.is_set():
-            return False
-        active = agent.disk.active
-        return active.version == version and bool(active.successful)
-
-
-class CorruptOnce(httpx.AsyncBaseTransport):
-    """Flips one byte in the first payload download (`/packages/`) that passes through."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self.inner = inner
-        self.fired = False
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self.inner.handle_async_request(request)
-        if self.fired or "/packages/" not in request.url.path or response.status_code >= 300:
-            return response
-        body = bytearray(await response.aread())
-        await response.aclose()
-        if body:
-            body[len(body) // 2] ^= 0xFF
-            self.fired = True
-        return httpx.Response(
-            response.status_code, headers=response.headers, content=bytes(body), request=request
-        )
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
-@dataclass(frozen=True)
-class FleetSnapshot:
-    at: float
-    elapsed: float
-    up: int
-    total: int
-    versions: dict[str, int]
-    good: int
-    statuses: dict[str, int]
-    holders: dict[str, int]
-    reboots: int
-
-    def line(self) -> str:
-        minutes, seconds = divmod(int(self.elapsed), 60)
-        hours, minutes = divmod(minutes, 60)
-        versions = " ".join(f"{v}:{n}" for v, n in sorted(self.versions.items()))
-        busy = " ".join(
-            f"{s.removeprefix('UPDATE_STATUS_').lower()}:{n}"
-            for s, n in sorted(self.statuses.items())
-            if s != "UPDATE_STATUS_IDLE"
-        )
-        locks = " ".join(f"{g or '(default)'}:{n}" for g, n in sorted(self.holders.items()))
-        return (
-            f"t+{hours}h{minutes:02d}m{seconds:02d}s up {self.up}/{self.total} | {versions} | "
-            f"good {self.good} | {busy or 'idle'} | locks {locks or '-'} | reboots {self.reboots}"
-        )
 
 
 def _via(url: str, proxy: FaultProxy) -> str:
