@@ -90,24 +90,23 @@ def run_publish(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_promote(args: argparse.Namespace) -> int:
+def _move_channel(args: argparse.Namespace, method: str, path: str, body: dict[str, str]) -> int:
+    """Send a request that answers with a channel, and say what the channel offers now."""
     try:
         with ApiClient.from_args(args) as api:
-            channel = api.send("POST", f"/api/v1/releases/{args.version}/promote", {"to": args.to})
+            channel = api.send(method, path, body)
     except ApiError as exc:
         return _fail(exc)
     print(f"channel {channel['name']} now offers {channel['version']}")
     return 0
+
+
+def run_promote(args: argparse.Namespace) -> int:
+    return _move_channel(args, "POST", f"/api/v1/releases/{args.version}/promote", {"to": args.to})
 
 
 def run_point(args: argparse.Namespace) -> int:
-    try:
-        with ApiClient.from_args(args) as api:
-            channel = api.send("PUT", f"/api/v1/channels/{args.channel}", {"version": args.version})
-    except ApiError as exc:
-        return _fail(exc)
-    print(f"channel {channel['name']} now offers {channel['version']}")
-    return 0
+    return _move_channel(args, "PUT", f"/api/v1/channels/{args.channel}", {"version": args.version})
 
 
 def run_list(args: argparse.Namespace) -> int:
