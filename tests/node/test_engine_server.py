@@ -87,6 +87,16 @@ def history(server: Any) -> list[dict[str, Any]]:
     return list(found["history"]) if found else []
 
 
+def set_when_staged(done: asyncio.Event) -> Callable[[EngineSnapshot], None]:
+    """An engine on_change that sets ``done`` once the update waits for the reboot."""
+
+    def on_change(snapshot: EngineSnapshot) -> None:
+        if snapshot.status == "UPDATE_STATUS_UPDATED_NEED_REBOOT":
+            done.set()
+
+    return on_change
+
+
 async def test_update_reaches_need_reboot_then_pings_and_completes_after_the_reboot(
     tmp_path: Path, update_server: Any, http: httpx.AsyncClient
 ) -> None:
@@ -142,7 +152,7 @@ async def test_scheduled_run_checks_by_itself_and_marks_the_new_boot_good_after_
         update_server.url,
         key,
         http,
-        on_change=lambda s: done.set() if s.status == "UPDATE_STATUS_UPDATED_NEED_REBOOT" else None,
+        on_change=set_when_staged(done),
     )
     task = asyncio.create_task(engine.run())
     try:
@@ -275,7 +285,7 @@ async def test_server_down_during_check_backs_off_doubling_and_touches_nothing(
         proxy.url,
         key,
         http,
-        on_change=lambda s: done.set() if s.status == "UPDATE_STATUS_UPDATED_NEED_REBOOT" else None,
+        on_change=set_when_staged(done),
         clock=ScaledClock(300),  # slower, so real-time overhead stays small against the delays
     )
     before = table(engine.disk)
