@@ -16,11 +16,9 @@ import pytest
 from coreroll.etcd.config import EtcdConfig
 from coreroll.fleet.history import check_capacity, check_reboots, holding_intervals, read_lock_history
 from coreroll.fleet.scenario import SCENARIOS, Spread
-from coreroll.fleet.sim import Fleet
-from coreroll.node.clock import ScaledClock
-from tests.node.test_engine_support import admin, publish_synthetic, server_public_key
+from tests.fleet.helpers import NEW, OLD, rollout_fleet
+from tests.node.test_engine_support import admin, publish_synthetic
 
-OLD, NEW = "3000.0.0", "3100.0.0"
 # update_engine's schedule, shortened so the test's simulated half hour stays short in real time
 FAST = Spread(first_check=60, first_check_fuzz=30, interval=300, interval_fuzz=60)
 
@@ -37,19 +35,7 @@ async def test_rollout_of_20_nodes_in_two_lock_groups(
 ) -> None:
     publish_synthetic(update_server, OLD, channel="stable")
     scenario = dataclasses.replace(SCENARIOS["stable"], spread=FAST)
-    fleet = Fleet(
-        tmp_path / "fleet",
-        update_server.url,
-        EtcdConfig(endpoints=(clean_etcd,)),
-        scenario,
-        20,
-        ScaledClock(100),
-        version=OLD,
-        image=b"installed image " * 64,
-        public_key=server_public_key(update_server.settings.data_dir),
-        seed=7,
-        report_interval=2.0,
-    )
+    fleet = rollout_fleet(tmp_path, update_server, EtcdConfig(endpoints=(clean_etcd,)), scenario, 20, seed=7)
     await fleet.start()
     try:
         assert await fleet.wait_for(lambda: fleet.snapshot().up == 20, within=20)

@@ -17,11 +17,9 @@ import pytest
 from coreroll.etcd.config import EtcdConfig
 from coreroll.fleet.history import check_capacity, check_reboots, read_lock_history
 from coreroll.fleet.scenario import SCENARIOS, Faults, Spread
-from coreroll.fleet.sim import Fleet
-from coreroll.node.clock import ScaledClock
-from tests.node.test_engine_support import admin, publish_synthetic, server_public_key
+from tests.fleet.helpers import NEW, OLD, rollout_fleet
+from tests.node.test_engine_support import admin, publish_synthetic
 
-OLD, NEW = "3000.0.0", "3100.0.0"
 FAST = Spread(first_check=60, first_check_fuzz=30, interval=300, interval_fuzz=60, failed_boot_timeout=120)
 FAULTS = Faults(
     boot_failure=0.1,
@@ -51,18 +49,8 @@ async def test_faults_during_a_rollout(clean_etcd: str, update_server: Any, tmp_
         reply = client.put("/api/v1/groups/stable/policy", json={"update_timeout_seconds": 3})
     assert reply.status_code == 200, reply.text
     scenario = dataclasses.replace(SCENARIOS["stable"], spread=FAST, faults=FAULTS)
-    fleet = Fleet(
-        tmp_path / "fleet",
-        update_server.url,
-        EtcdConfig(endpoints=(clean_etcd,), timeout=2.0),
-        scenario,
-        10,
-        ScaledClock(100),
-        version=OLD,
-        image=b"installed image " * 64,
-        public_key=server_public_key(update_server.settings.data_dir),
-        seed=3,
-        report_interval=2.0,
+    fleet = rollout_fleet(
+        tmp_path, update_server, EtcdConfig(endpoints=(clean_etcd,), timeout=2.0), scenario, 10, seed=3
     )
     by_fault = {}
     await fleet.start()
