@@ -3,6 +3,8 @@ byte-level mutation the fuzz tests apply to valid inputs."""
 
 from __future__ import annotations
 
+from hypothesis import strategies as st
+
 # Reference 1.2 (flatcar/update_engine omaha_request_action.cc GetRequestXml), values as shown there.
 UPDATE_ENGINE_REQUEST = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -45,3 +47,19 @@ def mutate(base: bytes, ops: list[tuple[str, int, bytes]]) -> bytes:
         else:
             del data[pos : pos + len(chunk)]
     return bytes(data)
+
+
+def edit_lists(
+    base_size: int, tokens: list[bytes], *, chunk_size: int, max_edits: int
+) -> st.SearchStrategy[list[tuple[str, int, bytes]]]:
+    """Lists of 1 to ``max_edits`` (op, position, chunk) edits for ``mutate``: a chunk is one of
+    ``tokens`` or 1 to ``chunk_size`` random bytes, a position anywhere in a ``base_size`` input."""
+    return st.lists(
+        st.tuples(
+            st.sampled_from(["replace", "insert", "delete"]),
+            st.integers(min_value=0, max_value=base_size),
+            st.sampled_from(tokens) | st.binary(min_size=1, max_size=chunk_size),
+        ),
+        min_size=1,
+        max_size=max_edits,
+    )

@@ -22,7 +22,7 @@ from coreroll.omaha.protocol import (
     parse_request,
     parse_response,
 )
-from tests.omaha.fixtures import UPDATE_ENGINE_REQUEST, mutate
+from tests.omaha.fixtures import UPDATE_ENGINE_REQUEST, edit_lists, mutate
 
 FUZZ = settings(
     max_examples=150,
@@ -93,15 +93,7 @@ def _check_response(body: bytes) -> None:
     assert time.perf_counter() - started < TIME_BOUND
 
 
-edits = st.lists(
-    st.tuples(
-        st.sampled_from(["replace", "insert", "delete"]),
-        st.integers(min_value=0, max_value=len(UPDATE_ENGINE_REQUEST)),
-        st.one_of(st.sampled_from(NASTY), st.binary(min_size=1, max_size=8)),
-    ),
-    min_size=1,
-    max_size=6,
-)
+edits = edit_lists(len(UPDATE_ENGINE_REQUEST), NASTY, chunk_size=8, max_edits=6)
 
 
 @FUZZ
@@ -234,17 +226,7 @@ RESPONSE = build_response(
 
 
 @FUZZ
-@given(
-    st.lists(
-        st.tuples(
-            st.sampled_from(["replace", "insert", "delete"]),
-            st.integers(0, len(RESPONSE)),
-            st.one_of(st.sampled_from(NASTY), st.binary(min_size=1, max_size=8)),
-        ),
-        min_size=1,
-        max_size=6,
-    )
-)
+@given(edit_lists(len(RESPONSE), NASTY, chunk_size=8, max_edits=6))
 def test_mutated_response(ops: list[tuple[str, int, bytes]]) -> None:
     _check_response(mutate(RESPONSE, ops))
 

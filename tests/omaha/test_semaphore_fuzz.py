@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coreroll.locks.semaphore import Semaphore, SemaphoreFormatError, parse_semaphore
-from tests.omaha.fixtures import mutate
+from tests.omaha.fixtures import edit_lists, mutate
 
 KEY = "coreos.com/updateengine/rebootlock/groups/a%2Fb/semaphore"
 VALID = b'{"semaphore":0,"max":2,"holders":["69d27b356a94476da859461d3a3bc6fd","9ce7a919806c4f3785eb6d260345ac4a"]}'
@@ -38,6 +38,8 @@ def _check(raw: bytes | str) -> Semaphore | None:
     assert time.perf_counter() - started < 0.25
     return result
 
+
+JSON_TOKENS = [b"{", b"}", b"[", b"]", b'"', b",", b":", b"-", b"1e999", b"null", b"\xff", b"\\u00"]
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
@@ -71,20 +73,7 @@ def test_objects_with_semaphore_like_fields(doc: dict[str, object]) -> None:
 
 
 @FUZZ
-@given(
-    st.lists(
-        st.tuples(
-            st.sampled_from(["replace", "insert", "delete"]),
-            st.integers(min_value=0, max_value=len(VALID)),
-            st.sampled_from(
-                [b"{", b"}", b"[", b"]", b'"', b",", b":", b"-", b"1e999", b"null", b"\xff", b"\\u00"]
-            )
-            | st.binary(min_size=1, max_size=6),
-        ),
-        min_size=1,
-        max_size=5,
-    )
-)
+@given(edit_lists(len(VALID), JSON_TOKENS, chunk_size=6, max_edits=5))
 def test_mutated_semaphore(ops: list[tuple[str, int, bytes]]) -> None:
     _check(mutate(VALID, ops))
 
