@@ -67,6 +67,9 @@ class OmahaHandler:
         self.metrics = metrics
         self.clock = settings.clock
         self._parsed: dict[bytes, OmahaRequest] = {}  # body -> parsed request (see PARSE_MEMO_SIZE)
+        # New machine ids between the cap check and their commit: counted against instance_cap so
+        # concurrent first checks cannot overshoot it (the count itself moves only at commit).
+        self._registering: set[str] = set()
         self.limiter = SourceLimiter(
             settings.new_instances_per_source, settings.new_instances_window, settings.clock
         )
@@ -121,9 +124,24 @@ class OmahaHandler:
             self.metrics.count("unknown_group")
             return app_response(app, UPDATECHECK_INTERNAL_ERROR, status="error-unknownApplicationOrGroup")
         old = await self.registry.get(app.machineid)
-        if old is None and (self.registry.count >= self.settings.instance_cap or not self.limiter.allow(ip)):
-            self.metrics.count("instance_cap")
-            return app_response(app, UPDATECHECK_INTERNAL_ERROR, status="error-instanceRegistrationFailed")
+        reserved = old is None and app.machineid not in self._registering
+        if reserved:
+            taken = self.registry.count + len(self._registering)
+            if taken >= self.settings.instance_cap or not self.limiter.allow(ip):
+                self.metrics.count("instance_cap")
+                return app_response(
+                    app, UPDATECHECK_INTERNAL_ERROR, status="error-instanceRegistrationFailed"
+                )
+            self._registering.add(app.machineid)  # no await between the check and this line
+        try:
+            return await self._register(app, ip, base_url, group, old)
+        finally:
+            if reserved:
+                self._registering.discard(app.machineid)
+
+    async def _register(
+        self, app: OmahaApp, ip: str, base_url: BaseUrl, group: Group, old: Instance | None
+    ) -> AppResponse:
         now = self.clock()
         inst = old.copy() if old is not None else Instance(app.machineid, created_at=now)
         inst.ip, inst.version, inst.track, inst.group_id = ip, app.version, app.track, group.id
