@@ -43,13 +43,15 @@ async def _json_object(request: Request) -> dict[str, Any]:
     return body
 
 
-def _str(body: dict[str, Any], key: str, required: bool = True) -> str | None:
+def _str(body: dict[str, Any], key: str) -> str:
     value = body.get(key)
-    if value is None and not required:
-        return None
     if not isinstance(value, str) or not value:
         raise CatalogError(400, f"{key}: expected a non-empty string, got {value!r}")
     return value
+
+
+def _optional_str(body: dict[str, Any], key: str) -> str | None:
+    return None if body.get(key) is None else _str(body, key)
 
 
 @router.post("/releases", status_code=201)
@@ -73,24 +75,20 @@ async def publish(request: Request) -> Any:
     size = body.get("image_size", 65536)
     if isinstance(size, bool) or not isinstance(size, int):
         raise CatalogError(400, f"image_size: expected an integer, got {size!r}")
-    version = _str(body, "version", required=False)  # default: today's CoreOS version
-    return await state.publisher.publish_synthetic(version, _str(body, "channel", required=False), size)
+    version = _optional_str(body, "version")  # default: today's CoreOS version
+    return await state.publisher.publish_synthetic(version, _optional_str(body, "channel"), size)
 
 
 @router.put("/channels/{name}")
 async def point_channel(request: Request, name: str) -> Any:
     body = await _json_object(request)
-    version = _str(body, "version")
-    assert version is not None
-    return await core(request).catalog.point_channel(name, version)
+    return await core(request).catalog.point_channel(name, _str(body, "version"))
 
 
 @router.post("/releases/{version}/promote")
 async def promote(request: Request, version: str) -> Any:
     body = await _json_object(request)
-    to = _str(body, "to")
-    assert to is not None
-    return await core(request).catalog.promote(version, to)
+    return await core(request).catalog.promote(version, _str(body, "to"))
 
 
 @router.post("/groups", status_code=201)
