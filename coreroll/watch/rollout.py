@@ -1,10 +1,10 @@
 """Rollout progress per channel and per server group: how far the fleet has got to the version
-each channel offers (pure; one pass over the rows per model version)."""
+each channel offers (pure; tallied row by row as the model changes, see RolloutIndex)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 from coreroll.watch.merge import ACTIVE_STATES
 from coreroll.watch.parse import opt_str, opt_time
@@ -19,49 +19,110 @@ from coreroll.watch.views import (
     ServerGroupView,
 )
 
+# what a row counts as in a rollout, besides its version
+_OTHER, _ACTIVE, _FAILED, _ON_HOLD = range(4)
 
-class RowIndex(NamedTuple):
-    by_channel: dict[str | None, list[NodeRow]]
-    by_group: dict[str, list[NodeRow]]  # rows the server placed in a group
-    ungrouped: dict[str | None, list[NodeRow]]  # rows with no server group, by channel
+Tally = dict[tuple[str | None, int], int]
+"""(version, category) -> number of rows."""
 
 
-def index_rows(rows: Iterable[NodeRow]) -> RowIndex:
-    index = RowIndex({}, {}, {})
-    for row in rows:
-        channel = row.channel
-        index.by_channel.setdefault(channel, []).append(row)
-        group = row.group
-        if group is None:
-            index.ungrouped.setdefault(channel, []).append(row)
+def _category(state: str) -> int:
+    if state in ACTIVE_STATES:
+        return _ACTIVE
+    if state in (STATE_ERROR, STATE_UNREADABLE):
+        return _FAILED
+    return _ON_HOLD if state == STATE_ONHOLD else _OTHER
+
+
+class RolloutIndex:
+    """Rows tallied by channel and by server group, kept up to date one row at a time
+    (FleetModel calls `update` for every row it replaces), so a channel's or group's progress
+    costs O(distinct versions) instead of a pass over every row (10k rows: ~35 ms per repaint of
+    the channel bar before)."""
+
+    def __init__(self) -> None:
+        self.by_channel: dict[str | None, Tally] = {}
+        self.by_group: dict[str, Tally] = {}  # rows the server placed in a group
+        self.ungrouped: dict[str | None, Tally] = {}  # rows with no server group, by channel
+        self._keys: dict[str, tuple[str | None, str | None, str | None, int]] = {}
+
+    def update(self, machine_id: str, row: NodeRow | None) -> None:
+        """`row` is the machine's new row (None: gone)."""
+        key = None if row is None else (row.channel, row.group, row.version, _category(row.state))
+        old = self._keys.get(machine_id)
+        if old == key:
+            return
+        if old is not None:
+            self._count(old, -1)
+        if key is None:
+            del self._keys[machine_id]
         else:
-            index.by_group.setdefault(group, []).append(row)
-    return index
+            self._keys[machine_id] = key
+            self._count(key, 1)
+
+    def _count(self, key: tuple[str | None, str | None, str | None, int], delta: int) -> None:
+        channel, group, version, category = key
+        bucket = (version, category)
+        _bump(self.by_channel, channel, bucket, delta)
+        if group is None:
+            _bump(self.ungrouped, channel, bucket, delta)
+        else:
+            _bump(self.by_group, group, bucket, delta)
 
 
-def rollout(name: str, version: str | None, rows: Iterable[NodeRow]) -> RolloutProgress:
-    total = done = updating = failed = on_hold = 0
+def _bump(table: dict[Any, Tally], name: Any, bucket: tuple[str | None, int], delta: int) -> None:
+    tally = table.get(name)
+    if tally is None:
+        tally = table[name] = {}
+    count = tally.get(bucket, 0) + delta
+    if count:
+        tally[bucket] = count
+        return
+    del tally[bucket]
+    if not tally:
+        del table[name]
+
+
+def tally_rows(rows: Iterable[NodeRow]) -> Tally:
+    tally: Tally = {}
     for row in rows:
-        total += 1
-        if version_at_least(row.version, version):
-            done += 1
-        elif row.state in ACTIVE_STATES:
-            updating += 1
-        elif row.state in (STATE_ERROR, STATE_UNREADABLE):
-            failed += 1
-        elif row.state == STATE_ONHOLD:
-            on_hold += 1
+        bucket = (row.version, _category(row.state))
+        tally[bucket] = tally.get(bucket, 0) + 1
+    return tally
+
+
+def progress(name: str, version: str | None, tallies: Iterable[Tally]) -> RolloutProgress:
+    total = done = updating = failed = on_hold = 0
+    for tally in tallies:
+        for (row_version, category), count in tally.items():
+            total += count
+            if version_at_least(row_version, version):
+                done += count
+            elif category == _ACTIVE:
+                updating += count
+            elif category == _FAILED:
+                failed += count
+            elif category == _ON_HOLD:
+                on_hold += count
     return RolloutProgress(name, version, total, done, updating, failed, on_hold)
 
 
-def channel_view(name: str, data: Mapping[str, Any], index: RowIndex) -> ChannelView:
+def rollout(name: str, version: str | None, rows: Iterable[NodeRow]) -> RolloutProgress:
+    """Progress of `rows` towards `version` (done = on it or newer)."""
+    return progress(name, version, [tally_rows(rows)])
+
+
+def channel_view(name: str, data: Mapping[str, Any], index: RolloutIndex) -> ChannelView:
     version = opt_str(data, "version")
-    rows = index.by_channel.get(name, ())
-    return ChannelView(name, version, opt_time(data, "updated_at"), rollout(name, version, rows))
+    tallies = [index.by_channel.get(name, {})]
+    return ChannelView(name, version, opt_time(data, "updated_at"), progress(name, version, tallies))
 
 
 def group_view(
-    group_id: str, data: Mapping[str, Any], index: RowIndex, version_of: Callable[[str | None], str | None]
+    group_id: str,
+    data: Mapping[str, Any],
+    index: RolloutIndex,
+    version_of: Callable[[str | None], str | None],
 ) -> ServerGroupView:
     """A server group; its progress counts the nodes the server placed in it plus the nodes the
     server does not know (etcd only) on the group's track."""
@@ -69,7 +130,7 @@ def group_view(
     assert isinstance(policy, dict)
     track = opt_str(data, "track")
     channel = opt_str(data, "channel") or track
-    rows = index.by_group.get(group_id, []) + (index.ungrouped.get(track, []) if track is not None else [])
+    tallies = [index.by_group.get(group_id, {}), index.ungrouped.get(track, {}) if track is not None else {}]
     return ServerGroupView(
         id=group_id,
         name=opt_str(data, "name") or group_id,
@@ -79,5 +140,5 @@ def group_view(
         policy=dict(policy),
         rollout_in_progress=bool(data.get("rollout_in_progress")),
         halted_reason=opt_str(data, "halted_reason"),
-        progress=rollout(group_id, version_of(channel), rows),
+        progress=progress(group_id, version_of(channel), tallies),
     )

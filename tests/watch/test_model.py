@@ -491,3 +491,45 @@ def test_holder_that_went_offline_while_etcd_was_away_is_timed_from_the_resync(c
     clock.now += 181
     [holder] = model.lock_groups()[0].holders
     assert holder.stale and (holder.stale_reason or "").startswith("offline for over 3m")
+
+
+def test_counts_and_progress_kept_row_by_row_agree_with_a_full_pass(clock: FakeClock) -> None:
+    import random
+
+    from coreroll.watch.rollout import rollout
+
+    rng = random.Random(5)
+    model = FleetModel(clock=clock)
+    model.apply(
+        u.FeedSnapshot(
+            channels=(channel("alpha", "4700.0.1"), channel("beta", "4699.0.0")),
+            groups=(group("alpha"), group("beta"), group("canary")),
+        )
+    )
+    statuses = ["UPDATE_STATUS_IDLE", "UPDATE_STATUS_DOWNLOADING", "UPDATE_STATUS_UPDATED_NEED_REBOOT",
+                "UPDATE_STATUS_REPORTING_ERROR_EVENT"]  # fmt: skip
+    for step in range(400):
+        mid = f"n{rng.randrange(30)}"
+        pick = rng.random()
+        if pick < 0.6:
+            model.apply(status(mid, channel=rng.choice(["alpha", "beta"]), status=rng.choice(statuses),
+                               version=rng.choice(["4650.0.0", "4699.0.0", "4700.0.1"])))  # fmt: skip
+        elif pick < 0.7:
+            model.apply(u.NodeStatus(mid, KEY.format(mid), b"not json"))
+        elif pick < 0.8:
+            model.apply(u.NodeStatus(mid, KEY.format(mid), None))  # gone from etcd
+        elif pick < 0.9:
+            grp = rng.choice(["alpha", "canary"])
+            model.apply(u.FeedEvent("instance", str(step), instance(mid, group=grp, status="OnHold")))
+        else:
+            model.apply(u.FeedEvent("instance", str(step), {"machine_id": mid, "deleted": True}))
+        rows = list(model.rows.values())
+        expected_counts = {state: sum(r.state == state for r in rows) for state in model.counts()}
+        assert model.counts() == expected_counts
+        for view in model.channels():
+            assert view.progress == rollout(
+                view.name, view.version, [r for r in rows if r.channel == view.name]
+            )
+        for g in model.groups():
+            mine = [r for r in rows if r.group == g.id or (r.group is None and r.channel == g.track)]
+            assert g.progress == rollout(g.id, model.channel_version(g.channel), mine)
