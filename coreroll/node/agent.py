@@ -18,7 +18,8 @@ and `update_engine.json`; `provision_node()` creates one. The agent:
   in UPDATE_STATUS_CHECKING_FOR_UPDATE are not published) and every `report_interval`
   real seconds, and keeps `coreroll/v1/nodes/<id>/alive` under a lease of 3 x report_interval
   (revoked on a clean stop or reboot, left to expire when the node dies);
-- runs `coreroll/v1/commands/<id>/<cmd>` in order and deletes each: `check` (an on-demand check),
+- runs `coreroll/v1/commands/<id>/<cmd>` in order and deletes each
+  (`coreroll.node.commandrunner.CommandRunner`): `check` (an on-demand check),
   `set-channel` (args `{"channel": C}`: rewrites GROUP in update.conf and restarts the engine),
   anything else is logged, recorded in the status (`last_command`) and the audit log, deleted,
   and nothing else happens.
@@ -42,13 +43,11 @@ Public API:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
 import socket
 import uuid
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,13 +56,13 @@ from typing import Any
 import aetcd
 import httpx
 
-from coreroll.audit import append_audit
 from coreroll.etcd.config import EtcdConfig
 from coreroll.locks import LockStore
 from coreroll.node.clock import Clock
-from coreroll.node.commandbus import Command, CommandRouter
+from coreroll.node.commandbus import CommandRouter
+from coreroll.node.commandrunner import CommandRunner
 from coreroll.node.engine import EngineSnapshot, EngineTimings, NodeIdentity, UpdateEngine
-from coreroll.node.nodestatus import RebootInfo, build_status, iso_time
+from coreroll.node.nodestatus import RebootInfo, build_status
 from coreroll.node.partitions import Disk, NoBootablePartitionError, Partition
 from coreroll.node.provision import MACHINE_ID, UPDATE_CONF, omaha_url, provision_node, read_machine_id
 from coreroll.node.reboot import LockWaiter, RebootManager, window_from_settings
@@ -85,7 +84,6 @@ log = logging.getLogger(__name__)
 
 _NEED_REBOOT = str(UPDATE_STATUS_UPDATED_NEED_REBOOT)
 _CHECKING = str(UPDATE_STATUS_CHECKING_FOR_UPDATE)
-_DONE_MEMORY = 256  # command keys remembered to drop a command delivered twice
 _STOP_TIMEOUT = 5.0  # real seconds a stopping task gets before it is reported and left behind
 
 
@@ -154,8 +152,6 @@ class NodeAgent:
         self.booted_at = 0.0
         self.up = asyncio.Event()
         self.last_command: dict[str, Any] | None = None
-        self._queue = self.router.subscribe(self.machine_id)
-        self._done: deque[str] = deque(maxlen=_DONE_MEMORY)
         self._main: asyncio.Task[None] | None = None
         self._up_tasks: list[asyncio.Task[None]] = []
         self._engine_task: asyncio.Task[None] | None = None
@@ -168,6 +164,17 @@ class NodeAgent:
             self._alive_value,
             report_interval=self.options.report_interval,
             min_write_gap=self.options.min_write_gap,
+            log_prefix=self._prefix,
+        )
+        self._commands = CommandRunner(
+            self.router,
+            self.machine_id,
+            {"check": self._check_command, "set-channel": self._set_channel_command},
+            clock=self.clock,
+            etcd=etcd,
+            etcd_config=self.etcd_config,
+            hostname=self.hostname,
+            on_done=self._command_done,
             log_prefix=self._prefix,
         )
 
@@ -260,7 +267,7 @@ class NodeAgent:
         self._start_engine()
         self._up_tasks = [
             asyncio.create_task(self._reporter.run(), name=f"reporter-{self.hostname}"),
-            asyncio.create_task(self._commands(), name=f"commands-{self.hostname}"),
+            asyncio.create_task(self._commands.run(), name=f"commands-{self.hostname}"),
             asyncio.create_task(self.reboot_manager.release_after_boot(), name=f"release-{self.hostname}"),
         ]
         self.up.set()
@@ -358,76 +365,30 @@ class NodeAgent:
     def _alive_value(self) -> bytes:
         return json.dumps({"boot_id": self.boot_id, "hostname": self.hostname}).encode()
 
-    # -- commands ----------------------------------------------------------------------------
+    # -- commands (run by commandrunner.CommandRunner) -----------------------------------------
 
-    async def _commands(self) -> None:
-        try:
-            for command in await self.router.list_for(self.machine_id):
-                await self._run_command(command)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # etcd away: the router lists again when it reconnects
-            log.info("%scannot list commands yet (%s)", self._prefix, exc)
-        while True:
-            command = await self._queue.get()
-            await self._run_command(command)
-
-    async def _run_command(self, command: Command) -> None:
-        if command.key in self._done:
-            return
-        action, result, refused = await self._execute(command)
-        log.info("%scommand %s %s: %s", self._prefix, command.command_id, action, result)
-        self.last_command = {
-            "id": command.command_id,
-            "action": action,
-            "result": result,
-            "at": iso_time(self.clock.now()),
-        }
+    def _command_done(self, record: dict[str, Any]) -> None:
+        self.last_command = record
         self._mark_dirty()
-        if refused:
-            with contextlib.suppress(Exception):
-                await append_audit(
-                    self.etcd_config,
-                    f"agent-{action or 'unreadable'}",
-                    self.machine_id,
-                    result,
-                    by=f"coreroll-agent@{self.hostname}",
-                    client=self.etcd,
-                )
-        try:
-            await self.router.delete(command)
-        except Exception as exc:
-            log.warning("%scannot delete %s (%s)", self._prefix, command.key, exc)
-        self._done.append(command.key)
 
-    async def _execute(self, command: Command) -> tuple[str, str, bool]:
-        """(action, what happened, refused?)"""
+    async def _check_command(self, args: dict[str, Any]) -> tuple[str, bool]:
+        engine = self.engine
+        if engine is not None and engine.request_check():
+            return "update check started", False
+        status = engine.status if engine is not None else "no engine"
+        return f"check ignored: engine is {status}", False
+
+    async def _set_channel_command(self, args: dict[str, Any]) -> tuple[str, bool]:
+        channel = args.get("channel", args.get("group"))
+        if not isinstance(channel, str) or not channel.strip() or any(c.isspace() for c in channel):
+            return f"set-channel refused: args.channel {channel!r} is not a channel name", True
+        old = self.conf.group
         try:
-            doc = json.loads(command.value)
-            if not isinstance(doc, dict):
-                raise ValueError(f"expected a JSON object, found {type(doc).__name__}")
-        except (ValueError, UnicodeDecodeError) as exc:
-            return "", f"unreadable command {command.key}: {exc}; ignored", True
-        action = doc.get("action")
-        args = doc.get("args") if isinstance(doc.get("args"), dict) else {}
-        if action == "check":
-            engine = self.engine
-            if engine is not None and engine.request_check():
-                return action, "update check started", False
-            status = engine.status if engine is not None else "no engine"
-            return action, f"check ignored: engine is {status}", False
-        if action == "set-channel":
-            channel = args.get("channel", args.get("group"))
-            if not isinstance(channel, str) or not channel.strip() or any(c.isspace() for c in channel):
-                return action, f"set-channel refused: args.channel {channel!r} is not a channel name", True
-            old = self.conf.group
-            try:
-                self.conf.set("GROUP", channel)
-                self.conf.save(self.state_dir / UPDATE_CONF)
-            except (UpdateConfError, OSError) as exc:
-                self.conf = UpdateConf.load(self.state_dir / UPDATE_CONF)
-                return action, f"set-channel refused: {exc}", True
-            await self._stop_engine()
-            self._start_engine()
-            return action, f"channel {old} -> {channel}; update engine restarted", False
-        return str(action), f"unknown action {action!r} in {command.key}: ignored", True
+            self.conf.set("GROUP", channel)
+            self.conf.save(self.state_dir / UPDATE_CONF)
+        except (UpdateConfError, OSError) as exc:
+            self.conf = UpdateConf.load(self.state_dir / UPDATE_CONF)
+            return f"set-channel refused: {exc}", True
+        await self._stop_engine()
+        self._start_engine()
+        return f"channel {old} -> {channel}; update engine restarted", False
