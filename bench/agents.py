@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import random
 import resource
@@ -37,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import psutil  # noqa: E402
 
+from bench.results_file import write_results  # noqa: E402
 from coreroll.etcd.config import EtcdConfig  # noqa: E402
 from coreroll.etcd.launcher import EmbeddedEtcd  # noqa: E402
 from coreroll.etcd.v3 import connect_v3  # noqa: E402
@@ -174,10 +174,7 @@ def main() -> None:
             f"{r['idle_checks']:>7} {r['rollout_cpu_ms_per_node']:>16.2f} {r['rollout_ratio_vs_baseline']:>6.2f} "
             f"{r['rollout_wall_s']:>7.2f} {r['rss_kib_per_agent']:>10.1f}"
         )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"baseline_nodes": base["nodes"], "results": results}, indent=2) + "\n")
-    print(f"wrote {out}", file=sys.stderr)
+    write_results(args.out, {"baseline_nodes": base["nodes"], "results": results}, file=sys.stderr)
 
 
 if __name__ == "__main__":

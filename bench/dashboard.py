@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 import psutil  # noqa: E402
 from textual import events  # noqa: E402
 
+from bench.results_file import write_results  # noqa: E402
 from coreroll.watch import updates as u  # noqa: E402
 from coreroll.watch.model import FleetModel  # noqa: E402
 from tui.app import DashApp  # noqa: E402
@@ -393,9 +394,7 @@ def main() -> int:
             f"baseline DataTable first paint, {args.nodes} rows: {results['datatable_baseline']['first_paint_s']:.2f}s "
             f"({results.get('datatable_ratio')}x the line-API table)"
         )
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_results(args.out, results)
     return 0
 
 

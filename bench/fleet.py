@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import resource
 import statistics
@@ -46,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import psutil  # noqa: E402
 
+from bench.results_file import write_results  # noqa: E402
 from coreroll.etcd.config import EtcdConfig  # noqa: E402
 from coreroll.etcd.launcher import EmbeddedEtcd  # noqa: E402
 from coreroll.fleet.history import check_capacity, check_reboots, read_lock_history  # noqa: E402
@@ -236,12 +236,7 @@ def main() -> int:
         "no_safety_violations": all(r["capacity_violations"] + r["reboots_without_lock"] == 0 for r in rows),
     }
     print("targets:", ", ".join(f"{k}={'ok' if v else 'MISSED'}" for k, v in targets.items()))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps({"runs": rows, "targets": targets, "baseline_nodes": counts[0]}, indent=2) + "\n"
-    )
-    print(f"wrote {out}")
+    write_results(args.out, {"runs": rows, "targets": targets, "baseline_nodes": counts[0]})
     return 0 if all(targets.values()) else 1
 
 

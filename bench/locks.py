@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import statistics
@@ -25,6 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.results_file import write_results
 from coreroll.etcd.config import EtcdConfig
 from coreroll.etcd.launcher import EmbeddedEtcd
 from coreroll.etcd.v2 import V2Client
@@ -154,9 +154,7 @@ def main() -> None:
     args = parser.parse_args()
     report = asyncio.run(run(args.seconds, [int(c) for c in args.contenders.split(",")]))
     print_table(report)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {RESULTS}", file=sys.stderr)
+    write_results(RESULTS, report, file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.results_file import write_results  # noqa: E402
 from coreroll.omaha.protocol import OmahaEvent, build_request  # noqa: E402
 
 VERSION = "4885.0.0"
@@ -425,9 +426,7 @@ def main() -> int:
         "omaha_vs_fixed": round(ratio, 3),
         "targets": targets,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {args.out}")
+    write_results(args.out, report, lead="\n")
     return 0
 
 

@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 import psutil  # noqa: E402
 
+from bench.results_file import write_results  # noqa: E402
 from coreroll.etcd.config import EtcdConfig  # noqa: E402
 from coreroll.etcd.launcher import EmbeddedEtcd  # noqa: E402
 from coreroll.etcd.v3 import connect_v3  # noqa: E402
@@ -260,10 +261,7 @@ def main() -> None:
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_results(args.out, result)
 
 
 if __name__ == "__main__":

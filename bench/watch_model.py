@@ -30,6 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.results_file import write_results  # noqa: E402
 from coreroll.watch import updates as u  # noqa: E402
 from coreroll.watch.model import FleetModel  # noqa: E402
 from tui.sample import STATUS_KEY, sample_updates, status_json  # noqa: E402
@@ -116,10 +117,7 @@ def main() -> None:
     print(f"{'(CPU seconds unless noted)':<{width}}  " + "  ".join(f"{r['nodes']:>10}" for r in results))
     for key in keys[1:]:
         print(f"{key:<{width}}  " + "  ".join(f"{r[key]!s:>10}" for r in results))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_results(args.out, results)
 
 
 if __name__ == "__main__":
