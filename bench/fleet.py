@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,21 @@ def makespan_and_ideal(fleet: Fleet, opened: float, maxes: dict[str, int]) -> di
     }
 
 
+async def _wait_until(
+    done: Callable[[], bool], fleet: Fleet, *, deadline: float, last: float, label: str, failure: str
+) -> float:
+    """Poll `done` every 0.25 s, printing the fleet's progress line at most every 5 s (`last`: when
+    it was printed last; the new value is returned); RuntimeError once `deadline` (monotonic) passed."""
+    while not done():
+        await asyncio.sleep(0.25)
+        if time.monotonic() - last > 5:
+            last = time.monotonic()
+            print(f"{label}{fleet.snapshot().line()}", file=sys.stderr, flush=True)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{failure}: {fleet.snapshot().line()}")
+    return last
+
+
 async def run_rollout(n: int, factor: float, etcd_endpoint: str, work: Path, limit: float) -> dict[str, Any]:
     server = start_server_process(work / f"server-{n}")
     # No keep-alive: uvicorn closes an idle connection after 5 s, and starting 1,000 nodes takes longer.
@@ -136,18 +152,19 @@ async def run_rollout(n: int, factor: float, etcd_endpoint: str, work: Path, lim
         cpu0, wall0, sim0 = cpu(), time.monotonic(), clock.now()
         last = 0.0
         staged = time.monotonic()
-        while not all(
-            node.agent is not None
-            and node.agent.engine is not None
-            and node.agent.engine.snapshot.status == NEED_REBOOT
-            for node in fleet.nodes
-        ):
-            await asyncio.sleep(0.25)
-            if time.monotonic() - last > 5:
-                last = time.monotonic()
-                print(f"[{n}] staging: {fleet.snapshot().line()}", file=sys.stderr, flush=True)
-            if time.monotonic() - wall0 > limit:
-                raise RuntimeError(f"{n} nodes did not stage the update: {fleet.snapshot().line()}")
+        last = await _wait_until(
+            lambda: all(
+                node.agent is not None
+                and node.agent.engine is not None
+                and node.agent.engine.snapshot.status == NEED_REBOOT
+                for node in fleet.nodes
+            ),
+            fleet,
+            deadline=wall0 + limit,
+            last=last,
+            label=f"[{n}] staging: ",
+            failure=f"{n} nodes did not stage the update",
+        )
         staged = time.monotonic()
         assert fleet.lock_store is not None
         opened = clock.now()
@@ -156,13 +173,14 @@ async def run_rollout(n: int, factor: float, etcd_endpoint: str, work: Path, lim
         print(
             f"[{n}] all staged after {staged - wall0:.1f}s; reboot locks opened", file=sys.stderr, flush=True
         )
-        while not (fleet.all_on(NEW) and all(s.released for s in fleet.spans)):
-            await asyncio.sleep(0.25)
-            if time.monotonic() - last > 5:
-                last = time.monotonic()
-                print(f"[{n}] {fleet.snapshot().line()}", file=sys.stderr, flush=True)
-            if time.monotonic() - wall0 > limit:
-                raise RuntimeError(f"rollout of {n} nodes did not finish: {fleet.snapshot().line()}")
+        await _wait_until(
+            lambda: fleet.all_on(NEW) and all(s.released for s in fleet.spans),
+            fleet,
+            deadline=wall0 + limit,
+            last=last,
+            label=f"[{n}] ",
+            failure=f"rollout of {n} nodes did not finish",
+        )
         cpu1, wall1, sim1 = cpu(), time.monotonic(), clock.now()
         rss1 = psutil.Process().memory_info().rss
         events = await read_lock_history(fleet.etcd, fleet.start_revision, within=120)
