@@ -41,11 +41,12 @@ class LockGroupSpec:
 
 @dataclass(frozen=True)
 class Spread:
-    first_check: float = 7 * 60
-    first_check_fuzz: float = 5 * 60
-    interval: float = 45 * 60
-    interval_fuzz: float = 10 * 60
-    mark_good_delay: float = 45.0
+    # update_engine's schedule by default: one source for these numbers, EngineTimings
+    first_check: float = EngineTimings.first_check
+    first_check_fuzz: float = EngineTimings.first_check_fuzz
+    interval: float = EngineTimings.interval
+    interval_fuzz: float = EngineTimings.interval_fuzz
+    mark_good_delay: float = EngineTimings.mark_good_delay
     download_rate: tuple[float, float] = (2e6, 20e6)  # bytes per simulated second
     reboot_duration: tuple[float, float] = (45.0, 75.0)  # simulated seconds
     failed_boot_timeout: float = 300.0
