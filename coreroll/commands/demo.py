@@ -109,6 +109,8 @@ async def _headless(options: object, duration: float) -> int:
     main = asyncio.current_task()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
+        # No handlers off the main thread (RuntimeError) or where the loop has none
+        # (NotImplementedError): SIGINT then keeps Python's default, KeyboardInterrupt.
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, lambda: main.cancel() if main else None)
     summary = None

@@ -145,6 +145,8 @@ async def _run(args: argparse.Namespace, scenario: Scenario, etcd: EtcdConfig, p
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
+            # No handlers off the main thread (RuntimeError) or where the loop has none
+            # (NotImplementedError): SIGINT then keeps Python's default, KeyboardInterrupt.
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
         await fleet.start()
