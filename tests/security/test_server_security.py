@@ -258,9 +258,6 @@ def test_instance_table_is_capped_against_a_flood(tmp_path: Path) -> None:
         assert http.get(f"/api/v1/instances/flood-{cap + 1:04d}").status_code == 404
 
 
-@pytest.mark.xfail(
-    reason="cap checked before the write transaction (NOTES.md: FAULTS -> SERVER 11:00)", strict=False
-)
 async def test_instance_cap_holds_under_concurrent_registrations(tmp_path: Path) -> None:
     cap = 25
     settings = ServerSettings(data_dir=tmp_path / "data", instance_cap=cap)
