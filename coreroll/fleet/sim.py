@@ -403,6 +403,3 @@ class Fleet:
         for proxy in (self.etcd_proxy, self.server_proxy):
             if proxy is not None:
                 await proxy.stop()
-
-
-__all__ = ["CorruptOnce", "Fleet", "FleetSnapshot", "LockSpan", "RebootRecord", "SimNode"]
