@@ -71,7 +71,7 @@ def build_app(args: argparse.Namespace) -> DashApp:
     actions = make_actions(config if use_etcd else None, server, _token(args), args.read_only)
     cluster = ",".join(config.endpoints) if use_etcd else (server or "")
     return DashApp(
-        FleetModel(),
+        FleetModel(stale_offline_grace=args.stale_offline_grace),
         buffer=buffer,
         sources=sources,
         actions=actions,

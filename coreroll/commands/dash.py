@@ -53,6 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--refresh", type=float, default=0.25, metavar="SECONDS",
         help="minimum time between repaints (default 0.25 = at most 4 per second)",
     )  # fmt: skip
+    parser.add_argument(
+        "--stale-offline-grace", type=float, default=300.0, metavar="SECONDS",
+        help="a lock holder offline this long is flagged stale; before that it shows as rebooting (default 300)",
+    )  # fmt: skip
     parser.add_argument("--mouse", action="store_true", help="enable the mouse (off by default, for SSH)")
     parser.set_defaults(group=None, json=False)
 

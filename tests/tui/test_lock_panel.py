@@ -28,3 +28,17 @@ def test_rebooting_holder_is_shown_rebooting_then_stale_once_the_grace_is_over()
     head, holder = panel_lines(model, clock.now)
     assert head.endswith("0/1 free  1 stale")
     assert holder.split()[:3] == ["n1", "3m", "STALE:"] and holder.endswith("offline for 3m")
+
+
+def test_dash_flag_sets_the_offline_grace() -> None:
+    import argparse
+
+    from coreroll.commands.dash import add_arguments
+    from tui.run import build_app
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    base = ["--etcd", "http://127.0.0.1:9", "--server", "http://127.0.0.1:9"]
+    assert build_app(parser.parse_args(base)).model.stale_offline_grace == 300.0
+    args = parser.parse_args([*base, "--stale-offline-grace", "900"])
+    assert build_app(args).model.stale_offline_grace == 900.0
