@@ -57,6 +57,7 @@ from coreroll.locks.v3store import V3LockStore
 from coreroll.node.agent import AgentOptions, NodeAgent, provision_node
 from coreroll.node.clock import ScaledClock
 from coreroll.node.commandbus import CommandRouter
+from coreroll.node.engine_types import EngineSnapshot
 from coreroll.node.faultproxy import FaultProxy
 from coreroll.node.partitions import Disk, Partition
 from coreroll.node.reboot import LockWaiter
@@ -114,6 +115,7 @@ class Fleet:
         self.etcd_proxy: FaultProxy | None = None
         self.server_proxy: FaultProxy | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._crashes: set[asyncio.Task[None]] = set()  # crashes fired by engine observers
         self._open_spans: dict[str, LockSpan] = {}
         self._watch_faults: set[int] = set()
 
@@ -238,7 +240,19 @@ class Fleet:
         await agent.start()
 
     def _instrument(self, node: SimNode, agent: NodeAgent) -> None:
-        """Record lock spans and every reboot with the semaphore read right before it."""
+        """Record lock spans and every reboot with the semaphore read right before it; crash a
+        die-downloading node the moment its engine starts downloading (a poll could miss a
+        download that lasts milliseconds)."""
+        if node.plan.die_downloading and not node.died_downloading:
+
+            def crash_when_downloading(snapshot: EngineSnapshot) -> None:
+                if snapshot.status == _DOWNLOADING and not node.died_downloading:
+                    node.died_downloading = True
+                    task = asyncio.create_task(self._crash(node, "die_downloading"))
+                    self._crashes.add(task)
+                    task.add_done_callback(self._crashes.discard)
+
+            agent.engine_observers.append(crash_when_downloading)
         manager = agent.reboot_manager
         chained_event = manager.on_event
         original_reboot = manager.reboot_fn
@@ -306,11 +320,7 @@ class Fleet:
                 if agent is None:
                     continue
                 why = None
-                if node.plan.die_downloading and not node.died_downloading:
-                    engine = agent.engine
-                    if engine is not None and engine.snapshot.status == _DOWNLOADING:
-                        node.died_downloading, why = True, "die_downloading"
-                if why is None and node.plan.die_rebooting and not node.died_rebooting:
+                if node.plan.die_rebooting and not node.died_rebooting:
                     if agent.reboot_manager.state == "rebooting":
                         node.died_rebooting, why = True, "die_rebooting"
                 if why is not None:
@@ -380,9 +390,9 @@ class Fleet:
         return True
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        for task in (*self._tasks, *self._crashes):
             task.cancel()
-        for task in self._tasks:
+        for task in (*self._tasks, *self._crashes):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._watch_faults.clear()

@@ -129,6 +129,8 @@ class NodeAgent:
         self.rng = rng or random.Random()
         self.comes_up = comes_up
         self.etcd_config = etcd_config or EtcdConfig()
+        # Called with every engine status change, as it happens (the fleet injects faults on them).
+        self.engine_observers: list[Callable[[EngineSnapshot], None]] = []
         self.machine_id = read_machine_id(self.state_dir)
         self.hostname = self.options.hostname or socket.gethostname()
         self.disk = Disk(self.state_dir, fsync=self.options.fsync)
@@ -328,6 +330,8 @@ class NodeAgent:
                 log.error("%supdate engine did not stop within %ss", self._prefix, _STOP_TIMEOUT)
 
     def _engine_changed(self, snapshot: EngineSnapshot) -> None:
+        for observer in self.engine_observers:
+            observer(snapshot)
         if snapshot.status == _NEED_REBOOT:
             self._need_reboot.set()
         if snapshot.status != _CHECKING:
