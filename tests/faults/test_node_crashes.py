@@ -132,7 +132,15 @@ async def test_nodes_killed_mid_download_mid_postinstall_and_holding_the_lock(
             def stale_ids() -> set[str]:
                 return {h.machine_id for _, h in watch.pump().stale_holders()}
 
-            await watch.until(lambda m: dead.machine_id in stale_ids(), 30, "dead holder shown stale")
+            try:
+                await watch.until(lambda m: dead.machine_id in stale_ids(), 30, "dead holder shown stale")
+            except AssertionError as exc:
+                row = watch.model.get(dead.machine_id)
+                groups = [(g.group, [(h.machine_id[:8], h.stale, h.rebooting, h.online) for h in g.holders])
+                          for g in watch.model.lock_groups()]  # fmt: skip
+                raise AssertionError(
+                    f"{exc}; row online={row and row.online}, lock groups {groups}"
+                ) from None
             [(view, holder)] = [
                 (v, h) for v, h in watch.model.stale_holders() if h.machine_id == dead.machine_id
             ]
