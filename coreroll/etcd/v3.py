@@ -16,11 +16,6 @@ endpoint with no CA file uses the system roots.
 
 from __future__ import annotations
 
-import os
-
-# gRPC's C core logs TLS handshake failures to stderr on its own; a command must print one line.
-os.environ.setdefault("GRPC_VERBOSITY", "NONE")
-
 import asyncio
 from pathlib import Path
 from typing import Any

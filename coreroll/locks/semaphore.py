@@ -136,6 +136,8 @@ def _as_int(doc: dict[str, Any], name: str, key: str) -> int:
     if value is None or isinstance(value, bool) or not isinstance(value, int):
         what = "missing" if name not in doc else f"{json.dumps(value)} is not an integer"
         raise SemaphoreFormatError(key, f'"{name}" {what}')
+    if not -(2**63) <= value < 2**63:  # Go's int is int64: locksmith could not read it
+        raise SemaphoreFormatError(key, f'"{name}" {value} is out of the int64 range')
     return value
 
 
@@ -147,6 +149,8 @@ def parse_semaphore(raw: bytes | str, key: str) -> Semaphore:
     except ValueError as exc:
         shown = text if len(text) <= 60 else text[:57] + "..."
         raise SemaphoreFormatError(key, f"invalid JSON ({exc.args[0].split(':')[0]}) in {shown!r}") from exc
+    except RecursionError as exc:
+        raise SemaphoreFormatError(key, "invalid JSON (nested too deeply)") from exc
     if not isinstance(doc, dict):
         raise SemaphoreFormatError(key, f"expected a JSON object, found {type(doc).__name__}")
     # Go matches field names case-insensitively; accept the same spellings.

@@ -108,3 +108,11 @@ def test_parse_errors_name_the_key_and_problem(raw: bytes, problem: str) -> None
         parse_semaphore(raw, KEY)
     assert str(caught.value).startswith(f"{KEY}: not a locksmith semaphore: ")
     assert problem in str(caught.value)
+
+
+def test_deep_nesting_and_numbers_beyond_int64_are_format_errors() -> None:
+    key = "coreos.com/updateengine/rebootlock/semaphore"
+    with pytest.raises(SemaphoreFormatError, match="nested too deeply"):
+        parse_semaphore(b"[" * 100_000, key)
+    with pytest.raises(SemaphoreFormatError, match="int64"):
+        parse_semaphore(b'{"semaphore":9223372036854775808,"max":1,"holders":null}', key)

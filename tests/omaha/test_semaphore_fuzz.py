@@ -7,7 +7,6 @@ import json
 import time
 from datetime import timedelta
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -96,11 +95,5 @@ def test_written_bytes_parse_back_to_the_same_semaphore(
     assert parsed is not None and parsed.to_json() == sem.to_json()
 
 
-@pytest.mark.xfail(
-    raises=RecursionError,
-    strict=False,
-    reason="LOCKS: json.loads raises RecursionError on deeply nested JSON; parse_semaphore should map it "
-    "to SemaphoreFormatError (reported in /tmp/team/NOTES.md)",
-)
 def test_deeply_nested_json_is_a_format_error() -> None:
     _check(b"[" * 100_000)

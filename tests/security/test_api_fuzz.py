@@ -80,11 +80,21 @@ numbers = st.one_of(
 )
 query = st.dictionaries(st.one_of(st.sampled_from(QUERY_NAMES), texts), st.one_of(numbers, texts), max_size=4)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | texts,
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | texts,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts, inner, max_size=4),
     max_leaves=12,
 )
-scalar = st.none() | st.booleans() | st.integers(-(2**40), 2**40) | texts | st.floats()
+scalar = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**40), 2**40)
+    | texts
+    | st.floats(allow_nan=False, allow_infinity=False)
+)
 known_bodies = st.one_of(
     st.fixed_dictionaries(
         {"version": st.one_of(path_values, scalar)},

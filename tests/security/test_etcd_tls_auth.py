@@ -246,8 +246,6 @@ except EtcdError as exc:
 """
 
 
-@pytest.mark.xfail(reason="GRPC_VERBOSITY is set in coreroll/etcd/v3.py, after modules that import grpc first "
-                   "(NOTES.md: FAULTS -> LOCKS 10:40)", strict=False)  # fmt: skip
 @pytest.mark.parametrize("module", ["coreroll.audit", "coreroll.fleet.history"])
 def test_grpc_stays_quiet_whatever_is_imported_first(mtls_etcd: TLSEtcd, pki: Pki, module: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRPC_")}
