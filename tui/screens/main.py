@@ -8,9 +8,10 @@ model, the sources and the actions.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, ClassVar
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
@@ -30,6 +31,26 @@ if TYPE_CHECKING:
     from tui.app import DashApp
 
 
+class SteadyFooter(Footer):
+    """A Footer that rebuilds only when the keys it shows change. Textual's rebuilds (~40 keys
+    mounted) on every focus change, e.g. leaving the filter line, which held the next keypress up
+    by 100 ms while status changes streamed in."""
+
+    _shown: tuple[object, ...] | None = None
+
+    def bindings_changed(self, screen: Screen[object]) -> None:
+        shown = tuple(
+            (binding.key, binding.description, binding.action, binding.group, enabled, tooltip)
+            for _, binding, enabled, tooltip in screen.active_bindings.values()
+            if binding.show
+        )
+        if shown == self._shown and self._bindings_ready:
+            return
+        if screen.app.app_focus and self.is_attached and screen is self.screen:
+            self._shown = shown  # what the rebuild (scheduled by Footer) will show
+        super().bindings_changed(screen)
+
+
 class MainScreen(Screen[None]):
     HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-narrow"), (140, "-wide")]
     BINDINGS: ClassVar[list[BindingType]] = list(MAIN_BINDINGS)
@@ -44,9 +65,34 @@ class MainScreen(Screen[None]):
             with Horizontal(id="side"):
                 yield LockPanel(id="locks")
                 yield EventLog(id="events")
-        yield Footer()
+        yield SteadyFooter()
 
     _query_before: str = ""
+    _updated_at: float = 0.0
+    FRAME = 1 / 60  # the fastest this screen updates (Textual's own frame limit)
+
+    # -- prompt screen updates -------------------------------------------------------------
+    # Textual paints a dirty screen from a 60 Hz timer that, once paused and resumed, skips to the
+    # frame after next: a key pressed just after a paint waited 17-33 ms for its update (half the
+    # 50 ms keypress budget). When the last update is at least one frame old, update at once.
+    async def _on_idle(self, event: events.Idle) -> None:
+        if (
+            time.monotonic() - self._updated_at >= self.FRAME
+            and not self.app._batch_count
+            and self.is_current
+            and (
+                self._layout_required
+                or self._scroll_required
+                or self._repaint_required
+                or self._dirty_widgets
+            )
+        ):
+            self._on_timer_update()
+        await super()._on_idle(event)
+
+    def _on_timer_update(self) -> None:
+        self._updated_at = time.monotonic()
+        super()._on_timer_update()
 
     @property
     def dash(self) -> DashApp:
