@@ -8,7 +8,7 @@
 
 Data flow (one way): sources run as async workers and put `coreroll.watch.updates` messages into
 `buffer`; when the buffer goes non-empty the app schedules ONE flush, at most every
-`refresh_interval` seconds (default 0.25 s = 4 Hz). The flush (a worker) applies the updates to the
+`refresh_interval` seconds (default 0.2 s = 5 Hz). The flush (a worker) applies the updates to the
 model in slices of SLICE seconds, yielding between slices so keys stay responsive, then repaints
 every widget in a single `batch_update()`. The first listing of a big fleet is cut into pieces
 (`tui.intake`) so the first rows show at once and the rest fills in. The node table gets its rows
@@ -87,7 +87,7 @@ class DashApp(App[int]):
         actions: Any | None = None,
         read_only: bool = False,
         cluster: str = "",
-        refresh_interval: float = 0.25,
+        refresh_interval: float = 0.2,
         history: HistoryLoader | None = None,
         clock: Callable[[], float] = time.time,
         watch_tty: bool = True,
@@ -298,7 +298,7 @@ class DashApp(App[int]):
     def _update_rows(self, table: NodeTable, full: bool) -> None:
         changed, self._pending = self._pending, set()
         rows = self.view.rows(self.model, table.rows, table.row_index, changed, full)
-        table.set_rows(rows, None if full else changed)
+        table.set_rows(rows, None if full else changed, same_order=self.view.same_order)
         self._rows_dirty = False
 
     def _repaint_panels(self, main: MainScreen, full: bool) -> None:

@@ -56,7 +56,7 @@ class DemoApp(DashApp):
         system: DemoSystem,
         *,
         on_ready: Callable[[], None] | None = None,
-        refresh_interval: float = 0.25,
+        refresh_interval: float = 0.2,
         watch_tty: bool = True,
     ) -> None:
         clock = system.clock.now

@@ -15,11 +15,14 @@ this only decides when they must run.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from coreroll.watch.model import FleetModel
 from coreroll.watch.query import SORT_KEYS, Query, parse_query
+
+_PLAIN = re.compile(r"\w[\w.-]*")  # one text term: no negation, field:value, quotes or spaces
 
 
 def swap_in_place(
@@ -59,6 +62,8 @@ class RowView:
         self.order_dirty = True  # the filter or the sort changed: the table list is rebuilt
         self.all_rows: list[Any] | None = None
         self._all_index: dict[str, int] = {}
+        self.same_order = False  # the last `rows()` only swapped rows in place: same keys, same order
+        self._shown_text: str | None = None  # the filter the table's list was built with
 
     def set_query(self, text: str, model: FleetModel) -> bool:
         """Use a new filter (raises QueryError); False when it is the same as before."""
@@ -74,6 +79,14 @@ class RowView:
         self.sort_column, self.reverse = column, reverse
         self.all_rows = None
         self.order_dirty = True
+        self._shown_text = None
+
+    def _narrows(self) -> bool:
+        """The new filter keeps a subset of what the table shows: one plain word that extends the
+        word the list was built with (typing on at the end of the filter line). Text terms match
+        substrings, so every row the longer word matches is already in the list."""
+        old, new = self._shown_text, self.query_text
+        return bool(old) and old is not None and new.startswith(old) and _PLAIN.fullmatch(new) is not None
 
     def rows(
         self,
@@ -93,6 +106,10 @@ class RowView:
         rows = None
         if not (full or self.order_dirty):
             rows = swap_in_place(shown, shown_index, changed, model.rows, self.sort_column, self.query)
+        self.same_order = rows is not None
+        if rows is None and self.order_dirty and not (full or changed) and self.query and self._narrows():
+            query = self.query
+            rows = [row for row in shown if query(row)]
         if rows is None:
             if self.all_rows is None:
                 self.all_rows = model.filter_rows("", self.sort_column, self.reverse)
@@ -100,4 +117,5 @@ class RowView:
             query = self.query
             rows = self.all_rows if query is None else [row for row in self.all_rows if query(row)]
         self.order_dirty = False
+        self._shown_text = self.query_text
         return rows

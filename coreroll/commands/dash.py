@@ -50,8 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--airlock", action="store_true", help="also show airlock (FleetLock) semaphores")
     parser.add_argument(
-        "--refresh", type=float, default=0.25, metavar="SECONDS",
-        help="minimum time between repaints (default 0.25 = at most 4 per second)",
+        "--refresh", type=float, default=0.2, metavar="SECONDS",
+        help="minimum time between repaints (default 0.2 = at most 5 per second)",
     )  # fmt: skip
     parser.add_argument(
         "--stale-offline-grace", type=float, default=300.0, metavar="SECONDS",
