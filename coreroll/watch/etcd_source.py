@@ -44,6 +44,7 @@ from coreroll.locks.keys import LOCK_PREFIX, group_from_key, is_semaphore_key, q
 from coreroll.locks.semaphore import SemaphoreFormatError, parse_semaphore
 from coreroll.watch import updates as u
 from coreroll.watch.backoff import Backoff
+from coreroll.watch.source_loop import ReconnectingSource
 from coreroll.watch.views import CONNECTED, CONNECTING, DOWN
 
 NODES_PREFIX = "coreroll/v1/nodes/"
@@ -144,8 +145,10 @@ def describe(exc: BaseException) -> str:
     return text[:200]
 
 
-class EtcdSource:
+class EtcdSource(ReconnectingSource):
     """See the module docstring. `revision` is the last etcd revision delivered."""
+
+    source_name = SOURCE
 
     def __init__(
         self,
@@ -187,29 +190,6 @@ class EtcdSource:
         if self.airlock:
             prefixes.append(AIRLOCK_PREFIX)
         return prefixes
-
-    def _state(self, status: str, detail: str = "") -> None:
-        self.sink(u.Connection(SOURCE, status, detail, self.clock()))
-
-    def stop(self) -> None:
-        """Stop `run()` (callable from any thread, also before it started)."""
-        self._stopped = True
-        task, loop = self._task, self._loop
-        if task is not None and loop is not None and not task.done():
-            loop.call_soon_threadsafe(task.cancel)
-
-    async def run(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._task = asyncio.current_task()
-        if self._stopped:
-            return
-        try:
-            while True:
-                await self._cycle()
-                delay = self.backoff.next()
-                await asyncio.sleep(delay)
-        except asyncio.CancelledError:
-            pass
 
     async def _cycle(self) -> None:
         """One connection: connect, list, follow until something breaks; report why."""

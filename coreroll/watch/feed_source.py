@@ -30,6 +30,7 @@ from httpx_sse import aconnect_sse
 
 from coreroll.watch import updates as u
 from coreroll.watch.backoff import Backoff
+from coreroll.watch.source_loop import ReconnectingSource
 from coreroll.watch.views import CONNECTED, CONNECTING, DOWN
 
 SOURCE = "server"
@@ -53,8 +54,10 @@ def describe(exc: BaseException) -> str:
     return text[:200]
 
 
-class FeedSource:
+class FeedSource(ReconnectingSource):
     """See the module docstring. `last_id` is the last feed id applied."""
+
+    source_name = SOURCE
 
     def __init__(
         self,
@@ -83,28 +86,6 @@ class FeedSource:
         self._stopped = False
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-
-    def _state(self, status: str, detail: str = "") -> None:
-        self.sink(u.Connection(SOURCE, status, detail, self.clock()))
-
-    def stop(self) -> None:
-        """Stop `run()` (callable from any thread, also before it started)."""
-        self._stopped = True
-        task, loop = self._task, self._loop
-        if task is not None and loop is not None and not task.done():
-            loop.call_soon_threadsafe(task.cancel)
-
-    async def run(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._task = asyncio.current_task()
-        if self._stopped:
-            return
-        try:
-            while True:
-                await self._cycle()
-                await asyncio.sleep(self.backoff.next())
-        except asyncio.CancelledError:
-            pass
 
     async def _cycle(self) -> None:
         self._state(CONNECTING, self.server_url)
