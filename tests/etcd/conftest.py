@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from coreroll.etcd.launcher import EmbeddedEtcd, free_port
-from tests.etcd.certs import Pki, make_pki
+from tests.security.certs import Pki, make_pki
 
 
 @dataclass(frozen=True)

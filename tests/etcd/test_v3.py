@@ -14,8 +14,8 @@ from coreroll.etcd.config import EtcdConfig
 from coreroll.etcd.errors import EtcdConfigError, EtcdUnavailableError
 from coreroll.etcd.v3 import connect_v3, get_at_revision
 from coreroll.locks import open_lock_store
-from tests.etcd.certs import make_pki
 from tests.etcd.conftest import TlsEtcd
+from tests.security.certs import make_pki
 
 DEAD = "http://127.0.0.1:9"
 
