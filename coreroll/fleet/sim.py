@@ -115,7 +115,7 @@ class Fleet:
         self.etcd_proxy: FaultProxy | None = None
         self.server_proxy: FaultProxy | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._crashes: set[asyncio.Task[None]] = set()  # crashes fired by engine observers
+        self._crashes: set[asyncio.Task[None]] = set()  # injected crashes under way (stop cancels them)
         self._open_spans: dict[str, LockSpan] = {}
         self._watch_faults: set[int] = set()
 
@@ -248,9 +248,7 @@ class Fleet:
             def crash_when_downloading(snapshot: EngineSnapshot) -> None:
                 if snapshot.status == _DOWNLOADING and not node.died_downloading:
                     node.died_downloading = True
-                    task = asyncio.create_task(self._crash(node, "die_downloading"))
-                    self._crashes.add(task)
-                    task.add_done_callback(self._crashes.discard)
+                    self._start_crash(node, "die_downloading")
 
             agent.engine_observers.append(crash_when_downloading)
         manager = agent.reboot_manager
@@ -311,29 +309,31 @@ class Fleet:
         await self.clock.sleep(self.scenario.faults.down_for)
         await self._power_on(node)
 
+    def _start_crash(self, node: SimNode, why: str) -> None:
+        task = asyncio.create_task(self._crash(node, why))
+        self._crashes.add(task)
+        task.add_done_callback(self._crashes.discard)
+
     async def _fault_monitor(self) -> None:
-        pending: set[asyncio.Task[None]] = set()
+        """Crash die-rebooting nodes while they reboot (a reboot lasts long enough to poll for);
+        die-downloading nodes are crashed by their engine observer (see `_instrument`)."""
         while self._watch_faults:
             for index in list(self._watch_faults):
                 node = self.nodes[index]
                 agent = node.agent
                 if agent is None:
                     continue
-                why = None
                 if node.plan.die_rebooting and not node.died_rebooting:
                     if agent.reboot_manager.state == "rebooting":
-                        node.died_rebooting, why = True, "die_rebooting"
-                if why is not None:
-                    task = asyncio.create_task(self._crash(node, why))
-                    pending.add(task)
-                    task.add_done_callback(pending.discard)
+                        node.died_rebooting = True
+                        self._start_crash(node, "die_rebooting")
                 if (node.died_downloading or not node.plan.die_downloading) and (
                     node.died_rebooting or not node.plan.die_rebooting
                 ):
                     self._watch_faults.discard(index)
             await asyncio.sleep(0.02)
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+        if self._crashes:
+            await asyncio.gather(*self._crashes, return_exceptions=True)
 
     async def _outage(self, proxy: FaultProxy, start: float, duration: float) -> None:
         name = "etcd_outage" if proxy is self.etcd_proxy else "server_outage"
