@@ -217,7 +217,7 @@ async def check_lock_invariants(fleet: Fleet, configured: dict[str, int], suite:
     must open a holding interval in etcd's history, and the fleet's lock span (acquired when that
     lock was taken, released after the reboot) must cover the reboot time."""
     assert fleet.etcd is not None
-    events = await read_lock_history(fleet.etcd)
+    events = await read_lock_history(fleet.etcd, fleet.start_revision)
     assert check("lock_group_never_over_max", check_capacity(events, configured), suite) == []
     seen = [r for r in fleet.reboots if r.key_revision is not None]
     unseen = [r for r in fleet.reboots if r.key_revision is None and r.strategy == "etcd-lock"]
