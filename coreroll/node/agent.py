@@ -278,14 +278,17 @@ class NodeAgent:
     async def _bring_down(self, *, clean: bool) -> None:
         was_up = self.up.is_set()
         self.up.clear()
-        tasks, self._up_tasks = self._up_tasks, []
-        await self._stop_engine()
+        # The list is emptied only once its tasks are over: a kill() that lands while a clean
+        # bring-down waits must still find them, or a reporter would beat the alive key for ever.
+        tasks = self._up_tasks
         for task in tasks:
             task.cancel()
+        await self._stop_engine()
         if tasks:
             _, stuck = await asyncio.wait(tasks, timeout=_STOP_TIMEOUT)
             for task in stuck:
                 log.error("%s%s did not stop within %ss", self._prefix, task.get_name(), _STOP_TIMEOUT)
+        self._up_tasks = []
         await self._reporter.shut_down(clean=clean and was_up)
 
     # -- engine ------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -120,6 +121,39 @@ async def test_alive_key_expires_when_the_node_dies(
     await wait_for(lambda: etcd_client.get(alive_key(agent.machine_id).encode()), what="alive key")
     await agent.kill()
     assert await etcd_client.get(alive_key(agent.machine_id).encode()) is not None  # nobody revoked it
+    await wait_for(
+        lambda: _absent(etcd_client, alive_key(agent.machine_id)), within=10, what="alive key to expire"
+    )
+
+
+@pytest.mark.slow
+async def test_a_kill_during_the_reboots_shutdown_stops_every_task(
+    tmp_path: Path, etcd_client: aetcd.Client, http: httpx.AsyncClient, clean_etcd: str
+) -> None:
+    """The machine dies while its reboot is stopping the update engine: the reporter must not
+    survive the kill and keep the alive key (and the holder's row) alive for ever."""
+    agent = make_agent(tmp_path, etcd_client, http, clean_etcd, report_interval=0.7)  # lease TTL 2 s
+    await agent.start()
+    await wait_for(lambda: etcd_client.get(alive_key(agent.machine_id).encode()), what="alive key")
+    reporter = [t for t in agent._up_tasks if t.get_name().startswith("reporter-")]
+    stopping = asyncio.Event()
+
+    real_stop = agent._stop_engine
+
+    async def slow_engine_stop() -> None:
+        if not stopping.is_set():
+            stopping.set()
+            await asyncio.Event().wait()  # the engine takes its time; the kill lands meanwhile
+        await real_stop()
+
+    agent._stop_engine = slow_engine_stop  # type: ignore[method-assign]
+    main = agent._main
+    assert main is not None
+    main.cancel()  # stands in for the lifecycle reaching _reboot: a clean bring-down as the main task
+    agent._main = asyncio.create_task(agent._bring_down(clean=True))
+    await asyncio.wait_for(stopping.wait(), 5)
+    await agent.kill()
+    assert reporter and all(t.done() for t in reporter)
     await wait_for(
         lambda: _absent(etcd_client, alive_key(agent.machine_id)), within=10, what="alive key to expire"
     )
