@@ -218,7 +218,10 @@ async def scenario_load(n: int, rate: int, duration: float) -> dict[str, Any]:
                         filter_pos += 1
                     else:
                         key, expect = "backspace", ""
+                        # back to one letter, then one measured backspace; the reset itself is
+                        # not a keypress, so it is applied before the probe starts
                         app.main_screen.query_one("#filter").value = filter_text[:1]
+                        app.set_query(filter_text[:1])  # (its Changed message then finds it applied)
                         filter_pos = 0
                     app.key_probe = (
                         (time.monotonic(), time.process_time()),

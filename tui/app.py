@@ -38,6 +38,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
+from textual import events
 from textual.app import App
 from textual.binding import BindingType
 from textual.css.query import NoMatches
@@ -72,6 +73,8 @@ class DashApp(App[int]):
     FIRST_BUDGET = 0.04  # seconds of model work before the very first repaint
     LOAD_BUDGET = 1.0  # seconds of model work per repaint while a big backlog is read in
     CHUNK = 500  # first-listing statuses applied before the first paint
+    KEY_QUIET = 0.04  # seconds after a key during which model work waits (the key paints first)
+    KEY_WAIT_MAX = 0.1  # the longest model work waits for keys in one go
 
     CSS_PATH = str(Path(__file__).with_name("app.tcss"))  # absolute: subclasses live elsewhere
     TITLE = "coreroll"
@@ -117,6 +120,7 @@ class DashApp(App[int]):
         self._last_flush = 0.0
         self._painted_at = 0.0
         self._repaint_cost = 0.0
+        self._key_at = 0.0
         self._backlog: deque[Update] = deque()
         self.on_drain: Callable[[], None] | None = None  # bench hook: right after the buffer is drained
         self._activity_seq = 0
@@ -212,9 +216,11 @@ class DashApp(App[int]):
                 else:  # steady state: when behind, show what is applied every refresh interval
                     budget = self.refresh_interval
                 while self._backlog and time.monotonic() - started < budget:
+                    await self._after_keys()
                     self._apply_slice(self.SLICE)
                     await asyncio.sleep(0)
                 if not self.frozen:
+                    await self._after_keys()
                     self.repaint()
                 if not self._backlog:
                     break
@@ -232,6 +238,22 @@ class DashApp(App[int]):
             self._flushing = False
         if self._flush_again or len(self.buffer):
             self._wake()
+
+    async def _after_keys(self) -> None:
+        """Model work steps aside while a key's effect is on its way to the screen (KEY_QUIET
+        after the last key), so a keypress never queues behind a data slice or a data repaint;
+        at most KEY_WAIT_MAX at a time, so a held-down key cannot stall the data."""
+        deadline = time.monotonic() + self.KEY_WAIT_MAX
+        while True:  # a new key while waiting moves the end of the quiet time
+            wait = min(self._key_at + self.KEY_QUIET, deadline) - time.monotonic()
+            if wait <= 0:
+                return
+            await asyncio.sleep(wait)
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            self._key_at = time.monotonic()
+        await super().on_event(event)
 
     def flush(self) -> None:
         """Apply everything the sources delivered now, then repaint once (unless frozen)."""

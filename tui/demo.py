@@ -24,7 +24,7 @@ from typing import Any
 from textual import events
 from textual.css.query import NoMatches
 from textual.message import Message
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from coreroll.demo.system import DemoOptions, DemoSystem, Phase
 from coreroll.demo.threaded import DemoThread
@@ -34,6 +34,7 @@ from coreroll.watch.model import FleetModel
 from coreroll.watch.updates import UpdateBuffer
 from tui.app import DashApp
 from tui.run import history_loader, make_actions
+from widgets.key_bar import KeyBar
 
 
 class PhaseChanged(Message):
@@ -95,7 +96,7 @@ class DemoApp(DashApp):
         await super().on_mount()
         main = self.main_screen
         self.phase_text = self.system.phase.line()
-        await main.mount(PhaseLine(self.phase_text, id="demo-phase"), before=main.query_one(Footer))
+        await main.mount(PhaseLine(self.phase_text, id="demo-phase"), before=main.query_one(KeyBar))
         self.phases_shown.append(self.phase_text)
         self._relaying = True
         if self.on_ready is not None:

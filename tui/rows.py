@@ -108,14 +108,12 @@ class RowView:
             rows = swap_in_place(shown, shown_index, changed, model.rows, self.sort_column, self.query)
         self.same_order = rows is not None
         if rows is None and self.order_dirty and not (full or changed) and self.query and self._narrows():
-            query = self.query
-            rows = [row for row in shown if query(row)]
+            rows = self.query.select(shown)
         if rows is None:
             if self.all_rows is None:
                 self.all_rows = model.filter_rows("", self.sort_column, self.reverse)
                 self._all_index = {row.machine_id: i for i, row in enumerate(self.all_rows)}
-            query = self.query
-            rows = self.all_rows if query is None else [row for row in self.all_rows if query(row)]
+            rows = self.all_rows if self.query is None else self.query.select(self.all_rows)
         self.order_dirty = False
         self._shown_text = self.query_text
         return rows

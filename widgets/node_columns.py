@@ -8,6 +8,7 @@ column ids (`coreroll.watch.query.SORT_KEYS`). Times are shown as UTC clock time
 
 from __future__ import annotations
 
+import operator
 import time
 
 from coreroll.watch.views import STATE_ERROR, STATE_REBOOT, STATE_UPDATING, NodeRow
@@ -94,6 +95,8 @@ COLUMNS = (
     Column("group", "group", 8, lambda r: dash(r.group), priority=8, sort="group"),
 )
 
-NODE_TABLE = TableSpec(columns=COLUMNS, key=lambda r: r.machine_id, row_class=row_class, span=span_text)
+NODE_TABLE = TableSpec(
+    columns=COLUMNS, key=operator.attrgetter("machine_id"), row_class=row_class, span=span_text
+)
 
 SORT_CYCLE = tuple(c.sort for c in COLUMNS if c.sort is not None)

@@ -115,8 +115,7 @@ class NodeTable(ScrollView, can_focus=True):
     ) -> None:
         keys = self._keys
         if not same_order:
-            key = self.spec.key
-            keys = [key(r) for r in rows]
+            keys = list(map(self.spec.key, rows))
             same_order = keys == self._keys
         self.rows = rows
         if changed is None:
@@ -132,8 +131,8 @@ class NodeTable(ScrollView, can_focus=True):
                 self._refresh_keys(changed)
             return
         self._keys = keys
-        self._index = {k: i for i, k in enumerate(keys)}
-        self.virtual_size = Size(self._width, len(keys) + 1)
+        self._index = dict(zip(keys, range(len(keys)), strict=True))
+        self._set_virtual_height(len(keys) + 1)
         if self._cursor_key is not None and self._cursor_key in self._index:
             self._cursor = self._index[self._cursor_key]
         else:
@@ -144,6 +143,21 @@ class NodeTable(ScrollView, can_focus=True):
             self.post_message(self.CursorMoved(self, new_key))
         self._scroll_cursor_into_view()
         self.refresh()
+
+    def _set_virtual_height(self, height: int) -> None:
+        """A new row count. Textual lays out the whole screen on any change of `virtual_size`
+        (20-40 ms under load, on every filter keystroke); the table's box does not depend on it,
+        so unless the scrollbar appears or goes, only the scroll range and the lines change."""
+        size = Size(self._width, height)
+        if size == self.virtual_size:
+            return
+        visible = self.scrollable_content_region.height
+        if self.is_mounted and visible and (size.height > visible) == (self.virtual_size.height > visible):
+            self.set_reactive(NodeTable.virtual_size, size)
+            self._scroll_update(size)
+            self.refresh()
+        else:
+            self.virtual_size = size
 
     @property
     def stale(self) -> bool:

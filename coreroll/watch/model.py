@@ -433,7 +433,7 @@ class FleetModel:
         with _gc_paused(len(self.rows) >= BIG_BATCH):
             rows: Iterable[NodeRow] = self.rows.values()
             if query.predicates:
-                rows = [row for row in rows if query(row)]
+                rows = query.select(rows)
             if sort is None:
                 return list(rows)
             return sort_rows(rows, sort, reverse)

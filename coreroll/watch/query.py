@@ -134,12 +134,24 @@ FILTER_FIELDS = tuple(sorted(_field_predicates(frozenset())))
 class Query:
     text: str
     predicates: tuple[Predicate, ...]
+    # plain free-text terms (also in `predicates`): `select` tests them inline, without a call per row
+    words: tuple[str, ...] = ()
 
     def __call__(self, row: NodeRow) -> bool:
         for predicate in self.predicates:  # a plain loop: all() over a generator costs twice this
             if not predicate(row):
                 return False
         return True
+
+    def select(self, rows: Iterable[NodeRow]) -> list[NodeRow]:
+        """The rows this query keeps, in order. A filter of plain words (the usual one, typed a
+        letter at a time) is one comprehension per word: ~5x faster than calling the query."""
+        if self.words and len(self.words) == len(self.predicates):
+            kept = list(rows)
+            for word in self.words:
+                kept = [row for row in kept if word in row.search_text]
+            return kept
+        return [row for row in rows if self(row)]
 
 
 def parse_query(text: str, stale_holders: Iterable[str] = ()) -> Query:
@@ -150,6 +162,7 @@ def parse_query(text: str, stale_holders: Iterable[str] = ()) -> Query:
         raise QueryError(f"filter {text!r}: {exc}") from None
     fields = _field_predicates(frozenset(stale_holders))
     predicates: list[Predicate] = []
+    words: list[str] = []
     for term in terms:
         negate = term[:1] in ("!", "-") and len(term) > 1
         body = term[1:] if negate else term
@@ -165,8 +178,10 @@ def parse_query(text: str, stale_holders: Iterable[str] = ()) -> Query:
             predicate = factory(value.lower())
         else:
             predicate = _text(body.lower())
+            if not negate:
+                words.append(body.lower())
         predicates.append((lambda p: lambda row: not p(row))(predicate) if negate else predicate)
-    return Query(text=text, predicates=tuple(predicates))
+    return Query(text=text, predicates=tuple(predicates), words=tuple(words))
 
 
 # --- sorting -------------------------------------------------------------------------------------

@@ -58,6 +58,28 @@ async def test_filter_by_field_and_text() -> None:
         await wait_for(lambda: [r.hostname for r in table(app).rows] == ["node-0003"], what="text filter")
 
 
+async def test_the_scroll_range_and_scrollbar_follow_the_filtered_row_count() -> None:
+    app = make_app(200)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        nodes = table(app)
+        await wait_for(lambda: len(nodes.rows) == 200, what="all rows")
+        assert nodes.show_vertical_scrollbar
+        await pilot.press("slash", *"node-01")  # node-0100..0199, while the filter line is open
+        await wait_for(lambda: len(nodes.rows) == 100, what="100 rows")
+        visible = nodes.scrollable_content_region.height
+        assert nodes.show_vertical_scrollbar and nodes.max_scroll_y == 100 + 1 - visible
+        assert nodes.vertical_scrollbar.window_virtual_size == 100 + 1  # the thumb's size follows
+        await pilot.press("enter", "end")
+        last = nodes.rows[-1].hostname
+        await wait_for(lambda: last in screen_text(app), what="the last filtered row on screen")
+        await pilot.press("slash", "end", "9", "enter")  # node-0190..0199: no scrolling
+        await wait_for(lambda: len(nodes.rows) == 10, what="10 rows")
+        await pilot.pause()
+        assert not nodes.show_vertical_scrollbar and nodes.scroll_y == 0
+        assert all(row.hostname in screen_text(app) for row in nodes.rows)
+
+
 async def test_a_bad_filter_names_the_field_and_keeps_the_rows() -> None:
     app = make_app()
     async with app.run_test(size=(120, 40), notifications=True) as pilot:

@@ -190,6 +190,15 @@ def test_free_text_searches_every_listed_field_and_follows_row_changes(model: Fl
         model.filter_rows("online:maybe")
 
 
+def test_several_words_negated_words_and_fields_mix_in_one_filter(model: FleetModel) -> None:
+    fleet(model)
+    assert ids(model.filter_rows("host-b 4699")) == ["b1", "b3"]  # every word must match
+    assert ids(model.filter_rows("host-b !4699")) == ["b2"]  # a negated word excludes
+    assert ids(model.filter_rows("-host-b beta")) == ["s1"]
+    assert ids(model.filter_rows("host channel:beta")) == ["b1", "b2", "b3"]  # a word and a field
+    assert model.filter_rows("host-b nothing-like-this") == []
+
+
 def test_sort_by_column_with_unknowns_last(model: FleetModel) -> None:
     fleet(model)
     assert ids(model.filter_rows(sort="version")) == ["s1", "b1", "b3", "a1", "b2", "b4"]

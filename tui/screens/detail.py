@@ -18,12 +18,13 @@ from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from coreroll.node.partitions import NUMBERS, STARTS, USR_SECTORS
 from coreroll.watch.model import FleetModel
 from coreroll.watch.views import NodeRow
 from tui.keymap import DETAIL_BINDINGS
+from widgets.key_bar import KeyBar
 
 _ROW = "{:>12}{:>12}{:>8}  {}"
 _MORE = " " * 32 + "  {}"
@@ -171,7 +172,7 @@ class NodeDetailScreen(Screen[None]):
                     yield Static(id="commands")
             yield Static("history (update server)", classes="section")
             yield Static(id="history")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.refresh_from_model(force=True)

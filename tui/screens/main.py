@@ -8,6 +8,7 @@ model, the sources and the actions.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, ClassVar, Self
 
@@ -17,39 +18,20 @@ from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.geometry import Region
 from textual.screen import Screen
-from textual.widgets import Footer, Input
+from textual.widgets import Input
 
 from coreroll.watch.query import QueryError, parse_query
 from tui.keymap import MAIN_BINDINGS
 from widgets.channel_bar import ChannelBar
 from widgets.event_log import EventLog
 from widgets.header import DashHeader
+from widgets.key_bar import KeyBar
 from widgets.lock_panel import LockPanel
 from widgets.node_columns import NODE_TABLE
 from widgets.node_table import NodeTable
 
 if TYPE_CHECKING:
     from tui.app import DashApp
-
-
-class SteadyFooter(Footer):
-    """A Footer that rebuilds only when the keys it shows change. Textual's rebuilds (~40 keys
-    mounted) on every focus change, e.g. leaving the filter line, which held the next keypress up
-    by 100 ms while status changes streamed in."""
-
-    _shown: tuple[object, ...] | None = None
-
-    def bindings_changed(self, screen: Screen[object]) -> None:
-        shown = tuple(
-            (binding.key, binding.description, binding.action, binding.group, enabled, tooltip)
-            for _, binding, enabled, tooltip in screen.active_bindings.values()
-            if binding.show
-        )
-        if shown == self._shown and self._bindings_ready:
-            return
-        if screen.app.app_focus and self.is_attached and screen is self.screen:
-            self._shown = shown  # what the rebuild (scheduled by Footer) will show
-        super().bindings_changed(screen)
 
 
 class FilterInput(Input):
@@ -90,7 +72,7 @@ class MainScreen(Screen[None]):
             with Horizontal(id="side"):
                 yield LockPanel(id="locks")
                 yield EventLog(id="events")
-        yield SteadyFooter()
+        yield KeyBar()
 
     _query_before: str = ""
     _updated_at: float = 0.0
@@ -98,12 +80,14 @@ class MainScreen(Screen[None]):
 
     # -- prompt screen updates -------------------------------------------------------------
     # Textual paints a dirty screen from a 60 Hz timer that, once paused and resumed, skips to the
-    # frame after next: a key pressed just after a paint waited 17-33 ms for its update (half the
-    # 50 ms keypress budget). When the last update is at least one frame old, update at once.
-    async def _on_idle(self, event: events.Idle) -> None:
-        if (
-            time.monotonic() - self._updated_at >= self.FRAME
-            and not self.app._batch_count
+    # frame after next: a key pressed just after a paint waited 17-33 ms for its update (more than
+    # half the 50 ms keypress budget). Here a dirty screen is updated at once when the last update
+    # is at least one frame old, else exactly when that frame is up.
+    _frame_due: asyncio.TimerHandle | None = None
+
+    def _needs_update(self) -> bool:
+        return bool(
+            not self.app._batch_count
             and self.is_current
             and (
                 self._layout_required
@@ -111,9 +95,21 @@ class MainScreen(Screen[None]):
                 or self._repaint_required
                 or self._dirty_widgets
             )
-        ):
-            self._on_timer_update()
+        )
+
+    async def _on_idle(self, event: events.Idle) -> None:
+        if self._needs_update():
+            wait = self._updated_at + self.FRAME - time.monotonic()
+            if wait <= 0:
+                self._on_timer_update()
+            elif self._frame_due is None:
+                self._frame_due = asyncio.get_running_loop().call_later(wait, self._frame_up)
         await super()._on_idle(event)
+
+    def _frame_up(self) -> None:
+        self._frame_due = None
+        if self._needs_update() and self.is_attached:
+            self._on_timer_update()
 
     def _on_timer_update(self) -> None:
         self._updated_at = time.monotonic()
