@@ -15,7 +15,8 @@ What is measured (each scenario in its own process, so memory numbers do not mix
     repaint that applied it (p50/p99/max).
   - keypress: from creating the key event to the end of the first screen update that shows its
     effect (cursor row moved; filter text applied to the table), measured inside the app.
-    Half the keys move the cursor, half edit the filter.
+    Half the keys move the cursor, half edit the filter (type "node-00" a letter at a time, then
+    backspace it away; every edit re-filters the 10,000 rows).
   - CPU: process CPU seconds / wall seconds over the load; memory: peak RSS.
 - baseline (same run): Textual's DataTable with the same N rows and columns, time to first paint.
 Prints a table and writes JSON (medians and ratios).
@@ -212,23 +213,21 @@ async def scenario_load(n: int, rate: int, duration: float) -> dict[str, Any]:
                         filter_open = True
                         filter_pos = 0
                         await asyncio.sleep(0.05)
-                    if filter_pos < len(filter_text):
-                        char = filter_text[filter_pos]
-                        key, expect = (char if char.isalnum() else "minus"), filter_text[: filter_pos + 1]
-                        filter_pos += 1
+                    # type the filter a letter at a time, then take it back with backspace
+                    step = filter_pos % (2 * len(filter_text))
+                    filter_pos += 1
+                    if step < len(filter_text):
+                        char = filter_text[step]
+                        key, expect = (char if char.isalnum() else "minus"), filter_text[: step + 1]
                     else:
-                        key, expect = "backspace", ""
-                        # back to one letter, then one measured backspace; the reset itself is
-                        # not a keypress, so it is applied before the probe starts
-                        app.main_screen.query_one("#filter").value = filter_text[:1]
-                        app.set_query(filter_text[:1])  # (its Changed message then finds it applied)
-                        filter_pos = 0
+                        key, char = "backspace", None
+                        expect = filter_text[: 2 * len(filter_text) - step - 1]
                     app.key_probe = (
                         (time.monotonic(), time.process_time()),
                         lambda expect=expect: app.query == expect.strip(),
                         "filter",
                     )
-                    app.post_message(events.Key(key, char if key not in ("backspace",) else None))
+                    app.post_message(events.Key(key, char))
             peak_rss = max(peak_rss, proc.memory_info().rss)
             await asyncio.sleep(0.005)
         wall = time.monotonic() - t0

@@ -250,6 +250,10 @@ class DashApp(App[int]):
                 return
             await asyncio.sleep(wait)
 
+    def key_recent(self) -> bool:
+        """A key was pressed less than KEY_QUIET ago (its effect may still be on its way)."""
+        return time.monotonic() - self._key_at < self.KEY_QUIET
+
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key):
             self._key_at = time.monotonic()

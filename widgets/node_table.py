@@ -357,4 +357,4 @@ class NodeTable(ScrollView, can_focus=True):
         used = sum(len(s.text) for s in segments)
         if used < width:
             segments.append(Segment(" " * (width - used), line_style))
-        return Strip(segments, width).crop(0, width)
+        return Strip(segments, width).crop(0, width).simplify()

@@ -82,7 +82,8 @@ class MainScreen(Screen[None]):
     # Textual paints a dirty screen from a 60 Hz timer that, once paused and resumed, skips to the
     # frame after next: a key pressed just after a paint waited 17-33 ms for its update (more than
     # half the 50 ms keypress budget). Here a dirty screen is updated at once when the last update
-    # is at least one frame old, else exactly when that frame is up.
+    # is at least one frame old or a key was just pressed (its effect may take two updates: the
+    # filter line, then the table), else exactly when that frame is up.
     _frame_due: asyncio.TimerHandle | None = None
 
     def _needs_update(self) -> bool:
@@ -100,7 +101,7 @@ class MainScreen(Screen[None]):
     async def _on_idle(self, event: events.Idle) -> None:
         if self._needs_update():
             wait = self._updated_at + self.FRAME - time.monotonic()
-            if wait <= 0:
+            if wait <= 0 or self.dash.key_recent():
                 self._on_timer_update()
             elif self._frame_due is None:
                 self._frame_due = asyncio.get_running_loop().call_later(wait, self._frame_up)
