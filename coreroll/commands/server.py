@@ -41,6 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--new-instances-per-source", type=int, default=1000, metavar="N",
                         help="new machines one client IP may register per hour (default 1000, 0: no limit; "
                         "loopback is exempt)")  # fmt: skip
+    parser.add_argument("--history-days", type=float, default=90.0, metavar="DAYS",
+                        help="delete instance history and activity older than this (default 90, 0: keep all; "
+                        "instances themselves are kept)")  # fmt: skip
     parser.add_argument(
         "--public-url", metavar="URL", help="base URL for payload links (default: the request's host)"
     )
@@ -69,6 +72,7 @@ def _settings(args: argparse.Namespace) -> ServerSettings:
         new_instances_per_source=args.new_instances_per_source,
         public_url=args.public_url,
         poll_interval=args.poll_interval,
+        history_days=args.history_days,
         fixed_response_route=getattr(args, "bench_fixed_route", False),
         freeze_gc=True,
     )

@@ -121,10 +121,19 @@ async def _prune_forever(state: ServerState) -> None:
     while not state.stopping.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(state.stopping.wait(), state.settings.prune_interval_seconds)
+        settings = state.settings
         try:
-            await state.storage.prune_changes(state.settings.feed_retention)
+            await state.storage.prune_changes(settings.feed_retention)
+            if settings.history_days > 0:
+                before = settings.clock() - settings.history_days * 86400
+                if deleted := await state.storage.prune_history(before):
+                    log.info(
+                        "deleted %d history and activity rows older than %g days",
+                        deleted,
+                        settings.history_days,
+                    )
         except Exception:  # a busy database must not kill the server; retry next round
-            log.exception("pruning the change log failed")
+            log.exception("pruning the change log or the history failed")
 
 
 def create_app(settings: ServerSettings) -> FastAPI:

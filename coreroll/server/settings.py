@@ -49,7 +49,10 @@ class ServerSettings:
     public_url: str | None = None  # base URL for payload links; None: from the request's Host
     poll_interval: int | None = None  # PollInterval sent with update checks
     feed_retention: int = 200_000  # changes kept for Last-Event-ID resumes
-    prune_interval_seconds: float = 60.0  # how often older changes are deleted
+    prune_interval_seconds: float = 60.0  # how often older changes (and old history) are deleted
+    # instance history and activity older than this many days are deleted (0: kept for ever); the
+    # instances themselves stay, so every machine keeps its current state and last check-in
+    history_days: float = 90.0
     fixed_response_route: bool = False  # bench only: POST /bench/fixed answers a constant noupdate
     # After startup, collect and gc.freeze() the ~100k objects the frameworks leave behind, so the
     # cyclic GC stops rescanning them on every collection (about 2x checks/s, 5x lower p99). Only for
@@ -59,6 +62,8 @@ class ServerSettings:
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
+        if self.history_days < 0:
+            raise ValueError(f"--history-days {self.history_days:g}: expected 0 (keep all) or more days")
 
     @property
     def database_url(self) -> str:

@@ -258,6 +258,16 @@ class Storage:
             result = await tx.conn.execute(schema.changes.delete().where(schema.changes.c.id <= cutoff))
             return int(result.rowcount or 0)
 
+    async def prune_history(self, before: float) -> int:
+        """Delete instance history and activity recorded before ``before`` (epoch seconds);
+        returns how many rows were deleted."""
+        deleted = 0
+        async with self.write() as tx:
+            for table in (schema.instance_history, schema.activity):
+                result = await tx.conn.execute(table.delete().where(table.c.at < before))
+                deleted += int(result.rowcount or 0)
+        return deleted
+
     async def ping(self) -> None:
         async with self.read() as conn:
             await conn.execute(text("SELECT 1"))

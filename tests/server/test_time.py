@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from coreroll.server.runner import RunningServer
+from coreroll.server.settings import ServerSettings
 from tests.server.conftest import start
 from tests.server.helpers import (
     HTTP,
@@ -21,6 +22,7 @@ from tests.server.helpers import (
     omaha,
     publish,
     request_xml,
+    wait_until,
 )
 
 MONDAY_0800_UTC = dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.UTC).timestamp()
@@ -138,3 +140,33 @@ def test_recheck_with_nothing_changed_writes_nothing_until_last_check_is_old(
     clock.now += 1
     check(timed, "h1", version="3999.0.1")
     assert instance(timed, "h1")["version"] == "3999.0.1"
+
+
+def test_history_and_activity_older_than_the_retention_are_deleted(
+    tmp_path: Path, sqlite_url: str, clock: Clock
+) -> None:
+    server = start(tmp_path, sqlite_url, clock=clock, history_days=30, prune_interval_seconds=0.05)
+    try:
+        publish(server, "4000.0.0")
+        assert check(server, "old") == "ok"  # granted: a history entry at day 0
+        assert get(server, "/api/v1/instances/old/history")["history"] != []
+        call(server, "POST", "/api/v1/groups/beta/pause")  # activity at day 0
+        clock.now += 31 * 86400
+        assert check(server, "new") == "ok"
+        call(server, "POST", "/api/v1/groups/beta/resume")  # activity at day 31
+
+        def kinds() -> list[str]:
+            return [a["kind"] for a in get(server, "/api/v1/activity")["activity"]]
+
+        wait_until(lambda: "GroupPaused" not in kinds(), what="day-0 activity to be pruned")
+        assert "GroupResumed" in kinds()
+        assert get(server, "/api/v1/instances/old/history")["history"] == []
+        assert get(server, "/api/v1/instances/new/history")["history"] != []
+        assert instance(server, "old")["machine_id"] == "old"  # the instance itself stays
+    finally:
+        server.stop()
+
+
+def test_a_negative_history_retention_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="--history-days -1: expected 0"):
+        ServerSettings(data_dir=tmp_path, history_days=-1)
