@@ -73,10 +73,13 @@ def free_port() -> int:
 
 
 class EmbeddedEtcd:
-    """A single-member etcd cluster owned by this process.
+    """An etcd member owned by this process: alone, a single-member cluster.
 
     Use as a context manager, or call start()/stop(). `stop(keep_data=True)` followed by `start()`
     restarts the same member on the same ports with its data intact (fault tests rely on this).
+    A member of a bigger cluster (`coreroll.etcd.cluster`) gets its `name`, its ports and the
+    `initial_cluster` from there, and is `launch()`ed first and waited for once all members run:
+    no member is healthy before a quorum is up.
     """
 
     def __init__(
@@ -87,6 +90,10 @@ class EmbeddedEtcd:
         extra_args: Sequence[str] = (),
         client_scheme: str = "http",
         startup_timeout: float = 30.0,
+        name: str = "coreroll",
+        client_port: int | None = None,
+        peer_port: int | None = None,
+        initial_cluster: str | None = None,
     ) -> None:
         self.binary = binary or find_etcd_binary()
         self._own_dir = data_dir is None
@@ -94,8 +101,10 @@ class EmbeddedEtcd:
         self.extra_args = list(extra_args)
         self.client_scheme = client_scheme
         self.startup_timeout = startup_timeout
-        self.client_port = free_port()
-        self.peer_port = free_port()
+        self.client_port = client_port or free_port()
+        self.peer_port = peer_port or free_port()
+        self.name = name
+        self.initial_cluster = initial_cluster or f"{name}={self.peer_url}"
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
 
@@ -104,28 +113,38 @@ class EmbeddedEtcd:
         return f"{self.client_scheme}://127.0.0.1:{self.client_port}"
 
     @property
+    def peer_url(self) -> str:
+        return f"http://127.0.0.1:{self.peer_port}"
+
+    @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
     def _command(self) -> list[str]:
-        peer = f"http://127.0.0.1:{self.peer_port}"
         return [
             self.binary,
-            "--name", "coreroll",
+            "--name", self.name,
             "--data-dir", str(self.data_dir / "member"),
             "--listen-client-urls", self.endpoint,
             "--advertise-client-urls", self.endpoint,
-            "--listen-peer-urls", peer,
-            "--initial-advertise-peer-urls", peer,
-            "--initial-cluster", f"coreroll={peer}",
+            "--listen-peer-urls", self.peer_url,
+            "--initial-advertise-peer-urls", self.peer_url,
+            "--initial-cluster", self.initial_cluster,
             "--enable-v2=true",
             "--log-level", "warn",
             *self.extra_args,
         ]  # fmt: skip
 
     def start(self) -> EmbeddedEtcd:
+        if not self.running:
+            self.launch()
+            self.wait_healthy()
+        return self
+
+    def launch(self) -> None:
+        """Start the process without waiting for it to be healthy."""
         if self.running:
-            return self
+            return
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         try:
@@ -141,10 +160,9 @@ class EmbeddedEtcd:
             )
         finally:
             log.close()
-        self._wait_healthy()
-        return self
 
-    def _wait_healthy(self) -> None:
+    def wait_healthy(self) -> None:
+        """Until /health says true (the member sees a leader); EtcdStartError after the timeout."""
         deadline = time.monotonic() + self.startup_timeout
         delay = 0.02
         last_error = "no answer yet"

@@ -39,7 +39,7 @@ class TLSEtcd(EmbeddedEtcd):
         self.pki = pki
         self.client_auth = client_auth
 
-    def _wait_healthy(self) -> None:
+    def wait_healthy(self) -> None:
         context = ssl.create_default_context(cafile=str(self.pki.ca))
         if self.client_auth:
             context.load_cert_chain(str(self.pki.client_cert), str(self.pki.client_key))

@@ -33,10 +33,11 @@ def sem(available: int, maximum: int, holders: list[str]) -> bytes:
 class Running:
     """A source running in a task, feeding a model through an UpdateBuffer."""
 
-    def __init__(self, endpoint: str, api: str = "v3", **kwargs: Any) -> None:
+    def __init__(self, endpoint: str | tuple[str, ...], api: str = "v3", **kwargs: Any) -> None:
         self.buffer = UpdateBuffer()
         self.model = FleetModel()
-        config = EtcdConfig(endpoints=(endpoint,), api=api, timeout=2.0)
+        endpoints = (endpoint,) if isinstance(endpoint, str) else endpoint
+        config = EtcdConfig(endpoints=endpoints, api=api, timeout=2.0)
         self.source = EtcdSource(config, self.buffer.put, **kwargs)
         self.task = asyncio.create_task(self.source.run())
 
