@@ -10,6 +10,13 @@ opens a secure channel when TLS is wanted. Unlike locksmithctl, a CA file alone 
 authentication only); a client certificate needs both `certfile` and `keyfile`. An `https://`
 endpoint with no CA file uses the system roots.
 
+With several endpoints that are all IP addresses of one family (how etcd members are usually
+listed), the returned client's gRPC channel holds every member, the one that answered first:
+gRPC's pick_first policy then moves to the next member when the one in use dies, for every part
+of coreroll sharing that client (an agent's reporter, reboot locks and command watch). Endpoints
+given by host name stay pinned to the member that answered; the lock store still reconnects
+through the list (`coreroll.locks.v3store`).
+
 `await get_at_revision(client, key, revision)` reads one key as it was at a past revision
 (`None` when absent then); tests use it to walk a key's history.
 """
@@ -17,6 +24,7 @@ endpoint with no CA file uses the system roots.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,7 +39,8 @@ from coreroll.etcd.errors import EtcdConfigError, EtcdUnavailableError
 
 
 class TLSClient(aetcd.Client):
-    """aetcd.Client that can open a TLS channel (`credentials`) and remembers its endpoint."""
+    """aetcd.Client that can open a TLS channel (`credentials`) and remembers its endpoint;
+    `target` is a gRPC target naming several members (`ipv4:10.0.0.1:2379,10.0.0.2:2379`)."""
 
     def __init__(
         self,
@@ -43,10 +52,12 @@ class TLSClient(aetcd.Client):
         username: str | None = None,
         password: str | None = None,
         timeout: float | None = None,
+        target: str | None = None,
     ) -> None:
         super().__init__(host=host, port=port, username=username, password=password, timeout=timeout)  # type: ignore[arg-type]
         self.endpoint = endpoint
         self._credentials = credentials
+        self._target = target
 
     async def connect(self) -> None:
         # Same steps as aetcd.Client.connect, but the channel may be a secure one.
@@ -57,8 +68,10 @@ class TLSClient(aetcd.Client):
             return
         try:
             self._is_connecting = True
-            target = f"{self._host}:{self._port}"
+            target = self._target or f"{self._host}:{self._port}"
             options = list(self._options.items())
+            if self._target:  # TLS names and :authority are the member that answered, not the list
+                options.append(("grpc.default_authority", f"{self._host}:{self._port}"))
             if self._credentials is not None:
                 self.channel = grpc.aio.secure_channel(target, self._credentials, options=options)
             else:
@@ -110,9 +123,46 @@ def _split(endpoint: str) -> tuple[str, str, int]:
     return parts.scheme, parts.hostname, parts.port or 2379
 
 
+def members_target(endpoint: str, endpoints: tuple[str, ...]) -> str | None:
+    """A gRPC target listing every endpoint, `endpoint` first, when all are IP addresses of one
+    family and one scheme (the channel then fails over by itself); None otherwise."""
+    if len(endpoints) < 2:
+        return None
+    ordered = [endpoint, *(e for e in endpoints if e != endpoint)]
+    families: set[int] = set()
+    schemes: set[str] = set()
+    addresses: list[str] = []
+    for each in ordered:
+        scheme, host, port = _split(each)
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            return None  # a host name: gRPC resolves one name per channel
+        families.add(ip.version)
+        schemes.add(scheme)
+        addresses.append(f"[{host}]:{port}" if ip.version == 6 else f"{host}:{port}")
+    if len(families) != 1 or len(schemes) != 1:
+        return None
+    return f"ipv{families.pop()}:{','.join(addresses)}"
+
+
 def _is_auth_failure(exc: BaseException) -> bool:
     return isinstance(exc, aetcd_exceptions.UnauthenticatedError | aetcd_exceptions.InvalidArgumentError) or (
         isinstance(exc, aetcd_exceptions.ClientError) and "authentication failed" in str(exc)
+    )
+
+
+def _client(config: EtcdConfig, endpoint: str, target: str | None = None) -> TLSClient:
+    scheme, host, port = _split(endpoint)
+    return TLSClient(
+        host,
+        port,
+        endpoint=endpoint,
+        credentials=channel_credentials(config, scheme),
+        username=config.username,
+        password=config.password if config.username else None,
+        timeout=config.timeout,
+        target=target,
     )
 
 
@@ -120,24 +170,23 @@ async def connect_v3(config: EtcdConfig) -> TLSClient:
     """A connected client on the first endpoint that answers; see the module docstring."""
     failures: list[str] = []
     for endpoint in config.endpoints:
-        scheme, host, port = _split(endpoint)
-        client = TLSClient(
-            host,
-            port,
-            endpoint=endpoint,
-            credentials=channel_credentials(config, scheme),
-            username=config.username,
-            password=config.password if config.username else None,
-            timeout=config.timeout,
-        )
+        client = _client(config, endpoint)
         try:
             await asyncio.wait_for(_probe(client, config.timeout), config.timeout)
-            return client
         except (aetcd_exceptions.ClientError, TimeoutError, OSError) as exc:
             await _close_quietly(client)
             if _is_auth_failure(exc):
                 raise EtcdConfigError(f"etcd at {endpoint} refused the credentials: {exc}") from exc
             failures.append(f"{endpoint}: {_short(exc)}")
+            continue
+        target = members_target(endpoint, config.endpoints)
+        if target is None:
+            return client
+        # this member answers: the client handed out holds every member, this one first
+        await _close_quietly(client)
+        members = _client(config, endpoint, target)
+        await members.connect()
+        return members
     raise EtcdUnavailableError(config.endpoints, "; ".join(failures))
 
 

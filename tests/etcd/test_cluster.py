@@ -4,6 +4,7 @@ using dies (SIGKILL), and the locks and the dashboard's watch carry on through t
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,7 +14,10 @@ from coreroll.etcd.config import EtcdConfig
 from coreroll.etcd.launcher import EmbeddedEtcd
 from coreroll.etcd.v3 import connect_v3
 from coreroll.locks import open_lock_store, semaphore_key
+from coreroll.node.nodestatus import alive_key, status_key
 from tests.locks.rawetcd import raw_get
+from tests.node.test_agent import make_agent
+from tests.node.test_engine_support import wait_for as node_wait_for
 from tests.tui.helpers import wait_for
 from tests.watch.helpers import status_bytes
 from tests.watch.test_etcd_source import STATUS, Running, comparable, etcd_truth
@@ -56,9 +60,8 @@ async def test_locks_fail_over_when_the_member_in_use_dies(cluster: EmbeddedClus
         await store.lock("", "node-a")
         assert (await store.v3_client()).endpoint == follower.endpoint
         follower.kill()
-        await store.lock("", "node-b")  # reconnects to the next member and carries on
+        await store.lock("", "node-b")  # the channel moves to the next member and carries on
         await store.unlock("", "node-a")
-        assert (await store.v3_client()).endpoint != follower.endpoint
         sem, _ = await store.get("")
         assert (sem.semaphore, sem.max, sem.holders) == (1, 2, ["node-b"])
     # the dead member comes back with its data and catches up: it serves the same bytes
@@ -96,3 +99,33 @@ async def test_the_dashboard_watch_misses_nothing_when_the_leader_it_reads_dies(
     finally:
         await run.close()
         await writer.close()
+
+
+async def test_an_agent_keeps_reporting_when_the_member_it_uses_dies(
+    cluster: EmbeddedCluster, tmp_path: Path
+) -> None:
+    """The agent shares one client between its reporter, reboot locks and command watch: when its
+    member dies, its status and its alive lease carry on through the others."""
+    follower = next(m for m in cluster.members if m is not leader(cluster))
+    etcd = await connect_v3(EtcdConfig(endpoints=first(follower, cluster), timeout=2.0))
+    observer = await connect_v3(EtcdConfig(endpoints=first(leader(cluster), cluster), timeout=2.0))
+    async with httpx.AsyncClient(timeout=5) as http:
+        agent = make_agent(tmp_path, etcd, http, follower.endpoint, report_interval=0.7)  # lease TTL 2 s
+        await agent.start()
+        try:
+            status, alive = status_key(agent.machine_id).encode(), alive_key(agent.machine_id).encode()
+            await node_wait_for(lambda: observer.get(alive), what="the alive key")
+            follower.kill()
+            revisions: set[int] = set()
+
+            async def reported_three_times() -> bool:
+                kv = await observer.get(status)
+                revisions.add(kv.mod_revision)
+                return len(revisions) > 3  # > 2 s of heartbeats since the kill: past the lease TTL
+
+            await node_wait_for(reported_three_times, within=15, what="status reports after the kill")
+            assert await observer.get(alive) is not None  # the lease was kept (or renewed) meanwhile
+        finally:
+            await agent.stop()
+            await etcd.close()
+            await observer.close()

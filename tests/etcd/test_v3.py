@@ -12,7 +12,7 @@ import pytest
 
 from coreroll.etcd.config import EtcdConfig
 from coreroll.etcd.errors import EtcdConfigError, EtcdUnavailableError
-from coreroll.etcd.v3 import connect_v3, get_at_revision
+from coreroll.etcd.v3 import connect_v3, get_at_revision, members_target
 from coreroll.locks import open_lock_store
 from tests.etcd.conftest import TlsEtcd
 from tests.security.certs import make_pki
@@ -123,3 +123,15 @@ def test_cli_ca_only_tls_and_one_line_failure(tls_etcd: TlsEtcd, tmp_path: Path)
     assert bad.stderr.startswith(
         f"Error initializing etcd client: no etcd endpoints available, tried: {tls_etcd.url} ("
     )
+
+
+def test_members_target_lists_every_ip_member_with_the_answering_one_first() -> None:
+    members = ("http://10.0.0.1:2379", "http://10.0.0.2:2379", "http://10.0.0.3:2380")
+    assert members_target(members[1], members) == "ipv4:10.0.0.2:2379,10.0.0.1:2379,10.0.0.3:2380"
+    assert members_target("https://[fd00::1]:2379", ("https://[fd00::1]:2379", "https://[fd00::2]")) == (
+        "ipv6:[fd00::1]:2379,[fd00::2]:2379"
+    )
+    assert members_target(members[0], members[:1]) is None  # one member: a plain target
+    assert members_target("http://etcd-1:2379", ("http://etcd-1:2379", "http://10.0.0.2:2379")) is None
+    assert members_target("http://10.0.0.1:2379", ("http://10.0.0.1:2379", "https://10.0.0.2:2379")) is None
+    assert members_target("http://10.0.0.1:2379", ("http://10.0.0.1:2379", "http://[fd00::2]:2379")) is None
