@@ -14,7 +14,10 @@ every widget in a single `batch_update()`. The first listing of a big fleet is c
 (`tui.intake`) so the first rows show at once and the rest fills in. The node table gets its rows
 from `tui.rows.RowView` (the model's filter and sort, re-run only when a row moves) plus the
 changed machine ids, so only changed lines on screen are redrawn. `f` (freeze) keeps applying
-data to the model but stops repainting.
+data to the model but stops repainting. Keys come first: for KEY_QUIET after a key the flush
+waits before its next slice or repaint, and the main screen updates without waiting for a frame,
+so a keypress shows within a few milliseconds of its handler (bench/dashboard.py: p99 < 35 ms at
+1,000 changes/s).
 
 Keys are in `tui.keymap`. Mutating actions go through `coreroll.watch.actions.Actions`; in
 read-only mode `check_action` hides them and the actions object refuses them as well. Every action
