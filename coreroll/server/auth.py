@@ -38,6 +38,15 @@ def read_token_file(path: Path, strict: bool = False) -> str | None:
     return token or None
 
 
+def new_token() -> str:
+    """32 random bytes, URL-safe base64, never starting with "-": `--token <token>` on a command
+    line must not read as an option (1 token in 64 would)."""
+    while True:
+        token = secrets.token_urlsafe(32)
+        if not token.startswith("-"):
+            return token
+
+
 def load_or_create_token(settings: ServerSettings) -> str:
     if settings.token:
         return settings.token
@@ -46,7 +55,7 @@ def load_or_create_token(settings: ServerSettings) -> str:
     if existing:
         return existing
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
+    token = new_token()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:  # another process created it first: use theirs

@@ -161,6 +161,13 @@ def test_generated_token_file_is_0600(server: RunningServer) -> None:
     assert len(server.token) >= 32
 
 
+def test_a_generated_token_never_reads_as_a_command_line_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    # one token in 64 would start with "-", and `--token -x...` then fails to parse (seen in CI)
+    drawn = iter(["-starts-with-a-dash", "plain-token"])
+    monkeypatch.setattr(auth.secrets, "token_urlsafe", lambda _n: next(drawn))
+    assert auth.new_token() == "plain-token"
+
+
 @pytest.mark.parametrize("mode", [0o640, 0o604, 0o644, 0o660])
 def test_token_file_readable_by_others_is_refused(tmp_path: Path, mode: int) -> None:
     settings = ServerSettings(data_dir=tmp_path)
