@@ -161,7 +161,7 @@ def start_server_process(
 ) -> ServerProcess:
     port = free_port()
     argv = [sys.executable, "-m", "coreroll.server", "--listen", f"127.0.0.1:{port}",
-            "--data", str(data_dir), "--token", token, *extra_args]  # fmt: skip
+            "--data", str(data_dir), f"--token={token}", *extra_args]  # fmt: skip
     if db_url:
         argv += ["--db", db_url]
     data_dir.mkdir(parents=True, exist_ok=True)

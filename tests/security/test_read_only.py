@@ -62,7 +62,7 @@ def dashboard_actions(etcd: str, server: RunningServer, read_only: bool) -> Acti
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    argv = ["--etcd", etcd, "--server", server.url, "--token", server.token]
+    argv = ["--etcd", etcd, "--server", server.url, f"--token={server.token}"]
     args = parser.parse_args([*argv, "--read-only"] if read_only else argv)
     app = build_app(args)
     actions = next((v for v in vars(app).values() if isinstance(v, Actions)), None)
