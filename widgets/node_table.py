@@ -147,7 +147,8 @@ class NodeTable(ScrollView, can_focus=True):
     def _set_virtual_height(self, height: int) -> None:
         """A new row count. Textual lays out the whole screen on any change of `virtual_size`
         (20-40 ms under load, on every filter keystroke); the table's box does not depend on it,
-        so unless the scrollbar appears or goes, only the scroll range and the lines change."""
+        so unless the scrollbar appears or goes, only the scroll range changes (the caller
+        repaints the lines)."""
         size = Size(self._width, height)
         if size == self.virtual_size:
             return
@@ -155,7 +156,6 @@ class NodeTable(ScrollView, can_focus=True):
         if self.is_mounted and visible and (size.height > visible) == (self.virtual_size.height > visible):
             self.set_reactive(NodeTable.virtual_size, size)
             self._scroll_update(size)
-            self.refresh()
         else:
             self.virtual_size = size
 

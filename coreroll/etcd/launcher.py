@@ -77,7 +77,7 @@ class EmbeddedEtcd:
 
     Use as a context manager, or call start()/stop(). `stop(keep_data=True)` followed by `start()`
     restarts the same member on the same ports with its data intact (fault tests rely on this).
-    A member of a bigger cluster (`coreroll.etcd.cluster`) gets its `name`, its ports and the
+    A member of a bigger cluster (`coreroll.etcd.cluster`) gets its `name`, its peer port and the
     `initial_cluster` from there, and is `launch()`ed first and waited for once all members run:
     no member is healthy before a quorum is up.
     """
@@ -91,7 +91,6 @@ class EmbeddedEtcd:
         client_scheme: str = "http",
         startup_timeout: float = 30.0,
         name: str = "coreroll",
-        client_port: int | None = None,
         peer_port: int | None = None,
         initial_cluster: str | None = None,
     ) -> None:
@@ -101,7 +100,7 @@ class EmbeddedEtcd:
         self.extra_args = list(extra_args)
         self.client_scheme = client_scheme
         self.startup_timeout = startup_timeout
-        self.client_port = client_port or free_port()
+        self.client_port = free_port()
         self.peer_port = peer_port or free_port()
         self.name = name
         self.initial_cluster = initial_cluster or f"{name}={self.peer_url}"

@@ -113,6 +113,9 @@ class MainScreen(Screen[None]):
             self._on_timer_update()
 
     def _on_timer_update(self) -> None:
+        if self._frame_due is not None:  # this update is the one that frame would have made
+            self._frame_due.cancel()
+            self._frame_due = None
         self._updated_at = time.monotonic()
         super()._on_timer_update()
 
