@@ -83,7 +83,7 @@ def parse_cgpt_show(text: str, source: str = "cgpt show") -> tuple[list[UsrAttri
                 values[name] = number
         missing = [name for name, value in values.items() if value is None]
         if missing and entry.attr is not None:
-            problems.append(f"{source}: {label} Attr {visible(entry.attr[:80])!r} lacks {', '.join(missing)}")
+            problems.append(f"{source}: {label} Attr '{visible(entry.attr[:80])}' lacks {', '.join(missing)}")
         found[label] = UsrAttributes(
             label, entry.number, values["priority"], values["tries"], values["successful"]
         )
@@ -95,7 +95,7 @@ def parse_cgpt_show(text: str, source: str = "cgpt show") -> tuple[list[UsrAttri
 async def read_usr_attributes(disk: str, cgpt: str = "cgpt") -> tuple[list[UsrAttributes], list[str]]:
     """`cgpt show /dev/<disk>`, parsed; a missing or failing cgpt is a problem, not an error."""
     if not _DISK.fullmatch(disk):
-        return [], [f"disk name {visible(disk[:80])!r} is not a block device name"]
+        return [], [f"disk name '{visible(disk[:80])}' is not a block device name"]
     argv = [cgpt, "show", f"/dev/{disk}"]
     try:
         output = await run_tool(argv)

@@ -44,11 +44,11 @@ def _shown(text: str) -> str:
 def _count(value: object, name: str, source: str, problems: list[str]) -> int:
     if isinstance(value, str):
         if not _INT.fullmatch(value.strip()):
-            problems.append(f"{source}: {name} {_shown(value)!r} is not an integer")
+            problems.append(f"{source}: {name} '{_shown(value)}' is not an integer")
             return 0
         value = int(value.strip())
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= _INT64_MAX:
-        problems.append(f"{source}: {name} {_shown(str(value))!r} is out of range")
+        problems.append(f"{source}: {name} '{_shown(str(value))}' is out of range")
         return 0
     return value
 
@@ -56,11 +56,11 @@ def _count(value: object, name: str, source: str, problems: list[str]) -> int:
 def _progress(value: object, source: str, problems: list[str]) -> float:
     if isinstance(value, str):
         if not _FLOAT.fullmatch(value.strip()):
-            problems.append(f"{source}: progress {_shown(value)!r} is not a number")
+            problems.append(f"{source}: progress '{_shown(value)}' is not a number")
             return 0.0
         value = float(value.strip())
     if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
-        problems.append(f"{source}: progress {_shown(str(value))!r} is not a finite number")
+        problems.append(f"{source}: progress '{_shown(str(value))}' is not a finite number")
         return 0.0
     if not 0.0 <= value <= 1.0:
         problems.append(f"{source}: progress {value!r} is outside 0..1")
@@ -75,7 +75,7 @@ def _status(value: object, source: str, problems: list[str]) -> str:
     if _STATUS.fullmatch(text):
         problems.append(f"{source}: {text} is not one of update_engine's statuses; reported as is")
         return text
-    problems.append(f"{source}: status {_shown(text)!r} is not an UPDATE_STATUS_* name")
+    problems.append(f"{source}: status '{_shown(text)}' is not an UPDATE_STATUS_* name")
     return f"{UNKNOWN_STATUS}: {_shown(text)}"
 
 
@@ -83,7 +83,7 @@ def _version(value: object, source: str, problems: list[str]) -> str:
     text = value if isinstance(value, str) else repr(value)
     if _VERSION.fullmatch(text):
         return text
-    problems.append(f"{source}: new version {_shown(text)!r} is not a version")
+    problems.append(f"{source}: new version '{_shown(text)}' is not a version")
     return ""
 
 

@@ -101,7 +101,7 @@ def read_machine_id(root: Path) -> str:
         raise HostFileError(f"{path}: missing (is --root the host's / ?)")
     value = text.strip()
     if not _MACHINE_ID.fullmatch(value):
-        raise HostFileError(f"{path}: {_shown(value)!r} is not a machine id (32 lowercase hex digits)")
+        raise HostFileError(f"{path}: '{_shown(value)}' is not a machine id (32 lowercase hex digits)")
     return value
 
 
@@ -126,6 +126,7 @@ def _read(path: Path, problems: list[str]) -> str | None:
 
 
 def _version(root: Path, problems: list[str]) -> str | None:
+    bad = False
     for relative, key in RELEASE_FILES:
         path = host_path(root, relative)
         text = _read(path, problems)
@@ -136,7 +137,9 @@ def _version(root: Path, problems: list[str]) -> str | None:
             continue
         if _VERSION.fullmatch(value):
             return value
-        problems.append(f"{path}: {key}={_shown(value)!r} is not a version")
+        problems.append(f"{path}: {key}='{_shown(value)}' is not a version")
+        bad = True  # the next file may still name it; the problem stays reported
+    if bad:
         return None
     problems.append(
         f"no version: none of {', '.join(str(host_path(root, r)) for r, _ in RELEASE_FILES)} names one"
@@ -169,7 +172,7 @@ def _hostname(root: Path, problems: list[str]) -> str | None:
         value = candidate.strip()
         if _HOSTNAME.fullmatch(value):
             return value
-        problems.append(f"{source}: hostname {_shown(value)!r} is not a host name")
+        problems.append(f"{source}: hostname '{_shown(value)}' is not a host name")
     return None
 
 
@@ -187,7 +190,7 @@ def _boot(root: Path, problems: list[str]) -> tuple[str | None, float | None]:
         if _BOOT_ID.fullmatch(text.strip()):
             boot_id = text.strip()
         else:
-            problems.append(f"{path}: {_shown(text.strip())!r} is not a boot id")
+            problems.append(f"{path}: '{_shown(text.strip())}' is not a boot id")
     booted_at = None
     path = _kernel_file(root, "proc/stat")
     text = _read(path, problems) if path.is_file() else None

@@ -50,7 +50,7 @@ def _shown(text: str) -> str:
 
 def _by_uuid(uuid: str, where: str, problems: list[str]) -> str | None:
     if not _UUID.fullmatch(uuid):
-        problems.append(f"{where}: {_shown(uuid)!r} is not a PARTUUID")
+        problems.append(f"{where}: '{_shown(uuid)}' is not a PARTUUID")
         return None
     label = _BY_UUID.get(uuid.lower())
     if label is None:
@@ -89,11 +89,11 @@ def parse_cmdline_usr(
             label = value.rsplit("/", 1)[1]
             if label in LABELS:
                 return label, source, None, problems
-            problems.append(f"{where} {name}: partition label {_shown(label)!r} is not USR-A or USR-B")
+            problems.append(f"{where} {name}: partition label '{_shown(label)}' is not USR-A or USR-B")
             continue
         if value.startswith("/dev/") and _KNAME.fullmatch(value[len("/dev/") :].replace("/", "-", 1)):
             return None, source, value, problems
-        problems.append(f"{where} {name}: {_shown(value)!r} is neither PARTUUID=<uuid> nor a /dev path")
+        problems.append(f"{where} {name}: '{_shown(value)}' is neither PARTUUID=<uuid> nor a /dev path")
     return None, "", None, problems
 
 
@@ -144,7 +144,7 @@ class _Sysfs:
         walked = [kname]
         for _ in range(_MAX_DEPTH):
             if not _KNAME.fullmatch(kname):
-                self.problems.append(f"{where}: {_shown(kname)!r} is not a block device name")
+                self.problems.append(f"{where}: '{_shown(kname)}' is not a block device name")
                 return None, None, " -> ".join(walked)
             base = self.block / kname
             if not base.exists():
@@ -172,7 +172,7 @@ class _Sysfs:
         if name is not None:
             if name in LABELS:
                 return name
-            self.problems.append(f"{where}: {base.name} is partition {_shown(name)!r}, not USR-A or USR-B")
+            self.problems.append(f"{where}: {base.name} is partition '{_shown(name)}', not USR-A or USR-B")
             return None
         number = values.get("PARTN") or (self._text(base / "partition") or "").strip()
         if re.fullmatch(r"[0-9]{1,3}", number or "") and int(number) in _BY_NUMBER:

@@ -105,7 +105,10 @@ def test_oversized_and_binary_files(host: Path) -> None:
     (host / "etc/os-release").unlink()
     facts = read_facts(host)
     assert facts.version is None
-    assert f"{host / 'usr/share/flatcar/release'}: FLATCAR_RELEASE_VERSION='\ufffd\ufffd\\x00' is not a version" in facts.problems
+    assert (
+        f"{host / 'usr/share/flatcar/release'}: FLATCAR_RELEASE_VERSION='\ufffd\ufffd\\x00' is not a version"
+        in facts.problems
+    )
 
 
 @pytest.mark.parametrize("text", ["", "uninitialized\n", "0F1E2D3C4B5A69788796A5B4C3D2E1F0\n", "x" * 70000])
