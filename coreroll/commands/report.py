@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import shlex
@@ -92,8 +93,8 @@ def _etcd_config(args: argparse.Namespace, root: Path) -> EtcdConfig:
     if not explicit:
         host_endpoints = read_facts(root).conf.locksmith_endpoints
         if host_endpoints:
-            config = EtcdConfig(**{**vars(config), "endpoints": host_endpoints})
-    return EtcdConfig(**{**vars(config), "api": "v3"})  # node status lives in the v3 keyspace
+            config = dataclasses.replace(config, endpoints=host_endpoints)
+    return dataclasses.replace(config, api="v3")  # node status lives in the v3 keyspace
 
 
 async def print_once(args: argparse.Namespace, root: Path) -> int:
