@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from dbus_fast.aio import MessageBus
 
 from tests.host.dbusbus import DbusDaemon, FakeSystemd, FakeUpdateEngine, export
 from tests.host.fakehost import make_host
@@ -29,6 +30,18 @@ class Services:
         self.address = address
         self.engine = engine
         self.systemd = systemd
+        self.buses: list[MessageBus] = []
+
+    async def restart_engine(self) -> FakeUpdateEngine:
+        """update_engine stops (its name leaves the bus) and a new process takes the name."""
+        old = self.buses.pop(0)
+        old.disconnect()
+        await old.wait_for_disconnect()
+        self.engine = FakeUpdateEngine()
+        self.buses.insert(
+            0, await export(self.address, "com.coreos.update1", "/com/coreos/update1", self.engine)
+        )
+        return self.engine
 
 
 @pytest.fixture
@@ -38,6 +51,8 @@ async def services(dbus_daemon: DbusDaemon) -> AsyncIterator[Services]:
     systemd_bus = await export(
         dbus_daemon.address, "org.freedesktop.systemd1", "/org/freedesktop/systemd1", systemd
     )
-    yield Services(dbus_daemon.address, engine, systemd)
-    engine_bus.disconnect()
-    systemd_bus.disconnect()
+    running = Services(dbus_daemon.address, engine, systemd)
+    running.buses = [engine_bus, systemd_bus]
+    yield running
+    for bus in running.buses:
+        bus.disconnect()

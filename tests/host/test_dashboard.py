@@ -52,7 +52,7 @@ async def test_reporter_node_in_the_dashboard_and_its_actions(
         await wait_model(
             model,
             buffer,
-            lambda m: (r := m.get(MACHINE_ID)) is not None and r.online is True,
+            lambda m: (r := m.get(MACHINE_ID)) is not None and r.online is True and r.report is not None,
             what="the host's row",
         )
         row = model.get(MACHINE_ID)

@@ -239,3 +239,19 @@ async def test_hostile_host_files_are_reported_as_unknown(
         assert doc["version"] == "3815.2.1"
     finally:
         await reporter.stop()
+
+
+async def test_signals_still_arrive_after_update_engine_restarts(
+    host: Path, services: Services, v3: Any, clean_etcd: str
+) -> None:
+    reporter = await start_reporter(host, v3, clean_etcd, bus_address=services.address)
+    try:
+        await wait_status(v3, MACHINE_ID, lambda d: d["update"]["status"] == "UPDATE_STATUS_IDLE")
+        engine = await services.restart_engine()  # what a channel switch does to update_engine
+        engine.set_status(0.1, "UPDATE_STATUS_DOWNLOADING", "3850.0.0", 10)
+        doc = await wait_status(
+            v3, MACHINE_ID, lambda d: d["update"]["status"] == "UPDATE_STATUS_DOWNLOADING", deadline=5.0
+        )
+        assert doc["update"]["progress"] == 0.1
+    finally:
+        await reporter.stop()
