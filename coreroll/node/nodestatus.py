@@ -7,7 +7,8 @@ Shape (every key always present; unknown values are null):
      "partitions": [{"label", "version", "priority", "tries", "successful"}],
      "update": {"status": "UPDATE_STATUS_*", "progress": 0..1, "new_version", "new_size",
                 "last_checked_time": epoch seconds (int, as update_engine's GetStatus)},
-     "reboot": {"strategy", "lock_group", "window": "Thu 23:00 1h30m" | null, "holds_lock": bool},
+     "reboot": {"strategy", "lock_group", "window": "Thu 23:00 1h30m" | null,
+                "holds_lock": bool | null (null from `coreroll report`: locksmithd holds the lock)},
      "boot_id", "booted_at", "reported_at",          # ISO 8601 UTC with "Z", the node's clock
      "last_command": {"id", "action", "result", "at"} | null}   # extra: the last command run
 
