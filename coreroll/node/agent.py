@@ -43,7 +43,6 @@ Public API:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import socket
@@ -60,9 +59,9 @@ from coreroll.etcd.config import EtcdConfig
 from coreroll.locks import LockStore
 from coreroll.node.clock import Clock
 from coreroll.node.commandbus import CommandRouter
-from coreroll.node.commandrunner import CommandRunner
+from coreroll.node.commandrunner import CommandRunner, channel_arg
 from coreroll.node.engine import EngineSnapshot, EngineTimings, NodeIdentity, UpdateEngine
-from coreroll.node.nodestatus import RebootInfo, build_status
+from coreroll.node.nodestatus import RebootInfo, build_status, encode_alive
 from coreroll.node.partitions import Disk, NoBootablePartitionError, Partition
 from coreroll.node.provision import MACHINE_ID, UPDATE_CONF, omaha_url, provision_node, read_machine_id
 from coreroll.node.reboot import LockWaiter, RebootManager, window_from_settings
@@ -370,7 +369,7 @@ class NodeAgent:
         )
 
     def _alive_value(self) -> bytes:
-        return json.dumps({"boot_id": self.boot_id, "hostname": self.hostname}).encode()
+        return encode_alive(self.boot_id, self.hostname)
 
     # -- commands (run by commandrunner.CommandRunner) -----------------------------------------
 
@@ -386,9 +385,10 @@ class NodeAgent:
         return f"check ignored: engine is {status}", False
 
     async def _set_channel_command(self, args: dict[str, Any]) -> tuple[str, bool]:
-        channel = args.get("channel", args.get("group"))
-        if not isinstance(channel, str) or not channel.strip() or any(c.isspace() for c in channel):
-            return f"set-channel refused: args.channel {channel!r} is not a channel name", True
+        try:
+            channel = channel_arg(args)
+        except ValueError as exc:
+            return str(exc), True
         old = self.conf.group
         try:
             self.conf.set("GROUP", channel)

@@ -12,6 +12,7 @@ Public API:
   hostname, on_done=callable(dict), log_prefix="")`: `async run()` (until cancelled: what is
   queued now, then each command as it arrives). `on_done` gets `{id, action, result, at}`, the
   node status's `last_command`.
+- `channel_arg(args) -> str`: the channel a `set-channel` command names (ValueError: the refusal).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from coreroll.node.clock import Clock
 from coreroll.node.commandbus import Command, CommandRouter
 from coreroll.node.nodestatus import iso_time
 
-__all__ = ["CommandRunner", "Handler"]
+__all__ = ["CommandRunner", "Handler", "channel_arg"]
 
 log = logging.getLogger("coreroll.node.agent")  # the agent's own log lines, as before the split
 
@@ -126,3 +127,12 @@ class CommandRunner:
             return str(action), f"unknown action {action!r} in {command.key}: ignored", True
         result, refused = await handler(args)
         return action, result, refused
+
+
+def channel_arg(args: dict[str, Any]) -> str:
+    """The channel of a `set-channel` command (`args.channel`, or the legacy `args.group`);
+    ValueError with the refusal when it is not one word update.conf's GROUP= can hold."""
+    channel = args.get("channel", args.get("group"))
+    if not isinstance(channel, str) or not channel.strip() or any(c.isspace() for c in channel):
+        raise ValueError(f"set-channel refused: args.channel {channel!r} is not a channel name")
+    return channel

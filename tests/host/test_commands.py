@@ -1,0 +1,51 @@
+"""set-channel on a host's files: a symlinked update.conf is written through (the link kept), and
+a file that cannot be read is never written."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from coreroll.host.commands import HostCommands
+from tests.host.fakehost import ETC_UPDATE_CONF, write
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.restarts = 0
+        self.changes = 0
+
+    async def restart(self) -> str:
+        self.restarts += 1
+        return "restarted"
+
+    async def changed(self) -> None:
+        self.changes += 1
+
+
+def commands(host: Path, recorder: Recorder) -> HostCommands:
+    engine: Any = None  # set-channel never talks to update_engine
+    return HostCommands(host, engine, recorder.restart, recorder.changed)
+
+
+async def test_symlinked_update_conf_is_written_through_under_the_root(host: Path) -> None:
+    conf = host / "etc/flatcar/update.conf"
+    conf.unlink()
+    target = write(host / "etc/coreos/update.conf", ETC_UPDATE_CONF)
+    os.symlink("/etc/coreos/update.conf", conf)  # absolute, as on the host: it must resolve under the root
+    recorder = Recorder()
+    result, refused = await commands(host, recorder).set_channel({"channel": "alpha"})
+    assert not refused and result == f"GROUP beta -> alpha in {target}; restarted"
+    assert conf.is_symlink() and target.read_text() == ETC_UPDATE_CONF.replace("GROUP=beta", "GROUP=alpha")
+    assert (recorder.restarts, recorder.changes) == (1, 1)
+
+
+async def test_unreadable_update_conf_is_not_written(host: Path) -> None:
+    conf = host / "etc/flatcar/update.conf"
+    conf.unlink()
+    conf.mkdir()  # not a file: reading fails
+    recorder = Recorder()
+    result, refused = await commands(host, recorder).set_channel({"channel": "alpha"})
+    assert refused and result.startswith(f"set-channel refused: {conf}: cannot read")
+    assert conf.is_dir() and os.listdir(conf) == [] and recorder.restarts == 0
