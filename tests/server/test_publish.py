@@ -1,12 +1,13 @@
 """Publishing under concurrency and crashes (issue 10 defects 4 and 9a), with real uploads to a real
 server: two uploads of one version with different bytes never leave the catalog advertising one
 file's hash while /packages serves the other; an upload killed mid-way leaves no temp file behind
-once the server is started again."""
+once the server is started again; a database from before boards keeps serving its releases."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,17 @@ import httpx
 import pytest
 
 from coreroll.server.runner import RunningServer, start_server_process
-from tests.server.helpers import HTTP, wait_until
+from tests.server.conftest import start
+from tests.server.helpers import (
+    HTTP,
+    check_status,
+    get,
+    omaha,
+    publish,
+    publish_real,
+    request_xml,
+    wait_until,
+)
 
 ROUNDS = 6
 
@@ -115,3 +126,43 @@ def test_leftover_upload_temp_files_are_removed_at_start(tmp_path: Path) -> None
         assert HTTP.get(f"{restarted.url}/api/v1/releases").json()["releases"] == []
     finally:
         restarted.stop()
+
+
+def test_a_version_1_database_is_upgraded_and_its_releases_still_served(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """Releases stored before boards existed (files at <version>/<filename>, no release_files row)
+    become amd64-usr payloads at start, their format read from the file: a signed container stays
+    agents-only, a CrAU version 1 file is offered to update_engine."""
+    server = start(tmp_path, sqlite_url)
+    publish(server, "4000.0.0", "stable")  # synthetic (signed)
+    publish_real(server, "4001.0.0", "beta")
+    server.stop()
+    packages = tmp_path / "data" / "packages"
+    with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as db:  # what a version 1 server left
+        db.execute("DELETE FROM release_files")
+        db.execute("UPDATE schema_version SET version = 1")
+    for version, name in (("4000.0.0", "update.gz"), ("4001.0.0", "flatcar_production_update.gz")):
+        (packages / version / "amd64-usr" / name).rename(packages / version / name)
+
+    server = start(tmp_path, sqlite_url)
+    try:
+        releases = {r["version"]: r for r in get(server, "/api/v1/releases")["releases"]}
+        assert [(p["board"], p["format"]) for p in releases["4000.0.0"]["payloads"]] == [
+            ("amd64-usr", "coreroll")
+        ]
+        assert [(p["board"], p["format"]) for p in releases["4001.0.0"]["payloads"]] == [
+            ("amd64-usr", "update_engine")
+        ]
+        check = omaha(server.url, request_xml("a" * 32, "3999.0.0", "beta", agent=False)).find(
+            "app/updatecheck"
+        )
+        codebase = check.find("urls/url").get("codebase")
+        assert codebase == f"{server.url}/packages/4001.0.0/"  # the old URL keeps working
+        assert HTTP.get(codebase + "flatcar_production_update.gz").status_code == 200
+        assert check_status(omaha(server.url, request_xml("b" * 32, "3999.0.0", agent=False))) == "noupdate"
+        assert check_status(omaha(server.url, request_xml("c" * 32, "3999.0.0"))) == "ok"
+        with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as db:
+            assert db.execute("SELECT max(version) FROM schema_version").fetchone()[0] == 2
+    finally:
+        server.stop()
