@@ -26,6 +26,7 @@ Errors: ``CatalogError(status, message)`` (404 unknown, 409 conflict, 400 invali
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -410,8 +411,7 @@ class Catalog:
         """Record files of releases stored before ``release_files`` existed (server start)."""
         async with self.storage.write() as tx:
             await tx.conn.execute(insert(schema.release_files), [f.row() for f in files])
-            for file in files:
-                tx.after_commit.append(lambda file=file: self._store_file(file))  # type: ignore[misc]
+            tx.after_commit.extend(functools.partial(self._store_file, file) for file in files)
 
     async def set_floor(self, version: str, floor: bool, reason: str | None) -> dict[str, Any]:
         """Mark ``version`` mandatory (a floor), or clear the mark."""
