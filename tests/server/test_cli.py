@@ -92,6 +92,37 @@ def test_release_publish_file(env: RunningServer, capsys: pytest.CaptureFixture[
     assert code == 1 and "missing" in err
 
 
+def test_release_publish_boards_extras_and_floor(
+    env: RunningServer, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    arm = tmp_path / "flatcar_production_update.gz"
+    arm.write_bytes(b"CrAU" + (1).to_bytes(8, "big") + b"arm64" * 500)
+    oem = tmp_path / "oem-ampere.gz"
+    oem.write_bytes(b"\x1f\x8b ampere oem sysext")
+    code, out, _ = run(capsys, "release", "publish", "--file", str(arm), "--version", "4010.0.0", "--board",
+                       "arm64-usr", "--extra", str(oem), "--channel", "stable", "--floor", "--floor-reason",
+                       "needed by 4100")  # fmt: skip
+    assert code == 0, out
+    assert out.startswith("published 4010.0.0 arm64-usr flatcar_production_update.gz (") and "floor" in out
+    assert "extra oem-ampere.gz" in out
+    release = HTTP.get(f"{env.url}/api/v1/releases").json()["releases"][0]
+    assert [(p["board"], p["filename"]) for p in release["payloads"]] == [("arm64-usr", arm.name)]
+    assert [(e["board"], e["filename"]) for e in release["extras"]] == [("arm64-usr", oem.name)]
+    assert (release["floor"], release["floor_reason"], release["channels"]) == (
+        True,
+        "needed by 4100",
+        ["stable"],
+    )
+    assert HTTP.get(release["extras"][0]["url"]).content == oem.read_bytes()
+    assert "arm64-usr +1" in run(capsys, "release", "list")[1]
+    code, out, _ = run(capsys, "release", "floor", "4010.0.0", "--unset")
+    assert code == 0 and out == "release 4010.0.0 is not a floor\n"
+    code, _, err = run(
+        capsys, "release", "publish", "--file", str(arm), "--version", "4010.0.0", "--board", "x"
+    )
+    assert code == 1 and "board 'x'" in err
+
+
 def test_group_commands(env: RunningServer, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "group", "set-policy", "stable", "--max-updates-per-period", "2", "--period", "1h",
                        "--safe-mode", "on", "--timezone", "Europe/Berlin")  # fmt: skip
