@@ -1,4 +1,10 @@
-"""`coreroll release publish|promote|point|list`: releases and channels over the server's HTTP API."""
+"""`coreroll release publish|promote|point|floor|list`: releases and channels over the server's HTTP API.
+
+``publish --file F`` uploads F under its own name (``--filename`` overrides) as the payload for
+``--board`` (default amd64-usr); each ``--extra E`` is uploaded after it as an extra package of the
+same board; ``--channel`` goes with the last upload, so a channel never points at a release whose
+extras are still on their way. ``--floor`` then marks the release mandatory.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from coreroll.server.api_client import ApiClient, ApiError, add_connection_flags
 
@@ -15,11 +22,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_connection_flags(parser, top_level=True)
     sub = parser.add_subparsers(dest="release_command", metavar="SUBCOMMAND", required=True)
 
-    publish = sub.add_parser("publish", help="publish a payload (a file, or a synthetic signed one)")
-    source = publish.add_mutually_exclusive_group(required=True)
-    source.add_argument(
-        "--file", metavar="F", help="payload file (a coreroll signed payload, or any opaque update.gz)"
+    publish = sub.add_parser(
+        "publish", help="publish a payload (a file, or a synthetic signed one) and extra packages"
     )
+    source = publish.add_mutually_exclusive_group()
+    source.add_argument(
+        "--file", metavar="F", help="payload file: an update_engine payload (CrAU version 1, e.g. "
+        "flatcar_production_update.gz) or a coreroll signed payload; served under its own name"
+    )  # fmt: skip
     source.add_argument(
         "--synthetic", action="store_true", help="have the server build and sign a synthetic payload"
     )
@@ -27,7 +37,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="release version (required with --file; --synthetic defaults to today's CoreOS "
                          "version, major = days since 2013-07-13)")  # fmt: skip
     publish.add_argument("--channel", metavar="C", help="point this channel at the release")
-    publish.add_argument("--filename", metavar="NAME", help="package name for --file (default update.gz)")
+    publish.add_argument(
+        "--filename", metavar="NAME", help="package name for --file (default: the file's name)"
+    )
+    publish.add_argument("--board", default="amd64-usr", metavar="B",
+                         help="the board this payload is for: amd64-usr (default) or arm64-usr")  # fmt: skip
+    publish.add_argument("--extra", action="append", default=[], metavar="F",
+                         help="an extra package of the release for --board (e.g. oem-azure.gz), "
+                         "served next to the payload; repeatable; alone it adds to an existing release")  # fmt: skip
+    publish.add_argument("--opaque", action="store_true",
+                         help="--file is not an update_engine payload: offer it to coreroll agents only")  # fmt: skip
+    publish.add_argument("--floor", action="store_true",
+                         help="mark the release mandatory: nodes below it get it before anything newer")  # fmt: skip
+    publish.add_argument("--floor-reason", metavar="TEXT", help="why the release is a floor")
     publish.add_argument(
         "--image-size", type=int, default=65536, metavar="BYTES", help="synthetic image size"
     )
@@ -44,10 +66,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     point.add_argument("--channel", required=True, metavar="C")
     point.set_defaults(handler=run_point)
 
+    floor = sub.add_parser("floor", help="mark a release mandatory (a floor), or clear the mark")
+    floor.add_argument("version", metavar="V")
+    floor.add_argument("--reason", metavar="TEXT", help="why it is a floor (shown in the release list)")
+    floor.add_argument("--unset", action="store_true", help="clear the mark")
+    floor.set_defaults(handler=run_floor)
+
     listing = sub.add_parser("list", help="list releases and channels")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=run_list)
-    for child in (publish, promote, point, listing):
+    for child in (publish, promote, point, floor, listing):
         add_connection_flags(child)
 
 
@@ -56,37 +84,93 @@ def _fail(exc: ApiError | OSError) -> int:
     return 1
 
 
+def _upload(api: ApiClient, path: Path, params: dict[str, str]) -> dict[str, Any]:
+    print(f"uploading {path} ({path.stat().st_size} bytes) to {api.server} ...", file=sys.stderr)
+    with path.open("rb") as handle:
+        return dict(api.upload("/api/v1/releases", handle, params))
+
+
 def run_publish(args: argparse.Namespace) -> int:
+    if not (args.file or args.synthetic or args.extra):
+        print("coreroll release publish: give --file, --synthetic or --extra", file=sys.stderr)
+        return 2
+    if (args.file or args.extra) and not args.version:
+        print("coreroll release publish: --file and --extra need --version", file=sys.stderr)
+        return 2
     try:
         with ApiClient.from_args(args) as api:
+            uploads: list[tuple[Path, dict[str, str]]] = []
+            if args.file:
+                path = Path(args.file)
+                params = {
+                    "version": args.version,
+                    "filename": args.filename or path.name,
+                    "board": args.board,
+                }
+                if args.opaque:
+                    params["opaque"] = "true"
+                uploads.append((path, params))
+            for extra in args.extra:
+                extra_path = Path(extra)
+                uploads.append((extra_path, {"version": args.version, "filename": extra_path.name,
+                                             "board": args.board, "kind": "extra"}))  # fmt: skip
+            if args.channel and uploads:
+                uploads[-1][1]["channel"] = args.channel  # the channel moves once every file is there
+            release: dict[str, Any] = {}
             if args.synthetic:
-                body: dict[str, object] = {"synthetic": True, "image_size": args.image_size}
+                body: dict[str, object] = {
+                    "synthetic": True,
+                    "image_size": args.image_size,
+                    "board": args.board,
+                }
                 if args.version:
                     body["version"] = args.version
-                if args.channel:
+                if args.channel and not uploads:
                     body["channel"] = args.channel
                 release = api.send("POST", "/api/v1/releases", body)
-            else:
-                if not args.version:
-                    print("coreroll release publish: --file needs --version", file=sys.stderr)
-                    return 2
-                path = Path(args.file)
-                params = {"version": args.version, "filename": args.filename or "update.gz"}
-                if args.channel:
-                    params["channel"] = args.channel
-                print(f"uploading {path} ({path.stat().st_size} bytes) to {api.server} ...", file=sys.stderr)
-                with path.open("rb") as handle:
-                    release = api.upload("/api/v1/releases", handle, params)
+                if uploads:
+                    for _path, params in uploads:
+                        params["version"] = release["version"]
+            for path, params in uploads:
+                release = _upload(api, path, params)
+            if args.floor:
+                release = api.send("PUT", f"/api/v1/releases/{release['version']}/floor",
+                                   {"floor": True, "reason": args.floor_reason})  # fmt: skip
     except (ApiError, OSError) as exc:
         return _fail(exc)
     if args.json:
         print(json.dumps(release, indent=2))
-    else:
-        signed = "signed" if release["signed"] else "opaque"
-        where = f", channel {args.channel}" if args.channel else ""
+        return 0
+    where = f", channel {args.channel}" if args.channel else ""
+    floor = ", floor" if release.get("floor") else ""
+    payload = next((p for p in release.get("payloads", ()) if p["board"] == args.board), None)
+    if payload is not None and (args.file or args.synthetic):
+        print(f"published {release['version']} {payload['board']} {payload['filename']} ({payload['size']} bytes, "
+              f"{payload['format']}, sha256 {payload['sha256']}){where}{floor}")  # fmt: skip
+    for extra in release.get("extras", ()):
+        if extra["board"] == args.board and extra["filename"] in {Path(e).name for e in args.extra}:
+            print(f"  extra {extra['filename']} ({extra['size']} bytes, sha256 {extra['sha256']})")
+    if not (args.file or args.synthetic):
         print(
-            f"published {release['version']} ({release['size']} bytes, {signed}, sha256 {release['sha256']}){where}"
+            f"release {release['version']}: {len(args.extra)} extra package(s) for {args.board}{where}{floor}"
         )
+    return 0
+
+
+def run_floor(args: argparse.Namespace) -> int:
+    body: dict[str, object] = {"floor": not args.unset}
+    if args.reason and not args.unset:
+        body["reason"] = args.reason
+    try:
+        with ApiClient.from_args(args) as api:
+            release = api.send("PUT", f"/api/v1/releases/{args.version}/floor", body)
+    except ApiError as exc:
+        return _fail(exc)
+    state = "a floor" if release["floor"] else "not a floor"
+    print(
+        f"release {release['version']} is {state}"
+        + (f": {release['floor_reason']}" if release["floor_reason"] else "")
+    )
     return 0
 
 
@@ -123,8 +207,14 @@ def run_list(args: argparse.Namespace) -> int:
     for channel in channels:
         print(f"{channel['name']:<9} {channel['version'] or '-'}")
     print()
-    print(f"{'VERSION':<16} {'SIZE':>10}  {'SIGNED':<6}  {'CHANNELS':<18}  CREATED")
+    print(
+        f"{'VERSION':<16} {'SIZE':>10}  {'SIGNED':<6}  {'CHANNELS':<18}  {'BOARDS':<20}  {'FLOOR':<5}  CREATED"
+    )
     for release in releases:
+        boards = ",".join(p["board"] for p in release.get("payloads", ())) or "-"
+        extras = len(release.get("extras", ()))
+        boards += f" +{extras}" if extras else ""
         print(f"{release['version']:<16} {release['size']:>10}  {'yes' if release['signed'] else 'no':<6}  "
-              f"{','.join(release['channels']) or '-':<18}  {release['created_at']}")  # fmt: skip
+              f"{','.join(release['channels']) or '-':<18}  {boards:<20}  "
+              f"{'yes' if release.get('floor') else 'no':<5}  {release['created_at']}")  # fmt: skip
     return 0

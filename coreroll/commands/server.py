@@ -50,6 +50,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--poll-interval", type=int, metavar="SECONDS", help="PollInterval to send with update checks"
     )
+    parser.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate (chain) file")
+    parser.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
+    parser.add_argument("--omaha-secret", metavar="S",
+                        help="serve Omaha only at /v1/update/S/ (Nebraska's --api-endpoint-suffix; "
+                        "default COREROLL_OMAHA_SECRET); update.conf then says SERVER=.../v1/update/S/")  # fmt: skip
     parser.add_argument("--bench-fixed-route", action="store_true", help=argparse.SUPPRESS)  # bench/omaha.py
     parser.set_defaults(handler=run)
     sub = parser.add_subparsers(dest="server_command", metavar="SUBCOMMAND")
@@ -75,7 +80,24 @@ def _settings(args: argparse.Namespace) -> ServerSettings:
         history_days=args.history_days,
         fixed_response_route=getattr(args, "bench_fixed_route", False),
         freeze_gc=True,
+        tls_cert=Path(args.tls_cert) if args.tls_cert else None,
+        tls_key=Path(args.tls_key) if args.tls_key else None,
+        omaha_secret=args.omaha_secret or os.environ.get("COREROLL_OMAHA_SECRET") or None,
     )
+
+
+def check_tls(settings: ServerSettings) -> None:
+    """Load the certificate and key once, so a bad pair is one clear line instead of a traceback."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return
+    import ssl
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            settings.tls_cert, settings.tls_key
+        )
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"--tls-cert {settings.tls_cert} / --tls-key {settings.tls_key}: {exc}") from exc
 
 
 async def _check_database(url: str) -> None:
@@ -97,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         parse_listen(args.listen)
         settings = _settings(args)
         async_url(settings.database_url)
+        check_tls(settings)
     except (ValueError, StorageError) as exc:
         print(f"coreroll server: {exc}", file=sys.stderr)
         return 2
@@ -110,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"coreroll server: {exc}", file=sys.stderr)
         return 1
     print(
-        f"coreroll server: listening on http://{settings.listen} (data {settings.data_dir})", file=sys.stderr
+        f"coreroll server: listening on {settings.scheme}://{settings.listen} (data {settings.data_dir})",
+        file=sys.stderr,
     )
     try:
         if not serve_forever(settings):

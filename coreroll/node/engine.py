@@ -304,6 +304,7 @@ class UpdateEngine:
             ping=ping,
             updatecheck=updatecheck,
             events=events,
+            coreroll_agent=True,  # synthetic payloads are offered only to requests saying so
         )
 
     async def _post(self, body: bytes) -> bytes:

@@ -8,7 +8,9 @@
   ``previous_version`` set is written ``eventtype eventresult previousversion`` (the 3/2 of every check);
   otherwise ``errorcode`` is added when the result is not Success (1), as update_engine does.
   Shapes: check = ping + updatecheck + 3/2 (or 3/0 errorcode 44 after a rollback); ping-only = ping;
-  event-only = one event, ``ping=False, updatecheck=False``.
+  event-only = one event, ``ping=False, updatecheck=False``. ``coreroll_agent=True`` adds
+  ``coreroll_agent="1"`` to ``<request>`` (after ``ismachine``): coreroll's agent says so, so the
+  server may offer it synthetic payloads it never offers a real update_engine.
   Values are escaped like libxml2 ``xmlEncodeEntitiesReentrant`` (``& < >``, CR, non-ASCII as ``&#xNN;``)
   plus ``"`` -> ``&quot;``, which libxml2 leaves raw (that would make the request malformed).
 - ``parse_response(body: bytes) -> ResponseInfo`` follows update_engine's ``ParseResponse``: the first
@@ -95,6 +97,7 @@ def build_request(
     hardware_class: str = "",
     os_sp: str | None = None,
     updater_version: str = UPDATER_VERSION,
+    coreroll_agent: bool = False,
 ) -> bytes:
     """The request update_engine would send (reference 1.2), as UTF-8 bytes."""
     if os_sp is None:
@@ -107,10 +110,11 @@ def build_request(
     body += "".join(_event_line(event) for event in events)
     enc = xml_encode
     updater = enc(updater_version)
+    agent = ' coreroll_agent="1"' if coreroll_agent else ""
     text = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f'<request protocol="3.0" version="{updater}" updaterversion="{updater}" '
-        f'installsource="{enc(installsource)}" ismachine="1">\n'
+        f'installsource="{enc(installsource)}" ismachine="1"{agent}>\n'
         f'    <os version="{enc(OS_VERSION)}" platform="{enc(OS_PLATFORM)}" sp="{enc(os_sp)}"></os>\n'
         f'    <app appid="{enc(appid)}" version="{enc(version)}" track="{enc(track)}" bootid="{enc(bootid)}" '
         f'oem="{enc(oem)}" oemversion="{enc(oemversion)}" alephversion="{enc(alephversion)}" '

@@ -56,7 +56,12 @@ class OmahaApp:
 
 @dataclass(slots=True)
 class OmahaRequest:
-    """A parsed ``<request>``. ``updater_version`` is ``updaterversion`` (else ``version``)."""
+    """A parsed ``<request>``. ``updater_version`` is ``updaterversion`` (else ``version``).
+
+    ``coreroll_agent``: the request carries ``coreroll_agent="1"`` on ``<request>``, which only
+    coreroll's node agent sends (update_engine's request is a fixed template that has no such
+    attribute): such a client can apply coreroll's synthetic payloads.
+    """
 
     protocol: str
     updater_version: str
@@ -66,6 +71,19 @@ class OmahaRequest:
     os_version: str
     os_sp: str
     apps: list[OmahaApp]
+    coreroll_agent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ExtraPackage:
+    """A further ``<package>`` of the manifest, as Nebraska lists a release's extra files (Flatcar's
+    oem-*.gz / flatcar-*.gz add-ons): downloaded from the same codebase; update_engine itself only
+    reads the first package."""
+
+    name: str
+    size: int
+    sha256_b64: str
+    sha1_b64: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +101,7 @@ class UpdateOffer:
     sha256_b64: str
     sha1_b64: str = ""
     disable_payload_backoff: bool = True
+    extras: tuple[ExtraPackage, ...] = ()
 
     @property
     def payload_url(self) -> str:

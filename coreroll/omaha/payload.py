@@ -40,7 +40,9 @@ Public API:
   PKCS#1 v1.5 cannot tell "another key" from "corrupted signature bytes": both fail to open, so both are 18.
 - ``payload_hashes(data) -> (size, sha256_b64, sha1_b64)`` for any payload (a real Flatcar
   ``flatcar_production_update.gz`` is opaque bytes to the server); ``file_hashes(path)`` streams a file
-  on disk in 1 MiB chunks. ``sniff_payload(head) -> "coreroll" | "update_engine" | "opaque"``.
+  on disk in 1 MiB chunks. ``sniff_payload(head) -> "coreroll" | "update_engine" | "opaque"``;
+  ``header_version(head)``: the big-endian u64 after ``CrAU`` (None without the magic), which is
+  ``UPDATE_ENGINE_PAYLOAD_VERSION`` (1) for a payload Flatcar's update_engine can apply.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ from coreroll.omaha.codes import ErrorCode
 
 MAGIC: Final = b"CrAU"
 PAYLOAD_VERSION: Final = 100
+UPDATE_ENGINE_PAYLOAD_VERSION: Final = 1  # delta_generator's major version, the one update_engine applies
 KEY_BITS: Final = 2048
 MAX_MANIFEST: Final = 65536
 PRIVATE_KEY_NAME: Final = "update-payload-key.pem"
@@ -124,6 +127,13 @@ def sniff_payload(head: bytes) -> Literal["coreroll", "update_engine", "opaque"]
     if len(head) >= 12 and struct.unpack(">Q", head[4:12])[0] == PAYLOAD_VERSION:
         return "coreroll"
     return "update_engine"
+
+
+def header_version(head: bytes) -> int | None:
+    """The payload format version after the ``CrAU`` magic; None when ``head`` does not carry one."""
+    if head[:4] != MAGIC or len(head) < 12:
+        return None
+    return int(struct.unpack(">Q", head[4:12])[0])
 
 
 # --- keys -------------------------------------------------------------------------------------------

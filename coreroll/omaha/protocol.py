@@ -10,9 +10,10 @@ Server side:
   ``protocol`` other than "3.0", no ``<app>``, more than ``MAX_APPS`` apps or ``MAX_EVENTS`` events per
   app, an app without ``appid`` or ``machineid`` (or a machineid over 128 characters), a non-integer
   event type/result/errorcode, and an event (type, result) pair outside ``codes.ACCEPTED_EVENTS``
-  (decision: the whole request is refused, as Nebraska refuses ErrInvalidEventTypeOrResult; a server
-  that wants issue #454's behaviour passes ``accept_any_event=True``). An unknown app id is NOT a parse
-  error: the server answers it with ``unknown_app_response(app)``.
+  unless ``accept_any_event=True`` (the server passes it: an unknown pair such as 3/9 must not cost
+  the update check of the same request, issue #454). An empty or missing ``machineid`` is accepted
+  (as Nebraska does; ``machineid=""``), the server decides what to register it as. An unknown app
+  id is NOT a parse error: the server answers it with ``unknown_app_response(app)``.
 - ``build_response(apps: list[AppResponse], server="coreroll", *, elapsed_seconds=None) -> bytes``:
   ``<daystart elapsed_seconds>`` defaults to the seconds since UTC midnight.
 - ``app_response(app, updatecheck=None, *, status="ok", poll_interval=None) -> AppResponse``: echoes the
@@ -41,6 +42,7 @@ from coreroll.omaha.codes import (
 )
 from coreroll.omaha.messages import (
     AppResponse,
+    ExtraPackage,
     OmahaApp,
     OmahaEvent,
     OmahaParseError,
@@ -56,6 +58,7 @@ __all__ = [
     "MAX_EVENTS",
     "MAX_RESPONSE_BODY",
     "AppResponse",
+    "ExtraPackage",
     "OmahaApp",
     "OmahaEvent",
     "OmahaParseError",
@@ -123,8 +126,6 @@ def _parse_app(el: etree._Element, index: int, accept_any: bool) -> OmahaApp:
     if not appid:
         raise OmahaParseError(f"app {index}: missing appid")
     machineid = el.get("machineid", "").strip()
-    if not machineid:
-        raise OmahaParseError(f"{_app_where(appid)}: missing machineid")
     if len(machineid) > MAX_MACHINE_ID:
         raise OmahaParseError(f"{_app_where(appid)}: machineid is over {MAX_MACHINE_ID} characters")
     ping = updatecheck = False
@@ -188,6 +189,7 @@ def parse_request(body: bytes, *, accept_any_event: bool = False) -> OmahaReques
         os_version=os_get("version", ""),
         os_sp=os_get("sp", ""),
         apps=apps,
+        coreroll_agent=root.get("coreroll_agent") == "1",
     )
 
 
@@ -228,6 +230,14 @@ def unknown_app_response(app: OmahaApp) -> AppResponse:
     )
 
 
+def _extra_xml(extra: ExtraPackage) -> str:
+    """Nebraska's (go-omaha's) attribute order: name, hash (SHA-1), hash_sha256, size, required."""
+    return (
+        f'<package name="{escape_attr(extra.name)}" hash="{escape_attr(extra.sha1_b64)}"'
+        f' hash_sha256="{escape_attr(extra.sha256_b64)}" size="{int(extra.size)}" required="false"/>'
+    )
+
+
 def _offer_xml(offer: UpdateOffer, poll: str) -> str:
     sha1 = f' hash="{escape_attr(offer.sha1_b64)}"' if offer.sha1_b64 else ""
     backoff = ' DisablePayloadBackoff="true"' if offer.disable_payload_backoff else ""
@@ -236,7 +246,8 @@ def _offer_xml(offer: UpdateOffer, poll: str) -> str:
         f'<urls><url codebase="{escape_attr(offer.codebase_url)}"/></urls>'
         f'<manifest version="{escape_attr(offer.version)}">'
         f'<packages><package name="{escape_attr(offer.package_name)}"{sha1} size="{int(offer.size)}"'
-        ' required="true"/></packages>'
+        ' required="true"/>'
+        f"{''.join(_extra_xml(extra) for extra in offer.extras)}</packages>"
         f'<actions><action event="postinstall" sha256="{escape_attr(offer.sha256_b64)}"{backoff}/></actions>'
         "</manifest></updatecheck>"
     )

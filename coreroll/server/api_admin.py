@@ -10,9 +10,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from coreroll.server.auth import token_matches
-from coreroll.server.catalog import CatalogError
+from coreroll.server.catalog import PAYLOAD, CatalogError
 from coreroll.server.releases import DEFAULT_FILENAME
 from coreroll.server.state import core
+from coreroll.server.versions import DEFAULT_BOARD
 
 
 class Unauthorized(Exception):
@@ -54,6 +55,20 @@ def _optional_str(body: dict[str, Any], key: str) -> str | None:
     return None if body.get(key) is None else _str(body, key)
 
 
+def _flag(value: str | None, name: str) -> bool:
+    if value is None or value.lower() in ("", "0", "false", "no"):
+        return False
+    if value.lower() in ("1", "true", "yes"):
+        return True
+    raise CatalogError(400, f"{name}={value!r}: expected true or false")
+
+
+def _published(result: tuple[dict[str, Any], bool]) -> JSONResponse:
+    """201 when something new was stored, 200 when the same file was already there (idempotent)."""
+    release, created = result
+    return JSONResponse(release, status_code=201 if created else 200)
+
+
 @router.post("/releases", status_code=201)
 async def publish(request: Request) -> Any:
     state = core(request)
@@ -63,8 +78,16 @@ async def publish(request: Request) -> Any:
         version = q.get("version")
         if not version:
             raise CatalogError(400, "query parameter version is required for an upload")
-        return await state.publisher.publish_upload(
-            request.stream(), version, q.get("channel") or None, q.get("filename") or DEFAULT_FILENAME
+        return _published(
+            await state.publisher.publish_upload(
+                request.stream(),
+                version,
+                q.get("channel") or None,
+                q.get("filename") or DEFAULT_FILENAME,
+                q.get("board") or DEFAULT_BOARD,
+                q.get("kind") or PAYLOAD,
+                _flag(q.get("opaque"), "opaque"),
+            )
         )
     body = await _json_object(request)
     if body.get("synthetic") is not True:
@@ -76,7 +99,22 @@ async def publish(request: Request) -> Any:
     if isinstance(size, bool) or not isinstance(size, int):
         raise CatalogError(400, f"image_size: expected an integer, got {size!r}")
     version = _optional_str(body, "version")  # default: today's CoreOS version
-    return await state.publisher.publish_synthetic(version, _optional_str(body, "channel"), size)
+    board = _optional_str(body, "board") or DEFAULT_BOARD
+    return _published(
+        await state.publisher.publish_synthetic(version, _optional_str(body, "channel"), size, board)
+    )
+
+
+@router.put("/releases/{version}/floor")
+async def set_floor(request: Request, version: str) -> Any:
+    body = await _json_object(request)
+    floor = body.get("floor", True)
+    if not isinstance(floor, bool):
+        raise CatalogError(400, f"floor: expected true or false, got {floor!r}")
+    reason = _optional_str(body, "reason")
+    if reason is not None and len(reason) > 500:
+        raise CatalogError(400, "reason: at most 500 characters")
+    return await core(request).catalog.set_floor(version, floor, reason)
 
 
 @router.put("/channels/{name}")

@@ -1,8 +1,11 @@
 """``create_app(settings) -> FastAPI``: the update server as one ASGI app (routes: docs/api.md).
 
-On startup (lifespan): open storage (schema created/checked), load the catalog and create the
-default channels and groups, count instances, load or create the admin token, and start pruning
-the change log. The Omaha route is a plain Starlette route (no FastAPI request models on the hot
+On startup (lifespan): open storage (schema created/checked), remove ``.upload-*`` temp files an
+interrupted publish left in the packages dir (logged), load the catalog and create the default
+channels and groups, record pre-board releases as amd64-usr payloads, count instances, load or
+create the admin token, and start pruning the change log. With ``settings.omaha_secret`` the
+Omaha endpoint is ``/v1/update/<secret>/`` only (as Nebraska's ``--api-endpoint-suffix``): any
+other ``/v1/update/...`` path is a 404 that does not say whether a secret is set. The Omaha route is a plain Starlette route (no FastAPI request models on the hot
 path); ``settings.fixed_response_route`` adds ``POST /bench/fixed`` answering a constant noupdate
 through the same stack, the framework ceiling the benchmark compares against.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import hmac
 import ipaddress
 import logging
 from collections.abc import AsyncIterator
@@ -80,8 +84,17 @@ def _in_networks(address: str, networks: tuple[str, ...]) -> bool:
         return False
 
 
+def _wrong_secret(request: Request, secret: str | None) -> bool:
+    given = request.path_params.get("secret")
+    if secret is None:
+        return given is not None
+    return given is None or not hmac.compare_digest(given.encode(), secret.encode())
+
+
 async def omaha_endpoint(request: Request) -> Response:
     state = core(request)
+    if _wrong_secret(request, state.settings.omaha_secret):
+        return Response("not found\n", 404, media_type=TEXT)
     try:
         body = await read_capped(request, MAX_BODY)
     except BodyTooLarge:
@@ -142,10 +155,13 @@ def create_app(settings: ServerSettings) -> FastAPI:
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # token, keys, db
         storage = Storage(settings.database_url, settings.clock)
         await storage.start()
-        public = settings.public_url or f"http://{settings.listen}"
+        public = settings.public_url or f"{settings.scheme}://{settings.listen}"
         catalog = Catalog(storage, public, None if storage.is_sqlite else 2.0)
+        publisher = Publisher(settings, catalog)
+        await asyncio.to_thread(publisher.clean_temp_files)
         await catalog.load()
         await catalog.ensure_defaults()
+        await publisher.adopt_legacy()
         registry = Registry(storage, settings.stale_window_seconds, cache=storage.is_sqlite)
         await registry.load_count()
         metrics = Metrics()
@@ -156,7 +172,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
             registry=registry,
             metrics=metrics,
             handler=OmahaHandler(settings, storage, catalog, registry, metrics),
-            publisher=Publisher(settings, catalog),
+            publisher=publisher,
             token=load_or_create_token(settings),
         )
         app.state.core = state
@@ -178,6 +194,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     )
     app.add_route("/v1/update/", omaha_endpoint, methods=["POST"])
     app.add_route("/v1/update", omaha_endpoint, methods=["POST"])
+    app.add_route("/v1/update/{secret}/", omaha_endpoint, methods=["POST"])
+    app.add_route("/v1/update/{secret}", omaha_endpoint, methods=["POST"])
     if settings.fixed_response_route:
         app.add_route("/bench/fixed", fixed_endpoint, methods=["POST"])
     app.add_route("/packages/{path:path}", packages_endpoint, methods=["GET", "HEAD"])

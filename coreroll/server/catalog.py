@@ -2,8 +2,21 @@
 
 ``Catalog(storage, base_url, refresh_seconds)``: ``await load()``, ``await ensure_defaults()``
 (channels alpha/beta/stable and one group per channel, track == channel). Lookups are plain dict
-reads: ``group_for_track(track)``, ``group(id)``, ``channel_version(name)``, ``release(version)``.
-Writes (``add_release``, ``point_channel``, ``promote``, ``create_group``, ``update_policy``,
+reads: ``group_for_track(track)``, ``group(id)``, ``channel_version(name)``, ``release(version)``,
+``payload(version, board)`` (the one payload a release holds for a board), ``extras(version,
+board)``, ``file_at(path)`` (what /packages serves), ``next_floor(channel, running, target,
+board)``.
+
+Floors: a release marked mandatory (``set_floor``) is a floor on every channel it has been on. A
+node running below it, on such a channel, whose channel offers something newer, is offered the
+lowest floor above its version first (only floors with a payload for the node's board count: a
+floor published for amd64 only is no step for arm64 nodes).
+
+Publishing is atomic (``publish_file``): the existence check, placing the file and the insert run
+under the storage write lock (on PostgreSQL also ordered across servers), so two uploads of one
+version/board/file with different bytes give one success and one 409; the same bytes again are
+idempotent (``created`` False).
+Writes (``publish_file``, ``set_floor``, ``point_channel``, ``promote``, ``create_group``, ``update_policy``,
 ``set_enabled``, and inside an Omaha transaction ``halt`` / ``set_rollout``) commit, emit feed
 events and activity, and update the cache only after the commit. With several server processes on
 one PostgreSQL, ``maybe_refresh()`` reloads the cache every ``refresh_seconds``.
@@ -13,7 +26,9 @@ Errors: ``CatalogError(status, message)`` (404 unknown, 409 conflict, 400 invali
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -23,7 +38,14 @@ from coreroll.server import schema
 from coreroll.server.policy import Policy, PolicyError
 from coreroll.server.records import POLICY_COLUMNS, channel_json, group_json, release_json
 from coreroll.server.storage import Storage, Tx
-from coreroll.server.versions import DEFAULT_CHANNELS, LEGACY_TRACKS, channel_sort_key, promotion_source
+from coreroll.server.versions import (
+    DEFAULT_CHANNELS,
+    LEGACY_TRACKS,
+    channel_sort_key,
+    is_newer,
+    promotion_source,
+    version_key,
+)
 
 _NAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
@@ -47,6 +69,49 @@ class Release:
 
     def row(self) -> dict[str, Any]:
         return {f: getattr(self, f) for f in self.__slots__}
+
+
+PAYLOAD = "payload"
+EXTRA = "extra"
+AGENT_ONLY_FORMATS = frozenset({"coreroll", "opaque"})  # no update_engine can apply these
+
+
+@dataclass(slots=True)
+class ReleaseFile:
+    """One file of a release (a ``release_files`` row): a board's payload or an extra package."""
+
+    version: str
+    board: str
+    filename: str
+    kind: str  # PAYLOAD or EXTRA
+    path: str  # under <data>/packages and /packages/
+    size: int
+    sha256: str  # base64
+    sha1: str  # base64
+    format: str  # "update_engine" | "coreroll" | "opaque" | "extra"
+    created_at: float
+
+    def row(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in self.__slots__}
+
+    @property
+    def agents_only(self) -> bool:
+        return self.format in AGENT_ONLY_FORMATS
+
+    @property
+    def directory(self) -> str:
+        return self.path.rpartition("/")[0]
+
+    def to_json(self, base_url: str) -> dict[str, Any]:
+        return {
+            "board": self.board,
+            "filename": self.filename,
+            "url": f"{base_url.rstrip('/')}/packages/{self.path}",
+            "size": self.size,
+            "sha256": self.sha256,
+            "sha1": self.sha1,
+            "format": self.format,
+        }
 
 
 @dataclass(slots=True)
@@ -101,6 +166,9 @@ class Catalog:
         self.channels: dict[str, dict[str, Any]] = {}  # name -> {name, version, updated_at}
         self.releases: dict[str, Release] = {}
         self.release_channels: dict[str, list[str]] = {}  # version -> channels it has been on
+        self.files: dict[str, list[ReleaseFile]] = {}  # version -> its files
+        self._by_path: dict[str, ReleaseFile] = {}
+        self.floors: dict[str, str | None] = {}  # version -> reason
         self._loaded_at = 0.0
 
     # ---- cache -------------------------------------------------------------------------------
@@ -112,6 +180,10 @@ class Catalog:
             history = list(
                 await conn.execute(select(schema.channel_history).order_by(schema.channel_history.c.id))
             )
+            files = [
+                ReleaseFile(**dict(r._mapping)) for r in await conn.execute(select(schema.release_files))
+            ]
+            floors = list(await conn.execute(select(schema.release_floors)))
         self.groups = {g.id: g for g in groups}
         self._reindex()
         self.channels = {c["name"]: c for c in channels}
@@ -121,7 +193,15 @@ class Catalog:
             seen = self.release_channels.setdefault(h.version, [])
             if h.channel not in seen:
                 seen.append(h.channel)
+        self.files, self._by_path = {}, {}
+        for f in files:
+            self._store_file(f)
+        self.floors = {f.version: f.reason for f in floors}
         self._loaded_at = time.monotonic()
+
+    def _store_file(self, file: ReleaseFile) -> None:
+        self.files.setdefault(file.version, []).append(file)
+        self._by_path[file.path] = file
 
     async def _sync(self) -> None:
         """Under the write lock, with several servers on one database: start from what they committed."""
@@ -163,12 +243,47 @@ class Catalog:
     def release(self, version: str) -> Release | None:
         return self.releases.get(version)
 
+    def payload(self, version: str, board: str) -> ReleaseFile | None:
+        for file in self.files.get(version, ()):
+            if file.kind == PAYLOAD and file.board == board:
+                return file
+        return None
+
+    def extras(self, version: str, board: str) -> list[ReleaseFile]:
+        found = [f for f in self.files.get(version, ()) if f.kind == EXTRA and f.board == board]
+        return sorted(found, key=lambda f: f.filename)
+
+    def file_at(self, path: str) -> ReleaseFile | None:
+        return self._by_path.get(path)
+
+    def _find(self, version: str, board: str, filename: str) -> ReleaseFile | None:
+        for file in self.files.get(version, ()):
+            if file.board == board and file.filename == filename:
+                return file
+        return None
+
+    def next_floor(self, channel: str, running: str, target: str, board: str) -> str | None:
+        """The lowest floor above ``running`` and below ``target`` that applies here, or None."""
+        steps = [
+            v
+            for v in self.floors
+            if is_newer(v, running)
+            and is_newer(target, v)
+            and channel in self.release_channels.get(v, ())
+            and self.payload(v, board) is not None
+        ]
+        return min(steps, key=version_key) if steps else None
+
+    def release_json(self, version: str) -> dict[str, Any]:
+        """The release object of docs/api.md."""
+        return self._release_preview(self.releases[version], None)
+
     def channel_list(self) -> list[dict[str, Any]]:
         return [channel_json(self.channels[n]) for n in sorted(self.channels, key=channel_sort_key)]
 
     def release_list(self, base_url: str) -> list[dict[str, Any]]:
         ordered = sorted(self.releases.values(), key=lambda r: r.created_at, reverse=True)
-        return [release_json(r.row(), base_url, self.release_channels.get(r.version, [])) for r in ordered]
+        return [self._release_preview(r, None, base_url) for r in ordered]
 
     def group_list(self) -> list[dict[str, Any]]:
         return [g.to_json() for g in sorted(self.groups.values(), key=lambda g: channel_sort_key(g.id))]
@@ -227,24 +342,96 @@ class Catalog:
         tx.emit("group", group.to_json())
         tx.after_commit.append(lambda: self._store_group(group))
 
-    async def add_release(self, release: Release, channel: str | None) -> dict[str, Any]:
+    async def publish_file(
+        self,
+        release: Release,
+        file: ReleaseFile,
+        channel: str | None,
+        place: Callable[[], Awaitable[None]],
+    ) -> tuple[dict[str, Any], bool]:
+        """Add ``file`` (and ``release`` if the version is new), then point ``channel`` at it.
+
+        ``place()`` moves the file's bytes to ``<packages>/<file.path>``; it runs under the write
+        lock after the checks, so it never replaces a published file. Returns (release object,
+        created): created is False when the same file with the same bytes was already there.
+        """
         if channel is not None and channel not in self.channels:
             raise CatalogError(404, f"no channel {channel!r}")
-        existing = self.releases.get(release.version)
-        if existing is not None and (existing.sha256, existing.size) != (release.sha256, release.size):
-            raise CatalogError(409, f"release {release.version} exists with different content")
         async with self.storage.write() as tx:
             await self._sync()
-            if existing is None and release.version not in self.releases:
-                await tx.conn.execute(insert(schema.releases).values(**release.row()))
-                seen = self.release_channels.get(release.version, [])
-                tx.emit("release", release_json(release.row(), self.base_url, seen))
-                await tx.activity("ReleasePublished", "info", f"release {release.version} published",
-                                  version=release.version)  # fmt: skip
-                tx.after_commit.append(lambda: self.releases.__setitem__(release.version, release))
+            created = False
+            same = self._find(file.version, file.board, file.filename)
+            if same is not None:
+                if (same.sha256, same.size, same.kind) != (file.sha256, file.size, file.kind):
+                    raise CatalogError(
+                        409,
+                        f"release {file.version} already has {file.board}/{file.filename} "
+                        f"({same.kind}, {same.size} bytes, sha256 {same.sha256}); publish other "
+                        "bytes as a new version",
+                    )
+            else:
+                other = self.payload(file.version, file.board) if file.kind == PAYLOAD else None
+                if other is not None:
+                    raise CatalogError(
+                        409,
+                        f"release {file.version} already has a {file.board} payload ({other.filename}); "
+                        "a release holds one payload per board",
+                    )
+                await place()
+                if file.version not in self.releases:
+                    await tx.conn.execute(insert(schema.releases).values(**release.row()))
+                    await tx.activity("ReleasePublished", "info", f"release {release.version} published",
+                                      version=release.version)  # fmt: skip
+                    tx.after_commit.append(lambda: self.releases.__setitem__(release.version, release))
+                await tx.conn.execute(insert(schema.release_files).values(**file.row()))
+                tx.after_commit.append(lambda: self._store_file(file))
+                created = True
+                tx.emit("release", self._release_preview(release, file))
             if channel is not None:
-                await self._point(tx, channel, release.version)
-        return release_json(release.row(), self.base_url, self.release_channels.get(release.version, []))
+                await self._point(tx, channel, file.version)
+        return self.release_json(file.version), created
+
+    def _release_preview(
+        self, release: Release, file: ReleaseFile | None, base_url: str | None = None
+    ) -> dict[str, Any]:
+        """The release object as it will be once ``file`` (and maybe ``release``) is committed."""
+        base = base_url or self.base_url
+        known = self.releases.get(release.version, release)
+        files = [*self.files.get(release.version, ()), *([file] if file is not None else [])]
+        return release_json(
+            known.row(),
+            base,
+            self.release_channels.get(release.version, []),
+            files=[f.to_json(base) | {"kind": f.kind} for f in files],
+            floor=release.version in self.floors,
+            floor_reason=self.floors.get(release.version),
+        )
+
+    async def adopt_files(self, files: list[ReleaseFile]) -> None:
+        """Record files of releases stored before ``release_files`` existed (server start)."""
+        async with self.storage.write() as tx:
+            await tx.conn.execute(insert(schema.release_files), [f.row() for f in files])
+            tx.after_commit.extend(functools.partial(self._store_file, file) for file in files)
+
+    async def set_floor(self, version: str, floor: bool, reason: str | None) -> dict[str, Any]:
+        """Mark ``version`` mandatory (a floor), or clear the mark."""
+        if version not in self.releases:
+            raise CatalogError(404, f"no release {version!r}")
+        async with self.storage.write() as tx:
+            await self._sync()
+            table = schema.release_floors
+            await tx.conn.execute(table.delete().where(table.c.version == version))
+            if floor:
+                await tx.conn.execute(insert(table).values(version=version, reason=reason, created_at=tx.now))
+                tx.after_commit.append(lambda: self.floors.__setitem__(version, reason))
+                text = f"release {version} is a floor" + (f": {reason}" if reason else "")
+            else:
+                tx.after_commit.append(lambda: self.floors.pop(version, None))
+                text = f"release {version} is no longer a floor"
+            obj = self.release_json(version) | {"floor": floor, "floor_reason": reason if floor else None}
+            tx.emit("release", obj)
+            await tx.activity("ReleaseFloorChanged", "info", text, version=version)
+        return obj
 
     async def _point(self, tx: Tx, channel: str, version: str) -> dict[str, Any]:
         obj = await self._put_channel(tx, channel, version)

@@ -4,7 +4,8 @@
 13/1 Downloading, 14/1 Downloaded, 3/1 and 800/1 Installed, 3/2 with a real ``previousversion``
 Complete (3/2 with ``""`` or ``"0.0.0.0"`` is what every stock check carries: nothing changes),
 3/0 Error (errorcode 44 = rollback: the machine booted back into the old version; another 3/0
-while no update is in progress is only recorded in the history).
+while no update is in progress is only recorded in the history). Any other pair (3/9 "update
+deferred", unknown types) is only recorded in the history: it never fails the request.
 
 ``classify_check(inst, target, now, timeout) -> Check``: what an update check needs: nothing
 (``UP_TO_DATE``, ``IN_PROGRESS``, ``NO_RELEASE``), re-serving the granted offer (``RESERVE``), marking
@@ -33,6 +34,11 @@ class EventOutcome:
     history: HistoryEntry | None = None
     failure: str | None = None  # set for 3/0: the InstanceUpdateFailed message
     completed: bool = False  # the instance finished an update (3/2 with previousversion)
+
+
+def _column_int(value: int) -> int | None:
+    """``value`` if it fits the history's 32-bit integer columns, else None (it stays in the reason)."""
+    return value if 0 <= value < 2**31 else None
 
 
 def _entry(inst: Instance, ev: OmahaEvent, reason: str | None) -> HistoryEntry:
@@ -75,7 +81,12 @@ def apply_event(inst: Instance, ev: OmahaEvent, now: float) -> EventOutcome:
         (3, 1): InstanceStatus.Installed,
         (800, 1): InstanceStatus.Installed,
     }.get(pair)
-    if status is None or inst.status == status:
+    if status is None:
+        code = "" if ev.errorcode is None else f", errorcode {ev.errorcode} ({error_code_name(ev.errorcode)})"
+        reason = f"event {ev.event_type}/{ev.result} recorded, no change{code}"
+        etype, result = (_column_int(v) for v in (ev.event_type, ev.result))  # hostile: any integer
+        return EventOutcome(HistoryEntry(inst.status, inst.version, reason, etype, result, ev.errorcode))
+    if inst.status == status:
         return EventOutcome()
     inst.status = status
     inst.status_reason = None

@@ -11,17 +11,33 @@ its ``last_check`` in the database is younger than ``CHECKIN_REFRESH`` seconds, 
 (Nebraska's rule). A check that needs a grant decision is decided optimistically from a read, and
 re-decided inside the write transaction, so ``max N per period`` grants exactly N even under
 concurrent checks.
+
+What is offered: the channel's release, or first the next floor below it (``Catalog.next_floor``),
+and of that release the payload for the request's ``board`` (``amd64-usr`` when absent) with the
+board's extra packages. No payload for the board, or a payload only coreroll agents can apply
+(synthetic or opaque) asked for by a request without ``coreroll_agent="1"`` (a real
+update_engine), answers ``noupdate`` and holds the instance with that reason.
+
+Events: any (type, result) pair is accepted; the ones the lifecycle does not know (3/9 deferred,
+...) are recorded in the history and change nothing, so the update check in the same request is
+still answered.
+
+``machineid=""`` (or none): registered as ``anonymous_machine_key(bootid, ip)`` = ``anon-`` + 27
+hex of the SHA-256 of the boot id (of the client IP when the boot id is empty too): distinct
+machines never share a record; one machine gets a new record per boot.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import time
 from collections.abc import Callable
 
 from coreroll.omaha.codes import UPDATECHECK_INTERNAL_ERROR, UPDATECHECK_NOUPDATE, InstanceStatus, is_os_app
 from coreroll.omaha.protocol import (
     AppResponse,
+    ExtraPackage,
     OmahaApp,
     OmahaParseError,
     OmahaRequest,
@@ -39,6 +55,7 @@ from coreroll.server.policy import Decision, decide, needs_stats
 from coreroll.server.registry import HistoryEntry, Instance, Registry
 from coreroll.server.settings import ServerSettings
 from coreroll.server.storage import Storage, Tx
+from coreroll.server.versions import DEFAULT_BOARD, is_newer
 
 BaseUrl = str | Callable[[], str]
 CHECKIN_REFRESH = 300.0
@@ -49,6 +66,12 @@ PARSE_MEMO_SIZE = 4096
 PARSE_MEMO_MAX_BODY = 4096  # seconds: a re-check with nothing changed writes last_check at most this often
 XML = "application/xml; charset=utf-8"
 TEXT = "text/plain; charset=utf-8"
+
+
+def anonymous_machine_key(bootid: str, ip: str) -> str:
+    """The registry key of a request with an empty machineid (see the module docstring)."""
+    source = f"boot:{bootid}" if bootid else f"ip:{ip}"
+    return "anon-" + hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()[:27]
 
 
 class OmahaHandler:
@@ -79,7 +102,7 @@ class OmahaHandler:
         request = self._parsed.get(body)
         if request is None:
             try:
-                request = parse_request(body)
+                request = parse_request(body, accept_any_event=True)
             except OmahaParseError as exc:
                 self.metrics.count("bad_request")
                 return 400, f"bad omaha request: {exc.reason}\n".encode(), TEXT
@@ -94,37 +117,61 @@ class OmahaHandler:
                 self.metrics.count("unknown_app")
                 answers.append(unknown_app_response(app))
                 continue
-            answers.append(await self._handle_app(app, ip, base_url))
+            answers.append(await self._handle_app(app, ip, base_url, request.coreroll_agent))
         self.metrics.latency.observe(time.perf_counter() - started)
         return 200, build_response(answers), XML
 
-    def _offer(self, version: str | None, base_url: BaseUrl) -> UpdateOffer | None:
-        release = self.catalog.release(version) if version else None
-        if release is None:
+    def _offer(self, version: str | None, board: str, agent: bool, base_url: BaseUrl) -> UpdateOffer | None:
+        payload = self.catalog.payload(version, board) if version else None
+        if payload is None or (payload.agents_only and not agent):
             return None
         base = (self.settings.public_url or (base_url if isinstance(base_url, str) else base_url())).rstrip(
             "/"
         )
-        return UpdateOffer(
-            version=release.version,
-            codebase_url=f"{base}/packages/{release.version}/",
-            package_name=release.filename,
-            size=release.size,
-            sha256_b64=release.sha256,
-            sha1_b64=release.sha1,
+        extras = tuple(
+            ExtraPackage(e.filename, e.size, e.sha256, e.sha1)
+            for e in self.catalog.extras(payload.version, board)
         )
+        return UpdateOffer(
+            version=payload.version,
+            codebase_url=f"{base}/packages/{payload.directory}/",
+            package_name=payload.filename,
+            size=payload.size,
+            sha256_b64=payload.sha256,
+            sha1_b64=payload.sha1,
+            extras=extras,
+        )
+
+    def _choose(self, group: Group, running: str, board: str, agent: bool) -> tuple[str | None, str | None]:
+        """(version to offer, why it cannot be offered to this node or None)."""
+        channel_target = self.catalog.channel_version(group.channel)
+        if channel_target is None or self.catalog.release(channel_target) is None:
+            return None, None
+        target = channel_target
+        if is_newer(channel_target, running):
+            target = self.catalog.next_floor(group.channel, running, channel_target, board) or channel_target
+        payload = self.catalog.payload(target, board)
+        if payload is None:
+            return target, f"release {target} has no payload for board {board}"
+        if payload.agents_only and not agent:
+            return target, (
+                f"release {target} has a {payload.format} payload for {board}: only coreroll agents "
+                "can apply it, not update_engine"
+            )
+        return target, None
 
     def _answer(self, app: OmahaApp, check: str | UpdateOffer, result: str) -> AppResponse:
         self.metrics.count(result if app.updatecheck else "event")
         return app_response(app, check, poll_interval=self.settings.poll_interval)
 
-    async def _handle_app(self, app: OmahaApp, ip: str, base_url: BaseUrl) -> AppResponse:
+    async def _handle_app(self, app: OmahaApp, ip: str, base_url: BaseUrl, agent: bool) -> AppResponse:
         group = self.catalog.group_for_track(app.track)
         if group is None:
             self.metrics.count("unknown_group")
             return app_response(app, UPDATECHECK_INTERNAL_ERROR, status="error-unknownApplicationOrGroup")
-        old = await self.registry.get(app.machineid)
-        reserved = old is None and app.machineid not in self._registering
+        key = app.machineid or anonymous_machine_key(app.bootid, ip)
+        old = await self.registry.get(key)
+        reserved = old is None and key not in self._registering
         if reserved:
             taken = self.registry.count + len(self._registering)
             if taken >= self.settings.instance_cap or not self.limiter.allow(ip):
@@ -132,18 +179,26 @@ class OmahaHandler:
                 return app_response(
                     app, UPDATECHECK_INTERNAL_ERROR, status="error-instanceRegistrationFailed"
                 )
-            self._registering.add(app.machineid)  # no await between the check and this line
+            self._registering.add(key)  # no await between the check and this line
         try:
-            return await self._register(app, ip, base_url, group, old)
+            return await self._register(app, key, ip, base_url, group, old, agent)
         finally:
             if reserved:
-                self._registering.discard(app.machineid)
+                self._registering.discard(key)
 
     async def _register(
-        self, app: OmahaApp, ip: str, base_url: BaseUrl, group: Group, old: Instance | None
+        self,
+        app: OmahaApp,
+        key: str,
+        ip: str,
+        base_url: BaseUrl,
+        group: Group,
+        old: Instance | None,
+        agent: bool,
     ) -> AppResponse:
         now = self.clock()
-        inst = old.copy() if old is not None else Instance(app.machineid, created_at=now)
+        board = app.board or DEFAULT_BOARD
+        inst = old.copy() if old is not None else Instance(key, created_at=now)
         inst.ip, inst.version, inst.track, inst.group_id = ip, app.version, app.track, group.id
         inst.oem, inst.oemversion, inst.alephversion = app.oem, app.oemversion, app.alephversion
         inst.board, inst.bootid = app.board, app.bootid
@@ -161,19 +216,25 @@ class OmahaHandler:
         check: str | UpdateOffer = UPDATECHECK_NOUPDATE
         result = "noupdate"
         kind: Check | None = None
-        target = self.catalog.channel_version(group.channel)
+        target: str | None = None
+        blocked: str | None = None
         if app.updatecheck and not failed:
-            has_release = target is not None and self.catalog.release(target) is not None
-            kind = classify_check(
-                inst, target if has_release else None, now, group.policy.update_timeout_seconds
-            )
+            target, blocked = self._choose(group, inst.version, board, agent)
+            kind = classify_check(inst, target, now, group.policy.update_timeout_seconds)
             if kind is Check.LANDED:
                 history.append(land(inst))
                 outcomes.append(EventOutcome(completed=True))
             elif kind is Check.RESERVE:
-                offer = self._offer(inst.last_update_version, base_url)
+                offer = self._offer(inst.last_update_version, board, agent, base_url)
                 if offer is not None:
                     check, result = offer, "ok"
+
+        if kind is Check.NEEDS_GRANT and blocked is not None:
+            self.metrics.count("no_payload")
+            entry = hold(inst, blocked)
+            if entry is not None:
+                history.append(entry)
+            kind, result = None, "onhold"
 
         if kind is Check.NEEDS_GRANT:
             assert target is not None
@@ -199,7 +260,9 @@ class OmahaHandler:
             group = await self.catalog.fresh_group(tx, group.id)  # current under the write lock
             if kind is Check.NEEDS_GRANT:
                 assert target is not None
-                check, result, group = await self._grant_or_hold(tx, group, inst, target, history, base_url)
+                check, result, group = await self._grant_or_hold(
+                    tx, group, inst, target, history, base_url, (board, agent)
+                )
             await self.registry.save(tx, inst, history, is_new=old is None)
             for outcome in outcomes:
                 group = await self._after_event(tx, group, inst, outcome)
@@ -225,9 +288,10 @@ class OmahaHandler:
         target: str,
         history: list[HistoryEntry],
         base_url: BaseUrl,
+        client: tuple[str, bool],
     ) -> tuple[str | UpdateOffer, str, Group]:
         decision = await self._decide(group, target, tx.now, tx)
-        offer = self._offer(target, base_url) if decision.grant else None
+        offer = self._offer(target, *client, base_url) if decision.grant else None
         if offer is None:
             entry = hold(inst, decision.reason or f"release {target} is missing")
             if entry is not None:
@@ -237,10 +301,11 @@ class OmahaHandler:
             return UPDATECHECK_NOUPDATE, "onhold", group
         history.append(grant(inst, target, tx.now))
         self.metrics.granted.labels(group.id).inc()
-        if not group.rollout_in_progress or group.rollout_version != target:
-            group = await self.catalog.set_rollout(tx, group, True, target)
-            await tx.activity("RolloutStarted", "info", f"rollout of {target} started in group {group.id}",
-                              group=group.id, channel=group.channel, version=target)  # fmt: skip
+        rollout = self.catalog.channel_version(group.channel) or target  # a floor is a step of it
+        if not group.rollout_in_progress or group.rollout_version != rollout:
+            group = await self.catalog.set_rollout(tx, group, True, rollout)
+            await tx.activity("RolloutStarted", "info", f"rollout of {rollout} started in group {group.id}",
+                              group=group.id, channel=group.channel, version=rollout)  # fmt: skip
         return offer, "ok", group
 
     async def _after_event(self, tx: Tx, group: Group, inst: Instance, outcome: EventOutcome) -> Group:

@@ -1,6 +1,8 @@
-"""Payload downloads: ``GET``/``HEAD /packages/<version>/<filename>`` with single-range support.
+"""Payload downloads: ``GET``/``HEAD /packages/<version>/<board>/<filename>`` (releases from before
+boards: ``/packages/<version>/<filename>``) with single-range support. Payloads and extra packages
+alike.
 
-Only published releases are served (the path is looked up in the catalog, never joined blindly).
+Only published files are served (the path is looked up in the catalog, never joined blindly).
 ``parse_range(header, size) -> (start, end) | None`` raises ``RangeNotSatisfiable`` for a range
 that starts beyond the file; a malformed or multi-range header is ignored (whole file, 200).
 """
@@ -46,10 +48,6 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, min(end, size - 1)
 
 
-def package_path(packages_dir: Path, version: str, filename: str) -> Path:
-    return packages_dir / version / filename
-
-
 def _read(path: Path, start: int, length: int) -> Iterator[bytes]:
     with path.open("rb") as handle:
         handle.seek(start)
@@ -63,14 +61,14 @@ def _read(path: Path, start: int, length: int) -> Iterator[bytes]:
 
 async def serve_package(request: Request, catalog: Catalog, packages_dir: Path) -> Response:
     parts = [p for p in request.path_params["path"].split("/") if p]  # codebase + "/" may double a slash
-    release = catalog.release(parts[0]) if len(parts) == 2 else None
-    if release is None or release.filename != parts[1]:
+    file = catalog.file_at("/".join(parts))
+    if file is None:
         return JSONResponse({"error": f"no package {'/'.join(parts)!r}"}, status_code=404)
-    path = package_path(packages_dir, release.version, release.filename)
+    path = packages_dir / file.path
     try:
         size = path.stat().st_size
     except FileNotFoundError:
-        return JSONResponse({"error": f"package file for {release.version} is missing on the server"}, 404)
+        return JSONResponse({"error": f"package file {file.path} is missing on the server"}, 404)
     headers = {"Accept-Ranges": "bytes", "Content-Type": "application/octet-stream"}
     try:
         span = parse_range(request.headers.get("range"), size)

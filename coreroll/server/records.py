@@ -6,7 +6,7 @@ Times are stored as epoch seconds and leave as ISO 8601 UTC with a ``Z``.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from coreroll.omaha.codes import InstanceStatus
@@ -38,17 +38,36 @@ def channel_json(row: Mapping[str, Any]) -> dict[str, Any]:
     return {"name": row["name"], "version": row["version"], "updated_at": iso(row["updated_at"])}
 
 
-def release_json(row: Mapping[str, Any], base_url: str, channels: list[str]) -> dict[str, Any]:
+def release_json(
+    row: Mapping[str, Any],
+    base_url: str,
+    channels: list[str],
+    *,
+    files: Sequence[dict[str, Any]] = (),
+    floor: bool = False,
+    floor_reason: str | None = None,
+) -> dict[str, Any]:
+    """``files``: each file's JSON with its ``kind`` ("payload" or "extra"). The top-level file
+    fields describe the release's first payload (the only one before boards existed)."""
+    payloads = [{k: v for k, v in f.items() if k != "kind"} for f in files if f["kind"] == "payload"]
+    first = next(
+        (p for p in payloads if (p["filename"], p["sha256"]) == (row["filename"], row["sha256"])), None
+    )
+    legacy_url = f"{base_url.rstrip('/')}/packages/{row['version']}/{row['filename']}"
     return {
         "version": row["version"],
         "size": row["size"],
         "sha256": row["sha256"],
         "sha1": row["sha1"],
         "filename": row["filename"],
-        "url": f"{base_url.rstrip('/')}/packages/{row['version']}/{row['filename']}",
+        "url": first["url"] if first else legacy_url,
         "signed": bool(row["signed"]),
         "created_at": iso(row["created_at"]),
         "channels": channels,
+        "floor": floor,
+        "floor_reason": floor_reason,
+        "payloads": payloads,
+        "extras": [{k: v for k, v in f.items() if k != "kind"} for f in files if f["kind"] == "extra"],
     }
 
 

@@ -1,22 +1,31 @@
-"""Publishing releases: synthetic signed payloads, and uploaded files.
+"""Publishing releases: synthetic signed payloads, uploaded payloads per board, extra packages.
 
 ``Publisher(settings, catalog)``:
 - ``keys()`` loads the server's signing key pair from ``<data>/keys`` (generated there, private
   0600, on first use); ``public_key_path`` is what agents are given to verify payloads.
-- ``await publish_synthetic(version, channel, image_size)``: builds a deterministic image for the
-  version, signs it as a ``CrAU`` container and publishes it.
-- ``await publish_upload(chunks, version, channel, filename)``: streams an upload to disk while
-  hashing it. A coreroll container (``sniff_payload == "coreroll"``) must verify with the server's
-  key and carry ``version`` (else ``CatalogError(422)``, nothing stored); anything else (a real
-  Flatcar ``update.gz``) is opaque: the server only records size, sha256 and sha1.
-Files live at ``<data>/packages/<version>/<filename>``; an existing release is never overwritten
-with different bytes (409).
+- ``await publish_synthetic(version, channel, image_size, board)``: builds a deterministic image
+  for the version, signs it as a coreroll container and publishes it (offered to agents only).
+- ``await publish_upload(chunks, version, channel, filename, board, kind, opaque)``: streams an
+  upload to a ``.upload-*`` temp file while hashing it, then publishes it atomically
+  (``Catalog.publish_file``). A payload (``kind="payload"``) must be either
+  - a real update_engine payload: ``CrAU`` + big-endian u64 version 1 (offered to every node), or
+  - a coreroll container (``CrAU`` + version 100) that verifies with the server's key and carries
+    ``version`` (agents only), or
+  - any other bytes with ``opaque=True`` (agents only: they install the bytes as an image);
+  anything else is refused (422) and nothing is stored. An extra package (``kind="extra"``, e.g.
+  ``oem-azure.gz``) is stored as is next to the board's payload.
+  Both return ``(release object, created)``; the same bytes again give ``created`` False.
+- ``clean_temp_files()`` (server start): removes ``.upload-*`` files a crash left behind, logged.
+- ``await adopt_legacy()`` (server start): a release stored before boards existed gets its file
+  recorded as its ``amd64-usr`` payload, its format read from the file's header.
+Files live at ``<data>/packages/<version>/<board>/<filename>``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import re
 import tempfile
@@ -28,22 +37,27 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from coreroll.omaha.payload import (
+    PAYLOAD_VERSION,
     PRIVATE_KEY_NAME,
     PUBLIC_KEY_NAME,
+    UPDATE_ENGINE_PAYLOAD_VERSION,
     KeyFileError,
     PayloadError,
     b64,
     build_payload,
+    header_version,
     load_private_key,
     load_public_key,
     payload_hashes,
-    sniff_payload,
     verify_payload,
     write_keypair,
 )
-from coreroll.server.catalog import Catalog, CatalogError, Release
+from coreroll.server.catalog import EXTRA, PAYLOAD, Catalog, CatalogError, Release, ReleaseFile
 from coreroll.server.settings import ServerSettings
-from coreroll.server.versions import next_free_version, valid_version
+from coreroll.server.versions import DEFAULT_BOARD, next_free_version, valid_board, valid_version
+
+log = logging.getLogger("coreroll.server")
+TEMP_PREFIX = ".upload-"
 
 MAX_UPLOAD = 4 * 1024**3
 MAX_SIGNED = 512 * 1024**2  # a coreroll container is verified in memory
@@ -64,10 +78,33 @@ def _discard(path: Path) -> None:
     path.unlink(missing_ok=True)
 
 
-def _place(tmp: Path, final: Path, replace_existing: bool) -> None:
-    if replace_existing or not final.exists():
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, final)
+def _place(tmp: Path, final: Path) -> None:
+    """Move ``tmp`` to ``final``; only called for a file no release has (a leftover is replaced)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, final)
+
+
+def payload_format(head: bytes, opaque: bool) -> str:
+    """The format of a payload starting with ``head``: update_engine, coreroll or opaque; else 422."""
+    found = header_version(head)
+    if found == UPDATE_ENGINE_PAYLOAD_VERSION:
+        return "update_engine"
+    if found == PAYLOAD_VERSION:
+        return "coreroll"
+    if opaque:
+        return "opaque"
+    if found is not None:
+        raise CatalogError(
+            422,
+            f"payload is CrAU version {found}: Flatcar's update_engine applies version "
+            f"{UPDATE_ENGINE_PAYLOAD_VERSION} only",
+        )
+    raise CatalogError(
+        422,
+        f"not an update_engine payload: it starts with {head[:12]!r}, not b'CrAU' + version "
+        f"{UPDATE_ENGINE_PAYLOAD_VERSION} (big-endian u64); to publish other bytes for coreroll "
+        "agents only, pass opaque=true (release publish --opaque)",
+    )
 
 
 class Publisher:
@@ -93,7 +130,7 @@ class Publisher:
                     raise CatalogError(500, f"signing key unusable: {exc}") from exc
             return self._keys
 
-    def _check(self, version: str, channel: str | None, filename: str) -> None:
+    def _check(self, version: str, channel: str | None, filename: str, board: str) -> None:
         if not isinstance(version, str) or not valid_version(version):
             raise CatalogError(400, f"version {version!r}: use 1-64 of letters, digits, '.', '+', '_', '-'")
         if channel is not None and channel not in self.catalog.channels:
@@ -102,27 +139,37 @@ class Publisher:
             raise CatalogError(
                 400, f"filename {filename!r}: a plain file name of letters, digits, '.', '_', '-'"
             )
+        if not isinstance(board, str) or not valid_board(board):
+            raise CatalogError(400, f"board {board!r}: expected amd64-usr, arm64-usr or another <arch>-usr")
+
+    def _path(self, version: str, board: str, filename: str, kind: str) -> str:
+        payload = self.catalog.payload(version, board) if kind == EXTRA else None
+        directory = payload.directory if payload is not None else f"{version}/{board}"
+        return f"{directory}/{filename}"
 
     async def publish_synthetic(
-        self, version: str | None, channel: str | None, image_size: int = 65536
-    ) -> dict[str, Any]:
+        self,
+        version: str | None,
+        channel: str | None,
+        image_size: int = 65536,
+        board: str = DEFAULT_BOARD,
+    ) -> tuple[dict[str, Any], bool]:
         """``version=None`` picks today's CoreOS version (major = days since 2013-07-13)."""
         if version is None:
             version = next_free_version(self.catalog.releases)
-        self._check(version, channel, DEFAULT_FILENAME)
+        self._check(version, channel, DEFAULT_FILENAME, board)
         if not 1 <= image_size <= MAX_SYNTHETIC:
             raise CatalogError(400, f"image_size must be between 1 and {MAX_SYNTHETIC}")
         private, _ = await asyncio.to_thread(self.keys)
         data = await asyncio.to_thread(build_payload, synthetic_image(version, image_size), version, private)
         size, sha256, sha1 = payload_hashes(data)
         tmp = await asyncio.to_thread(self._write_temp, data)
-        return await self._install(
-            tmp, Release(version, DEFAULT_FILENAME, size, sha256, sha1, True, 0.0), channel
-        )
+        return await self._install(tmp, version, board, DEFAULT_FILENAME, PAYLOAD, "coreroll",
+                                   (size, sha256, sha1), channel)  # fmt: skip
 
     def _write_temp(self, data: bytes) -> Path:
         self.settings.packages_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=self.settings.packages_dir, prefix=".upload-")
+        fd, name = tempfile.mkstemp(dir=self.settings.packages_dir, prefix=TEMP_PREFIX)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -135,10 +182,15 @@ class Publisher:
         version: str,
         channel: str | None,
         filename: str = DEFAULT_FILENAME,
-    ) -> dict[str, Any]:
-        self._check(version, channel, filename)
+        board: str = DEFAULT_BOARD,
+        kind: str = PAYLOAD,
+        opaque: bool = False,
+    ) -> tuple[dict[str, Any], bool]:
+        self._check(version, channel, filename, board)
+        if kind not in (PAYLOAD, EXTRA):
+            raise CatalogError(400, f"kind {kind!r}: expected {PAYLOAD!r} or {EXTRA!r}")
         self.settings.packages_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=self.settings.packages_dir, prefix=".upload-")
+        fd, name = tempfile.mkstemp(dir=self.settings.packages_dir, prefix=TEMP_PREFIX)
         tmp = Path(name)
         try:
             sha256, sha1, size, head = hashlib.sha256(), hashlib.sha1(), 0, b""
@@ -156,11 +208,11 @@ class Publisher:
                 os.fsync(handle.fileno())
             if size == 0:
                 raise CatalogError(400, "upload is empty")
-            signed = sniff_payload(head) == "coreroll"
-            if signed:
+            fmt = payload_format(head, opaque) if kind == PAYLOAD else EXTRA
+            if fmt == "coreroll":
                 await self._verify(tmp, version, size)
-            release = Release(version, filename, size, b64(sha256.digest()), b64(sha1.digest()), signed, 0.0)
-            return await self._install(tmp, release, channel)
+            hashes = (size, b64(sha256.digest()), b64(sha1.digest()))
+            return await self._install(tmp, version, board, filename, kind, fmt, hashes, channel)
         finally:
             _discard(tmp)
 
@@ -180,16 +232,74 @@ class Publisher:
         if contents.version != version:
             raise CatalogError(422, f"payload carries version {contents.version!r}, not {version!r}")
 
-    async def _install(self, tmp: Path, release: Release, channel: str | None) -> dict[str, Any]:
+    async def _install(
+        self,
+        tmp: Path,
+        version: str,
+        board: str,
+        filename: str,
+        kind: str,
+        fmt: str,
+        hashes: tuple[int, str, str],
+        channel: str | None,
+    ) -> tuple[dict[str, Any], bool]:
+        size, sha256, sha1 = hashes
+        now = self.settings.clock()
+        path = self._path(version, board, filename, kind)
+        file = ReleaseFile(version, board, filename, kind, path, size, sha256, sha1, fmt, now)
+        release = Release(version, filename, size, sha256, sha1, fmt == "coreroll", now)
+        final = self.settings.packages_dir / path
+        placed = False
+
+        async def place() -> None:
+            nonlocal placed
+            await asyncio.to_thread(_place, tmp, final)
+            placed = True
+
         try:
-            existing = self.catalog.release(release.version)
-            if existing is not None and (existing.sha256, existing.size) != (release.sha256, release.size):
-                raise CatalogError(409, f"release {release.version} exists with different content")
-            release.created_at = existing.created_at if existing else self.settings.clock()
-            if existing is not None:
-                release.filename, release.signed = existing.filename, existing.signed
-            final = self.settings.packages_dir / release.version / release.filename
-            await asyncio.to_thread(_place, tmp, final, existing is None)
-            return await self.catalog.add_release(release, channel)
+            return await self.catalog.publish_file(release, file, channel, place)
+        except BaseException:
+            if placed:  # the transaction did not commit: no release refers to these bytes
+                final.unlink(missing_ok=True)
+            raise
         finally:
             _discard(tmp)
+
+    def clean_temp_files(self) -> int:
+        """Remove ``.upload-*`` files left by a crash mid-upload; returns how many."""
+        removed = 0
+        for leftover in sorted(self.settings.packages_dir.glob(TEMP_PREFIX + "*")):
+            try:
+                size = leftover.stat().st_size
+                leftover.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                log.warning("cannot remove leftover upload %s: %s", leftover, exc)
+                continue
+            removed += 1
+            log.warning("removed leftover upload %s (%d bytes) from an interrupted publish", leftover, size)
+        return removed
+
+    async def adopt_legacy(self) -> int:
+        """Record each release stored before boards existed as its ``amd64-usr`` payload."""
+        adopted: list[ReleaseFile] = []
+        for release in self.catalog.releases.values():
+            if self.catalog.files.get(release.version):
+                continue
+            path = f"{release.version}/{release.filename}"
+            if release.signed:
+                fmt = "coreroll"
+            else:
+                try:
+                    with (self.settings.packages_dir / path).open("rb") as handle:
+                        head = handle.read(16)
+                except OSError:
+                    head = b""
+                fmt = "update_engine" if header_version(head) == UPDATE_ENGINE_PAYLOAD_VERSION else "opaque"
+            adopted.append(ReleaseFile(release.version, DEFAULT_BOARD, release.filename, PAYLOAD, path,
+                                       release.size, release.sha256, release.sha1, fmt, release.created_at))  # fmt: skip
+        if adopted:
+            await self.catalog.adopt_files(adopted)
+            log.info("recorded %d release(s) from before boards as amd64-usr payloads", len(adopted))
+        return len(adopted)

@@ -2,7 +2,8 @@
 tests), or in the foreground (``coreroll server``).
 
 - ``run_server_in_thread(settings) -> RunningServer``: uvicorn on 127.0.0.1 and a free port
-  (``settings.listen`` is rewritten to it), returns once the server answers; ``RunningServer.url``,
+  (``settings.listen`` is rewritten to it; https with ``settings.tls_cert``), returns once the
+  server answers; ``RunningServer.url``,
   ``.token``, ``.settings``, ``.stop()``; also a context manager.
 - ``start_server_process(data_dir, db_url=None, token=None, extra_args=()) -> ServerProcess``: runs
   ``python -m coreroll server`` on a free port in a child process and waits until it is healthy;
@@ -54,6 +55,9 @@ class _Server(uvicorn.Server):
 
 def _config(settings: ServerSettings, **extra: Any) -> uvicorn.Config:
     host, port = parse_listen(settings.listen)
+    if settings.tls_cert is not None:
+        extra.setdefault("ssl_certfile", str(settings.tls_cert))
+        extra.setdefault("ssl_keyfile", str(settings.tls_key))
     return uvicorn.Config(
         create_app(settings),
         host=host,
@@ -119,7 +123,9 @@ def run_server_in_thread(settings: ServerSettings, timeout: float = 20.0) -> Run
         if time.monotonic() > deadline:
             raise RuntimeError(f"coreroll server did not start within {timeout} s")
         time.sleep(0.01)
-    return RunningServer(f"http://{settings.listen}", token, settings, server, thread, loop_box[0])
+    return RunningServer(
+        f"{settings.scheme}://{settings.listen}", token, settings, server, thread, loop_box[0]
+    )
 
 
 def serve_forever(settings: ServerSettings) -> bool:

@@ -3,11 +3,17 @@
 Times are stored as float seconds since the epoch (UTC): portable, cheap to compare, and turned
 into ISO 8601 only at the JSON edge. ``SCHEMA_VERSION`` is written to ``schema_version``; a
 database written by a newer server is refused on start instead of being misread.
+
+Version 2 adds ``release_files`` (one payload per board and the extra packages of each release)
+and ``release_floors``; a version 1 database is upgraded on start (the new tables are created, and
+the server adopts each old release's file as its ``amd64-usr`` payload: ``Publisher.adopt_legacy``).
+A version 1 server refuses a version 2 database (it would offer one board's payload to all).
 """
 
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -19,7 +25,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -58,6 +64,35 @@ releases = Table(
     Column("sha256", String(64), nullable=False),  # base64, as update_engine compares it
     Column("sha1", String(64), nullable=False),  # base64
     Column("signed", Boolean, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+# Every file of a release: ``kind`` "payload" (one per board, what update_engine installs) or
+# "extra" (Flatcar's oem-*.gz / flatcar-*.gz add-ons, listed after the payload). ``path`` is where
+# it lives under <data>/packages and under /packages/ (``<version>/<board>/<filename>``; files of
+# version 1 releases keep ``<version>/<filename>``). ``format``: "update_engine" (a CrAU version 1
+# payload), "coreroll" (a signed synthetic container), "opaque" (agents only), "extra".
+release_files = Table(
+    "release_files",
+    metadata,
+    Column("version", String(64), primary_key=True),
+    Column("board", String(64), primary_key=True),
+    Column("filename", String(255), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("path", String(512), nullable=False, unique=True),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),  # base64
+    Column("sha1", String(64), nullable=False),  # base64
+    Column("format", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+# Releases marked mandatory: a node below one is offered it before anything newer (see catalog).
+release_floors = Table(
+    "release_floors",
+    metadata,
+    Column("version", String(64), primary_key=True),
+    Column("reason", Text, nullable=True),
     Column("created_at", Float, nullable=False),
 )
 

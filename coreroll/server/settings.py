@@ -10,12 +10,14 @@ the stale window, trusted proxies for ``X-Forwarded-For``, and a cap on register
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_LISTEN = "127.0.0.1:8400"
+_SECRET = re.compile(r"^[A-Za-z0-9._~-]{8,128}$")
 
 
 def default_data_dir() -> Path:
@@ -58,12 +60,27 @@ class ServerSettings:
     # cyclic GC stops rescanning them on every collection (about 2x checks/s, 5x lower p99). Only for
     # a process that is the server (`coreroll server`), not for servers started inside tests.
     freeze_gc: bool = False
+    # HTTPS: both or neither (PEM files; uvicorn's ssl_certfile / ssl_keyfile)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    # Nebraska's --api-endpoint-suffix: when set, Omaha is served only at /v1/update/<secret>/
+    omaha_secret: str | None = None
     clock: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
         if self.history_days < 0:
             raise ValueError(f"--history-days {self.history_days:g}: expected 0 (keep all) or more days")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("--tls-cert and --tls-key go together: give both, or neither")
+        if self.omaha_secret is not None and not _SECRET.match(self.omaha_secret):
+            raise ValueError(
+                "--omaha-secret: use 8-128 of letters, digits, '-', '_', '.', '~' (it becomes a URL path part)"
+            )
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert is not None else "http"
 
     @property
     def database_url(self) -> str:

@@ -135,7 +135,7 @@ class Storage:
                     await conn.execute(text(f"SELECT pg_advisory_xact_lock({_ADVISORY_LOCK})"))
                 await conn.run_sync(schema.metadata.create_all)
                 found = (await conn.execute(select(func.max(schema.schema_version.c.version)))).scalar()
-                if found is None:
+                if found is None or found < schema.SCHEMA_VERSION:  # new, or upgraded by create_all
                     await conn.execute(
                         insert(schema.schema_version).values(
                             version=schema.SCHEMA_VERSION, applied_at=self.clock()

@@ -7,7 +7,10 @@
   ``is_newer(a, b)``.
 - ``DEFAULT_CHANNELS`` (alpha, beta, stable), ``PROMOTION`` (alpha -> beta -> stable),
   ``promotion_source(to)``: the channel a release must have been on to be promoted to ``to``.
-- ``LEGACY_TRACKS``: CoreOS's amd64 group UUIDs -> track names (still sent by old machines).
+- ``LEGACY_TRACKS``: CoreOS's amd64 and arm64 group UUIDs -> track names (still sent by old
+  machines; Nebraska's ``initialFlatcarGroups``).
+- ``DEFAULT_BOARD`` (``amd64-usr``, what a request without ``board`` means, as in Nebraska),
+  ``KNOWN_BOARDS``, ``valid_board(board)``: the boards a payload can be published for.
 """
 
 from __future__ import annotations
@@ -24,7 +27,15 @@ LEGACY_TRACKS: dict[str, str] = {
     "3fe10490-dd73-4b49-b72a-28ac19acfcdc": "beta",
     "9a2deb70-37be-4026-853f-bfdd6b347bbe": "stable",
     "72834a2b-ad86-4d6d-b498-e08a19ebe54e": "edge",
+    # arm64
+    "e641708d-fb48-4260-8bdf-ba2074a1147a": "alpha",
+    "d112ec01-ba34-4a9e-9d4b-9814a685f266": "beta",
+    "11a585f6-9418-4df0-8863-78b2fd3240f8": "stable",
+    "b4b2fa22-c1ea-498c-a8ac-c1dc0b1d7c17": "edge",
 }
+DEFAULT_BOARD = "amd64-usr"
+KNOWN_BOARDS: tuple[str, ...] = ("amd64-usr", "arm64-usr")
+_BOARD_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,30}-usr$")
 _VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$")
 _PART_RE = re.compile(r"(\d+)|(\D+)")
 
@@ -44,6 +55,11 @@ def next_free_version(taken: set[str] | dict[str, object], day: dt.date | None =
     while coreos_version(day, 0, patch) in taken:
         patch += 1
     return coreos_version(day, 0, patch)
+
+
+def valid_board(board: str) -> bool:
+    """``amd64-usr``, ``arm64-usr`` or another ``<arch>-usr`` (lowercase, at most 35 characters)."""
+    return bool(_BOARD_RE.match(board))
 
 
 def valid_version(version: str) -> bool:

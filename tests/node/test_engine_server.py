@@ -219,7 +219,7 @@ async def test_tampered_payload_is_refused_reported_and_the_partitions_kept(
 ) -> None:
     publish_synthetic(update_server, "2.0.0", image_size=8192)
     key = server_public_key(update_server.settings.data_dir)
-    stored = update_server.settings.data_dir / "packages" / "2.0.0" / "update.gz"
+    stored = update_server.settings.data_dir / "packages" / "2.0.0" / "amd64-usr" / "update.gz"
     data = bytearray(stored.read_bytes())
     if tamper == "byte-flipped":
         stored.write_bytes(_flip(data, 700))

@@ -1,5 +1,6 @@
-"""Shared by the Omaha tests: the update_engine request of reference 1.2, byte for byte, and the
-byte-level mutation the fuzz tests apply to valid inputs."""
+"""Shared by the Omaha tests: the update_engine request of reference 1.2, byte for byte, its variants
+as update_engine builds them (arm64, no machine id, a check carrying a 3/9 "deferred" event), and
+the byte-level mutation the fuzz tests apply to valid inputs."""
 
 from __future__ import annotations
 
@@ -33,6 +34,25 @@ _CHECK_BODY = (
 def with_app_body(body: bytes) -> bytes:
     """UPDATE_ENGINE_REQUEST with the lines inside <app> replaced by ``body``."""
     return UPDATE_ENGINE_REQUEST.replace(_CHECK_BODY, body)
+
+
+# An arm64 node: update_engine sends board="arm64-usr" and sp="<version>_aarch64" (uname -m).
+UPDATE_ENGINE_ARM64_REQUEST = UPDATE_ENGINE_REQUEST.replace(
+    b'board="amd64-usr"', b'board="arm64-usr"'
+).replace(b'sp="3975.2.1_x86_64"', b'sp="3975.2.1_aarch64"')
+
+# /etc/machine-id empty (first boot, a broken image): update_engine still sends the attribute.
+UPDATE_ENGINE_NO_MACHINE_ID = UPDATE_ENGINE_REQUEST.replace(
+    b'machineid="9ce7a919806c4f3785eb6d260345ac4a"', b'machineid=""'
+)
+
+# A check whose event is 3/9 (UpdateDeferred) with errorcode 40 (DeferredForBackoff): update_engine
+# writes an event whose result is not Success with its errorcode (GetAppBody), outside the 3/2 table.
+UPDATE_ENGINE_DEFERRED_CHECK = with_app_body(
+    b'        <ping active="1"></ping>\n'
+    b"        <updatecheck></updatecheck>\n"
+    b'        <event eventtype="3" eventresult="9" errorcode="40"></event>\n'
+)
 
 
 def mutate(base: bytes, ops: list[tuple[str, int, bytes]]) -> bytes:

@@ -28,7 +28,7 @@ from coreroll.omaha.protocol import (
     parse_response,
     unknown_app_response,
 )
-from tests.omaha.fixtures import UPDATE_ENGINE_REQUEST, with_app_body
+from tests.omaha.fixtures import UPDATE_ENGINE_NO_MACHINE_ID, UPDATE_ENGINE_REQUEST, with_app_body
 
 CLIENT_FIELDS = dict(
     version="3975.2.1",
@@ -228,14 +228,6 @@ BAD_REQUESTS = {
     "no protocol": (UPDATE_ENGINE_REQUEST.replace(b'protocol="3.0" ', b""), "no protocol"),
     "wrong root": (b"<response protocol='3.0'/>", "expected <request>"),
     "no app": (b"<request protocol='3.0'><os/></request>", "no <app>"),
-    "missing machineid": (
-        UPDATE_ENGINE_REQUEST.replace(b' machineid="9ce7a919806c4f3785eb6d260345ac4a"', b""),
-        "missing machineid",
-    ),
-    "empty machineid": (
-        UPDATE_ENGINE_REQUEST.replace(b"9ce7a919806c4f3785eb6d260345ac4a", b""),
-        "missing machineid",
-    ),
     "missing appid": (
         UPDATE_ENGINE_REQUEST.replace(b'appid="{e96281a6-d1af-4bde-9a0a-97b76e56dc57}"', b""),
         "missing appid",
@@ -276,6 +268,9 @@ def test_bad_request_is_refused_quickly_with_a_short_reason(case: str) -> None:
     assert elapsed < 0.5, f"{case} took {elapsed:.3f}s"
     # The parser is not left in a bad state: the next valid request parses normally.
     assert parse_request(UPDATE_ENGINE_REQUEST).apps[0].machineid == "9ce7a919806c4f3785eb6d260345ac4a"
+    # Nebraska accepts machineid="" (and none): the server decides what to register it as.
+    assert parse_request(UPDATE_ENGINE_NO_MACHINE_ID).apps[0].machineid == ""
+    assert parse_request(UPDATE_ENGINE_REQUEST.replace(b' machineid="9ce7a919806c4f3785eb6d260345ac4a"', b""))
 
 
 def test_any_event_pair_is_accepted_when_the_server_asks_for_it() -> None:

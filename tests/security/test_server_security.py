@@ -66,6 +66,7 @@ ADMIN_BODIES = {
     "/api/v1/releases": {"version": "9.9.9", "synthetic": True, "channel": "stable"},
     "/api/v1/channels/{name}": {"version": "9.9.9"},
     "/api/v1/releases/{version}/promote": {"to": "beta"},
+    "/api/v1/releases/{version}/floor": {"floor": True, "reason": "evil"},
     "/api/v1/groups": {"id": "evil", "name": "Evil", "track": "evil", "channel": "stable"},
     "/api/v1/groups/{group_id}/policy": {"updates_enabled": False},
     "/api/v1/groups/{group_id}/pause": {},

@@ -37,14 +37,16 @@ def request_xml(
     ping: bool = True,
     events: list[OmahaEvent] | None = None,
     previous: str | None = "",
+    agent: bool = True,
 ) -> bytes:
-    """What update_engine sends: a check carries a 3/2 event with ``previous`` (None: no 3/2)."""
+    """What coreroll's agent sends (update_engine's request plus ``coreroll_agent="1"``; ``agent=False``:
+    update_engine's own bytes): a check carries a 3/2 event with ``previous`` (None: no 3/2)."""
     if events is None:
         events = [] if previous is None or not updatecheck else [OmahaEvent(3, 2, None, previous)]
     return build_request(
         version=version, track=track, machineid=machineid, bootid="{b0071d00-0000-4000-8000-000000000000}",
         oem="ami", oemversion="0.1", alephversion="3510.2.0", board="amd64-usr", installsource="scheduler",
-        ping=ping, updatecheck=updatecheck, events=events,
+        ping=ping, updatecheck=updatecheck, events=events, coreroll_agent=agent,
     )  # fmt: skip
 
 
@@ -93,6 +95,31 @@ def publish(server: Any, version: str, channel: str = "stable") -> dict[str, Any
                  {"version": version, "synthetic": True, "channel": channel, "image_size": 4096})  # fmt: skip
     assert reply.status_code == 201, reply.text
     return reply.json()
+
+
+def real_payload(tag: str, size: int = 3000) -> bytes:
+    """Bytes shaped like an update_engine payload: ``CrAU``, u64 version 1, then filler."""
+    return b"CrAU" + (1).to_bytes(8, "big") + (tag.encode() * size)[:size]
+
+
+def upload(server: Any, version: str, data: bytes, **params: str) -> httpx.Response:
+    """``POST /api/v1/releases`` with ``data`` as the body; ``params`` as query parameters."""
+    return HTTP.post(
+        f"{server.url}/api/v1/releases",
+        params={"version": version, **params},
+        content=data,
+        headers={"Authorization": f"Bearer {server.token}", "Content-Type": "application/octet-stream"},
+    )
+
+
+def publish_real(
+    server: Any, version: str, channel: str = "stable", board: str = "amd64-usr"
+) -> dict[str, Any]:
+    """Publish an update_engine-shaped payload (offered to update_engine too) named as Flatcar names it."""
+    reply = upload(server, version, real_payload(f"{version} {board} "), channel=channel, board=board,
+                   filename="flatcar_production_update.gz")  # fmt: skip
+    assert reply.status_code == 201, reply.text
+    return dict(reply.json())
 
 
 def instance(server: Any, machine_id: str) -> dict[str, Any]:

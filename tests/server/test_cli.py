@@ -30,7 +30,7 @@ def test_release_publish_promote_list(env: RunningServer, capsys: pytest.Capture
     code, out, _ = run(
         capsys, "release", "publish", "--synthetic", "--version", "4000.0.0", "--channel", "alpha"
     )
-    assert code == 0 and out.startswith("published 4000.0.0 (") and "signed" in out
+    assert code == 0 and out.startswith("published 4000.0.0 amd64-usr update.gz (") and "coreroll" in out
     code, _, err = run(capsys, "release", "promote", "4000.0.0", "--to", "stable")
     assert code == 1 and "never been on beta" in err and len(err.strip().splitlines()) == 1
     assert (
@@ -55,31 +55,72 @@ def test_synthetic_version_defaults_to_the_coreos_scheme(
 
     first = run(capsys, "release", "publish", "--synthetic")[1]
     second = run(capsys, "release", "publish", "--synthetic", "--json")[1]
-    assert first.startswith(f"published {coreos_version()} (")
+    assert first.startswith(f"published {coreos_version()} amd64-usr update.gz (")
     assert json.loads(second)["version"] == coreos_version(None, 0, 1)
     assert run(capsys, "release", "publish", "--file", "x")[0] == 2
 
 
 def test_release_publish_file(env: RunningServer, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     run(capsys, "release", "publish", "--synthetic", "--version", "4000.0.0")
-    payload = HTTP.get(f"{env.url}/packages/4000.0.0/update.gz").content
+    payload = HTTP.get(f"{env.url}/packages/4000.0.0/amd64-usr/update.gz").content
     (tmp_path / "update.gz").write_bytes(payload)
     # Our signed container carrying 4000.0.0 cannot be published as another version.
     code, _, err = run(
         capsys, "release", "publish", "--file", str(tmp_path / "update.gz"), "--version", "4001.0.0"
     )
     assert code == 1 and "4000.0.0" in err
-    opaque = tmp_path / "flatcar_production_update.gz"
-    opaque.write_bytes(b"\x1f\x8b" + b"x" * 5000)
-    code, out, _ = run(capsys, "release", "publish", "--file", str(opaque), "--version", "4002.0.0",
-                       "--filename", opaque.name, "--channel", "stable")  # fmt: skip
+    # A real update_engine payload keeps its file's name and is offered to update_engine itself.
+    real = tmp_path / "flatcar_production_update.gz"
+    real.write_bytes(b"CrAU" + (1).to_bytes(8, "big") + b"x" * 5000)
+    code, out, _ = run(capsys, "release", "publish", "--file", str(real), "--version", "4002.0.0",
+                       "--channel", "stable")  # fmt: skip
+    assert code == 0 and "update_engine" in out and real.name in out
+    offer = omaha(env.url, request_xml("m1", "3999.0.0", agent=False))
+    assert offer.find("app/updatecheck/manifest/packages/package").get("name") == real.name
+    codebase = offer.find("app/updatecheck/urls/url").get("codebase")
+    assert HTTP.get(codebase + real.name).content == real.read_bytes()
+    # Anything else is refused unless --opaque says it is for coreroll agents only.
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"\x1f\x8b" + b"x" * 100)
+    code, _, err = run(capsys, "release", "publish", "--file", str(junk), "--version", "4003.0.0")
+    assert code == 1 and "CrAU" in err
+    code, out, _ = run(capsys, "release", "publish", "--file", str(junk), "--version", "4003.0.0", "--opaque")
     assert code == 0 and "opaque" in out
-    offer = omaha(env.url, request_xml("m1", "3999.0.0"))
-    assert offer.find("app/updatecheck/manifest/packages/package").get("name") == opaque.name
     code, _, err = run(
         capsys, "release", "publish", "--file", str(tmp_path / "missing"), "--version", "1.0.0"
     )
     assert code == 1 and "missing" in err
+
+
+def test_release_publish_boards_extras_and_floor(
+    env: RunningServer, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    arm = tmp_path / "flatcar_production_update.gz"
+    arm.write_bytes(b"CrAU" + (1).to_bytes(8, "big") + b"arm64" * 500)
+    oem = tmp_path / "oem-ampere.gz"
+    oem.write_bytes(b"\x1f\x8b ampere oem sysext")
+    code, out, _ = run(capsys, "release", "publish", "--file", str(arm), "--version", "4010.0.0", "--board",
+                       "arm64-usr", "--extra", str(oem), "--channel", "stable", "--floor", "--floor-reason",
+                       "needed by 4100")  # fmt: skip
+    assert code == 0, out
+    assert out.startswith("published 4010.0.0 arm64-usr flatcar_production_update.gz (") and "floor" in out
+    assert "extra oem-ampere.gz" in out
+    release = HTTP.get(f"{env.url}/api/v1/releases").json()["releases"][0]
+    assert [(p["board"], p["filename"]) for p in release["payloads"]] == [("arm64-usr", arm.name)]
+    assert [(e["board"], e["filename"]) for e in release["extras"]] == [("arm64-usr", oem.name)]
+    assert (release["floor"], release["floor_reason"], release["channels"]) == (
+        True,
+        "needed by 4100",
+        ["stable"],
+    )
+    assert HTTP.get(release["extras"][0]["url"]).content == oem.read_bytes()
+    assert "arm64-usr +1" in run(capsys, "release", "list")[1]
+    code, out, _ = run(capsys, "release", "floor", "4010.0.0", "--unset")
+    assert code == 0 and out == "release 4010.0.0 is not a floor\n"
+    code, _, err = run(
+        capsys, "release", "publish", "--file", str(arm), "--version", "4010.0.0", "--board", "x"
+    )
+    assert code == 1 and "board 'x'" in err
 
 
 def test_group_commands(env: RunningServer, capsys: pytest.CaptureFixture[str]) -> None:

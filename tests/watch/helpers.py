@@ -82,11 +82,11 @@ async def wait_model(
 
 
 def check_in(server_url: str, machine_id: str, version: str = "4600.0.0", track: str = "beta") -> None:
-    """An update check as update_engine sends it (the Omaha client of coreroll.omaha)."""
+    """An update check as coreroll's agent sends it (so synthetic releases are offered to it)."""
     body = build_request(
         version=version, track=track, machineid=machine_id, bootid="{b0071d00-0000-4000-8000-000000000000}",
         oem="ami", oemversion="0.1", alephversion="3510.2.0", board="amd64-usr", installsource="scheduler",
-        ping=True, updatecheck=True, events=[],
+        ping=True, updatecheck=True, events=[], coreroll_agent=True,
     )  # fmt: skip
     reply = httpx.post(
         f"{server_url}/v1/update/", content=body, headers={"Content-Type": "text/xml"}, timeout=10
