@@ -17,6 +17,7 @@ from coreroll.server.catalog import CatalogError
 from coreroll.server.feed import event_stream, parse_last_id
 from coreroll.server.records import activity_json, status_code
 from coreroll.server.state import ServerState, base_url, core
+from coreroll.wirenum import NumberError, parse_int
 
 router = APIRouter(prefix="/api/v1")
 MAX_LIMIT = 10_000
@@ -26,12 +27,9 @@ def _int(value: str | None, name: str, default: int, low: int = 0, high: int = 2
     if value is None or value == "":
         return default
     try:
-        number = int(value)
-    except ValueError:
-        raise CatalogError(400, f"query parameter {name}={value!r} is not an integer") from None
-    if not low <= number <= high:
-        raise CatalogError(400, f"query parameter {name}={number} must be between {low} and {high}")
-    return number
+        return parse_int(value, name, low, high)
+    except NumberError as exc:
+        raise CatalogError(400, f"query parameter {exc}") from None
 
 
 def _bool(value: str | None, name: str) -> bool | None:
@@ -155,7 +153,7 @@ async def instance_history(request: Request, machine_id: str) -> dict[str, Any]:
 @router.get("/activity")
 async def activity(request: Request) -> dict[str, Any]:
     q = request.query_params
-    after = _int(q.get("after"), "after", 0)
+    after = _int(q.get("after"), "after", 0, 0, core(request).storage.max_id)
     limit = _int(q.get("limit"), "limit", 500, 1, MAX_LIMIT)
     return {"activity": await _activity(request, after, limit)}
 
@@ -163,7 +161,12 @@ async def activity(request: Request) -> dict[str, Any]:
 @router.get("/feed")
 async def feed(request: Request) -> StreamingResponse:
     state = core(request)
-    after = parse_last_id(request.headers.get("last-event-id"), request.query_params.get("after"))
+    try:
+        after = parse_last_id(
+            request.headers.get("last-event-id"), request.query_params.get("after"), state.storage.max_id
+        )
+    except NumberError as exc:
+        raise CatalogError(400, f"feed position: {exc}") from None
     return StreamingResponse(
         event_stream(state.storage, state.metrics, after, state.stopping),
         media_type="text/event-stream",

@@ -35,6 +35,7 @@ from coreroll.server.releases import Publisher
 from coreroll.server.settings import ServerSettings
 from coreroll.server.state import ServerState, base_url, core
 from coreroll.server.storage import Storage
+from coreroll.wirenum import parse_capped
 
 log = logging.getLogger("coreroll.server")
 FIXED_NOUPDATE = (
@@ -50,7 +51,8 @@ class BodyTooLarge(Exception):
 
 async def read_capped(request: Request, cap: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > cap:
+    size = parse_capped(declared.strip(), cap + 1) if declared else None
+    if size is not None and size > cap:
         raise BodyTooLarge
     body = bytearray()
     async for chunk in request.stream():

@@ -15,15 +15,19 @@ from collections.abc import AsyncIterator
 
 from coreroll.server.metrics import Metrics
 from coreroll.server.storage import Storage
+from coreroll.wirenum import parse_int
 
 KEEPALIVE_SECONDS = 15.0
 BATCH = 500
 
 
-def parse_last_id(header: str | None, query: str | None) -> int | None:
-    for raw in (header, query):
-        if raw is not None and raw.strip().isdigit():
-            return int(raw.strip())
+def parse_last_id(header: str | None, query: str | None, max_id: int) -> int | None:
+    """The position to resume after: the ``Last-Event-ID`` header, else ``?after=``, else None
+    (the head). Empty values count as absent (an EventSource whose last id was empty sends one);
+    anything else must be ASCII digits up to ``max_id``, else ``NumberError`` naming it."""
+    for raw, name in ((header, "Last-Event-ID"), (query, "after")):
+        if raw is not None and raw.strip():
+            return parse_int(raw, name, 0, max_id)
     return None
 
 
@@ -37,8 +41,14 @@ async def event_stream(
             after = await storage.current_head()
         elif after > 0:
             oldest = await storage.oldest_change()
-            if oldest > after + 1:
-                head = await storage.current_head()
+            head = await storage.current_head()
+            if after > head:  # another database, or a made-up id: waiting for it would show nothing
+                yield (
+                    f'event: reset\ndata: {{"feed_id": {head}, "reason": "changes after {after} do not exist '
+                    f'(the newest is {head}); reload /api/v1/snapshot"}}\n\n'
+                )
+                after = head
+            elif oldest > after + 1:
                 yield (
                     f'event: reset\ndata: {{"feed_id": {head}, "reason": "changes after {after} are no longer '
                     f'retained (oldest is {oldest}); reload /api/v1/snapshot"}}\n\n'
