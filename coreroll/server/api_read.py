@@ -7,20 +7,21 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 
 from coreroll import __version__
 from coreroll.omaha.codes import APP_ID
 from coreroll.server import schema
 from coreroll.server.catalog import CatalogError
-from coreroll.server.feed import event_stream, parse_last_id
+from coreroll.server.feed import FeedResponse, parse_last_id
 from coreroll.server.records import activity_json, status_code
 from coreroll.server.state import ServerState, base_url, core
 from coreroll.wirenum import NumberError, parse_int
 
 router = APIRouter(prefix="/api/v1")
 MAX_LIMIT = 10_000
+MAX_CURSOR = 256  # characters of an ?after= cursor (machine ids are at most 128)
 
 
 def _int(value: str | None, name: str, default: int, low: int = 0, high: int = 2**62) -> int:
@@ -159,7 +160,7 @@ async def activity(request: Request) -> dict[str, Any]:
 
 
 @router.get("/feed")
-async def feed(request: Request) -> StreamingResponse:
+async def feed(request: Request) -> Response:
     state = core(request)
     try:
         after = parse_last_id(
@@ -167,8 +168,14 @@ async def feed(request: Request) -> StreamingResponse:
         )
     except NumberError as exc:
         raise CatalogError(400, f"feed position: {exc}") from None
-    return StreamingResponse(
-        event_stream(state.storage, state.metrics, after, state.stopping),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    subscriber = state.feed.subscribe()
+    if subscriber is None:
+        limit = state.feed.max_clients
+        message = (
+            "the server is shutting down"
+            if state.stopping.is_set()
+            else f"feed client limit reached: {limit} clients are connected; "
+            f"start the server with --max-feed-clients N (N > {limit}) to allow more"
+        )
+        return JSONResponse({"error": message}, status_code=503, headers={"Retry-After": "10"})
+    return FeedResponse(state.feed, subscriber, after)

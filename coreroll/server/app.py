@@ -2,7 +2,7 @@
 
 On startup (lifespan): open storage (schema created/checked), load the catalog and create the
 default channels and groups, count instances, load or create the admin token, and start pruning
-the change log. The Omaha route is a plain Starlette route (no FastAPI request models on the hot
+the change log and the feed's fan-out task (``coreroll.server.feed.FeedHub``). The Omaha route is a plain Starlette route (no FastAPI request models on the hot
 path); ``settings.fixed_response_route`` adds ``POST /bench/fixed`` answering a constant noupdate
 through the same stack, the framework ceiling the benchmark compares against.
 """
@@ -26,6 +26,7 @@ from coreroll.omaha.protocol import MAX_BODY
 from coreroll.server import api_admin, api_read
 from coreroll.server.auth import load_or_create_token
 from coreroll.server.catalog import Catalog, CatalogError
+from coreroll.server.feed import FeedHub
 from coreroll.server.metrics import CONTENT_TYPE, Metrics
 from coreroll.server.omaha_handler import TEXT, OmahaHandler
 from coreroll.server.packages import serve_package
@@ -151,6 +152,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         registry = Registry(storage, settings.stale_window_seconds, cache=storage.is_sqlite)
         await registry.load_count()
         metrics = Metrics()
+        stopping = asyncio.Event()
         state = ServerState(
             settings=settings,
             storage=storage,
@@ -159,20 +161,25 @@ def create_app(settings: ServerSettings) -> FastAPI:
             metrics=metrics,
             handler=OmahaHandler(settings, storage, catalog, registry, metrics),
             publisher=Publisher(settings, catalog),
+            feed=FeedHub(storage, metrics, settings.max_feed_clients, stopping),
             token=load_or_create_token(settings),
+            stopping=stopping,
         )
         app.state.core = state
         if settings.freeze_gc:
             gc.collect()
             gc.freeze()
         pruner = asyncio.create_task(_prune_forever(state))
+        fan_out = asyncio.create_task(state.feed.run())
         try:
             yield
         finally:
             state.stopping.set()
-            pruner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pruner
+            state.feed.close()
+            for task in (pruner, fan_out):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await storage.close()
 
     app = FastAPI(
