@@ -121,6 +121,12 @@ async def instances(request: Request) -> dict[str, Any]:
             raise CatalogError(400, f"query parameter status={q['status']!r} is not an instance status")
     limit = _int(q.get("limit"), "limit", 100, 1, MAX_LIMIT)
     offset = _int(q.get("offset"), "offset", 0)
+    after = q.get("after")
+    if after is not None:
+        if offset:
+            raise CatalogError(400, "query parameters after and offset: give one or the other")
+        if len(after) > MAX_CURSOR:
+            raise CatalogError(400, f"query parameter after: over {MAX_CURSOR} characters (a machine id)")
     feed_id = state.storage.head
     items, total = await state.registry.list(
         now=state.settings.clock(),
@@ -129,10 +135,20 @@ async def instances(request: Request) -> dict[str, Any]:
         track=q.get("channel") or None,
         version=q.get("version") or None,
         stale=_bool(q.get("stale"), "stale"),
-        limit=limit,
+        limit=limit + 1,  # one more tells whether there is a next page
         offset=offset,
+        after=after,
     )
-    return {"instances": items, "total": total, "limit": limit, "offset": offset, "feed_id": feed_id}
+    more = len(items) > limit
+    del items[limit:]
+    return {
+        "instances": items,
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "next": items[-1]["machine_id"] if more else None,
+        "feed_id": feed_id,
+    }
 
 
 @router.get("/instances/{machine_id}")
