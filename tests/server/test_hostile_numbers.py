@@ -88,7 +88,8 @@ FEED_CASES = {
 
 @pytest.mark.parametrize("where", ["header", "query"])
 @pytest.mark.parametrize("case", sorted(FEED_CASES))
-def test_feed_position_out_of_range_is_400(sqlite_server: RunningServer, where: str, case: str) -> None:
+def test_feed_position_out_of_range_is_400(server: RunningServer, where: str, case: str) -> None:
+    sqlite_server = server  # and PostgreSQL
     value = FEED_CASES[case]
     name = "Last-Event-ID" if where == "header" else "after"
     headers = {"Last-Event-ID": value.encode()} if where == "header" else {}
@@ -102,12 +103,25 @@ def test_feed_position_out_of_range_is_400(sqlite_server: RunningServer, where: 
     assert get(sqlite_server, "/api/v1/info")["server"] == "coreroll"  # still serving
 
 
-def test_feed_position_past_the_head_resets_to_the_head(sqlite_server: RunningServer) -> None:
-    server = sqlite_server
+def test_feed_position_past_the_head_resets_to_the_head(server: RunningServer) -> None:
     head = get(server, "/api/v1/info")["feed_id"]
     first = read_feed(server.url, head + 1000, until=lambda evs: True)[0]
     assert first["event"] == "reset" and first["data"]["feed_id"] == head
     assert "do not exist" in first["data"]["reason"]
+
+
+def test_ids_past_the_database_id_column_are_400(server: RunningServer) -> None:
+    """PostgreSQL's SERIAL ends at 2^31-1 (asyncpg refused a bigger parameter: a 500), SQLite's at 2^63-1."""
+    past = 2**31 if server.settings.database_url.startswith("postgres") else 2**63
+    for path, name, params, headers in (
+        ("/api/v1/activity", "after", {"after": str(past)}, {}),
+        ("/api/v1/feed", "after", {"after": str(past)}, {}),
+        ("/api/v1/feed", "Last-Event-ID", {}, {"Last-Event-ID": str(past)}),
+    ):
+        reply = HTTP.get(f"{server.url}{path}", params=params, headers=headers)
+        assert reply.status_code == 400 and name in reply.json()["error"], (path, reply.text[:200])
+        assert f"to {past - 1})" in reply.json()["error"]
+    assert HTTP.get(f"{server.url}/api/v1/activity", params={"after": str(past - 1)}).status_code == 200
 
 
 def test_query_numbers_are_ascii_and_bounded(sqlite_server: RunningServer) -> None:
