@@ -24,9 +24,10 @@ built-in asyncio keep-alive HTTP/1.1 client):
 - ``omaha + N feed`` and ``omaha writes + N feed``: the same two runs with ``--feed-clients`` (300)
   Server-Sent-Events clients connected to ``/api/v1/feed`` by another process, reading every event
   (the server is started with ``--max-feed-clients`` above that). The plain runs are the baseline.
-Rounds alternate the four runs (``--rounds``, median reported; the omaha/fixed ratio is the median
+Rounds alternate the runs (``--rounds``, median reported; the omaha/fixed ratio is the median
 of per-round ratios), so load from elsewhere on a shared machine hits both endpoints alike.
-Targets: >= 1,500 checks/s, p99 < 25 ms at 500/s, omaha >= half of fixed. Prints a table, writes JSON.
+Targets: >= 1,500 checks/s, p99 < 25 ms at 500/s, omaha >= half of fixed, writing checks with the feed
+clients >= half of without (median of per-round ratios). Prints a table, writes JSON.
 """
 
 from __future__ import annotations
