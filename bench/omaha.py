@@ -1,7 +1,8 @@
 """Omaha update-check benchmark: the update server's hot path against the framework's own ceiling.
 
     .venv/bin/python bench/omaha.py [--instances 100000] [--machines 1000] [--seconds 5] [--rounds 3]
-                                    [--connections 32] [--rate 500] [--out bench/results/omaha.json]
+                                    [--connections 32] [--rate 500] [--feed-clients 300]
+                                    [--out bench/results/omaha.json]
 
 Setup: a fresh SQLite database with ``--instances`` registered instances (bulk-inserted directly),
 a release on the stable channel, and the server (``python -m coreroll.server``, uvicorn + uvloop +
@@ -17,10 +18,16 @@ built-in asyncio keep-alive HTTP/1.1 client):
 - ``omaha (memo misses)``: the same with every body made distinct (padding spaces), so the server's
   parse memo (identical bodies are parsed once) never hits: the cost of parsing every request;
 - ``omaha@rate``: the built-in generator paced at ``--rate`` checks/s (open loop; latency from the
-  scheduled send time, so queueing counts): median, p99.
-Rounds alternate the four runs (``--rounds``, median reported; the omaha/fixed ratio is the median
+  scheduled send time, so queueing counts): median, p99;
+- ``omaha writes``: every machine cycles through ``WRITE_BOOTIDS`` boot ids, so (almost) every check
+  changes the instance: a database write and a feed event each;
+- ``omaha + N feed`` and ``omaha writes + N feed``: the same two runs with ``--feed-clients`` (300)
+  Server-Sent-Events clients connected to ``/api/v1/feed`` by another process, reading every event
+  (the server is started with ``--max-feed-clients`` above that). The plain runs are the baseline.
+Rounds alternate the runs (``--rounds``, median reported; the omaha/fixed ratio is the median
 of per-round ratios), so load from elsewhere on a shared machine hits both endpoints alike.
-Targets: >= 1,500 checks/s, p99 < 25 ms at 500/s, omaha >= half of fixed. Prints a table, writes JSON.
+Targets: >= 1,500 checks/s, p99 < 25 ms at 500/s, omaha >= half of fixed, writing checks with the feed
+clients >= half of without (median of per-round ratios). Prints a table, writes JSON.
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ from coreroll.omaha.protocol import OmahaEvent, build_request  # noqa: E402
 VERSION = "4885.0.0"
 # 8 x 1000 distinct bodies sent in a fixed cycle: a 4096-body FIFO memo never holds the next one.
 MEMO_DEFEAT_VARIANTS = 8
+WRITE_BOOTIDS = 8  # boot ids each machine cycles through in the writing runs
 TOKEN = "bench-token"
 
 
@@ -59,18 +67,21 @@ def machine_id(i: int) -> str:
     return f"{i:032x}"
 
 
-def check_body(i: int, variant: int = 0) -> bytes:
+def check_body(i: int, variant: int = 0, boot: int = 0) -> bytes:
     """Machine i's check as update_engine sends it; ``variant`` > 0 pads the <request> tag with that
-    many spaces: the same request to the server, different bytes (defeats the server's parse memo)."""
+    many spaces: the same request to the server, different bytes (defeats the server's parse memo);
+    ``boot`` picks another boot id (a changed instance: the server writes it)."""
     body = build_request(
-        version=VERSION, track="stable", machineid=machine_id(i), bootid="{3c9c0e11-0000-4000-8000-000000000000}",
+        version=VERSION, track="stable", machineid=machine_id(i), bootid=f"{{3c9c0e11-0000-4000-8000-{boot:012d}}}",
         oem="ami", oemversion="0.1", alephversion="3510.2.0", board="amd64-usr", installsource="scheduler",
         ping=True, updatecheck=True, events=[OmahaEvent(3, 2, None, "")],
     )  # fmt: skip
     return body.replace(b"<request ", b"<request " + b" " * variant, 1) if variant else body
 
 
-def all_bodies(machines: int, variants: int) -> list[bytes]:
+def all_bodies(machines: int, variants: int, boots: int = 1) -> list[bytes]:
+    if boots > 1:
+        return [check_body(i, 0, b) for b in range(boots) for i in range(machines)]
     return [check_body(i, v) for v in range(variants) for i in range(machines)]
 
 
@@ -116,13 +127,13 @@ def create_database(data_dir: Path, instances: int) -> float:
     return time.perf_counter() - started
 
 
-def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(data_dir: Path, feed_clients: int) -> tuple[subprocess.Popen[bytes], str]:
     from coreroll.server.runner import free_port
 
     port = free_port()
     log = (data_dir / "server.log").open("ab")
     argv = [sys.executable, "-m", "coreroll.server", "--listen", f"127.0.0.1:{port}", "--data", str(data_dir),
-            "--token", TOKEN, "--bench-fixed-route"]  # fmt: skip
+            "--token", TOKEN, "--bench-fixed-route", "--max-feed-clients", str(feed_clients + 16)]  # fmt: skip
     proc = subprocess.Popen(argv, stdout=log, stderr=log, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
     import httpx
@@ -166,9 +177,8 @@ def _http_request(host: str, port: int, path: str, body: bytes) -> bytes:
 
 async def loadgen(spec: dict[str, Any]) -> dict[str, Any]:
     host, port, path = spec["host"], spec["port"], spec["path"]
-    requests = [
-        _http_request(host, port, path, b) for b in all_bodies(spec["machines"], spec.get("variants", 1))
-    ]
+    bodies = all_bodies(spec["machines"], spec.get("variants", 1), spec.get("boots", 1))
+    requests = [_http_request(host, port, path, b) for b in bodies]
     random.Random(1).shuffle(requests)
     seconds, rate, conns = spec["seconds"], spec["rate"], spec["connections"]
     limit = spec.get("requests") or float("inf")
@@ -245,15 +255,82 @@ def run_loadgen(
     rate: float,
     requests: int = 0,
     variants: int = 1,
+    boots: int = 1,
 ) -> dict[str, Any]:
     """Run the built-in generator in its own process; ``requests`` > 0 stops after that many."""
     host, port = url.removeprefix("http://").split(":")
     spec = {"host": host, "port": int(port), "path": path, "machines": machines, "seconds": seconds,
-            "connections": connections, "rate": rate, "requests": requests, "variants": variants}  # fmt: skip
+            "connections": connections, "rate": rate, "requests": requests, "variants": variants,
+            "boots": boots}  # fmt: skip
     out = subprocess.run(
         [sys.executable, __file__, "--loadgen", json.dumps(spec)], capture_output=True, check=True
     )
     return json.loads(out.stdout)
+
+
+# ---- feed clients (run in their own process: `bench/omaha.py --feedclients SPEC`) -----------------
+async def feed_clients(spec: dict[str, Any]) -> None:
+    """Open ``count`` SSE connections to /api/v1/feed, print ``ready N`` once all answered, read every
+    event until stdin closes, then print the totals as JSON."""
+    host, port, count = spec["host"], spec["port"], spec["count"]
+    events = 0
+    refused: list[int] = []
+    ready = asyncio.Event()
+    answered = 0
+
+    async def client() -> None:
+        nonlocal events, answered
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(
+            f"GET /api/v1/feed HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n\r\n".encode()
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        answered += 1
+        if answered == count:
+            ready.set()
+        if status != 200:
+            refused.append(status)
+            writer.close()
+            return
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            while chunk := await reader.read(65536):
+                events += chunk.count(b"\nid: ")
+        writer.close()
+
+    tasks = [asyncio.ensure_future(client()) for _ in range(count)]
+    await ready.wait()
+    print(f"ready {count - len(refused)}", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until the bench closes stdin
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    print(
+        json.dumps({"connected": count - len(refused), "refused": len(refused), "events": events}), flush=True
+    )
+
+
+class FeedClients:
+    """``with FeedClients(url, n) as clients:`` n feed clients connected (in another process) meanwhile."""
+
+    def __init__(self, url: str, count: int) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        spec = json.dumps({"host": host, "port": int(port), "count": count})
+        self.proc = subprocess.Popen([sys.executable, __file__, "--feedclients", spec], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)  # fmt: skip
+        self.count = count
+        self.totals: dict[str, int] = {}
+
+    def __enter__(self) -> FeedClients:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().split()
+        if line[:1] != ["ready"] or int(line[1]) != self.count:
+            raise SystemExit(f"feed clients: expected 'ready {self.count}', got {line}")
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        out, _ = self.proc.communicate(timeout=60)  # closes stdin: the clients disconnect
+        self.totals = json.loads(out.strip().splitlines()[-1])
 
 
 # ---- wrk ---------------------------------------------------------------------------------------------
@@ -316,9 +393,15 @@ def main() -> int:
         "--rounds", type=int, default=3, help="alternating rounds per endpoint (median reported)"
     )
     parser.add_argument("--generator", choices=["auto", "wrk", "asyncio"], default="auto")
+    parser.add_argument("--feed-clients", type=int, default=300, metavar="N",
+                        help="SSE clients connected during the '+ feed' runs (default 300)")  # fmt: skip
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "omaha.json"))
     parser.add_argument("--loadgen", help=argparse.SUPPRESS)
+    parser.add_argument("--feedclients", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.feedclients:
+        asyncio.run(feed_clients(json.loads(args.feedclients)))
+        return 0
     if args.loadgen:
         with contextlib.suppress(ImportError):
             import uvloop
@@ -335,8 +418,10 @@ def main() -> int:
     print(f"creating {args.instances} instances in {data / 'coreroll.db'} ...", file=sys.stderr)
     setup_seconds = create_database(data, args.instances)
     print("starting the server (python -m coreroll.server) ...", file=sys.stderr)
-    proc, url = start_server(data)
+    proc, url = start_server(data, args.feed_clients)
     results: dict[str, Any] = {}
+    import httpx
+
     try:
 
         def saturate(path: str, variants: int = 1) -> dict[str, Any]:
@@ -349,6 +434,28 @@ def main() -> int:
 
         def paced(path: str) -> dict[str, Any]:
             return run_loadgen(url, path, args.machines, args.seconds, 64, args.rate)
+
+        def writes(path: str) -> dict[str, Any]:
+            return run_loadgen(
+                url, path, args.machines, args.seconds, args.connections, 0, boots=WRITE_BOOTIDS
+            )
+
+        def feed_metrics() -> dict[str, float]:
+            text = httpx.get(f"{url}/metrics", timeout=30).text
+            pattern = r'^(coreroll_feed_(?:reads_total\{reason="\w+"\}|overflows_total)) ([0-9.e+]+)$'
+            return {name: float(value) for name, value in re.findall(pattern, text, re.M)}
+
+        def with_feed(how: Any) -> Any:
+            def run(path: str) -> dict[str, Any]:
+                before = feed_metrics()
+                with FeedClients(url, args.feed_clients) as clients:
+                    result = how(path)
+                server = {k: v - before.get(k, 0.0) for k, v in feed_metrics().items()}
+                return {**result, "feed_clients": clients.totals, "server_feed": server}
+
+            return run
+
+        feed = f"+ {args.feed_clients} feed"
 
         # Warm-up: every machine checks in twice (its first check registers it: ip and last_check
         # change, so that one writes), imports and caches settle.
@@ -366,6 +473,9 @@ def main() -> int:
                 ("omaha (memo misses)", "/v1/update/", unique),
                 (f"omaha@{args.rate:g}/s", "/v1/update/", paced),
                 (f"fixed@{args.rate:g}/s", "/bench/fixed", paced),
+                (f"omaha {feed}", "/v1/update/", with_feed(saturate)),
+                ("omaha writes", "/v1/update/", writes),
+                (f"omaha writes {feed}", "/v1/update/", with_feed(writes)),
             ):
                 print(f"round {round_no}/{args.rounds}: {name} for {args.seconds:g} s ...", file=sys.stderr)
                 runs.setdefault(name, []).append(how(path))
@@ -385,8 +495,21 @@ def main() -> int:
     paced = results[f"omaha@{args.rate:g}/s"]
     # Paired by round (each omaha round ran right after its fixed round), median of the ratios.
     ratio = statistics.median(o / f for o, f in zip(omaha["rounds"], fixed["rounds"], strict=True))
+    with_feed_rows = [
+        results[f"omaha + {args.feed_clients} feed"],
+        results[f"omaha writes + {args.feed_clients} feed"],
+    ]
+    feed_ratio = statistics.median(
+        f / o for f, o in zip(results[f"omaha writes + {args.feed_clients} feed"]["rounds"],
+                              results["omaha writes"]["rounds"], strict=True)
+    )  # fmt: skip
     targets = {
         "checks_per_second >= 1500": omaha["per_second"] >= 1500,
+        f"writes with {args.feed_clients} feed clients >= 0.5 x without": feed_ratio >= 0.5,
+        "every feed client connected, none refused": all(
+            r["feed_clients"]["connected"] == args.feed_clients and r["feed_clients"]["refused"] == 0
+            for r in with_feed_rows
+        ),
         f"p99 at {args.rate:g}/s < 25 ms": paced["p99_ms"] < 25,
         "omaha >= 0.5 x fixed": ratio >= 0.5,
         "all answers 200 noupdate": all(
@@ -397,6 +520,8 @@ def main() -> int:
     print(f"{'run':<20} {'generator':<9} {'requests':>9} {'req/s':>9} {'median ms':>10} {'p99 ms':>8}  ratio")
     for name, r in results.items():
         base = results[f"fixed@{args.rate:g}/s"] if name.endswith("/s") else results["fixed"]
+        if "feed" in name:  # against the same run without the feed clients
+            base = results[name.removesuffix(f" + {args.feed_clients} feed")]
         print(f"{name:<20} {r['generator']:<9} {r['requests']:>9} {r['per_second']:>9.0f} {r['median_ms']:>10.2f} "
               f"{r['p99_ms']:>8.2f}  {r['per_second'] / base['per_second']:.2f}")  # fmt: skip
     print(
@@ -419,11 +544,13 @@ def main() -> int:
             "connections": args.connections,
             "seconds": args.seconds,
             "rate": args.rate,
+            "feed_clients": args.feed_clients,
             "db": "sqlite (WAL)",
             "bulk_insert_s": round(setup_seconds, 2),
         },
         "results": results,
         "omaha_vs_fixed": round(ratio, 3),
+        "writes_with_feed_vs_without": round(feed_ratio, 3),
         "targets": targets,
     }
     write_results(args.out, report, lead="\n")

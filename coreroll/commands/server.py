@@ -44,6 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--history-days", type=float, default=90.0, metavar="DAYS",
                         help="delete instance history and activity older than this (default 90, 0: keep all; "
                         "instances themselves are kept)")  # fmt: skip
+    parser.add_argument("--max-feed-clients", type=int, default=256, metavar="N",
+                        help="live feed (/api/v1/feed) clients connected at once; one more gets 503 "
+                        "(default 256)")  # fmt: skip
     parser.add_argument(
         "--public-url", metavar="URL", help="base URL for payload links (default: the request's host)"
     )
@@ -78,6 +81,7 @@ def _settings(args: argparse.Namespace) -> ServerSettings:
         public_url=args.public_url,
         poll_interval=args.poll_interval,
         history_days=args.history_days,
+        max_feed_clients=args.max_feed_clients,
         fixed_response_route=getattr(args, "bench_fixed_route", False),
         freeze_gc=True,
         tls_cert=Path(args.tls_cert) if args.tls_cert else None,

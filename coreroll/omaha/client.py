@@ -34,6 +34,7 @@ from lxml import etree
 from coreroll.omaha.codes import APP_ID, OS_PLATFORM, OS_VERSION, UPDATER_VERSION, ErrorCode, EventResult
 from coreroll.omaha.messages import OmahaEvent, OmahaParseError, ResponseInfo, UpdateOffer
 from coreroll.omaha.xmlsafe import parse_untrusted_xml
+from coreroll.wirenum import NumberError, parse_int
 
 MAX_RESPONSE_BODY: Final = 1024 * 1024
 
@@ -129,7 +130,8 @@ def build_request(
 
 # sscanf("%" PRIi64): leading blanks, a sign, then hex (0x..), octal (0..) or decimal; trailing junk ignored.
 _SCANF_INT = re.compile(r"[ \t\n\r\f\v]*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
-_STRICT_INT = re.compile(r"[+-]?[0-9]+")
+_INT64_MAX = 2**63 - 1
+_INT64_DIGITS = 22  # the longest int64 in any base %i reads (octal); longer saturates unparsed
 
 
 def _scanf_int(raw: str) -> int:
@@ -137,7 +139,11 @@ def _scanf_int(raw: str) -> int:
     if not match:
         return 0
     sign, digits = match.groups()
-    value = int(digits, 0) if digits[:2] in ("0x", "0X") else int(digits, 8 if digits.startswith("0") else 10)
+    is_hex = digits[:2] in ("0x", "0X")
+    if len((digits[2:] if is_hex else digits).lstrip("0")) > _INT64_DIGITS:
+        value = _INT64_MAX  # strtoll saturates; and no int() of a 5,000-digit string
+    else:
+        value = min(int(digits, 16 if is_hex else 8 if digits.startswith("0") else 10), _INT64_MAX)
     return -value if sign == "-" else value
 
 
@@ -162,7 +168,10 @@ def parse_response(body: bytes) -> ResponseInfo:
     if check is None:
         raise _invalid("response has no /response/app/updatecheck")
     poll_raw = check.get("PollInterval", "")
-    poll = int(poll_raw) if _STRICT_INT.fullmatch(poll_raw) else 0
+    try:  # base::StringToInt: anything but a 32-bit integer reads as 0
+        poll = parse_int(poll_raw, "PollInterval", -(2**31), 2**31 - 1, signed=True) if poll_raw else 0
+    except NumberError:
+        poll = 0
     poll_interval = poll if poll > 0 else None
     status = check.get("status")
     if status is None:

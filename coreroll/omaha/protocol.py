@@ -8,12 +8,14 @@ Server side:
   whose ``str()`` is a short reason (answer HTTP 400 with it). Refused: over 64 KiB, not UTF-8, malformed
   XML, any DOCTYPE/ENTITY (so no XXE, no billion laughs), a root other than ``<request>``,
   ``protocol`` other than "3.0", no ``<app>``, more than ``MAX_APPS`` apps or ``MAX_EVENTS`` events per
-  app, an app without ``appid`` or ``machineid`` (or a machineid over 128 characters), a non-integer
-  event type/result/errorcode, and an event (type, result) pair outside ``codes.ACCEPTED_EVENTS``
-  unless ``accept_any_event=True`` (the server passes it: an unknown pair such as 3/9 must not cost
-  the update check of the same request, issue #454). An empty or missing ``machineid`` is accepted
-  (as Nebraska does; ``machineid=""``), the server decides what to register it as. An unknown app
-  id is NOT a parse error: the server answers it with ``unknown_app_response(app)``.
+  app, an app without ``appid`` (or a machineid over 128 characters), a ``version`` or
+  ``previousversion`` over ``MAX_VERSION`` (64) characters, an event type/result/errorcode that is not
+  ASCII digits (``coreroll.wirenum``) or is out of range (type/result: 32-bit), and an event (type,
+  result) pair outside ``codes.ACCEPTED_EVENTS`` unless ``accept_any_event=True`` (the server passes it:
+  an unknown pair such as 3/9 must not cost the update check of the same request, issue #454). An
+  empty or missing ``machineid`` is accepted (as Nebraska does; ``machineid=""``), the server decides
+  what to register it as. An unknown app id is NOT a parse error: the server answers it with
+  ``unknown_app_response(app)``.
 - ``build_response(apps: list[AppResponse], server="coreroll", *, elapsed_seconds=None) -> bytes``:
   ``<daystart elapsed_seconds>`` defaults to the seconds since UTC midnight.
 - ``app_response(app, updatecheck=None, *, status="ok", poll_interval=None) -> AppResponse``: echoes the
@@ -27,7 +29,6 @@ Data classes (``coreroll.omaha.messages``): ``OmahaEvent``, ``OmahaApp``, ``Omah
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Final
 
@@ -51,6 +52,7 @@ from coreroll.omaha.messages import (
     UpdateOffer,
 )
 from coreroll.omaha.xmlsafe import parse_untrusted_xml, short
+from coreroll.wirenum import NumberError, parse_int
 
 __all__ = [
     "MAX_APPS",
@@ -78,8 +80,8 @@ MAX_BODY: Final = 65536
 MAX_APPS: Final = 16  # update_engine sends one
 MAX_EVENTS: Final = 16  # per app; update_engine sends at most one
 MAX_MACHINE_ID: Final = 128
-
-_INT = re.compile(r"[+-]?[0-9]{1,20}")
+MAX_VERSION: Final = 64  # characters of an app's version/previousversion (the database column's width)
+_INT64 = 2**63 - 1
 
 
 def _app_where(appid: str) -> str:
@@ -91,15 +93,25 @@ def _event_where(appid: str, number: int) -> str:
     return f"{_app_where(appid)} event {number}"
 
 
-def _int_attr(el: etree._Element, name: str, appid: str, number: int) -> int | None:
+def _int_attr(
+    el: etree._Element, name: str, appid: str, number: int, low: int = -(2**31), high: int = 2**31 - 1
+) -> int | None:
+    """An integer attribute: ASCII digits, within [low, high] (default: the database's 32-bit INTEGER)."""
     raw = el.get(name)
     if raw is None:
         return None
-    value = raw.strip()
-    if not _INT.fullmatch(value):
-        where = _event_where(appid, number)
-        raise OmahaParseError(short(f"{where}: {name}={raw!r} is not an integer"))
-    return int(value)
+    try:
+        return parse_int(raw, name, low, high, signed=True)
+    except NumberError as exc:
+        raise OmahaParseError(short(f"{_event_where(appid, number)}: {exc}")) from None
+
+
+def _version_attr(el: etree._Element, name: str, where: str, default: str | None = "") -> str | None:
+    """A version attribute, at most ``MAX_VERSION`` characters (its numbers are compared, and it is stored)."""
+    value = el.get(name, default)
+    if value is not None and len(value) > MAX_VERSION:
+        raise OmahaParseError(f"{where}: {name} is over {MAX_VERSION} characters ({len(value)})")
+    return value
 
 
 def _parse_event(el: etree._Element, appid: str, number: int, accept_any: bool) -> OmahaEvent:
@@ -111,14 +123,15 @@ def _parse_event(el: etree._Element, appid: str, number: int, accept_any: bool) 
         raise OmahaParseError(
             f"{_event_where(appid, number)}: event {etype}/{result} is not an accepted (type, result) pair"
         )
-    code = _int_attr(el, "errorcode", appid, number)
+    code = _int_attr(el, "errorcode", appid, number, -_INT64, _INT64)  # range checked below, by name
     if code is not None:
         if not -(2**31) <= code < 2**32:
             raise OmahaParseError(
                 f"{_event_where(appid, number)}: errorcode {code} is out of the 32-bit range"
             )
         code &= 0xFFFFFFFF  # update_engine prints with %d: DevModeFlag arrives negative
-    return OmahaEvent(etype, result, code, el.get("previousversion"))
+    previous = _version_attr(el, "previousversion", _event_where(appid, number), None)
+    return OmahaEvent(etype, result, code, previous)
 
 
 def _parse_app(el: etree._Element, index: int, accept_any: bool) -> OmahaApp:
@@ -143,7 +156,7 @@ def _parse_app(el: etree._Element, index: int, accept_any: bool) -> OmahaApp:
     get = el.get
     return OmahaApp(
         appid=appid,
-        version=get("version", ""),
+        version=_version_attr(el, "version", _app_where(appid)) or "",
         track=get("track", ""),
         bootid=get("bootid", ""),
         machineid=machineid,

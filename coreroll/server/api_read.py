@@ -7,31 +7,30 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 
 from coreroll import __version__
 from coreroll.omaha.codes import APP_ID
 from coreroll.server import schema
 from coreroll.server.catalog import CatalogError
-from coreroll.server.feed import event_stream, parse_last_id
+from coreroll.server.feed import FeedResponse, parse_last_id
 from coreroll.server.records import activity_json, status_code
 from coreroll.server.state import ServerState, base_url, core
+from coreroll.wirenum import NumberError, parse_int
 
 router = APIRouter(prefix="/api/v1")
 MAX_LIMIT = 10_000
+MAX_CURSOR = 256  # characters of an ?after= cursor (machine ids are at most 128)
 
 
 def _int(value: str | None, name: str, default: int, low: int = 0, high: int = 2**62) -> int:
     if value is None or value == "":
         return default
     try:
-        number = int(value)
-    except ValueError:
-        raise CatalogError(400, f"query parameter {name}={value!r} is not an integer") from None
-    if not low <= number <= high:
-        raise CatalogError(400, f"query parameter {name}={number} must be between {low} and {high}")
-    return number
+        return parse_int(value, name, low, high)
+    except NumberError as exc:
+        raise CatalogError(400, f"query parameter {exc}") from None
 
 
 def _bool(value: str | None, name: str) -> bool | None:
@@ -122,6 +121,12 @@ async def instances(request: Request) -> dict[str, Any]:
             raise CatalogError(400, f"query parameter status={q['status']!r} is not an instance status")
     limit = _int(q.get("limit"), "limit", 100, 1, MAX_LIMIT)
     offset = _int(q.get("offset"), "offset", 0)
+    after = q.get("after")
+    if after is not None:
+        if offset:
+            raise CatalogError(400, "query parameters after and offset: give one or the other")
+        if len(after) > MAX_CURSOR:
+            raise CatalogError(400, f"query parameter after: over {MAX_CURSOR} characters (a machine id)")
     feed_id = state.storage.head
     items, total = await state.registry.list(
         now=state.settings.clock(),
@@ -130,10 +135,20 @@ async def instances(request: Request) -> dict[str, Any]:
         track=q.get("channel") or None,
         version=q.get("version") or None,
         stale=_bool(q.get("stale"), "stale"),
-        limit=limit,
+        limit=limit + 1,  # one more tells whether there is a next page
         offset=offset,
+        after=after,
     )
-    return {"instances": items, "total": total, "limit": limit, "offset": offset, "feed_id": feed_id}
+    more = len(items) > limit
+    del items[limit:]
+    return {
+        "instances": items,
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "next": items[-1]["machine_id"] if more else None,
+        "feed_id": feed_id,
+    }
 
 
 @router.get("/instances/{machine_id}")
@@ -155,17 +170,28 @@ async def instance_history(request: Request, machine_id: str) -> dict[str, Any]:
 @router.get("/activity")
 async def activity(request: Request) -> dict[str, Any]:
     q = request.query_params
-    after = _int(q.get("after"), "after", 0)
+    after = _int(q.get("after"), "after", 0, 0, core(request).storage.max_id)
     limit = _int(q.get("limit"), "limit", 500, 1, MAX_LIMIT)
     return {"activity": await _activity(request, after, limit)}
 
 
 @router.get("/feed")
-async def feed(request: Request) -> StreamingResponse:
+async def feed(request: Request) -> Response:
     state = core(request)
-    after = parse_last_id(request.headers.get("last-event-id"), request.query_params.get("after"))
-    return StreamingResponse(
-        event_stream(state.storage, state.metrics, after, state.stopping),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    try:
+        after = parse_last_id(
+            request.headers.get("last-event-id"), request.query_params.get("after"), state.storage.max_id
+        )
+    except NumberError as exc:
+        raise CatalogError(400, f"feed position: {exc}") from None
+    subscriber = state.feed.subscribe()
+    if subscriber is None:
+        limit = state.feed.max_clients
+        message = (
+            "the server is shutting down"
+            if state.stopping.is_set()
+            else f"feed client limit reached: {limit} clients are connected; "
+            f"start the server with --max-feed-clients N (N > {limit}) to allow more"
+        )
+        return JSONResponse({"error": message}, status_code=503, headers={"Retry-After": "10"})
+    return FeedResponse(state.feed, subscriber, after)

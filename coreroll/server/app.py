@@ -3,9 +3,10 @@
 On startup (lifespan): open storage (schema created/checked), remove ``.upload-*`` temp files an
 interrupted publish left in the packages dir (logged), load the catalog and create the default
 channels and groups, record pre-board releases as amd64-usr payloads, count instances, load or
-create the admin token, and start pruning the change log. With ``settings.omaha_secret`` the
-Omaha endpoint is ``/v1/update/<secret>/`` only (as Nebraska's ``--api-endpoint-suffix``): any
-other ``/v1/update/...`` path is a 404 that does not say whether a secret is set. The Omaha route is a plain Starlette route (no FastAPI request models on the hot
+create the admin token, and start pruning the change log and the feed's fan-out task
+(``coreroll.server.feed.FeedHub``). With ``settings.omaha_secret`` the Omaha endpoint is
+``/v1/update/<secret>/`` only (as Nebraska's ``--api-endpoint-suffix``): any other ``/v1/update/...``
+path is a 404 that does not say whether a secret is set. The Omaha route is a plain Starlette route (no FastAPI request models on the hot
 path); ``settings.fixed_response_route`` adds ``POST /bench/fixed`` answering a constant noupdate
 through the same stack, the framework ceiling the benchmark compares against.
 """
@@ -30,6 +31,7 @@ from coreroll.omaha.protocol import MAX_BODY
 from coreroll.server import api_admin, api_read
 from coreroll.server.auth import load_or_create_token
 from coreroll.server.catalog import Catalog, CatalogError
+from coreroll.server.feed import FeedHub
 from coreroll.server.metrics import CONTENT_TYPE, Metrics
 from coreroll.server.omaha_handler import TEXT, OmahaHandler
 from coreroll.server.packages import serve_package
@@ -39,6 +41,7 @@ from coreroll.server.releases import Publisher
 from coreroll.server.settings import ServerSettings
 from coreroll.server.state import ServerState, base_url, core
 from coreroll.server.storage import Storage
+from coreroll.wirenum import parse_capped
 
 log = logging.getLogger("coreroll.server")
 FIXED_NOUPDATE = (
@@ -54,7 +57,8 @@ class BodyTooLarge(Exception):
 
 async def read_capped(request: Request, cap: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > cap:
+    size = parse_capped(declared.strip(), cap + 1) if declared else None
+    if size is not None and size > cap:
         raise BodyTooLarge
     body = bytearray()
     async for chunk in request.stream():
@@ -165,6 +169,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         registry = Registry(storage, settings.stale_window_seconds, cache=storage.is_sqlite)
         await registry.load_count()
         metrics = Metrics()
+        stopping = asyncio.Event()
         state = ServerState(
             settings=settings,
             storage=storage,
@@ -173,20 +178,25 @@ def create_app(settings: ServerSettings) -> FastAPI:
             metrics=metrics,
             handler=OmahaHandler(settings, storage, catalog, registry, metrics),
             publisher=publisher,
+            feed=FeedHub(storage, metrics, settings.max_feed_clients, stopping),
             token=load_or_create_token(settings),
+            stopping=stopping,
         )
         app.state.core = state
         if settings.freeze_gc:
             gc.collect()
             gc.freeze()
         pruner = asyncio.create_task(_prune_forever(state))
+        fan_out = asyncio.create_task(state.feed.run())
         try:
             yield
         finally:
             state.stopping.set()
-            pruner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pruner
+            state.feed.close()
+            for task in (pruner, fan_out):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await storage.close()
 
     app = FastAPI(

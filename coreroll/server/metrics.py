@@ -1,7 +1,8 @@
 """Prometheus metrics, one registry per app (several servers can live in one test process).
 
 ``Metrics()``: ``requests`` (counter by result), ``latency`` (histogram of Omaha handling),
-``granted`` / ``failures`` (by group), ``feed_clients`` (gauge); ``render(status_counts)`` returns
+``granted`` / ``failures`` (by group), ``feed_clients`` (gauge), ``feed_reads`` (by reason:
+fanout, catchup), ``feed_overflows``, ``feed_refused``; ``render(status_counts)`` returns
 the text exposition with ``coreroll_instances{group,status}`` filled from the registry.
 """
 
@@ -31,6 +32,22 @@ class Metrics:
             "coreroll_update_failures", "Updates failed (3/0)", ["group"], registry=self.registry
         )
         self.feed_clients = Gauge("coreroll_feed_clients", "Connected feed clients", registry=self.registry)
+        self.feed_reads = Counter(
+            "coreroll_feed_reads",
+            "Change-log reads for the feed: one per fan-out to every client, or one client catching up",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.feed_overflows = Counter(
+            "coreroll_feed_overflows",
+            "Times a feed client fell too far behind and had to catch up from the database",
+            registry=self.registry,
+        )
+        self.feed_refused = Counter(
+            "coreroll_feed_refused",
+            "Feed clients refused (--max-feed-clients reached)",
+            registry=self.registry,
+        )
         self._children: dict[str, Counter] = {}
         self.instances = Gauge(
             "coreroll_instances", "Registered instances", ["group", "status"], registry=self.registry

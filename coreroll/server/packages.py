@@ -5,6 +5,8 @@ alike.
 Only published files are served (the path is looked up in the catalog, never joined blindly).
 ``parse_range(header, size) -> (start, end) | None`` raises ``RangeNotSatisfiable`` for a range
 that starts beyond the file; a malformed or multi-range header is ignored (whole file, 200).
+Positions are ASCII digits of any length (``coreroll.wirenum.parse_capped``): a start past the
+end is 416, an end or a suffix past the file is clamped to it (RFC 9110, 14.1.2).
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from coreroll.omaha.xmlsafe import short
 from coreroll.server.catalog import Catalog
+from coreroll.wirenum import parse_capped
 
 CHUNK = 256 * 1024
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
 
 
 class RangeNotSatisfiable(ValueError):
@@ -30,17 +34,19 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     """Inclusive (start, end) for ``bytes=a-b`` / ``a-`` / ``-n``; None means the whole file."""
     if not header:
         return None
-    match = _RANGE.match(header.strip())
+    match = _RANGE.fullmatch(header.strip())
     if not match or match.group(1) == match.group(2) == "":
         return None
     first, last = match.groups()
     if first == "":
-        length = int(last)
-        if length == 0:
+        length = parse_capped(last, size)
+        if not length:
             raise RangeNotSatisfiable(header)
-        return max(0, size - length), size - 1
-    start = int(first)
-    end = int(last) if last else size - 1
+        return size - length, size - 1
+    start = parse_capped(first, size)
+    end = parse_capped(last, size) if last else size - 1
+    if start is None or end is None:
+        return None
     if start >= size:
         raise RangeNotSatisfiable(header)
     if end < start:
@@ -73,8 +79,9 @@ async def serve_package(request: Request, catalog: Catalog, packages_dir: Path) 
     try:
         span = parse_range(request.headers.get("range"), size)
     except RangeNotSatisfiable:
+        shown = short(request.headers.get("range", ""), 60)
         return JSONResponse(
-            {"error": f"range {request.headers.get('range')!r} is beyond the file ({size} bytes)"},
+            {"error": f"range {shown!r} is beyond the file ({size} bytes)"},
             status_code=416,
             headers={"Content-Range": f"bytes */{size}"},
         )

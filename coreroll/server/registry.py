@@ -221,7 +221,10 @@ class Registry:
         stale: bool | None = None,
         limit: int = 100,
         offset: int = 0,
+        after: str | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
+        """Instances by ``machine_id``; ``after`` (a keyset cursor) starts past that machine id, so
+        pages stay exact while machines register meanwhile. ``total`` ignores ``after``."""
         i = schema.instances
         where = []
         if group is not None:
@@ -237,6 +240,8 @@ class Registry:
             where.append(i.c.last_check < cutoff if stale else i.c.last_check >= cutoff)
         async with self.storage.read() as conn:
             total = (await conn.execute(select(func.count()).select_from(i).where(*where))).scalar_one()
+            if after is not None:
+                where.append(i.c.machine_id > after)
             rows = await conn.execute(
                 select(i).where(*where).order_by(i.c.machine_id).limit(limit).offset(offset)
             )

@@ -3,7 +3,8 @@
 ``ServerSettings`` holds everything `coreroll server` can be told: listen address, database URL
 (``sqlite:///path`` default under the data dir, or ``postgresql://...``), data dir (payloads, token,
 signing key, SQLite file), the admin token (else generated on first start into ``<data>/token``),
-the stale window, trusted proxies for ``X-Forwarded-For``, and a cap on registered instances.
+the stale window, trusted proxies for ``X-Forwarded-For``, a cap on registered instances and on
+connected feed clients.
 ``default_data_dir()`` is where the server and the CLI look by default.
 """
 
@@ -51,6 +52,9 @@ class ServerSettings:
     public_url: str | None = None  # base URL for payload links; None: from the request's Host
     poll_interval: int | None = None  # PollInterval sent with update checks
     feed_retention: int = 200_000  # changes kept for Last-Event-ID resumes
+    # Connected /api/v1/feed clients; one more gets 503 (each costs a socket and a wake-up per
+    # fan-out; a dashboard is one client).
+    max_feed_clients: int = 256
     prune_interval_seconds: float = 60.0  # how often older changes (and old history) are deleted
     # instance history and activity older than this many days are deleted (0: kept for ever); the
     # instances themselves stay, so every machine keeps its current state and last check-in
@@ -69,6 +73,8 @@ class ServerSettings:
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
+        if self.max_feed_clients < 0:
+            raise ValueError(f"--max-feed-clients {self.max_feed_clients}: expected 0 (no feed) or more")
         if self.history_days < 0:
             raise ValueError(f"--history-days {self.history_days:g}: expected 0 (keep all) or more days")
         if (self.tls_cert is None) != (self.tls_key is None):

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 
 from coreroll.server.catalog import Catalog
+from coreroll.server.feed import FeedHub
 from coreroll.server.metrics import Metrics
 from coreroll.server.omaha_handler import OmahaHandler
 from coreroll.server.registry import Registry
@@ -26,6 +27,7 @@ class ServerState:
     metrics: Metrics
     handler: OmahaHandler
     publisher: Publisher
+    feed: FeedHub
     token: str
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 

@@ -127,6 +127,9 @@ class Storage:
         self._batcher: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
         self.head = 0  # last change id committed (by this process, or seen on start)
+        # The largest id an Integer primary key holds: SQLite's INTEGER is 64-bit, PostgreSQL's
+        # SERIAL 32-bit. Ids a client sends (Last-Event-ID, ?after=) are refused past it.
+        self.max_id = 2**63 - 1 if self.is_sqlite else 2**31 - 1
 
     async def start(self) -> None:
         try:

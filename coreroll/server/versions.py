@@ -37,7 +37,7 @@ DEFAULT_BOARD = "amd64-usr"
 KNOWN_BOARDS: tuple[str, ...] = ("amd64-usr", "arm64-usr")
 _BOARD_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,30}-usr$")
 _VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$")
-_PART_RE = re.compile(r"(\d+)|(\D+)")
+_PART_RE = re.compile(r"([0-9]+)|([^0-9]+)")  # ASCII digits only: "²" and "٣" are text here
 
 
 def coreos_major(day: dt.date) -> int:
@@ -68,12 +68,20 @@ def valid_version(version: str) -> bool:
 
 
 @functools.lru_cache(maxsize=4096)  # a fleet runs a handful of versions; checks compare them constantly
-def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
-    """Numeric parts compare as numbers, others as text; numbers sort before text at the same place."""
-    key: list[tuple[int, int | str]] = []
+def version_key(version: str) -> tuple[tuple[int, int, str], ...]:
+    """Numeric parts compare as numbers, others as text; numbers sort before text at the same place.
+
+    A number is keyed as (its length without leading zeros, those digits): the same order as its
+    value, with no int() to overflow on a 5,000-digit part sent by a client.
+    """
+    key: list[tuple[int, int, str]] = []
     for part in version.split("+", 1)[0].split("."):
         for num, text in _PART_RE.findall(part):
-            key.append((0, int(num)) if num else (1, text))
+            if num:
+                digits = num.lstrip("0")
+                key.append((0, len(digits), digits))
+            else:
+                key.append((1, 0, text))
     return tuple(key)
 
 

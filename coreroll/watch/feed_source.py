@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 from httpx_sse import aconnect_sse
 
+from coreroll.textsafe import visible
 from coreroll.watch import updates as u
 from coreroll.watch.backoff import Backoff
 from coreroll.watch.source_loop import ReconnectingSource
@@ -184,7 +185,14 @@ class FeedSource(ReconnectingSource):
     async def _stream(self, http: httpx.AsyncClient, headers: dict[str, str]) -> None:
         params = {} if self.last_id is not None else {"after": "0"}
         async with aconnect_sse(http, "GET", "/api/v1/feed", headers=headers, params=params) as events:
-            events.response.raise_for_status()
+            if events.response.status_code != 200:  # e.g. 503 at the server's feed client limit: say why
+                await events.response.aread()
+                try:
+                    error = str(events.response.json().get("error"))
+                except (ValueError, AttributeError):
+                    error = events.response.text
+                code = events.response.status_code
+                raise FeedError(f"/api/v1/feed: HTTP {code}: {visible(error.strip()[:200])}")
             async for sse in events.aiter_sse():
                 if sse.event == "reset":
                     raise ResetRequested(sse.data)

@@ -186,6 +186,17 @@ def test_parse_response_follows_update_engine_field_rules() -> None:
         with pytest.raises(OmahaParseError, match=reason) as err:
             parse_response(bad.encode())
         assert err.value.code == ErrorCode.OmahaResponseInvalid
+    # Numbers of any length neither crash nor wrap: sizes saturate as strtoll does, a
+    # PollInterval that is not a 32-bit integer reads as 0 (base::StringToInt).
+    huge = "9" * 5000
+    assert parse_response(good.replace(size, f'size="{huge}"').encode()).offer.size == 2**63 - 1  # type: ignore[union-attr]
+    assert parse_response(good.replace(size, f'size="0x{"f" * 5000}"').encode()).offer.size == 2**63 - 1  # type: ignore[union-attr]
+    with pytest.raises(OmahaParseError, match="size"):
+        parse_response(good.replace(size, f'size="-{huge}"').encode())
+    polled = build_response([AppResponse(APP_ID, updatecheck="noupdate", poll_interval=60)]).decode()
+    assert parse_response(polled.encode()).poll_interval == 60
+    for bad_poll in (huge, "²", str(2**31)):
+        assert parse_response(polled.replace('"60"', f'"{bad_poll}"').encode()).poll_interval is None
     # The postinstall action need not be first; only the first package counts.
     two_actions = good.replace("<actions>", '<actions><action event="update" sha256=""/>')
     assert parse_response(two_actions.encode()).offer == OFFER

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from coreroll.cli import main
 from coreroll.server.runner import RunningServer
+from tests.server.conftest import start
 from tests.server.helpers import HTTP, check_status, omaha, request_xml
 
 
@@ -195,3 +197,100 @@ def test_server_refuses_a_bad_database_in_one_line(
     assert code == 2 and "expected sqlite:///PATH or postgresql://" in err
     code, _, err = run(capsys, "server", "--data", str(tmp_path), "--listen", "nowhere")
     assert code == 2 and "HOST:PORT" in err
+
+
+FLEET = 10_500
+HOSTILE = {
+    "machine_id": "\x1b]0;pwned\x07evil",
+    "version": "\x1b[2J",
+    "status_reason": "held \x1b[31mred\u202e",
+}
+
+
+def _fill(db_url: str, count: int) -> list[str]:
+    """``count`` instances plus one with terminal escapes in its strings, written through the
+    server's own storage layer (one executemany) before the server starts; returns every id."""
+    import asyncio
+    import time
+
+    from sqlalchemy import insert
+
+    from coreroll.server import schema
+    from coreroll.server.registry import Instance
+    from coreroll.server.storage import Storage
+
+    now = time.time()
+    rows = [
+        Instance(
+            f"{n:032x}", "10.0.0.1", "3999.0.0", "stable", "stable", last_check=now, created_at=now
+        ).row()
+        for n in range(count)
+    ]
+    evil = Instance(HOSTILE["machine_id"], "10.0.0.2", HOSTILE["version"], "stable", "stable", last_check=now)
+    evil.status_reason = HOSTILE["status_reason"]
+    rows.append(evil.row())
+
+    async def write() -> None:
+        storage = Storage(db_url, time.time)
+        await storage.start()
+        try:
+            async with storage.write() as tx:
+                await tx.conn.execute(insert(schema.instances), rows)
+        finally:
+            await storage.close()
+
+    asyncio.run(write())
+    return sorted(r["machine_id"] for r in rows)
+
+
+@pytest.fixture
+def fleet_env(
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[RunningServer, list[str]]]:
+    ids = _fill(sqlite_url, FLEET)
+    server = start(tmp_path, sqlite_url)
+    monkeypatch.setenv("COREROLL_SERVER", server.url)
+    yield server, ids
+    server.stop()
+
+
+def test_instances_pages_past_10000_machines(
+    fleet_env: tuple[RunningServer, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    server, ids = fleet_env
+    code, out, err = run(capsys, "instances")
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0].startswith("MACHINE ID") and len(lines) == 1 + len(
+        ids
+    )  # before: 1,000 (the default limit)
+    assert [line.split()[0] for line in lines[1:] if not line.startswith("\\x1b")] == [
+        i for i in ids if not i.startswith("\x1b")
+    ]
+    code, out, _ = run(capsys, "instances", "--json")
+    assert code == 0 and [i["machine_id"] for i in json.loads(out)] == ids
+    code, out, err = run(capsys, "instances", "--limit", "10001")
+    assert code == 0 and len(out.splitlines()) == 1 + 10_001
+    assert err == f"(10001 of {len(ids)} shown; raise --limit)\n"
+    # The API's cursor: exact pages, a null next on the last one.
+    first = HTTP.get(f"{server.url}/api/v1/instances", params={"limit": 10_000}).json()
+    assert first["next"] == ids[9_999] and first["total"] == len(ids)
+    rest = HTTP.get(f"{server.url}/api/v1/instances", params={"limit": 10_000, "after": first["next"]}).json()
+    assert [i["machine_id"] for i in first["instances"] + rest["instances"]] == ids and rest["next"] is None
+    both = HTTP.get(f"{server.url}/api/v1/instances", params={"after": ids[0], "offset": 5})
+    assert both.status_code == 400 and "after" in both.json()["error"]
+
+
+def test_instances_output_shows_control_characters_escaped(
+    fleet_env: tuple[RunningServer, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "instances", "--status", "Undefined", "--limit", "20000")
+    assert code == 0
+    assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out  # nothing reaches the terminal raw
+    evil = next(line for line in out.splitlines() if "evil" in line)
+    assert evil.startswith("\\x1b]0;pwned\\x07evil") and "\\x1b[2J" in evil
+    assert evil.endswith("held \\x1b[31mred\\u202e")
+    code, out, _ = run(capsys, "instances", "--json")
+    assert (
+        "\x1b" not in out and json.loads(out)[0]["machine_id"] == HOSTILE["machine_id"]
+    )  # JSON escapes them

@@ -185,3 +185,15 @@ async def test_a_hung_server_is_noticed_by_the_probe(tmp_path: Path) -> None:
     finally:
         await run.close()
         process.stop()
+
+
+async def test_the_feed_client_limit_is_shown_with_its_reason(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "srv", max_feed_clients=0)
+    run = Running(server.url, backoff=Backoff(base=0.5, cap=0.5), probe_interval=0.5)
+    try:
+        await run.until(lambda m: m.connections["server"].status == "down", what="the 503")
+        reason = run.model.connections["server"].detail
+        assert "HTTP 503" in reason and "--max-feed-clients" in reason, reason
+    finally:
+        await run.close()
+        server.stop()
