@@ -1,5 +1,5 @@
 """Rollout policy over HTTP: rate limits, concurrency, safe mode canary, halting, pause/resume,
-office hours. Runs on SQLite and (when configured) PostgreSQL."""
+office hours. Runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
