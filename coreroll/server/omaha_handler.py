@@ -11,6 +11,12 @@ its ``last_check`` in the database is younger than ``CHECKIN_REFRESH`` seconds, 
 (Nebraska's rule). A check that needs a grant decision is decided optimistically from a read, and
 re-decided inside the write transaction, so ``max N per period`` grants exactly N even under
 concurrent checks.
+
+Requests from one machine are handled one at a time in this process (``MachineLocks``), and every
+write first checks, inside its transaction, that the machine's row is still the one the request
+was decided from (``Registry.unchanged``; another server process on the same PostgreSQL may have
+written it). If not, nothing is written and the request is decided again from the current row,
+so a refusal computed earlier never overwrites a grant made meanwhile.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from coreroll.omaha.protocol import (
 from coreroll.server.catalog import Catalog, Group
 from coreroll.server.lifecycle import Check, EventOutcome, apply_event, classify_check, grant, hold, land
 from coreroll.server.limits import SourceLimiter
+from coreroll.server.machine_locks import MachineLocks
 from coreroll.server.metrics import Metrics
 from coreroll.server.policy import Decision, decide, needs_stats
 from coreroll.server.registry import HistoryEntry, Instance, Registry
@@ -47,6 +54,8 @@ CHECKIN_REFRESH = 300.0
 # only read. Bounded: 4096 bodies of at most 4 KiB (update_engine's are ~0.8 KiB) = 16 MiB at most.
 PARSE_MEMO_SIZE = 4096
 PARSE_MEMO_MAX_BODY = 4096  # seconds: a re-check with nothing changed writes last_check at most this often
+# Times one request is decided again because another server process changed its machine meanwhile.
+STALE_RETRIES = 8
 XML = "application/xml; charset=utf-8"
 TEXT = "text/plain; charset=utf-8"
 
@@ -70,6 +79,7 @@ class OmahaHandler:
         # New machine ids between the cap check and their commit: counted against instance_cap so
         # concurrent first checks cannot overshoot it (the count itself moves only at commit).
         self._registering: set[str] = set()
+        self._machines = MachineLocks()
         self.limiter = SourceLimiter(
             settings.new_instances_per_source, settings.new_instances_window, settings.clock
         )
@@ -123,6 +133,22 @@ class OmahaHandler:
         if group is None:
             self.metrics.count("unknown_group")
             return app_response(app, UPDATECHECK_INTERNAL_ERROR, status="error-unknownApplicationOrGroup")
+        await self._machines.acquire(app.machineid)
+        try:
+            for _attempt in range(STALE_RETRIES):
+                answer = await self._register_current(app, ip, base_url, group)
+                if answer is not None:
+                    return answer
+        finally:
+            self._machines.release(app.machineid)
+        # Other server processes kept changing this machine's row: it will simply check again.
+        self.metrics.count("conflict")
+        return app_response(app, UPDATECHECK_INTERNAL_ERROR, status="error-internal")
+
+    async def _register_current(
+        self, app: OmahaApp, ip: str, base_url: BaseUrl, group: Group
+    ) -> AppResponse | None:
+        """Decide from the committed state and write; None when that state changed before the write."""
         old = await self.registry.get(app.machineid)
         reserved = old is None and app.machineid not in self._registering
         if reserved:
@@ -141,7 +167,7 @@ class OmahaHandler:
 
     async def _register(
         self, app: OmahaApp, ip: str, base_url: BaseUrl, group: Group, old: Instance | None
-    ) -> AppResponse:
+    ) -> AppResponse | None:
         now = self.clock()
         inst = old.copy() if old is not None else Instance(app.machineid, created_at=now)
         inst.ip, inst.version, inst.track, inst.group_id = ip, app.version, app.track, group.id
@@ -191,11 +217,13 @@ class OmahaHandler:
 
         if kind is not Check.NEEDS_GRANT and not any(o.failure or o.completed for o in outcomes):
             # Only this instance changes: share a commit with other such writes (group commit).
-            await self.storage.write_batched(
-                lambda tx: self.registry.save(tx, inst, history, is_new=old is None, defer=True)
+            saved = await self.storage.write_batched(
+                lambda tx: self._save_if_unchanged(tx, inst, history, old)
             )
-            return self._answer(app, check, result)
+            return None if saved is None else self._answer(app, check, result)
         async with self.storage.write() as tx:
+            if not await self.registry.unchanged(tx, inst.machine_id, old):
+                return None  # nothing written: decided again from the current row
             group = await self.catalog.fresh_group(tx, group.id)  # current under the write lock
             if kind is Check.NEEDS_GRANT:
                 assert target is not None
@@ -204,6 +232,13 @@ class OmahaHandler:
             for outcome in outcomes:
                 group = await self._after_event(tx, group, inst, outcome)
         return self._answer(app, check, result)
+
+    async def _save_if_unchanged(
+        self, tx: Tx, inst: Instance, history: list[HistoryEntry], old: Instance | None
+    ) -> dict[str, object] | None:
+        if not await self.registry.unchanged(tx, inst.machine_id, old):
+            return None
+        return await self.registry.save(tx, inst, history, is_new=old is None, defer=True)
 
     async def _decide(self, group: Group, target: str, now: float, tx: Tx | None) -> Decision:
         policy = group.policy
