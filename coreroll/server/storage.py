@@ -2,7 +2,9 @@
 
 ``Storage(url, clock)``; ``await storage.start()`` creates the schema (or checks its version) and
 ``await storage.close()``. URLs: ``sqlite:///path.db`` (WAL, synchronous=NORMAL: a committed write
-survives kill -9 of the server) or ``postgresql://user@host/db`` (asyncpg).
+survives kill -9 of the server) or ``postgresql://user@host/db`` (asyncpg). A SQLite database is
+served by one process at a time: ``start()`` takes ``<db>.lock`` (``SqliteLock``) and refuses with
+a ``StorageError`` naming the pid that holds it; several servers share only a PostgreSQL database.
 
 Writes go through ``async with storage.write() as tx:``. One writer at a time in this process; on
 PostgreSQL a transaction-scoped advisory lock also orders writers of other processes, so change
@@ -21,6 +23,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import event, func, insert, select, text
@@ -28,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from coreroll.server import schema
 from coreroll.server.records import activity_json
+from coreroll.server.sqlite_lock import DatabaseInUse, SqliteLock
 
 T = TypeVar("T")
 BATCH_MAX = 256  # jobs per group-commit transaction
@@ -36,6 +40,15 @@ _ADVISORY_LOCK = 7_263_001  # arbitrary constant shared by every coreroll server
 
 class StorageError(RuntimeError):
     """The database cannot be used (bad URL, newer schema, unreachable)."""
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (None for an in-memory database or another kind of URL)."""
+    prefix = "sqlite+aiosqlite:///"
+    if not url.startswith(prefix):
+        return None
+    path = url[len(prefix) :].split("?", 1)[0]
+    return None if path in ("", ":memory:") else Path(path)
 
 
 def async_url(url: str) -> str:
@@ -130,8 +143,27 @@ class Storage:
         # The largest id an Integer primary key holds: SQLite's INTEGER is 64-bit, PostgreSQL's
         # SERIAL 32-bit. Ids a client sends (Last-Event-ID, ?after=) are refused past it.
         self.max_id = 2**63 - 1 if self.is_sqlite else 2**31 - 1
+        self._file_lock: SqliteLock | None = None
 
     async def start(self) -> None:
+        db_file = sqlite_path(self.url)
+        if db_file is None or self._file_lock is not None:
+            await self._open()
+            return
+        try:
+            self._file_lock = SqliteLock.take(db_file)
+        except DatabaseInUse as exc:
+            raise StorageError(str(exc)) from None
+        except OSError as exc:
+            raise StorageError(f"cannot open database {db_file}: {exc}") from exc
+        try:
+            await self._open()
+        except BaseException:
+            self._file_lock.release()  # a server that did not start does not keep the database
+            self._file_lock = None
+            raise
+
+    async def _open(self) -> None:
         try:
             async with self.engine.begin() as conn:
                 if not self.is_sqlite:
@@ -159,6 +191,9 @@ class Storage:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self._file_lock is not None:
+            self._file_lock.release()
+            self._file_lock = None
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Tx]:

@@ -1,14 +1,12 @@
 """Server test fixtures: a real server (uvicorn on 127.0.0.1, free port) on a real database.
 
-``db_url`` is parametrized: SQLite in the test's temp dir, and PostgreSQL when
-COREROLL_TEST_POSTGRES holds a server URL (a fresh database per test; .ci/postgres starts one when
-the machine has the binaries). Without it the PostgreSQL variants are skipped, saying why.
+``db_url`` is parametrized: SQLite in the test's temp dir, and PostgreSQL (a fresh database per
+test on the session's server: the ``postgres_url`` fixture, COREROLL_TEST_POSTGRES or our own).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +16,6 @@ import pytest
 from coreroll.omaha.payload import generate_private_key, write_keypair
 from coreroll.server.runner import RunningServer, run_server_in_thread
 from coreroll.server.settings import ServerSettings
-
-PG_ENV = "COREROLL_TEST_POSTGRES"
 
 
 def _with_database(url: str, name: str) -> str:
@@ -37,22 +33,22 @@ async def _pg(url: str, sql: str) -> None:
         await conn.close()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'server.db'}"
-        return
-    admin_url = os.environ.get(PG_ENV)
-    if not admin_url:
-        pytest.skip(
-            f"PostgreSQL variant: set {PG_ENV}=postgresql://... (.ci/postgres starts one if installed)"
-        )
+@pytest.fixture
+def pg_url(postgres_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database on the session's server, dropped after the test."""
     name = f"coreroll_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_pg(admin_url, f"CREATE DATABASE {name}"))
+    asyncio.run(_pg(postgres_url, f"CREATE DATABASE {name}"))
     try:
-        yield _with_database(admin_url, name)
+        yield _with_database(postgres_url, name)
     finally:
-        asyncio.run(_pg(admin_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        asyncio.run(_pg(postgres_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'server.db'}"
+    return str(request.getfixturevalue("pg_url"))  # PostgreSQL starts only when a test needs it
 
 
 @pytest.fixture
@@ -72,7 +68,7 @@ def start(tmp_path: Path, db: str, **extra: object) -> RunningServer:
 
 @pytest.fixture
 def server(tmp_path: Path, db_url: str) -> Iterator[RunningServer]:
-    """The server on each database (SQLite always; PostgreSQL when configured)."""
+    """The server on each database (SQLite and PostgreSQL)."""
     running = start(tmp_path, db_url)
     yield running
     running.stop()

@@ -1,6 +1,6 @@
 """The Omaha endpoint as update_engine sees it: the reference request replayed with every response
 field checked, the full update sequence through the instance statuses, rollback, and refusals.
-Runs on SQLite and (when COREROLL_TEST_POSTGRES is set) PostgreSQL."""
+Runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """kill -9 the server mid-rollout: after a restart nothing it acknowledged is lost, and the feed
-resumes from the last id a client saw. Runs on SQLite and (when configured) PostgreSQL."""
+resumes from the last id a client saw. Runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,7 +16,7 @@ from lxml import etree
 from coreroll.omaha.payload import generate_private_key, write_keypair
 from coreroll.server.runner import RunningServer, ServerProcess, run_server_in_thread, start_server_process
 from coreroll.server.settings import ServerSettings
-from tests.server.helpers import event_xml, read_feed, request_xml, wait_until
+from tests.server.helpers import check_status, event_xml, read_feed, request_xml, wait_until
 
 OLD, NEW = "3999.0.0", "4000.0.0"
 # The statuses each machine's requests lead to, in order (check, 13/1, 14/1, 3/1).
@@ -125,9 +126,8 @@ def test_kill_9_mid_rollout_loses_nothing_acknowledged(data_dir: Path, db_url: s
         proc.stop()
 
 
-def test_two_servers_share_one_postgresql(tmp_path: Path, db_url: str) -> None:
-    if not db_url.startswith("postgresql"):
-        pytest.skip("several server processes share a database only on PostgreSQL")
+def test_two_servers_share_one_postgresql(tmp_path: Path, pg_url: str) -> None:
+    db_url = pg_url
     keys = tmp_path / "keys"
     write_keypair(keys, generate_private_key())
     first = run_server_in_thread(ServerSettings(data_dir=tmp_path / "a", db_url=db_url, token="t"))
@@ -148,6 +148,134 @@ def test_two_servers_share_one_postgresql(tmp_path: Path, db_url: str) -> None:
     finally:
         first.stop()
         second.stop()
+
+
+@pytest.mark.slow
+def test_a_second_server_on_one_sqlite_database_refuses_to_start(data_dir: Path) -> None:
+    first = start_server_process(data_dir)
+    try:
+        with pytest.raises(RuntimeError) as refused:
+            start_server_process(data_dir)
+        message = str(refused.value)
+        assert "exited with 1" in message
+        assert (
+            f"is in use by another coreroll server (pid {first.pid}; lock file {data_dir / 'coreroll.db.lock'})"
+            in message
+        )
+        assert "One server per SQLite database" in message and "PostgreSQL" in message
+        with _admin(first) as client:  # the first one is untouched
+            assert client.post("/api/v1/groups/stable/pause").status_code == 200
+        first.kill()  # SIGKILL: the kernel releases the lock, so a restart is not blocked
+        again = start_server_process(data_dir)
+        with _admin(again) as client:
+            assert client.get("/api/v1/groups/stable").json()["policy"]["updates_enabled"] is False
+        again.stop()
+    finally:
+        first.stop()
+
+
+async def test_storage_refuses_a_sqlite_file_another_storage_serves(tmp_path: Path) -> None:
+    from coreroll.server.storage import Storage, StorageError
+
+    url = f"sqlite:///{tmp_path / 'one.db'}"
+    first = Storage(url, lambda: 1.0)
+    await first.start()
+    second = Storage(url, lambda: 1.0)
+    with pytest.raises(StorageError, match=r"one\.db is in use by another coreroll server \(pid \d+"):
+        await second.start()
+    await second.close()
+    await first.close()  # releases it
+    await second.start()
+    await second.close()
+
+
+def _check_all(urls: list[str], machines: list[str]) -> list[str]:
+    """One update check per machine, all at once, machine i on ``urls[i % len(urls)]``."""
+
+    async def run() -> list[str]:
+        limits = httpx.Limits(max_connections=len(machines))
+        async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+            replies = await asyncio.gather(
+                *(
+                    http.post(f"{urls[n % len(urls)]}/v1/update/", content=request_xml(m, OLD))
+                    for n, m in enumerate(machines)
+                )
+            )
+        assert all(r.status_code == 200 for r in replies)
+        return [check_status(etree.fromstring(r.content)) for r in replies]
+
+    return asyncio.run(run())
+
+
+@pytest.mark.slow
+def test_two_server_processes_on_one_postgresql_share_limits_pauses_and_releases(
+    data_dir: Path, pg_url: str
+) -> None:
+    """Two `coreroll server` processes on one PostgreSQL database (and one data dir, for the
+        payloads): max concurrent 3 holds over 200 simultaneous checks split across both (and 8 from one
+    machine), a release
+        published through one is offered by the other, and a pause through one stops grants on both."""
+    a = start_server_process(data_dir, pg_url)
+    b = start_server_process(data_dir, pg_url)
+    try:
+        with _admin(a) as admin_a, _admin(b) as admin_b:
+            policy = {"max_concurrent": 3}
+            assert admin_a.put("/api/v1/groups/stable/policy", json=policy).status_code == 200
+            assert admin_a.post("/api/v1/releases", json={"version": NEW, "synthetic": True, "channel": "stable",
+                                                          "image_size": 1024}).status_code == 201  # fmt: skip
+
+            # B offers the release A published once its catalog refreshes (every 2 s), and serves it.
+            def b_offers() -> tuple[str, str] | None:
+                reply = httpx.post(f"{b.url}/v1/update/", content=request_xml("probe", OLD), timeout=10)
+                check = etree.fromstring(reply.content).find("app/updatecheck")
+                if check.get("status") != "ok":
+                    return None
+                return check.find("urls/url").get("codebase"), check.find("manifest/packages/package").get(
+                    "name"
+                )
+
+            url, name = wait_until(b_offers, timeout=15, what="B to offer the release published through A")
+            assert url.startswith(b.url)
+            assert httpx.head(f"{url}{name}", timeout=10).status_code == 200
+
+            # Eight checks at once from one machine, split across both: it is granted once, and stays so.
+            assert _check_all([a.url, b.url], ["twin"] * 8) == ["ok"] * 8
+            twin = admin_a.get("/api/v1/instances/twin").json()
+            assert twin["status"] == "UpdateGranted"
+            assert [h["status"] for h in twin["history"]] == ["UpdateGranted"]
+
+            # 200 machines at once, half on each server: 1 slot is left besides the probe's and twin's.
+            machines = [f"{i:032x}" for i in range(200)]
+            answers = _check_all([a.url, b.url], machines)
+            assert answers.count("ok") == 1 and answers.count("noupdate") == 199
+            granted = admin_b.get(
+                "/api/v1/instances", params={"status": "UpdateGranted", "limit": 500}
+            ).json()
+            assert granted["total"] == 3
+            held = admin_a.get("/api/v1/instances", params={"status": "OnHold", "limit": 500}).json()
+            assert held["total"] == 199
+            assert {i["status_reason"] for i in held["instances"]} == {"max concurrent updates reached (3)"}
+
+            # The probe completes (a slot frees); a pause through A holds the next machine on B at once.
+            for etype in (13, 14, 3):
+                httpx.post(f"{b.url}/v1/update/", content=event_xml("probe", OLD, etype, 1), timeout=10)
+            httpx.post(f"{b.url}/v1/update/", content=request_xml("probe", NEW, previous=OLD), timeout=10)
+            assert admin_a.get("/api/v1/instances/probe").json()["status"] == "Complete"
+            assert admin_a.post("/api/v1/groups/stable/pause").status_code == 200
+            waiting = held["instances"][0]["machine_id"]
+            assert _check_all([b.url], [waiting]) == ["noupdate"]
+            assert admin_b.get(f"/api/v1/instances/{waiting}").json()["status_reason"] == (
+                "updates disabled for the group"
+            )
+            # Resumed through A: B grants the free slot (at the latest after its next refresh).
+            assert admin_a.post("/api/v1/groups/stable/resume").status_code == 200
+            wait_until(
+                lambda: _check_all([b.url], [waiting]) == ["ok"], timeout=15, what="B to grant after resume"
+            )
+            assert admin_a.get("/api/v1/instances", params={"status": "UpdateGranted"}).json()["total"] == 3
+    finally:
+        a.stop()
+        b.stop()
 
 
 async def test_schema_is_versioned_and_a_newer_database_is_refused(tmp_path: Path) -> None:

@@ -1,9 +1,10 @@
 """Rollout policy over HTTP: rate limits, concurrency, safe mode canary, halting, pause/resume,
-office hours. Runs on SQLite and (when configured) PostgreSQL."""
+office hours. Runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from coreroll.server.policy import in_office_hours
@@ -69,6 +70,30 @@ def test_max_concurrent_frees_a_slot_when_an_update_completes(server: RunningSer
     complete(server, "a1")
     assert check(server, "a3") == "ok"
     assert instance(server, "a3")["status"] == "UpdateGranted"
+
+
+def test_simultaneous_checks_from_one_machine_grant_it_once(server: RunningServer) -> None:
+    """Eight checks from X at once with max concurrent 1: X is granted once and stays granted (a
+    refusal computed from X's older state must not overwrite the grant), so Y is refused."""
+    publish(server, NEW)
+    set_policy(server, max_concurrent=1)
+    start = threading.Barrier(8)
+
+    def at_once(_: int) -> str:
+        start.wait(timeout=10)
+        return check(server, "x")
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(at_once, range(8)))
+    x = instance(server, "x")
+    assert x["status"] == "UpdateGranted"
+    assert [h["status"] for h in x["history"]] == ["UpdateGranted"]
+    assert [check(server, "y") for _ in range(3)] == ["noupdate"] * 3
+    assert instance(server, "y")["status_reason"] == "max concurrent updates reached (1)"
+    in_flight = get(server, "/api/v1/instances", status="UpdateGranted")["instances"]
+    assert [i["machine_id"] for i in in_flight] == ["x"]
+    assert check(server, "x") == "ok"
+    assert answers == ["ok"] * 8  # one grant, re-served to the other seven
 
 
 def test_safe_mode_grants_one_canary_then_the_rest_after_it_completes(server: RunningServer) -> None:
