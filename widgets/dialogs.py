@@ -5,8 +5,8 @@
   `escape` and `n` cancel, `y` confirms.
 - `ChoiceDialog(title, choices, current=None)` -> `str | None`: pick one of `choices` (the channel
   picker). Enter picks the highlighted one, escape cancels.
-- `NumberDialog(title, body, value, minimum)` -> `int | None`: an integer input (the lock max);
-  refuses anything but an integer >= minimum, saying why, and keeps the dialog open.
+- `NumberDialog(title, body, value, minimum, maximum=None)` -> `int | None`: an integer input (the
+  lock max); refuses anything but an integer within the bounds, saying why, and keeps the dialog open.
 
 Each is a `ModalScreen`; push it with `app.push_screen(dialog, callback)` or
 `await app.push_screen_wait(dialog)` from a worker.
@@ -147,12 +147,15 @@ class NumberDialog(ModalScreen[int | None]):
     DEFAULT_CSS = DIALOG_CSS.format(name="NumberDialog")
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
 
-    def __init__(self, title: str, body: str, value: int | None = None, minimum: int = 0) -> None:
+    def __init__(
+        self, title: str, body: str, value: int | None = None, minimum: int = 0, maximum: int | None = None
+    ) -> None:
         super().__init__()
         self._title = title
         self._body = body
         self._value = value
         self._minimum = minimum
+        self._maximum = maximum
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -178,5 +181,8 @@ class NumberDialog(ModalScreen[int | None]):
             return
         if number < self._minimum:
             error.update(f"must be at least {self._minimum}, got {number}")
+            return
+        if self._maximum is not None and number > self._maximum:
+            error.update(f"must be at most {self._maximum}, got {number}")
             return
         self.dismiss(number)

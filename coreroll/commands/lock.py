@@ -7,8 +7,9 @@ both): --endpoint (repeatable or comma-separated; alias --etcd), --group, --etcd
 --etcd-cafile, --etcd-certfile, --etcd-keyfile, --etcd-username, --etcd-password, --json.
 Each flag not given is read from LOCKSMITHCTL_<FLAG> (e.g. LOCKSMITHCTL_ETCD_CAFILE); the endpoint
 then falls back to COREROLL_ETCD and to locksmithctl's defaults. The machine id defaults to
-/etc/machine-id (COREROLL_MACHINE_ID_FILE names another file). `set-max` refuses negative values
-and accepts 0, which stops every new lock in the group (see README, "Reboot locks").
+/etc/machine-id (COREROLL_MACHINE_ID_FILE names another file). `set-max` takes ASCII digits, refuses
+negative values and values beyond Go's int64 (what locksmith can read), and accepts 0, which stops
+every new lock in the group (see README, "Reboot locks").
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 import unicodedata
 from collections.abc import Sequence
@@ -26,7 +28,17 @@ from typing import Any
 from coreroll.audit import append_audit
 from coreroll.etcd.config import DEFAULT_ENDPOINTS, EtcdConfig, split_endpoints
 from coreroll.etcd.errors import EtcdError, EtcdUnavailableError
-from coreroll.locks import LockError, LockStore, audit_target, group_label, open_lock_store, semaphore_key
+from coreroll.locks import (
+    INT64_MAX,
+    LockError,
+    LockStore,
+    audit_target,
+    group_label,
+    in_int64,
+    open_lock_store,
+    semaphore_key,
+)
+from coreroll.textsafe import visible
 
 ACTIONS = ("status", "lock", "unlock", "set-max", "groups")
 ENV_PREFIX = "LOCKSMITHCTL_"
@@ -43,6 +55,9 @@ STRING_FLAGS = (
 )
 GO_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 GO_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+# What Go's strconv.Atoi takes: ASCII digits with an optional sign (Python's int() also takes
+# "١٢", "1_0" and surrounding spaces).
+GO_INT = re.compile(r"[+-]?0*([0-9]+)")
 
 
 class _IntermixedParser(argparse.ArgumentParser):
@@ -164,14 +179,21 @@ def run(args: argparse.Namespace) -> int:
         if len(extra) != 1:
             _err("New maximum value must be set.")
             return 1
-        try:
-            new_max = int(extra[0], 10)
-        except ValueError:
-            _err(f"Invalid maximum value: {extra[0]}")
+        number = GO_INT.fullmatch(extra[0])
+        if number is None:
+            _err(f"Invalid maximum value: {visible(extra[0])}")
             return 1
+        # More than 19 significant digits is beyond int64 anyway: no int() of a huge string.
+        sign = -1 if extra[0].startswith("-") else 1
+        new_max = int(extra[0], 10) if len(number.group(1)) <= 19 else sign * (INT64_MAX + 1)
         if new_max < 0:
             _err(
                 f"Invalid maximum value: {extra[0]} (must be 0 or more; 0 stops every new lock in the group)"
+            )
+            return 1
+        if not in_int64(new_max):
+            _err(
+                f"Invalid maximum value: {extra[0]} (out of range: at most {INT64_MAX}, what locksmith can read)"
             )
             return 1
         extra = [str(new_max)]
