@@ -133,6 +133,7 @@ class DashApp(App[int]):
         self._thread_id = threading.get_ident()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.repaints = 0
+        self.unusable_updates = 0  # updates the model refused with an exception (see _unusable)
         self.on_repaint: Callable[[], None] | None = None  # bench/test hook, after each repaint
         self.buffer.on_first = self._wake_threadsafe
         keymap = keymap_from_env()
@@ -283,12 +284,23 @@ class DashApp(App[int]):
         backlog, apply, changed = self._backlog, self.model.apply, self._pending
         n = 0
         while backlog:
-            changed |= apply(backlog.popleft())
+            update = backlog.popleft()
+            try:
+                changed |= apply(update)
+            except Exception as exc:  # data from outside must never end the dashboard
+                self._unusable(update, exc)
             n += 1
             if n % 64 == 0 and time.monotonic() > deadline:
                 break
         if changed:
             self._rows_dirty = True
+
+    def _unusable(self, update: Update, exc: Exception) -> None:
+        """An update the model could not apply: say so in the event log and carry on (the model
+        reads every value defensively, so this is a last resort, not the normal path)."""
+        self.unusable_updates += 1
+        what = f"{type(update).__name__} {getattr(update, 'key', '') or getattr(update, 'kind', '')}"
+        self.model.note(f"ignored {what.strip()}: {type(exc).__name__}: {exc}"[:300], "error", kind="BadData")
 
     @property
     def loading(self) -> int:

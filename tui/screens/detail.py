@@ -125,6 +125,8 @@ def history_text(entries: list[dict[str, Any]] | None, error: str | None) -> Tex
     elif not entries:
         text.append("  no history on the server\n", style="dim")
     for entry in entries or []:
+        if not isinstance(entry, dict):  # the server's reply, not trusted
+            continue
         line = f"  {_d(entry.get('at'))}  {_d(entry.get('event')):<6} {_d(entry.get('status')):<14} {_d(entry.get('version')):<12}"
         reason = entry.get("reason")
         style = "red" if str(entry.get("status")) == "Error" else ""
