@@ -21,7 +21,8 @@ so a keypress shows within a few milliseconds of its handler (bench/dashboard.py
 
 Keys are in `tui.keymap`. Mutating actions go through `coreroll.watch.actions.Actions`; in
 read-only mode `check_action` hides them and the actions object refuses them as well. Every action
-reports its outcome with `notify()`.
+reports its outcome with `notify()`, which shows messages as plain text with control characters made
+visible (they quote hostnames, keys and server replies).
 
 SSH hygiene: exits on SIGHUP and when stdin stops being a TTY (checked every 5 s); honours
 NO_COLOR (Textual's monochrome filter); `mouse=False` by default in `tui.run`.
@@ -45,7 +46,9 @@ from textual import events
 from textual.app import App
 from textual.binding import BindingType
 from textual.css.query import NoMatches
+from textual.notifications import SeverityLevel
 
+from coreroll.textsafe import visible
 from coreroll.watch.model import FleetModel
 from coreroll.watch.updates import Update, UpdateBuffer
 from tui import interventions
@@ -162,6 +165,21 @@ class DashApp(App[int]):
             result = source.stop()
             if asyncio.iscoroutine(result):
                 await result
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """A toast; `message` and `title` quote outside data, so they are never markup and never
+        reach the terminal with control characters in them."""
+        super().notify(
+            visible(message), title=visible(title), severity=severity, timeout=timeout, markup=False
+        )
 
     def _lost_terminal(self) -> None:
         self.exit(0)

@@ -7,6 +7,8 @@ unreadable semaphore shows its error (naming the key).
 It is an OptionList, so holders can be selected with the keyboard: `selected_group()` and
 `selected_holder()` tell the app what `u` (unlock) and `m` (set max) act on. `show(groups, now)`
 rebuilds the list only when something visible changed and keeps the highlight on the same option.
+Group names, holders, hostnames and errors come from etcd: they are shown through
+`coreroll.textsafe.visible` in `Text` (never markup); option ids keep the raw values the actions need.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from rich.text import Text
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
+from coreroll.textsafe import visible
 from coreroll.watch.views import LockGroupView
 
 SEP = "\x1f"
@@ -45,11 +48,11 @@ def group_options(
     options: list[Option] = []
     for group in groups:
         head = Text(no_wrap=True, overflow="ellipsis")
-        head.append(group.display_name, style="bold")
+        head.append(visible(group.display_name), style="bold")
         if group.kind != "v3":
-            head.append(f" ({group.kind})", style="dim")
+            head.append(f" ({visible(group.kind)})", style="dim")
         if group.error:
-            head.append(f"  UNREADABLE: {group.error}", style="bold red")
+            head.append(f"  UNREADABLE: {visible(group.error)}", style="bold red")
         else:
             available = "-" if group.available is None else str(group.available)
             maximum = "-" if group.max is None else str(group.max)
@@ -61,7 +64,7 @@ def group_options(
         for holder in group.holders:
             line = Text("  ", no_wrap=True, overflow="ellipsis")
             host = name(holder.machine_id)
-            line.append(host or holder.machine_id, style="bold red" if holder.stale else "bold")
+            line.append(visible(host or holder.machine_id), style="bold red" if holder.stale else "bold")
             since = None if holder.since is None else now - holder.since
             line.append(f"  {held_for(since, holder.since_exact)}")
             if holder.stale:
@@ -71,7 +74,7 @@ def group_options(
             elif holder.online is False:
                 line.append("  offline", style="dim")
             if host:
-                line.append(f"  {holder.machine_id}", style="dim")
+                line.append(f"  {visible(holder.machine_id)}", style="dim")
             options.append(Option(line, id=f"h{SEP}{group.ident}{SEP}{holder.machine_id}"))
     return options
 

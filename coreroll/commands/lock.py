@@ -9,7 +9,9 @@ Each flag not given is read from LOCKSMITHCTL_<FLAG> (e.g. LOCKSMITHCTL_ETCD_CAF
 then falls back to COREROLL_ETCD and to locksmithctl's defaults. The machine id defaults to
 /etc/machine-id (COREROLL_MACHINE_ID_FILE names another file). `set-max` takes ASCII digits, refuses
 negative values and values beyond Go's int64 (what locksmith can read), and accepts 0, which stops
-every new lock in the group (see README, "Reboot locks").
+every new lock in the group (see README, "Reboot locks"). Text output and errors show what etcd
+holds (holders, group names, values in errors) with control characters made visible
+(`coreroll.textsafe.visible`), so a crafted holder cannot drive the terminal; `--json` is JSON.
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _err(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    print(visible(text), file=sys.stderr, flush=True)
 
 
 def _env(name: str) -> str | None:
@@ -181,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
             return 1
         number = GO_INT.fullmatch(extra[0])
         if number is None:
-            _err(f"Invalid maximum value: {visible(extra[0])}")
+            _err(f"Invalid maximum value: {extra[0]}")
             return 1
         # More than 19 significant digits is beyond int64 anyway: no int() of a huge string.
         sign = -1 if extra[0].startswith("-") else 1
@@ -312,7 +314,7 @@ async def _status(store: LockStore, group: str, as_json: bool) -> int:
         return 0
     lines = [f"Available: {sem.semaphore}", f"Max: {sem.max}"]
     if sem.holders:
-        lines += ["", "MACHINE ID", *sem.holders]
+        lines += ["", "MACHINE ID", *map(visible, sem.holders)]
     print("\n".join(lines), flush=True)
     return 0
 
@@ -340,9 +342,10 @@ async def _groups(store: LockStore, as_json: bool) -> int:
         for s in states.values():
             if s.semaphore is not None:
                 sem = s.semaphore
-                rows.append((group_label(s.group), str(sem.semaphore), str(sem.max), ",".join(sem.holders)))
+                holders = visible(",".join(sem.holders))
+                rows.append((visible(group_label(s.group)), str(sem.semaphore), str(sem.max), holders))
             else:
-                rows.append((group_label(s.group), "?", "?", "(unreadable)"))
+                rows.append((visible(group_label(s.group)), "?", "?", "(unreadable)"))
         widths = [max(_width(r[i]) for r in rows) for i in range(3)]
         for row in rows:
             cells = [row[i] + " " * (widths[i] - _width(row[i])) for i in range(3)] + [row[3]]

@@ -198,6 +198,20 @@ def test_unlock_past_int64_is_refused_and_kept(cli, clean_etcd: str, api: str) -
     assert raw_get(clean_etcd, api, DEFAULT_KEY) == full
 
 
+def test_text_output_shows_control_characters_escaped(cli, clean_etcd: str, api: str) -> None:
+    title = "\x1b]0;pwned\x07"
+    assert cli("--group", "\x1b[2J", "set-max", "2").code == 0
+    assert cli("--group", "\x1b[2J", "lock", title) == Result(0, "", "")
+    status = cli("--group", "\x1b[2J", "status")
+    assert status == Result(0, "Available: 1\nMax: 2\n\nMACHINE ID\n\\x1b]0;pwned\\x07\n", "")
+    groups = cli("groups")
+    assert groups.code == 0 and "\\x1b[2J  1          2    \\x1b]0;pwned\\x07" in groups.out
+    assert "\x1b" not in groups.out
+    refused = cli("--group", "\x1b[2J", "lock", title)
+    assert refused == Result(1, "", "Error locking: holder exists\n")
+    assert json.loads(cli("--group", "\x1b[2J", "status", "--json").out)["holders"] == [title]  # JSON: exact
+
+
 def test_usage_errors(cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert cli("reboot-now") == Result(
         2,
