@@ -16,6 +16,8 @@ import pytest
 from textual.app import App, ComposeResult
 
 from coreroll.locks import semaphore_key
+from coreroll.watch import updates as u
+from coreroll.watch.model import FleetModel
 from coreroll.watch.views import ChannelView, RolloutProgress, ServerGroupView
 from tests.tui.helpers import screen_text, wait_for, wait_for_text
 from tests.tui.live import Etcd, make_live_app, register_instance, server_running
@@ -88,6 +90,26 @@ async def test_a_version_that_is_not_a_version_keeps_the_dashboard_running(
         await pilot.press("escape")
         await wait_for(lambda: not isinstance(app.screen, NodeDetailScreen), 5, "back on the main screen")
         still_running(app)
+
+
+async def test_an_update_the_model_cannot_apply_is_noted_and_the_rest_applies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The last resort behind the defensive parsing: whatever still raises is a line in the log."""
+
+    def broken(model: FleetModel, update: u.Update) -> set[str]:
+        raise ValueError("no such thing")
+
+    monkeypatch.setitem(FleetModel._handlers, u.NodeAlive, broken)
+    app = DashApp(watch_tty=False, sources_configured=())
+    async with app.run_test(size=(160, 48)):
+        app.buffer.put(u.NodeAlive(ODD, True))
+        app.buffer.put(u.NodeStatus(NAN, STATUS_KEY.format(NAN), status_json(NAN, hostname="after-it")))
+        await wait_for_text(app, "after-it", 5)
+        await wait_for_text(app, "BadData ignored NodeAlive: ValueError: no", 5)
+        (note,) = [e for e in app.model.activity if e.kind == "BadData"]
+        assert note.message == "ignored NodeAlive: ValueError: no such thing" and note.severity == "error"
+        assert app.unusable_updates == 1 and app.is_running and app.return_code is None
 
 
 # --- control characters and markup from outside ----------------------------------------------
