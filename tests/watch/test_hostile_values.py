@@ -14,12 +14,12 @@ import httpx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from coreroll.server.runner import RunningServer
 from coreroll.watch.feed_source import FeedSource
 from coreroll.watch.model import FleetModel
 from coreroll.watch.parse import TIME_MAX, TIME_MIN
 from coreroll.watch.query import SORT_KEYS, version_at_least, version_key
 from coreroll.watch.updates import UpdateBuffer
-from tests.watch.conftest import start_server
 from tests.watch.helpers import check_in, publish, status_doc, wait_model
 from tests.watch.test_etcd_source import STATUS, Running
 from tests.watch.test_feed_protocol import FakeServer, snapshot
@@ -159,27 +159,25 @@ async def test_hostile_airlock_and_audit_values(v3: Any, clean_etcd: str) -> Non
 # --- the update server -----------------------------------------------------------------------
 
 
-async def test_an_omaha_version_that_is_not_a_version_reaches_the_model_harmlessly(tmp_path: Any) -> None:
-    server = start_server(tmp_path / "srv")
+async def test_an_omaha_version_that_is_not_a_version_reaches_the_model_harmlessly(
+    server: RunningServer,
+) -> None:
+    publish(server, "4700.0.0", "beta")
+    check_in(server.url, "good", version="4700.0.0")
+    check_in(server.url, "odd", version="1.²")  # unauthenticated, accepted by the server
+    buffer = UpdateBuffer()
+    model = FleetModel()
+    source = FeedSource(server.url, buffer.put)
+    task = asyncio.create_task(source.run())
     try:
-        publish(server, "4700.0.0", "beta")
-        check_in(server.url, "good", version="4700.0.0")
-        check_in(server.url, "odd", version="1.²")  # unauthenticated, accepted by the server
-        buffer = UpdateBuffer()
-        model = FleetModel()
-        source = FeedSource(server.url, buffer.put)
-        task = asyncio.create_task(source.run())
-        try:
-            await wait_model(model, buffer, lambda m: {"good", "odd"} <= set(m.rows), what="both machines")
-            assert model.rows["odd"].version == "1.²"
-            (beta,) = [c for c in model.channels() if c.name == "beta"]  # raised ValueError before
-            assert (beta.progress.done, beta.progress.total) == (1, 2)
-            _every_view(model)
-        finally:
-            source.stop()
-            await asyncio.wait_for(task, 5)
+        await wait_model(model, buffer, lambda m: {"good", "odd"} <= set(m.rows), what="both machines")
+        assert model.rows["odd"].version == "1.²"
+        (beta,) = [c for c in model.channels() if c.name == "beta"]  # raised ValueError before
+        assert (beta.progress.done, beta.progress.total) == (1, 2)
+        _every_view(model)
     finally:
-        server.stop()
+        source.stop()
+        await asyncio.wait_for(task, 5)
 
 
 async def test_hostile_feed_values_are_read_defensively() -> None:
