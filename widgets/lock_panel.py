@@ -13,6 +13,7 @@ Group names, holders, hostnames and errors come from etcd: they are shown throug
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 
@@ -23,7 +24,20 @@ from textual.widgets.option_list import Option
 from coreroll.textsafe import visible
 from coreroll.watch.views import LockGroupView
 
-SEP = "\x1f"
+
+def option_id(*parts: str) -> str:
+    """An option's id naming its group (and holder): JSON, so it splits back exactly whatever the
+    names hold (a holder id from etcd may contain any separator we could pick)."""
+    return json.dumps(parts)
+
+
+def option_parts(ident: str | None) -> list[str]:
+    """`option_id`'s parts; [] for an option that names no group."""
+    try:
+        parts = json.loads(ident or "")
+    except ValueError:
+        return []
+    return parts if isinstance(parts, list) and all(isinstance(p, str) for p in parts) else []
 
 
 def held_for(seconds: float | None, exact: bool) -> str:
@@ -60,7 +74,7 @@ def group_options(
             head.append(f"  {available}/{maximum} free", style=style)
             if group.stale_holders:
                 head.append(f"  {len(group.stale_holders)} stale", style="bold red")
-        options.append(Option(head, id=f"g{SEP}{group.ident}"))
+        options.append(Option(head, id=option_id("g", group.ident)))
         for holder in group.holders:
             line = Text("  ", no_wrap=True, overflow="ellipsis")
             host = name(holder.machine_id)
@@ -75,7 +89,7 @@ def group_options(
                 line.append("  offline", style="dim")
             if host:
                 line.append(f"  {visible(holder.machine_id)}", style="dim")
-            options.append(Option(line, id=f"h{SEP}{group.ident}{SEP}{holder.machine_id}"))
+            options.append(Option(line, id=option_id("h", group.ident, holder.machine_id)))
     return options
 
 
@@ -92,7 +106,7 @@ class LockPanel(OptionList):
         super().__init__(id=id)
         self.border_title = "reboot locks"
         self._groups: Sequence[LockGroupView] = ()
-        self._signature: tuple[str, ...] = ()
+        self._signature: tuple[tuple[str | None, str], ...] = ()
 
     def show(
         self,
@@ -104,7 +118,7 @@ class LockPanel(OptionList):
         now = time.time() if now is None else now
         self._groups = groups
         options = group_options(groups, now, name)
-        signature = tuple(f"{o.id}{SEP}{o.prompt}" for o in options)
+        signature = tuple((o.id, str(o.prompt)) for o in options)
         if signature == self._signature:
             return
         self._signature = signature
@@ -131,16 +145,15 @@ class LockPanel(OptionList):
         return self.get_option_at_index(self.highlighted).id
 
     def selected_group(self) -> LockGroupView | None:
-        option_id = self._highlighted_id()
-        if not option_id or SEP not in option_id:
+        parts = option_parts(self._highlighted_id())
+        if len(parts) < 2:
             return None
-        ident = option_id.split(SEP)[1]
-        return next((g for g in self._groups if g.ident == ident), None)
+        return next((g for g in self._groups if g.ident == parts[1]), None)
 
     def selected_holder(self) -> tuple[LockGroupView, str] | None:
-        option_id = self._highlighted_id()
-        if not option_id or not option_id.startswith(f"h{SEP}"):
+        parts = option_parts(self._highlighted_id())
+        if len(parts) != 3 or parts[0] != "h":
             return None
-        _, ident, holder = option_id.split(SEP)
+        _, ident, holder = parts
         group = next((g for g in self._groups if g.ident == ident), None)
         return (group, holder) if group is not None else None

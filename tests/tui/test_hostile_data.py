@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TITLE = "\x1b]0;pwned\x07"  # OSC 0: set the terminal's (here: tmux pane's) title
 WIPE = "wipe\x1b[2J"  # erase the whole screen
 MARKUP = "[bold red]x[/] [link=http://evil.example]click[/link]"  # must show literally
-EVIL = "\x1b]2;evil\x07"  # a lock holder's id (OSC 2: also a title)
+EVIL = "\x1b]2;e\x1fvil\x07"  # a lock holder's id: OSC 2 (a title), and \x1f (the lock panel's old separator)
 TITLED = "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1"
 MARKED = "b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2"
 ODD = "0dd0dd0dd0dd0dd0dd0dd0dd0dd0dd00"
