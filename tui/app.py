@@ -21,7 +21,8 @@ so a keypress shows within a few milliseconds of its handler (bench/dashboard.py
 
 Keys are in `tui.keymap`. Mutating actions go through `coreroll.watch.actions.Actions`; in
 read-only mode `check_action` hides them and the actions object refuses them as well. Every action
-reports its outcome with `notify()`.
+reports its outcome with `notify()`, which shows messages as plain text with control characters made
+visible (they quote hostnames, keys and server replies).
 
 SSH hygiene: exits on SIGHUP and when stdin stops being a TTY (checked every 5 s); honours
 NO_COLOR (Textual's monochrome filter); `mouse=False` by default in `tui.run`.
@@ -45,7 +46,9 @@ from textual import events
 from textual.app import App
 from textual.binding import BindingType
 from textual.css.query import NoMatches
+from textual.notifications import SeverityLevel
 
+from coreroll.textsafe import visible
 from coreroll.watch.model import FleetModel
 from coreroll.watch.updates import Update, UpdateBuffer
 from tui import interventions
@@ -133,6 +136,7 @@ class DashApp(App[int]):
         self._thread_id = threading.get_ident()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.repaints = 0
+        self.unusable_updates = 0  # updates the model refused with an exception (see _unusable)
         self.on_repaint: Callable[[], None] | None = None  # bench/test hook, after each repaint
         self.buffer.on_first = self._wake_threadsafe
         keymap = keymap_from_env()
@@ -161,6 +165,21 @@ class DashApp(App[int]):
             result = source.stop()
             if asyncio.iscoroutine(result):
                 await result
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """A toast; `message` and `title` quote outside data, so they are never markup and never
+        reach the terminal with control characters in them."""
+        super().notify(
+            visible(message), title=visible(title), severity=severity, timeout=timeout, markup=False
+        )
 
     def _lost_terminal(self) -> None:
         self.exit(0)
@@ -283,12 +302,23 @@ class DashApp(App[int]):
         backlog, apply, changed = self._backlog, self.model.apply, self._pending
         n = 0
         while backlog:
-            changed |= apply(backlog.popleft())
+            update = backlog.popleft()
+            try:
+                changed |= apply(update)
+            except Exception as exc:  # data from outside must never end the dashboard
+                self._unusable(update, exc)
             n += 1
             if n % 64 == 0 and time.monotonic() > deadline:
                 break
         if changed:
             self._rows_dirty = True
+
+    def _unusable(self, update: Update, exc: Exception) -> None:
+        """An update the model could not apply: say so in the event log and carry on (the model
+        reads every value defensively, so this is a last resort, not the normal path)."""
+        self.unusable_updates += 1
+        what = f"{type(update).__name__} {getattr(update, 'key', '') or getattr(update, 'kind', '')}"
+        self.model.note(f"ignored {what.strip()}: {type(exc).__name__}: {exc}"[:300], "error", kind="BadData")
 
     @property
     def loading(self) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any
 
+from coreroll.locks import INT64_MAX
 from widgets.dialogs import ChoiceDialog, ConfirmDialog, NumberDialog
 
 if TYPE_CHECKING:
@@ -118,6 +119,7 @@ async def set_max(app: DashApp, group: str) -> None:
             " 0 stops all reboots)",
             current,
             minimum=0,
+            maximum=INT64_MAX,  # what locksmith can read back
         )
     )
     if number is None:

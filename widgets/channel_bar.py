@@ -4,7 +4,7 @@ halt reason) when a server group on that channel has updates paused.
 
 `show(channels)` with `coreroll.watch.views.ChannelView`s (the model computes the progress);
 repaints only when the text changed. The bar is drawn with block characters, so it reads without
-colour too.
+colour too. Names, versions and halt reasons are the server's: shown through `visible()`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from rich.text import Text
 from textual.widget import Widget
 
+from coreroll.textsafe import visible
 from coreroll.watch.views import ChannelView, ServerGroupView
 
 
@@ -34,16 +35,16 @@ def render_channels(
         if n:
             text.append("\n")
         p = channel.progress
-        text.append(f" {channel.name:<8}", style="bold")
-        text.append(f" {channel.version or '-':<11} ")
+        text.append(f" {visible(channel.name):<8}", style="bold")
+        text.append(f" {visible(channel.version or '-'):<11} ")
         text.append(bar(p.fraction, bar_width), style="green")
         text.append(f" {int(p.fraction * 100):3d}% {p.done}/{p.total}")
         for group in groups:  # first, so it survives a narrow terminal
             if group.channel == channel.name and (group.paused or group.halted_reason):
                 text.append("  ")
-                text.append(f"group {group.name} PAUSED", style="bold reverse yellow")
+                text.append(f"group {visible(group.name)} PAUSED", style="bold reverse yellow")
                 if group.halted_reason:
-                    text.append(f" ({group.halted_reason})", style="yellow")
+                    text.append(f" ({visible(group.halted_reason)})", style="yellow")
         if p.updating:
             text.append(f"  updating {p.updating}", style="yellow")
         if p.failed:

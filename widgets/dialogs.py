@@ -5,11 +5,13 @@
   `escape` and `n` cancel, `y` confirms.
 - `ChoiceDialog(title, choices, current=None)` -> `str | None`: pick one of `choices` (the channel
   picker). Enter picks the highlighted one, escape cancels.
-- `NumberDialog(title, body, value, minimum)` -> `int | None`: an integer input (the lock max);
-  refuses anything but an integer >= minimum, saying why, and keeps the dialog open.
+- `NumberDialog(title, body, value, minimum, maximum=None)` -> `int | None`: an integer input (the
+  lock max); refuses anything but an integer within the bounds, saying why, and keeps the dialog open.
 
 Each is a `ModalScreen`; push it with `app.push_screen(dialog, callback)` or
-`await app.push_screen_wait(dialog)` from a worker.
+`await app.push_screen_wait(dialog)` from a worker. Titles, bodies and choices name things from etcd
+and the server (groups, holders, channels): they are shown as plain text (no markup) with control
+characters made visible (`shown()`); a choice still returns its raw value.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -24,6 +27,15 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList
 from textual.widgets.option_list import Option
+
+from coreroll.textsafe import visible
+
+
+def shown(text: str) -> str:
+    """`text` safe to show: line breaks kept (bodies have several lines), every other control
+    character written out (see coreroll.textsafe.visible)."""
+    return "\n".join(visible(line) for line in text.split("\n"))
+
 
 DIALOG_CSS = """
 {name} {{
@@ -83,8 +95,8 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(self._title, classes="title")
-            yield Label(self._body, classes="body", markup=False)
+            yield Label(shown(self._title), classes="title", markup=False)
+            yield Label(shown(self._body), classes="body", markup=False)
             with Horizontal():
                 yield Button("Cancel", id="cancel")
                 yield Button(self._confirm_label, id="confirm", variant="warning")
@@ -123,8 +135,11 @@ class ChoiceDialog(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(self._title, classes="title")
-            options = [Option(f"{c}  (current)" if c == self._current else c, id=c) for c in self._choices]
+            yield Label(shown(self._title), classes="title", markup=False)
+            options = [
+                Option(Text(visible(c) + ("  (current)" if c == self._current else "")), id=c)
+                for c in self._choices
+            ]
             yield OptionList(*options)
 
     def on_mount(self) -> None:
@@ -147,19 +162,22 @@ class NumberDialog(ModalScreen[int | None]):
     DEFAULT_CSS = DIALOG_CSS.format(name="NumberDialog")
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
 
-    def __init__(self, title: str, body: str, value: int | None = None, minimum: int = 0) -> None:
+    def __init__(
+        self, title: str, body: str, value: int | None = None, minimum: int = 0, maximum: int | None = None
+    ) -> None:
         super().__init__()
         self._title = title
         self._body = body
         self._value = value
         self._minimum = minimum
+        self._maximum = maximum
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(self._title, classes="title")
-            yield Label(self._body, classes="body", markup=False)
+            yield Label(shown(self._title), classes="title", markup=False)
+            yield Label(shown(self._body), classes="body", markup=False)
             yield Input(value="" if self._value is None else str(self._value), type="integer", id="number")
-            yield Label("", classes="error", id="error")
+            yield Label("", classes="error", id="error", markup=False)
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()
@@ -178,5 +196,8 @@ class NumberDialog(ModalScreen[int | None]):
             return
         if number < self._minimum:
             error.update(f"must be at least {self._minimum}, got {number}")
+            return
+        if self._maximum is not None and number > self._maximum:
+            error.update(f"must be at most {self._maximum}, got {number}")
             return
         self.dismiss(number)

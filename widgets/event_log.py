@@ -1,7 +1,8 @@
 """`EventLog`: activity from the update server, interventions (audit records) and this dashboard's
 own notes, newest at the bottom, capped at `max_lines` (a RichLog, which only renders what is on
 screen). `add(entries)` appends `coreroll.watch.views.ActivityEntry`s; entries already shown (by
-id) are skipped, so the app can hand it the model's recent list every tick.
+id) are skipped, so the app can hand it the model's recent list every tick. Messages carry server
+and etcd data: shown through `coreroll.textsafe.visible`, as `Text` (the log has markup off).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Iterable
 from rich.text import Text
 from textual.widgets import RichLog
 
+from coreroll.textsafe import visible
 from coreroll.watch.views import ActivityEntry
 
 SEVERITY_STYLES = {"error": "bold red", "warning": "yellow", "info": ""}
@@ -21,12 +23,12 @@ SOURCE_MARK = {"server": "srv", "audit": "act", "dashboard": "ui "}
 def format_entry(entry: ActivityEntry) -> Text:
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append(time.strftime("%H:%M:%S", time.gmtime(entry.at)), style="dim")
-    text.append(f" {SOURCE_MARK.get(entry.source, entry.source[:3])} ", style="dim")
-    text.append(entry.kind, style="bold " + SEVERITY_STYLES.get(entry.severity, ""))
+    text.append(f" {SOURCE_MARK.get(entry.source) or visible(entry.source[:3])} ", style="dim")
+    text.append(visible(entry.kind), style="bold " + SEVERITY_STYLES.get(entry.severity, ""))
     text.append(" ")
-    text.append(entry.message, style=SEVERITY_STYLES.get(entry.severity, ""))
+    text.append(visible(entry.message), style=SEVERITY_STYLES.get(entry.severity, ""))
     if entry.by:
-        text.append(f" (by {entry.by})", style="dim")
+        text.append(f" (by {visible(entry.by)})", style="dim")
     return text
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from rich.text import Text
 from textual.widget import Widget
 
+from coreroll.textsafe import visible
 from coreroll.watch.views import CONNECTED, ConnectionState
 
 STATE_STYLES = {
@@ -71,7 +72,7 @@ def render_header(info: HeaderInfo) -> Text:
         line.append(" [R]", style="bold yellow")
     if info.frozen:
         line.append(" [FROZEN]", style="bold magenta")
-    line.append(f" {info.cluster}  ", style="bold")
+    line.append(f" {visible(info.cluster)}  ", style="bold")
     line.append_text(_connection("etcd", info.etcd, now))
     line.append("  ")
     line.append_text(_connection("server", info.server, now))

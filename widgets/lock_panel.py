@@ -7,10 +7,13 @@ unreadable semaphore shows its error (naming the key).
 It is an OptionList, so holders can be selected with the keyboard: `selected_group()` and
 `selected_holder()` tell the app what `u` (unlock) and `m` (set max) act on. `show(groups, now)`
 rebuilds the list only when something visible changed and keeps the highlight on the same option.
+Group names, holders, hostnames and errors come from etcd: they are shown through
+`coreroll.textsafe.visible` in `Text` (never markup); option ids keep the raw values the actions need.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 
@@ -18,9 +21,23 @@ from rich.text import Text
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
+from coreroll.textsafe import visible
 from coreroll.watch.views import LockGroupView
 
-SEP = "\x1f"
+
+def option_id(*parts: str) -> str:
+    """An option's id naming its group (and holder): JSON, so it splits back exactly whatever the
+    names hold (a holder id from etcd may contain any separator we could pick)."""
+    return json.dumps(parts)
+
+
+def option_parts(ident: str | None) -> list[str]:
+    """`option_id`'s parts; [] for an option that names no group."""
+    try:
+        parts = json.loads(ident or "")
+    except ValueError:
+        return []
+    return parts if isinstance(parts, list) and all(isinstance(p, str) for p in parts) else []
 
 
 def held_for(seconds: float | None, exact: bool) -> str:
@@ -45,11 +62,11 @@ def group_options(
     options: list[Option] = []
     for group in groups:
         head = Text(no_wrap=True, overflow="ellipsis")
-        head.append(group.display_name, style="bold")
+        head.append(visible(group.display_name), style="bold")
         if group.kind != "v3":
-            head.append(f" ({group.kind})", style="dim")
+            head.append(f" ({visible(group.kind)})", style="dim")
         if group.error:
-            head.append(f"  UNREADABLE: {group.error}", style="bold red")
+            head.append(f"  UNREADABLE: {visible(group.error)}", style="bold red")
         else:
             available = "-" if group.available is None else str(group.available)
             maximum = "-" if group.max is None else str(group.max)
@@ -57,11 +74,11 @@ def group_options(
             head.append(f"  {available}/{maximum} free", style=style)
             if group.stale_holders:
                 head.append(f"  {len(group.stale_holders)} stale", style="bold red")
-        options.append(Option(head, id=f"g{SEP}{group.ident}"))
+        options.append(Option(head, id=option_id("g", group.ident)))
         for holder in group.holders:
             line = Text("  ", no_wrap=True, overflow="ellipsis")
             host = name(holder.machine_id)
-            line.append(host or holder.machine_id, style="bold red" if holder.stale else "bold")
+            line.append(visible(host or holder.machine_id), style="bold red" if holder.stale else "bold")
             since = None if holder.since is None else now - holder.since
             line.append(f"  {held_for(since, holder.since_exact)}")
             if holder.stale:
@@ -71,8 +88,8 @@ def group_options(
             elif holder.online is False:
                 line.append("  offline", style="dim")
             if host:
-                line.append(f"  {holder.machine_id}", style="dim")
-            options.append(Option(line, id=f"h{SEP}{group.ident}{SEP}{holder.machine_id}"))
+                line.append(f"  {visible(holder.machine_id)}", style="dim")
+            options.append(Option(line, id=option_id("h", group.ident, holder.machine_id)))
     return options
 
 
@@ -89,7 +106,7 @@ class LockPanel(OptionList):
         super().__init__(id=id)
         self.border_title = "reboot locks"
         self._groups: Sequence[LockGroupView] = ()
-        self._signature: tuple[str, ...] = ()
+        self._signature: tuple[tuple[str | None, str], ...] = ()
 
     def show(
         self,
@@ -101,7 +118,7 @@ class LockPanel(OptionList):
         now = time.time() if now is None else now
         self._groups = groups
         options = group_options(groups, now, name)
-        signature = tuple(f"{o.id}{SEP}{o.prompt}" for o in options)
+        signature = tuple((o.id, str(o.prompt)) for o in options)
         if signature == self._signature:
             return
         self._signature = signature
@@ -128,16 +145,15 @@ class LockPanel(OptionList):
         return self.get_option_at_index(self.highlighted).id
 
     def selected_group(self) -> LockGroupView | None:
-        option_id = self._highlighted_id()
-        if not option_id or SEP not in option_id:
+        parts = option_parts(self._highlighted_id())
+        if len(parts) < 2:
             return None
-        ident = option_id.split(SEP)[1]
-        return next((g for g in self._groups if g.ident == ident), None)
+        return next((g for g in self._groups if g.ident == parts[1]), None)
 
     def selected_holder(self) -> tuple[LockGroupView, str] | None:
-        option_id = self._highlighted_id()
-        if not option_id or not option_id.startswith(f"h{SEP}"):
+        parts = option_parts(self._highlighted_id())
+        if len(parts) != 3 or parts[0] != "h":
             return None
-        _, ident, holder = option_id.split(SEP)
+        _, ident, holder = parts
         group = next((g for g in self._groups if g.ident == ident), None)
         return (group, holder) if group is not None else None

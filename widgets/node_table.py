@@ -16,6 +16,10 @@ rows on screen, straight from the model's already filtered and sorted row list:
   stays).
 - Strips are cached in an LRU keyed by (row key, row version, width, cursor, mark, stale), where the
   version is bumped for each key named in `changed`.
+- Every cell is outside data (etcd, the update server): it goes through `coreroll.textsafe.visible`
+  on its way to a strip, so a hostname like "\\x1b]0;pwned\\x07" shows as that text instead of
+  retitling the terminal. Strips are plain segments, never markup. Only rows drawn pay for it
+  (cache misses), and printable text costs one C-level scan.
 
 Messages: `NodeTable.CursorMoved(key)` when the cursor lands on another row.
 Line API note (Textual >= 6): blank segments are not filled for us, so every strip is padded to the
@@ -36,6 +40,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from coreroll.textsafe import visible
 from widgets.table_spec import Column, TableSpec, fit_text
 
 GUTTER = 2  # cursor mark ">" and row mark "*" (readable without colour)
@@ -348,9 +353,9 @@ class NodeTable(ScrollView, can_focus=True):
             if n:
                 segments.append(Segment(" ", line_style))
                 if span is not None:
-                    segments.append(Segment(span, line_style))
+                    segments.append(Segment(visible(span), line_style))
                     break
-            text = fit_text(column.text(row), cell_width, column.align_right)
+            text = fit_text(visible(column.text(row)), cell_width, column.align_right)
             cell_style = column.style(row) if column.style is not None and not plain else None
             style = base + Style.parse(cell_style) if cell_style else base
             segments.append(Segment(text, style + top if top else style))

@@ -7,8 +7,11 @@ both): --endpoint (repeatable or comma-separated; alias --etcd), --group, --etcd
 --etcd-cafile, --etcd-certfile, --etcd-keyfile, --etcd-username, --etcd-password, --json.
 Each flag not given is read from LOCKSMITHCTL_<FLAG> (e.g. LOCKSMITHCTL_ETCD_CAFILE); the endpoint
 then falls back to COREROLL_ETCD and to locksmithctl's defaults. The machine id defaults to
-/etc/machine-id (COREROLL_MACHINE_ID_FILE names another file). `set-max` refuses negative values
-and accepts 0, which stops every new lock in the group (see README, "Reboot locks").
+/etc/machine-id (COREROLL_MACHINE_ID_FILE names another file). `set-max` takes ASCII digits, refuses
+negative values and values beyond Go's int64 (what locksmith can read), and accepts 0, which stops
+every new lock in the group (see README, "Reboot locks"). Text output and errors show what etcd
+holds (holders, group names, values in errors) with control characters made visible
+(`coreroll.textsafe.visible`), so a crafted holder cannot drive the terminal; `--json` is JSON.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 import unicodedata
 from collections.abc import Sequence
@@ -26,7 +30,17 @@ from typing import Any
 from coreroll.audit import append_audit
 from coreroll.etcd.config import DEFAULT_ENDPOINTS, EtcdConfig, split_endpoints
 from coreroll.etcd.errors import EtcdError, EtcdUnavailableError
-from coreroll.locks import LockError, LockStore, audit_target, group_label, open_lock_store, semaphore_key
+from coreroll.locks import (
+    INT64_MAX,
+    LockError,
+    LockStore,
+    audit_target,
+    group_label,
+    in_int64,
+    open_lock_store,
+    semaphore_key,
+)
+from coreroll.textsafe import visible
 
 ACTIONS = ("status", "lock", "unlock", "set-max", "groups")
 ENV_PREFIX = "LOCKSMITHCTL_"
@@ -43,6 +57,9 @@ STRING_FLAGS = (
 )
 GO_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 GO_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+# What Go's strconv.Atoi takes: ASCII digits with an optional sign (Python's int() also takes
+# "١٢", "1_0" and surrounding spaces).
+GO_INT = re.compile(r"[+-]?0*([0-9]+)")
 
 
 class _IntermixedParser(argparse.ArgumentParser):
@@ -86,7 +103,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _err(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    print(visible(text), file=sys.stderr, flush=True)
 
 
 def _env(name: str) -> str | None:
@@ -164,14 +181,21 @@ def run(args: argparse.Namespace) -> int:
         if len(extra) != 1:
             _err("New maximum value must be set.")
             return 1
-        try:
-            new_max = int(extra[0], 10)
-        except ValueError:
+        number = GO_INT.fullmatch(extra[0])
+        if number is None:
             _err(f"Invalid maximum value: {extra[0]}")
             return 1
+        # More than 19 significant digits is beyond int64 anyway: no int() of a huge string.
+        sign = -1 if extra[0].startswith("-") else 1
+        new_max = int(extra[0], 10) if len(number.group(1)) <= 19 else sign * (INT64_MAX + 1)
         if new_max < 0:
             _err(
                 f"Invalid maximum value: {extra[0]} (must be 0 or more; 0 stops every new lock in the group)"
+            )
+            return 1
+        if not in_int64(new_max):
+            _err(
+                f"Invalid maximum value: {extra[0]} (out of range: at most {INT64_MAX}, what locksmith can read)"
             )
             return 1
         extra = [str(new_max)]
@@ -290,7 +314,7 @@ async def _status(store: LockStore, group: str, as_json: bool) -> int:
         return 0
     lines = [f"Available: {sem.semaphore}", f"Max: {sem.max}"]
     if sem.holders:
-        lines += ["", "MACHINE ID", *sem.holders]
+        lines += ["", "MACHINE ID", *map(visible, sem.holders)]
     print("\n".join(lines), flush=True)
     return 0
 
@@ -318,9 +342,10 @@ async def _groups(store: LockStore, as_json: bool) -> int:
         for s in states.values():
             if s.semaphore is not None:
                 sem = s.semaphore
-                rows.append((group_label(s.group), str(sem.semaphore), str(sem.max), ",".join(sem.holders)))
+                holders = visible(",".join(sem.holders))
+                rows.append((visible(group_label(s.group)), str(sem.semaphore), str(sem.max), holders))
             else:
-                rows.append((group_label(s.group), "?", "?", "(unreadable)"))
+                rows.append((visible(group_label(s.group)), "?", "?", "(unreadable)"))
         widths = [max(_width(r[i]) for r in rows) for i in range(3)]
         for row in rows:
             cells = [row[i] + " " * (widths[i] - _width(row[i])) for i in range(3)] + [row[3]]

@@ -2,7 +2,8 @@
 
 Public API (see each module's docstring):
 - `Semaphore`, `new_semaphore`, `parse_semaphore`, errors `LockError`, `SemaphoreFullError`,
-  `HolderExistsError`, `HolderNotFoundError`, `SemaphoreFormatError`   (coreroll.locks.semaphore)
+  `HolderExistsError`, `HolderNotFoundError`, `SemaphoreFormatError`, `SemaphoreRangeError`,
+  `INT64_MIN`, `INT64_MAX`, `in_int64`                                   (coreroll.locks.semaphore)
 - `semaphore_key`, `group_from_key`, `query_escape`, `group_label`       (coreroll.locks.keys)
 - `open_lock_store(config) -> LockStore`, `GroupState`, `LockConflictError` (coreroll.locks.store)
 - `read_airlock_groups(config)`                                          (coreroll.locks.airlock)
@@ -11,12 +12,16 @@ Public API (see each module's docstring):
 
 from coreroll.locks.keys import group_from_key, group_label, query_escape, semaphore_key
 from coreroll.locks.semaphore import (
+    INT64_MAX,
+    INT64_MIN,
     HolderExistsError,
     HolderNotFoundError,
     LockError,
     Semaphore,
     SemaphoreFormatError,
     SemaphoreFullError,
+    SemaphoreRangeError,
+    in_int64,
     new_semaphore,
     parse_semaphore,
 )
@@ -30,6 +35,8 @@ def audit_target(group: str, holder: str | None = None) -> str:
 
 
 __all__ = [
+    "INT64_MAX",
+    "INT64_MIN",
     "GroupState",
     "HolderExistsError",
     "HolderNotFoundError",
@@ -39,9 +46,11 @@ __all__ = [
     "Semaphore",
     "SemaphoreFormatError",
     "SemaphoreFullError",
+    "SemaphoreRangeError",
     "audit_target",
     "group_from_key",
     "group_label",
+    "in_int64",
     "new_semaphore",
     "open_lock_store",
     "parse_semaphore",

@@ -17,7 +17,7 @@ import aetcd
 from coreroll.etcd.config import EtcdConfig
 from coreroll.etcd.v3 import connect_v3
 from coreroll.locks.keys import query_escape, query_unescape
-from coreroll.locks.semaphore import SemaphoreFormatError
+from coreroll.locks.semaphore import SemaphoreFormatError, in_int64
 
 AIRLOCK_PREFIX = "com.coreos.airlock/groups/"
 _AIRLOCK_KEY = re.compile(r"^" + re.escape(AIRLOCK_PREFIX) + r"([^/]+)/v1/semaphore$")
@@ -38,11 +38,15 @@ def parse_airlock(raw: bytes, key: str) -> AirlockSemaphore:
         doc = json.loads(raw)
     except ValueError as exc:
         raise SemaphoreFormatError(key, "invalid JSON") from exc
+    except RecursionError as exc:
+        raise SemaphoreFormatError(key, "invalid JSON (nested too deeply)") from exc
     if not isinstance(doc, dict):
         raise SemaphoreFormatError(key, "expected a JSON object")
     slots = doc.get("total_slots")
     if not isinstance(slots, int) or isinstance(slots, bool):
         raise SemaphoreFormatError(key, '"total_slots" missing or not an integer')
+    if not in_int64(slots):
+        raise SemaphoreFormatError(key, '"total_slots" is out of the int64 range')
     holders = doc.get("holders") or []
     if not isinstance(holders, list) or not all(isinstance(h, str) for h in holders):
         raise SemaphoreFormatError(key, '"holders" must be a list of strings')

@@ -7,6 +7,9 @@
   does), `HolderExistsError("holder exists")`; else insert in sorted order and decrement.
 - `unlock(id)`: `HolderNotFoundError("holder does not exist")`; else remove and increment.
 - `set_max(n)`: `semaphore -= max - n; max = n`; holders untouched, so `semaphore` may go negative.
+- Every number stays within Go's int64 (`INT64_MIN..INT64_MAX`), what locksmith can read: a change
+  that would leave it (`set_max(2**63)`, an unlock at `semaphore == INT64_MAX`) raises
+  `SemaphoreRangeError` and changes nothing (Go would wrap around silently).
 - `to_json()` gives the bytes Go's `json.Marshal` writes: `{"semaphore":1,"max":1,"holders":null}`.
   Go writes `null` for a nil slice and `[]` for an empty one: a fresh semaphore has nil holders, but
   after the last holder unlocks Go's slice is empty, not nil, and locksmith writes `"holders":[]`.
@@ -43,6 +46,27 @@ class HolderNotFoundError(LockError):
         super().__init__("holder does not exist")
 
 
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+
+def in_int64(value: int) -> bool:
+    """Whether Go's int (int64 on every platform locksmith runs on) can hold `value`."""
+    return INT64_MIN <= value <= INT64_MAX
+
+
+class SemaphoreRangeError(LockError):
+    """A change would put a number outside Go's int64, which locksmith could not read back."""
+
+    def __init__(self, name: str, value: int) -> None:
+        self.name = name
+        self.value = value
+        super().__init__(
+            f"{name} would be {value}, outside the int64 range locksmith can read "
+            f"({INT64_MIN}..{INT64_MAX}); nothing written"
+        )
+
+
 class SemaphoreFormatError(LockError):
     """A semaphore key holds something that is not locksmith's semaphore JSON."""
 
@@ -66,6 +90,7 @@ class Semaphore:
         index = bisect.bisect_left(self.holders, holder)
         if index < len(self.holders) and self.holders[index] == holder:
             raise HolderExistsError()
+        # semaphore > 0 here, so semaphore - 1 cannot leave int64.
         self.holders.insert(index, holder)
         self.holders_null = False
         self.semaphore -= 1
@@ -74,15 +99,16 @@ class Semaphore:
         index = bisect.bisect_left(self.holders, holder)
         if index >= len(self.holders) or self.holders[index] != holder:
             raise HolderNotFoundError()
+        semaphore = _checked("semaphore", self.semaphore + 1)
         del self.holders[index]
-        self.semaphore += 1
+        self.semaphore = semaphore
 
     def set_max(self, new_max: int) -> int:
         """Apply locksmith's SetMax; returns the old max."""
         old = self.max
-        diff = self.max - new_max
-        self.semaphore -= diff
-        self.max -= diff
+        maximum = _checked("max", new_max)
+        semaphore = _checked("semaphore", self.semaphore - (old - maximum))
+        self.semaphore, self.max = semaphore, maximum
         return old
 
     def holds(self, holder: str) -> bool:
@@ -97,6 +123,12 @@ class Semaphore:
 
     def as_dict(self) -> dict[str, Any]:
         return {"semaphore": self.semaphore, "max": self.max, "holders": list(self.holders)}
+
+
+def _checked(name: str, value: int) -> int:
+    if not in_int64(value):
+        raise SemaphoreRangeError(name, value)
+    return value
 
 
 def new_semaphore() -> Semaphore:
@@ -136,7 +168,7 @@ def _as_int(doc: dict[str, Any], name: str, key: str) -> int:
     if value is None or isinstance(value, bool) or not isinstance(value, int):
         what = "missing" if name not in doc else f"{json.dumps(value)} is not an integer"
         raise SemaphoreFormatError(key, f'"{name}" {what}')
-    if not -(2**63) <= value < 2**63:  # Go's int is int64: locksmith could not read it
+    if not in_int64(value):  # Go's int is int64: locksmith could not read it
         raise SemaphoreFormatError(key, f'"{name}" {value} is out of the int64 range')
     return value
 

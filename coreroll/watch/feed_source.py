@@ -154,8 +154,11 @@ class FeedSource(ReconnectingSource):
         while True:
             page = await self._get(http, "/api/v1/instances", limit=10000, offset=len(instances))
             batch = page.get("instances") or []
+            total = page.get("total", 0)
+            if not isinstance(batch, list) or type(total) is not int:
+                raise FeedError("/api/v1/instances: 'instances' is not a list or 'total' not an integer")
             instances.extend(batch)
-            if not batch or len(instances) >= int(page.get("total", 0)):
+            if not batch or len(instances) >= total:
                 break
         activity = await self._get(http, "/api/v1/activity", after=0, limit=200)
         return {

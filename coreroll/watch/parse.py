@@ -1,5 +1,10 @@
 """Reading the JSON values the dashboard sees (node status, commands, audit records, server objects)
-without trusting them: every problem becomes a message naming the key (and field) that was wrong."""
+without trusting them: every problem becomes a message naming the key (and field) that was wrong.
+
+Numbers are bounded where they are read, so nothing downstream (formatting, sorting, gmtime) can
+fail on them: times lie within years 1..9999 (`TIME_MIN..TIME_MAX`, finite), integers within Go's
+int64, progress within 0..1. Python's json also reads NaN, Infinity and 4,000-digit integers.
+"""
 
 from __future__ import annotations
 
@@ -15,17 +20,35 @@ class ValueFormatError(ValueError):
     """A value could not be read; `str()` names the key and what is wrong."""
 
 
+TIME_MIN = -62135596800.0  # 0001-01-01T00:00:00Z: what datetime and time.gmtime can show
+TIME_MAX = 253402300799.0  # 9999-12-31T23:59:59Z
+INT_MIN = -(2**63)
+INT_MAX = 2**63 - 1
+
+
 def parse_time(value: object) -> float | None:
-    """POSIX seconds from a number or an ISO 8601 string (naive = UTC); None for None/""."""
+    """POSIX seconds from a number or an ISO 8601 string (naive = UTC); None for None/"".
+    ValueError for anything else, and for a time outside years 1..9999 (NaN included)."""
     if value is None or value == "":
         return None
     if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a time")
+        raise ValueError(f"{_short(value)} is not a time")
     if isinstance(value, int | float):
+        if not TIME_MIN <= value <= TIME_MAX:  # False for NaN too; checked before float(10**400)
+            raise ValueError(f"{_short(value)} is not a time within years 1..9999")
         return float(value)
     if isinstance(value, str):
         return _iso_time(value)
-    raise ValueError(f"{value!r} is not a time")
+    raise ValueError(f"{_short(value)} is not a time")
+
+
+def _short(value: object, limit: int = 60) -> str:
+    """`repr(value)`, cut to `limit` characters: values from outside may be megabytes long."""
+    if isinstance(value, int) and not isinstance(value, bool) and not INT_MIN <= value <= INT_MAX:
+        digits = len(str(abs(value)))  # json caps integers at 4,300 digits, so str() works
+        return f"an integer of {digits} digits"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def load_object(raw: bytes, key: str) -> dict[str, Any]:
@@ -33,6 +56,8 @@ def load_object(raw: bytes, key: str) -> dict[str, Any]:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueFormatError(f"{key}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ValueFormatError(f"{key}: not valid JSON (nested too deeply)") from None
     if not isinstance(data, dict):
         raise ValueFormatError(f"{key}: expected a JSON object, got {type(data).__name__}")
     return data
@@ -48,7 +73,7 @@ class _Fields:
         self.problems: list[str] = []
 
     def _bad(self, path: str, value: object, expected: str) -> None:
-        self.problems.append(f"field {path} is {value!r}, expected {expected}")
+        self.problems.append(f"field {path} is {_short(value)}, expected {expected}")
 
     def s(self, obj: dict[str, Any], name: str, path: str) -> str | None:
         value = obj.get(name)
@@ -59,18 +84,19 @@ class _Fields:
 
     def i(self, obj: dict[str, Any], name: str, path: str) -> int | None:
         value = obj.get(name)
-        if value is None or type(value) is int:
+        if value is None or (type(value) is int and INT_MIN <= value <= INT_MAX):
             return value
-        self._bad(path, value, "an integer")
+        self._bad(path, value, "an integer within int64")
         return None
 
-    def n(self, obj: dict[str, Any], name: str, path: str) -> float | None:
+    def fraction(self, obj: dict[str, Any], name: str, path: str) -> float | None:
+        """A number from 0 to 1 (download progress)."""
         value = obj.get(name)
-        if value is None or type(value) is float:
-            return value
-        if type(value) is int:
+        if value is None:
+            return None
+        if type(value) in (int, float) and 0 <= value <= 1:  # False for NaN
             return float(value)
-        self._bad(path, value, "a number")
+        self._bad(path, value, "a number from 0 to 1")
         return None
 
     def b(self, obj: dict[str, Any], name: str, path: str) -> bool | None:
@@ -96,12 +122,10 @@ class _Fields:
 
     def time(self, obj: dict[str, Any], name: str, path: str) -> float | None:
         value = obj.get(name)
-        if value is None or type(value) is float:
-            return value
         try:
             return parse_time(value)
         except ValueError:
-            self._bad(path, value, "a time")
+            self._bad(path, value, "a time within years 1..9999")
             return None
 
 
@@ -137,6 +161,15 @@ def parse_node_status(raw: bytes, key: str) -> tuple[NodeReport, str | None]:
 _STR = (str, type(None))
 _NUM = (int, float, type(None))
 _TIME = (str, int, float, type(None))
+
+
+def _int64(value: object) -> bool:
+    return value is None or (type(value) is int and INT_MIN <= value <= INT_MAX)
+
+
+def _number_time(value: object) -> bool:
+    """Not a number, or a number that is a time we can show (NaN is not)."""
+    return type(value) not in (int, float) or TIME_MIN <= value <= TIME_MAX  # type: ignore[operator]
 
 
 def _well_formed_report(data: dict[str, Any]) -> NodeReport | None:
@@ -175,7 +208,9 @@ def _well_formed_report(data: dict[str, Any]) -> NodeReport | None:
     if (
         type(progress) not in _NUM
         or type(checked) not in _NUM
-        or (new_size is not None and type(new_size) is not int)
+        or (progress is not None and not 0 <= progress <= 1)  # also False for NaN
+        or (checked is not None and not TIME_MIN <= checked <= TIME_MAX)
+        or not _int64(new_size)
         or (holds is not None and type(holds) is not bool)
     ):
         return None
@@ -183,6 +218,8 @@ def _well_formed_report(data: dict[str, Any]) -> NodeReport | None:
     if (
         type(booted) not in _TIME
         or type(reported) not in _TIME
+        or not _number_time(booted)
+        or not _number_time(reported)
         or (last is not None and type(last) is not dict)
     ):
         return None
@@ -196,7 +233,7 @@ def _well_formed_report(data: dict[str, Any]) -> NodeReport | None:
         if type(label) is not str or type(pversion) not in _STR:
             return None
         for value in (priority, tries, ok):
-            if value is not None and type(value) is not int:
+            if not _int64(value):
                 return None
         partitions.append(PartitionView(label, pversion, priority, tries, ok))
         if label != active and other is None:
@@ -237,7 +274,10 @@ def _iso_time(text: str) -> float:
     stamp = datetime.fromisoformat(text.strip())
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=UTC)
-    return stamp.timestamp()
+    seconds = stamp.timestamp()
+    if not TIME_MIN <= seconds <= TIME_MAX:  # year 1 or 9999 with an offset: out of gmtime's range
+        raise ValueError(f"{text!r} is not a time within years 1..9999")
+    return seconds
 
 
 def _checked_report(data: dict[str, Any], key: str) -> tuple[NodeReport, str | None]:
@@ -254,7 +294,7 @@ def _checked_report(data: dict[str, Any], key: str) -> tuple[NodeReport, str | N
         active_partition=active,
         partitions=partitions,
         update_status=f.s(update, "status", "update.status"),
-        update_progress=f.n(update, "progress", "update.progress"),
+        update_progress=f.fraction(update, "progress", "update.progress"),
         new_version=_real_version(f.s(update, "new_version", "update.new_version")),
         new_size=f.i(update, "new_size", "update.new_size"),
         last_checked=f.time(update, "last_checked_time", "update.last_checked_time") or None,  # 0 = never

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import re
 import shlex
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -206,31 +207,55 @@ SORT_KEYS: dict[str, Callable[[NodeRow], object]] = {
 """Column id -> sort key. Unknown values (None) always sort last, in either direction."""
 
 
-def version_key(version: str | None) -> tuple[tuple[int, object], ...] | None:
-    """Order dotted versions numerically: 3815.2.10 > 3815.2.9."""
+VersionKey = tuple[tuple[tuple[int, object], ...], str]
+
+
+def version_key(version: str | None) -> VersionKey | None:
+    """A sort key giving a total order over any strings (versions come from outside: a node's
+    status in etcd, an Omaha request relayed by the server). A well-formed version (ASCII digits
+    joined by dots, then optionally `-`/`+` and a suffix) orders numerically: 3815.2.10 > 3815.2.9,
+    suffix pieces number by number or as text. Anything else ("1.²", "", 30-digit parts) sorts after
+    every well-formed version, by its text. The pieces are tagged (0 = number, 1 = text, 2 = not a
+    version), so two keys never compare an int with a str; the string itself breaks ties ("1.0"
+    and "1.00"), so different strings never compare equal."""
     if version is None:
         return None
     return _version_key(version)
 
 
+# ASCII only: str.isdigit() also takes "²" (which int() refuses) and "١٢" (which it reads); 20
+# digits bound the int() (a 19-digit part already exceeds any real version).
+_WELL_FORMED = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,20})*(?:[-+][0-9A-Za-z.+-]*)?")
+_PIECE_SEPARATORS = re.compile(r"[.+-]")
+_NUMBER = re.compile(r"[0-9]{1,20}")
+
+
 @functools.lru_cache(maxsize=4096)  # a fleet runs few distinct versions; sorting 100k rows asks often
-def _version_key(version: str) -> tuple[tuple[int, object], ...]:
-    parts: list[tuple[int, object]] = []
-    for piece in version.replace("-", ".").replace("+", ".").split("."):
-        parts.append((0, int(piece)) if piece.isdigit() else (1, piece))
-    return tuple(parts)
+def _version_key(version: str) -> VersionKey:
+    if not _WELL_FORMED.fullmatch(version):
+        return ((2, version),), version
+    pieces = tuple(
+        (0, int(piece)) if _NUMBER.fullmatch(piece) else (1, piece)
+        for piece in _PIECE_SEPARATORS.split(version)
+    )
+    return pieces, version
+
+
+def is_version(version: str) -> bool:
+    """Whether `version` is well formed (see version_key): only those count towards a rollout."""
+    return _version_key(version)[0][0][0] == 0
 
 
 def version_at_least(version: str | None, target: str | None) -> bool:
+    """`version` is `target` or newer. A string that is not a well-formed version is only ever
+    equal to itself: it is not counted as newer than anything."""
     if version is None or target is None:
         return False
     if version == target:
         return True
-    a, b = version_key(version), version_key(target)
-    try:
-        return bool(a is not None and b is not None and a >= b)
-    except TypeError:
+    if not (is_version(version) and is_version(target)):
         return False
+    return _version_key(version)[0] >= _version_key(target)[0]
 
 
 def sort_rows(rows: Iterable[NodeRow], column: str, reverse: bool = False) -> list[NodeRow]:

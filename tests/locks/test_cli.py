@@ -172,6 +172,46 @@ def test_set_max_policy(cli) -> None:
     assert cli("lock", "a") == Result(1, "", "Error locking: semaphore is at 0\n")
 
 
+def test_set_max_beyond_int64_is_refused(cli, clean_etcd: str, api: str) -> None:
+    out_of_range = "(out of range: at most 9223372036854775807, what locksmith can read)"
+    cli("status")
+    before = raw_get(clean_etcd, api, DEFAULT_KEY)
+    for value in ("9223372036854775808", "1" + "0" * 5000):
+        assert cli("set-max", value) == Result(1, "", f"Invalid maximum value: {value} {out_of_range}\n")
+    for value in ("١٢", "1_0", " 3", "0x10", "1\x1b]0;pwned\x07"):
+        result = cli("set-max", value)
+        assert result.code == 1 and result.out == "" and result.err.startswith("Invalid maximum value: ")
+        assert "\x1b" not in result.err
+    assert cli("set-max", "-" + "9" * 30).err.endswith(
+        "(must be 0 or more; 0 stops every new lock in the group)\n"
+    )
+    assert raw_get(clean_etcd, api, DEFAULT_KEY) == before
+    assert cli("set-max", "9223372036854775807") == Result(0, "Old-Max: 1\nMax: 9223372036854775807\n", "")
+
+
+def test_unlock_past_int64_is_refused_and_kept(cli, clean_etcd: str, api: str) -> None:
+    full = b'{"semaphore":9223372036854775807,"max":9223372036854775807,"holders":["a"]}'
+    raw_put(clean_etcd, api, DEFAULT_KEY, full)
+    result = cli("unlock", "a")
+    assert result.code == 1 and result.out == ""
+    assert result.err.startswith("Error unlocking: semaphore would be 9223372036854775808, outside the int64")
+    assert raw_get(clean_etcd, api, DEFAULT_KEY) == full
+
+
+def test_text_output_shows_control_characters_escaped(cli, clean_etcd: str, api: str) -> None:
+    title = "\x1b]0;pwned\x07"
+    assert cli("--group", "\x1b[2J", "set-max", "2").code == 0
+    assert cli("--group", "\x1b[2J", "lock", title) == Result(0, "", "")
+    status = cli("--group", "\x1b[2J", "status")
+    assert status == Result(0, "Available: 1\nMax: 2\n\nMACHINE ID\n\\x1b]0;pwned\\x07\n", "")
+    groups = cli("groups")
+    assert groups.code == 0 and "\\x1b[2J  1          2    \\x1b]0;pwned\\x07" in groups.out
+    assert "\x1b" not in groups.out
+    refused = cli("--group", "\x1b[2J", "lock", title)
+    assert refused == Result(1, "", "Error locking: holder exists\n")
+    assert json.loads(cli("--group", "\x1b[2J", "status", "--json").out)["holders"] == [title]  # JSON: exact
+
+
 def test_usage_errors(cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert cli("reboot-now") == Result(
         2,

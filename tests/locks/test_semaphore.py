@@ -7,11 +7,14 @@ import json
 import pytest
 
 from coreroll.locks import (
+    INT64_MAX,
+    INT64_MIN,
     HolderExistsError,
     HolderNotFoundError,
     Semaphore,
     SemaphoreFormatError,
     SemaphoreFullError,
+    SemaphoreRangeError,
     new_semaphore,
     parse_semaphore,
 )
@@ -116,3 +119,28 @@ def test_deep_nesting_and_numbers_beyond_int64_are_format_errors() -> None:
         parse_semaphore(b"[" * 100_000, key)
     with pytest.raises(SemaphoreFormatError, match="int64"):
         parse_semaphore(b'{"semaphore":9223372036854775808,"max":1,"holders":null}', key)
+
+
+@pytest.mark.parametrize(
+    ("start", "change", "name"),
+    [
+        (Semaphore(1, 1, []), lambda s: s.set_max(INT64_MAX + 1), "max"),
+        (Semaphore(1, 1, []), lambda s: s.set_max(INT64_MIN - 1), "max"),
+        # more free slots than max (another writer's doing): raising max pushes semaphore past int64
+        (Semaphore(2, 1, []), lambda s: s.set_max(INT64_MAX), "semaphore"),
+        (Semaphore(INT64_MIN, 1, ["a"]), lambda s: s.set_max(0), "semaphore"),
+        (Semaphore(INT64_MAX, INT64_MAX, ["a"]), lambda s: s.unlock("a"), "semaphore"),
+    ],
+)
+def test_changes_leaving_int64_are_refused_and_change_nothing(start: Semaphore, change, name: str) -> None:
+    sem = start.copy()
+    with pytest.raises(SemaphoreRangeError, match=rf"^{name} would be -?\d+, outside the int64 range"):
+        change(sem)
+    assert sem == start and sem.to_json() == start.to_json()
+
+
+def test_int64_edges_are_allowed() -> None:
+    sem = Semaphore(1, 1, [])
+    assert sem.set_max(INT64_MAX) == 1
+    assert (sem.semaphore, sem.max) == (INT64_MAX, INT64_MAX)
+    assert parse_semaphore(sem.to_json(), KEY) == sem

@@ -16,6 +16,7 @@ from coreroll.locks import (
     Semaphore,
     SemaphoreFormatError,
     SemaphoreFullError,
+    SemaphoreRangeError,
     open_lock_store,
     semaphore_key,
 )
@@ -84,6 +85,21 @@ async def test_unparsable_value_is_reported_and_never_overwritten(
     states = await store.group_states()
     assert states["lb"].semaphore is None and key in (states["lb"].error or "")
     assert "lb" not in await store.groups()
+
+
+async def test_changes_beyond_int64_are_refused_and_nothing_is_written(
+    store: LockStore, config: EtcdConfig, api: str
+) -> None:
+    endpoint = config.endpoints[0]
+    with pytest.raises(SemaphoreRangeError, match="max would be 9223372036854775808"):
+        await store.set_max("", 2**63)
+    assert raw_get(endpoint, api, DEFAULT) == b'{"semaphore":1,"max":1,"holders":null}'
+    full = b'{"semaphore":9223372036854775807,"max":9223372036854775807,"holders":["a"]}'
+    raw_put(endpoint, api, DEFAULT, full)
+    with pytest.raises(SemaphoreRangeError, match="semaphore would be 9223372036854775808"):
+        await store.unlock("", "a")
+    assert raw_get(endpoint, api, DEFAULT) == full
+    assert (await store.get())[0].holders == ["a"]
 
 
 async def test_odd_group_names_use_go_query_escape(store: LockStore, config: EtcdConfig, api: str) -> None:

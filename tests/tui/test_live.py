@@ -185,7 +185,9 @@ async def test_set_max_from_the_lock_panel(fleet: Etcd, server: tuple[str, str])
         await wait_for(lambda: isinstance(app.screen, NumberDialog), 5, "number dialog")
         await pilot.press("end", "backspace", "backspace", "x", "enter")
         await wait_for_text(app, "not a whole number", 5)
-        await pilot.press("backspace", "3", "enter")
+        await pilot.press("backspace", *"9223372036854775808", "enter")  # beyond what locksmith reads
+        await wait_for_text(app, "must be at most 9223372036854775807", 5)
+        await pilot.press(*["backspace"] * 19, "3", "enter")
         await wait_for(lambda: json.loads(fleet.get(semaphore_key("")))["max"] == 3, 10, "max 3 in etcd")
         await wait_for_text(app, "2/3 free", 10)
 

@@ -69,6 +69,9 @@ async def test_set_max(config: EtcdConfig, v3: Any) -> None:
     bad = await actions.set_max("", -1)
     assert not bad.ok and "0 or more" in bad.message
     assert [r["result"] for r in await read_audit(config)] == ["ok: max 1 -> 3"]
+    huge = await actions.set_max("", 2**63)
+    assert not huge.ok and "max would be 9223372036854775808, outside the int64 range" in huge.message
+    assert json.loads((await v3.get(semaphore_key("").encode())).value)["max"] == 3
 
 
 async def test_corrupt_semaphore_is_reported_and_not_overwritten(config: EtcdConfig, v3: Any) -> None:

@@ -4,7 +4,8 @@ server's view, pending commands, and the instance history from the update server
 `NodeDetailScreen(model, machine_id, history)` where `history` is an async callable returning the
 server's history entries (`{at, status, version, reason, event, errorcode}`), or None when no
 server is configured. The app calls `refresh_from_model()` on every repaint so the page follows the
-node live. `escape` / `enter` go back.
+node live. `escape` / `enter` go back. Every value on the page comes from etcd or the server: it is
+shown through `coreroll.textsafe.visible`, in `Text` (never markup).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from coreroll.node.partitions import NUMBERS, STARTS, USR_SECTORS
+from coreroll.textsafe import visible
 from coreroll.watch.model import FleetModel
 from coreroll.watch.views import NodeRow
 from tui.keymap import DETAIL_BINDINGS
@@ -35,7 +37,7 @@ def _t(ts: float | None) -> str:
 
 
 def _d(value: object) -> str:
-    return "-" if value is None or value == "" else str(value)
+    return "-" if value is None or value == "" else visible(str(value))
 
 
 def cgpt_table(row: NodeRow) -> str:
@@ -46,7 +48,7 @@ def cgpt_table(row: NodeRow) -> str:
         number = NUMBERS.get(part.label, "-")
         start = STARTS.get(part.label, "-")
         active = "  (booted)" if part.label == row.active_partition else ""
-        lines.append(_ROW.format(start, USR_SECTORS, number, f'Label: "{part.label}"{active}'))
+        lines.append(_ROW.format(start, USR_SECTORS, number, f'Label: "{visible(part.label)}"{active}'))
         lines.append(_MORE.format("Type: Alias for coreos-rootfs"))
         lines.append(
             _MORE.format(
@@ -61,9 +63,9 @@ def cgpt_table(row: NodeRow) -> str:
 
 def describe(row: NodeRow) -> Text:
     text = Text()
-    text.append(f"{row.display_name}\n", style="bold")
+    text.append(f"{visible(row.display_name)}\n", style="bold")
     if row.error:
-        text.append(f"UNREADABLE: {row.error}\n", style="bold red")
+        text.append(f"UNREADABLE: {visible(row.error)}\n", style="bold red")
     pairs = [
         ("machine id", row.machine_id),
         ("hostname", row.hostname),
@@ -109,26 +111,30 @@ def commands_text(row: NodeRow) -> Text:
         text.append("  none\n", style="dim")
     for command in row.pending_commands:
         if command.error:
-            text.append(f"  {command.id}: {command.error}\n", style="red")
+            text.append(f"  {visible(command.id)}: {visible(command.error)}\n", style="red")
             continue
-        args = " ".join(f"{k}={v}" for k, v in command.args.items())
-        text.append(f"  {command.id}  {_d(command.action)} {args}  by {_d(command.by)} at {_t(command.at)}\n")
+        args = visible(" ".join(f"{k}={v}" for k, v in command.args.items()))
+        text.append(
+            f"  {visible(command.id)}  {_d(command.action)} {args}  by {_d(command.by)} at {_t(command.at)}\n"
+        )
     return text
 
 
 def history_text(entries: list[dict[str, Any]] | None, error: str | None) -> Text:
     text = Text()
     if error:
-        text.append(f"  {error}\n", style="yellow")
+        text.append(f"  {visible(error)}\n", style="yellow")
     elif entries is None:
         text.append("  loading...\n", style="dim")
     elif not entries:
         text.append("  no history on the server\n", style="dim")
     for entry in entries or []:
+        if not isinstance(entry, dict):  # the server's reply, not trusted
+            continue
         line = f"  {_d(entry.get('at'))}  {_d(entry.get('event')):<6} {_d(entry.get('status')):<14} {_d(entry.get('version')):<12}"
         reason = entry.get("reason")
         style = "red" if str(entry.get("status")) == "Error" else ""
-        text.append(line + (f" {reason}" if reason else "") + "\n", style=style)
+        text.append(line + (f" {_d(reason)}" if reason else "") + "\n", style=style)
     return text
 
 
@@ -192,7 +198,7 @@ class NodeDetailScreen(Screen[None]):
         row = self.model.get(self.machine_id)
         if row is None:
             self.query_one("#about", Static).update(
-                Text(f"{self.machine_id}: no longer known to etcd or the server", style="yellow")
+                Text(f"{visible(self.machine_id)}: no longer known to etcd or the server", style="yellow")
             )
             return
         if row.rev == self._last_rev and not force:

@@ -16,10 +16,12 @@ from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.geometry import Region
 from textual.screen import Screen
 from textual.widgets import Input
 
+from coreroll.textsafe import visible
 from coreroll.watch.query import QueryError, parse_query
 from tui.keymap import MAIN_BINDINGS
 from widgets.channel_bar import ChannelBar
@@ -129,6 +131,7 @@ class MainScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self._query_before = ""
+        self._query_error = ""
         self.table.focus()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -147,7 +150,9 @@ class MainScreen(Screen[None]):
         try:
             parse_query(event.value)
         except QueryError as exc:
-            event.input.border_subtitle = str(exc)
+            # plain Content: a str would be read as markup, and "x:[/]" must show as typed
+            self._query_error = visible(str(exc))
+            event.input.border_subtitle = Content(self._query_error)
             event.input.add_class("-bad-query")
             return
         event.input.border_subtitle = ""
@@ -157,7 +162,7 @@ class MainScreen(Screen[None]):
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self, event: Input.Submitted) -> None:
         if event.input.has_class("-bad-query"):
-            self.app.notify(event.input.border_subtitle or "bad filter", severity="error")
+            self.app.notify(self._query_error or "bad filter", severity="error")
             return
         event.input.remove_class("-shown")
         self.table.focus()
