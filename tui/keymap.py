@@ -32,6 +32,8 @@ from typing import Any
 
 from textual.binding import Binding
 
+from tui.textual_compat import bindings_by_key
+
 MAIN_BINDINGS: list[Binding] = [
     Binding("c", "check", "Check", id="check"),
     Binding("s", "switch_channel", "Chan", id="switch_channel"),
@@ -98,7 +100,7 @@ def binding_rows(
     rows: list[tuple[str, str, str]] = []
     seen: set[tuple[str, str]] = set()
     for node in nodes:
-        for bindings in node._bindings.key_to_bindings.values():
+        for bindings in bindings_by_key(node):
             for binding in bindings:
                 if binding.id is None and binding.action in ("app.copy_text", "screen.copy_text"):
                     continue
