@@ -106,7 +106,11 @@ class DashApp(App[int]):
         self.watch_tty = watch_tty
         self.sources_configured = tuple(sources_configured)
         self.presenter = Presenter(
-            self.model, cluster=cluster, read_only=read_only, sources_configured=sources_configured, clock=clock
+            self.model,
+            cluster=cluster,
+            read_only=read_only,
+            sources_configured=sources_configured,
+            clock=clock,
         )
         self.pump = UpdatePump(
             self.model,

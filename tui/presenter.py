@@ -82,7 +82,11 @@ class Presenter:
         model = self.model
         now = self.clock()
         channels = locks = None
-        if full or model.channels_version != self._channels_version or now - self._channels_at >= self.CHANNELS_EVERY:
+        if (
+            full
+            or model.channels_version != self._channels_version
+            or now - self._channels_at >= self.CHANNELS_EVERY
+        ):
             self._channels_version = model.channels_version
             self._channels_at = now
             channels = (model.channels(), model.groups())

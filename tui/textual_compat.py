@@ -123,4 +123,3 @@ class DisplayHookApp(App[Any]):
     def _display(self, screen: Screen[Any], renderable: Any) -> None:
         super()._display(screen, renderable)
         self.on_display()
-

@@ -20,7 +20,14 @@ COMPAT = ROOT / "tui" / "textual_compat.py"
 # textual_compat.py. Extend the list when a new one is hooked there.
 PRIVATE_NAMES = sorted(
     {name for _, names in HOOKED.values() for name in names}
-    | {"_watch_value", "_scroll_update", "_refresh_scrollbars", "_size_updated", "_update_timer", "_merged_bindings"}
+    | {
+        "_watch_value",
+        "_scroll_update",
+        "_refresh_scrollbars",
+        "_size_updated",
+        "_update_timer",
+        "_merged_bindings",
+    }
 )
 
 
@@ -51,7 +58,9 @@ def test_no_private_textual_name_outside_the_compat_module() -> None:
     assert not offenders, "private Textual names outside tui/textual_compat.py:\n" + "\n".join(offenders)
 
 
-async def test_typing_in_the_filter_line_never_asks_for_a_layout_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_typing_in_the_filter_line_never_asks_for_a_layout_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A keystroke in the filter repaints the line; a layout pass of the whole screen costs 15-40 ms
     under load (the keypress budget is 50 ms). Plain Textual Input asks for one per keystroke."""
     from tui.app import DashApp

@@ -46,7 +46,9 @@ def make_pump(
     if clock is None:
         pump = UpdatePump(model, buffer, repaint=repaint, refresh_interval=0.01)
     else:
-        pump = UpdatePump(model, buffer, repaint=repaint, refresh_interval=0.01, clock=clock, sleep=clock.sleep)
+        pump = UpdatePump(
+            model, buffer, repaint=repaint, refresh_interval=0.01, clock=clock, sleep=clock.sleep
+        )
     return pump, model, buffer
 
 
