@@ -38,6 +38,7 @@ from coreroll.omaha.protocol import (
 from coreroll.server.policy import MAX_TIMEZONE
 
 SCHEMA_VERSION = 2
+MAX_IP = 64  # characters of a client address (app.client_ip never returns a longer one)
 
 metadata = MetaData()
 
@@ -133,7 +134,7 @@ instances = Table(
     "instances",
     metadata,
     Column("machine_id", String(MAX_MACHINE_ID), primary_key=True),
-    Column("ip", String(64), nullable=False),
+    Column("ip", String(MAX_IP), nullable=False),
     Column("version", String(MAX_VERSION), nullable=False),
     Column("track", String(MAX_TRACK), nullable=False),
     Column("group_id", String(64), nullable=True),

@@ -6,6 +6,8 @@ or an admin field longer than its column is a 400 naming it and its limit, and n
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from coreroll.omaha.client import build_request
@@ -13,6 +15,7 @@ from coreroll.omaha.codes import ErrorCodeFlag
 from coreroll.omaha.messages import OmahaEvent
 from coreroll.server.records import shown_errorcode, stored_errorcode
 from coreroll.server.runner import RunningServer
+from tests.server.conftest import start
 from tests.server.helpers import HTTP, auth, event_xml, get, post, publish, request_xml
 
 MACHINE = "0123456789abcdef0123456789abcdef"
@@ -121,3 +124,19 @@ def test_errorcodes_written_unsigned_before_are_shown_the_same() -> None:
     assert stored_errorcode(code) == -2147483638
     assert shown_errorcode(stored_errorcode(code)) == shown_errorcode(code) == code
     assert stored_errorcode(44) == shown_errorcode(44) == 44 and stored_errorcode(None) is None
+
+
+def test_a_forwarded_for_hop_that_is_no_ip_address_is_not_stored(tmp_path: Path, db_url: str) -> None:
+    """Behind a trusted proxy, a junk hop (the client's own header) ends the walk at the proxy."""
+    server = start(tmp_path, db_url, trusted_proxies=("127.0.0.1/32",))
+    try:
+        for machine, forwarded in (
+            ("a" * 32, "x" * 100),
+            ("b" * 32, "203.0.113.9, " + "y" * 70 + ", 127.0.0.1"),
+        ):
+            reply = HTTP.post(f"{server.url}/v1/update/", content=request_xml(machine, "3999.0.0"),
+                              headers={"X-Forwarded-For": forwarded})  # fmt: skip
+            assert reply.status_code == 200, reply.text
+            assert get(server, f"/api/v1/instances/{machine}")["ip"] == "127.0.0.1"
+    finally:
+        server.stop()
