@@ -4,9 +4,12 @@ are in test_live.py."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from coreroll.watch import updates as u
+from coreroll.watch.actions import ActionResult
 from coreroll.watch.model import FleetModel
 from tests.tui.helpers import screen_text, wait_for, wait_for_text
 from tui.app import DashApp
@@ -193,16 +196,32 @@ async def test_help_lists_every_key_with_its_binding_id() -> None:
 
 
 class RecordingActions:
-    """Records calls; used only to prove read-only never reaches the action layer."""
+    """An action layer (tui.interventions.ActionLayer) that records the calls it gets."""
 
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    def __getattr__(self, name: str) -> object:
-        def record(*args: object) -> None:
-            self.calls.append(name)
+    async def _record(self, name: str) -> ActionResult:
+        self.calls.append(name)
+        return ActionResult(True, f"{name} recorded")
 
-        return record
+    async def check(self, ids: Sequence[str]) -> ActionResult:
+        return await self._record("check")
+
+    async def set_channel(self, ids: Sequence[str], channel: str) -> ActionResult:
+        return await self._record("set_channel")
+
+    async def unlock(self, group: str, holder: str) -> ActionResult:
+        return await self._record("unlock")
+
+    async def set_max(self, group: str, new_max: int) -> ActionResult:
+        return await self._record("set_max")
+
+    async def pause_group(self, group: str) -> ActionResult:
+        return await self._record("pause_group")
+
+    async def resume_group(self, group: str) -> ActionResult:
+        return await self._record("resume_group")
 
 
 async def test_read_only_hides_every_mutating_key() -> None:
