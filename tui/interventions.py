@@ -71,10 +71,10 @@ HANDLERS: dict[DashAction, Handler] = {}
 
 def handles(action: DashAction) -> Callable[[Handler], Handler]:
     """Register the decorated function as `action`'s handler."""
+    if not action.mutating:
+        raise ValueError(f"{action.id} is not a mutating key: its key runs action_{action.id}")
 
     def register(handler: Handler) -> Handler:
-        if not action.mutating:
-            raise ValueError(f"{action.id} is not a mutating key: its key runs action_{action.id}")
         if action in HANDLERS:
             raise ValueError(f"{action.id} has two handlers")
         HANDLERS[action] = handler

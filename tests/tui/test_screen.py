@@ -287,3 +287,14 @@ async def test_keys_can_be_remapped_by_binding_id(monkeypatch: pytest.MonkeyPatc
         assert app.frozen
         await pilot.press("question_mark")
         assert "C " in await wait_for_text(app, "coreroll keys")
+
+
+async def test_help_shows_remapped_keys_not_their_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COREROLL_KEYMAP", "check=C;table.up=w,i")
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        keys = {(key, binding_id) for key, _, binding_id in app.help_rows()}
+        assert ("C", "check") in keys and ("c", "check") not in keys
+        assert {key for key, binding_id in keys if binding_id == "table.up"} == {"w", "i"}
+        assert ("s", "switch_channel") in keys  # the rest keep their keys
