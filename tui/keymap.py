@@ -21,8 +21,12 @@ Adding a mutating key: add a member here with `mutating=True`, and write its han
 tui/interventions.py, decorated `@handles(DashAction.NEW)` (it gets the app and the `Selection`;
 it asks with dialogs, calls the action layer through `call_action`, and the outcome is notified
 and logged). Nothing else changes; tests/tui/test_actions.py checks that every mutating member
-has a handler and every other member has its `action_<id>` method. (Then add a row to the key
-table in README.md.)
+has a handler, every other member its `action_<id>` method, and that no other file in tui/ or
+widgets/ names a mutating key. (Then add a row to the key table in README.md.)
+
+Not in the enum: the node table's own movement keys (`table.*`, widgets/node_table.py, listed in
+`?` from `NAVIGATION_HELP`) and the close / confirm keys of the detail screen (`DETAIL_BINDINGS`),
+the `?` screen and the dialogs, which only act inside those screens.
 """
 
 from __future__ import annotations
