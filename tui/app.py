@@ -18,9 +18,12 @@ The app is thin: it wires three parts that know nothing of each other.
 - this app: hands the presenter's data to the widgets in one `batch_update()`; only changed table
   lines are redrawn. `f` (freeze) keeps applying data to the model but stops repainting.
 
-Keys are in `tui.keymap`. Mutating actions go through `coreroll.watch.actions.Actions`; in
-read-only mode `check_action` hides them and the actions object refuses them as well. Every action
-reports its outcome with `notify()`, which shows messages as plain text with control characters made
+Keys are `tui.keymap.DashAction` (how to add one: that module's docstring). The screens ask the
+app for changes with typed messages (`tui.messages`), handled in the section "requests from the
+screens" below; a mutating key's `InterventionRequested` runs its handler from `tui.interventions`
+in a worker, which calls `coreroll.watch.actions.Actions`. In read-only mode `check_action` hides
+those keys, the handler runner and the actions object refuse them as well. Every action reports
+its outcome with `notify()`, which shows messages as plain text with control characters made
 visible (they quote hostnames, keys and server replies).
 
 SSH hygiene: exits on SIGHUP and when stdin stops being a TTY (checked every 5 s); honours
@@ -39,7 +42,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from textual import events
+from textual import events, on
 from textual.app import App
 from textual.binding import BindingType
 from textual.css.query import NoMatches
@@ -48,9 +51,18 @@ from textual.notifications import SeverityLevel
 from coreroll.textsafe import visible
 from coreroll.watch.model import FleetModel
 from coreroll.watch.pump import UpdatePump
+from coreroll.watch.query import QueryError
 from coreroll.watch.updates import UpdateBuffer
 from tui import interventions
-from tui.keymap import APP_BINDINGS, MUTATING, binding_rows, keymap_from_env
+from tui.interventions import ActionLayer
+from tui.keymap import APP_BINDINGS, action_allowed, help_rows, keymap_from_env
+from tui.messages import (
+    DetailRequested,
+    FilterRequested,
+    FreezeRequested,
+    InterventionRequested,
+    SortRequested,
+)
 from tui.presenter import Presenter
 from tui.rows import RowView
 from tui.screens.detail import NodeDetailScreen
@@ -84,7 +96,7 @@ class DashApp(App[int]):
         *,
         buffer: UpdateBuffer | None = None,
         sources: Sequence[Source] = (),
-        actions: Any | None = None,
+        actions: ActionLayer | None = None,
         read_only: bool = False,
         cluster: str = "",
         refresh_interval: float = 0.2,
@@ -124,9 +136,9 @@ class DashApp(App[int]):
         self._ticks = 0
         self.repaints = 0
         self.on_repaint: Callable[[], None] | None = None  # bench/test hook, after each repaint
-        keymap = keymap_from_env()
-        if keymap:
-            self.set_keymap(keymap)
+        self.keymap = keymap_from_env()  # binding id -> keys (COREROLL_KEYMAP)
+        if self.keymap:
+            self.set_keymap(self.keymap)
 
     # -- lifecycle ------------------------------------------------------------------------
     async def on_mount(self) -> None:
@@ -365,30 +377,43 @@ class DashApp(App[int]):
 
     def help_rows(self) -> list[tuple[str, str, str]]:
         """(key, description, binding id) for every binding, as currently mapped."""
-        nodes = (self.main_screen, self.main_screen.table, self)
-        return binding_rows(nodes, self.read_only, self.get_key_display)
+        classes = (type(self.main_screen), NodeTable, type(self))
+        return help_rows(classes, self.keymap, self.read_only, self.get_key_display)
 
     # -- read-only ------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if self.read_only and action in MUTATING:
-            return False
-        return True
+        return action_allowed(action, parameters, self.read_only)
 
-    # -- interventions --------------------------------------------------------------------
-    def do_check(self, ids: list[str]) -> None:
-        self.run_worker(interventions.check(self, ids), group="actions")
+    # -- requests from the screens (typed messages, tui.messages) ---------------------------
+    @on(FilterRequested)
+    def _filter_requested(self, message: FilterRequested) -> None:
+        try:
+            self.set_query(message.text)
+        except QueryError as exc:  # the screen checks first; typed text must not end the app
+            self.notify(f"bad filter: {exc}", severity="error")
 
-    def do_switch_channel(self, ids: list[str]) -> None:
-        self.run_worker(interventions.switch_channel(self, ids), group="actions")
+    @on(SortRequested)
+    def _sort_requested(self, message: SortRequested) -> None:
+        if message.reverse_only:
+            self.reverse_sort()
+        else:
+            self.cycle_sort()
 
-    def do_unlock(self, group: str, holder: str) -> None:
-        self.run_worker(interventions.unlock(self, group, holder), group="actions")
+    @on(FreezeRequested)
+    def _freeze_requested(self, message: FreezeRequested) -> None:
+        self.toggle_freeze()
 
-    def do_set_max(self, group: str) -> None:
-        self.run_worker(interventions.set_max(self, group), group="actions")
+    @on(DetailRequested)
+    def _detail_requested(self, message: DetailRequested) -> None:
+        self.open_detail(message.machine_id)
 
-    def do_pause(self, group: str | None, node: str) -> None:
-        self.run_worker(interventions.pause(self, group, node), group="actions")
+    @on(InterventionRequested)
+    def _intervention_requested(self, message: InterventionRequested) -> None:
+        self.run_worker(
+            interventions.run(self, message.action, message.selection),
+            group="actions",
+            description=message.action.id,
+        )
 
 
 def css_path() -> Path:

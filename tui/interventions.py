@@ -1,102 +1,188 @@
-"""The operator's interventions as dialogs + calls on `coreroll.watch.actions.Actions`.
+"""The operator's interventions: one handler per mutating key (`tui.keymap.DashAction`).
 
-Each function runs in a worker of `DashApp` (so it may wait for a dialog with `push_screen_wait`),
-asks what it has to ask (destructive ones confirm with Cancel focused), calls the action layer
-(which writes the command / lock change / admin call and the audit record) and reports the
-outcome with `notify()`. Read-only mode is refused twice: the keys are hidden by `check_action`,
-and if a call gets here anyway the action layer raises `ReadOnlyError`, reported as refused.
-Nothing here talks to etcd or the server itself.
+A handler is `async def handler(host, selection)`, registered with `@handles(DashAction.X)`. The app
+runs it in a worker (`run`) when the main screen posts `InterventionRequested`, so it may wait for a
+dialog (`host.push_screen_wait`). It asks what it has to ask (destructive ones confirm with Cancel
+focused) and calls the action layer through `call_action` (which writes the command / lock change /
+admin call and the audit record), and `call_action` reports the outcome with `notify()`.
+
+Read-only mode is refused three times: Textual hides the keys (`tui.keymap.action_allowed`), `run`
+refuses a mutating action before any dialog opens, and the action layer itself raises
+`ReadOnlyError`, reported as refused. Nothing here talks to etcd or the server itself, and nothing
+here knows the app's class: `Host` is what a handler may use.
 """
 
 from __future__ import annotations
 
-import inspect
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol, TypeVar
+
+from textual.notifications import SeverityLevel
+from textual.screen import Screen
 
 from coreroll.locks import INT64_MAX
+from coreroll.watch.actions import ActionResult, ReadOnlyError
+from coreroll.watch.model import FleetModel
+from tui.keymap import DashAction
+from tui.messages import Selection
 from widgets.dialogs import ChoiceDialog, ConfirmDialog, NumberDialog
 
-if TYPE_CHECKING:
-    from tui.app import DashApp
+T = TypeVar("T")
 
 
-def _names(app: DashApp, ids: list[str]) -> str:
+class ActionLayer(Protocol):
+    """What the dashboard asks of `coreroll.watch.actions.Actions`."""
+
+    async def check(self, ids: Sequence[str]) -> ActionResult: ...
+    async def set_channel(self, ids: Sequence[str], channel: str) -> ActionResult: ...
+    async def unlock(self, group: str, holder: str) -> ActionResult: ...
+    async def set_max(self, group: str, new_max: int) -> ActionResult: ...
+    async def pause_group(self, group: str) -> ActionResult: ...
+    async def resume_group(self, group: str) -> ActionResult: ...
+
+
+class Host(Protocol):
+    """What a handler may use of the app (`tui.app.DashApp`)."""
+
+    model: FleetModel
+    actions: ActionLayer | None
+    read_only: bool
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None: ...
+
+    async def push_screen_wait(self, screen: Screen[T]) -> T: ...
+
+    def flush(self) -> None: ...
+
+
+Handler = Callable[[Host, Selection], Awaitable[None]]
+
+HANDLERS: dict[DashAction, Handler] = {}
+"""The handler of every mutating key."""
+
+
+def handles(action: DashAction) -> Callable[[Handler], Handler]:
+    """Register the decorated function as `action`'s handler."""
+    if not action.mutating:
+        raise ValueError(f"{action.id} is not a mutating key: its key runs action_{action.id}")
+
+    def register(handler: Handler) -> Handler:
+        if action in HANDLERS:
+            raise ValueError(f"{action.id} has two handlers")
+        HANDLERS[action] = handler
+        return handler
+
+    return register
+
+
+async def run(host: Host, action: DashAction, selection: Selection) -> None:
+    """Run `action`'s handler on `selection` (in a worker of the app)."""
+    if host.read_only and action.mutating:
+        host.notify(f"{action.id}: refused, the dashboard is read-only", severity="error")
+        return
+    await HANDLERS[action](host, selection)
+
+
+def _names(host: Host, ids: Sequence[str]) -> str:
     names = []
     for mid in ids[:3]:
-        row = app.model.get(mid)
+        row = host.model.get(mid)
         names.append(row.display_name if row is not None else mid)
     more = f" and {len(ids) - 3} more" if len(ids) > 3 else ""
     return ", ".join(names) + more
 
 
-async def _call(app: DashApp, what: str, method: str, *args: Any) -> bool:
-    """Run one action; notify its outcome; True when it succeeded."""
-    if app.read_only:
-        app.notify(f"{what}: refused, the dashboard is read-only", severity="error")
-        return False
-    if app.actions is None:
-        app.notify(f"{what}: no action layer configured (no --etcd / --server?)", severity="error")
+async def call_action(host: Host, what: str, call: Callable[[ActionLayer], Awaitable[ActionResult]]) -> bool:
+    """Run one call on the action layer; notify its outcome (and log a failure); True when it
+    succeeded."""
+    if host.actions is None:
+        host.notify(f"{what}: no action layer configured (no --etcd / --server?)", severity="error")
         return False
     try:
-        result = getattr(app.actions, method)(*args)
-        if inspect.isawaitable(result):
-            result = await result
+        result = await call(host.actions)
+    except ReadOnlyError as exc:
+        return _failed(host, f"{what}: refused ({exc})")
     except Exception as exc:  # the action layer's errors are meant for the operator
-        kind = type(exc).__name__
-        message = f"{what}: refused ({exc})" if kind == "ReadOnlyError" else f"{what} failed: {exc}"
-        app.notify(message, severity="error", timeout=8)
-        app.model.note(message, "error", kind="Action")
-        app.flush()
-        return False
-    ok = bool(getattr(result, "ok", True))
-    message = str(getattr(result, "message", "") or ("done" if ok else "failed"))
-    app.notify(message, title=what, severity="information" if ok else "warning", timeout=6 if ok else 8)
-    if not ok:
-        app.model.note(f"{what}: {message}", "warning", kind="Action")
-        app.flush()
-    return ok
+        return _failed(host, f"{what} failed: {exc}")
+    message = result.message or ("done" if result.ok else "failed")
+    host.notify(
+        message, title=what, severity="information" if result.ok else "warning", timeout=6 if result.ok else 8
+    )
+    if not result.ok:
+        host.model.note(f"{what}: {message}", "warning", kind="Action")
+        host.flush()
+    return result.ok
 
 
-async def check(app: DashApp, ids: list[str]) -> None:
+def _failed(host: Host, message: str) -> bool:
+    host.notify(message, severity="error", timeout=8)
+    host.model.note(message, "error", kind="Action")
+    host.flush()
+    return False
+
+
+@handles(DashAction.CHECK)
+async def check(host: Host, selection: Selection) -> None:
+    ids = selection.nodes
     if not ids:
-        app.notify("no node selected", severity="warning")
+        host.notify("no node selected", severity="warning")
         return
-    await _call(app, f"check {_names(app, ids)}", "check", ids)
+    await call_action(host, f"check {_names(host, ids)}", lambda actions: actions.check(ids))
 
 
-async def switch_channel(app: DashApp, ids: list[str]) -> None:
+@handles(DashAction.SWITCH_CHANNEL)
+async def switch_channel(host: Host, selection: Selection) -> None:
+    ids = selection.nodes
     if not ids:
-        app.notify("no node selected", severity="warning")
+        host.notify("no node selected", severity="warning")
         return
-    channels = [c.name for c in app.model.channels()]
+    channels = [c.name for c in host.model.channels()]
     if not channels:
-        app.notify("the server has told us of no channels yet (is --server reachable?)", severity="error")
+        host.notify("the server has told us of no channels yet (is --server reachable?)", severity="error")
         return
-    current = {app.model.get(i).channel for i in ids if app.model.get(i) is not None}
-    choice = await app.push_screen_wait(
+    current = {row.channel for row in map(host.model.get, ids) if row is not None}
+    choice = await host.push_screen_wait(
         ChoiceDialog(
-            f"Switch {_names(app, ids)} to channel:",
+            f"Switch {_names(host, ids)} to channel:",
             channels,
             next(iter(current)) if len(current) == 1 else None,
         )
     )
     if choice is None:
         return
-    confirmed = await app.push_screen_wait(
+    confirmed = await host.push_screen_wait(
         ConfirmDialog(
             "Switch channel",
-            f"Switch {len(ids)} node(s) ({_names(app, ids)}) to channel {choice!r}?\n"
+            f"Switch {len(ids)} node(s) ({_names(host, ids)}) to channel {choice!r}?\n"
             "They will update to that channel's version on their next check.",
             confirm_label="Switch",
         )
     )
     if confirmed:
-        await _call(app, f"switch {_names(app, ids)} to {choice}", "set_channel", ids, choice)
+        await call_action(
+            host, f"switch {_names(host, ids)} to {choice}", lambda actions: actions.set_channel(ids, choice)
+        )
 
 
-async def unlock(app: DashApp, group: str, holder: str) -> None:
+@handles(DashAction.UNLOCK)
+async def unlock(host: Host, selection: Selection) -> None:
+    holder = selection.lock_holder
+    if holder is None:
+        row = selection.cursor
+        who = row.display_name if row is not None and not selection.locks_focused else "selection"
+        host.notify(f"{who} holds no reboot lock", severity="warning")
+        return
+    group = selection.lock_group or ""
     label = group or "default"
-    confirmed = await app.push_screen_wait(
+    confirmed = await host.push_screen_wait(
         ConfirmDialog(
             "Release reboot lock",
             f"Release {holder}'s reboot lock in group {label!r}?\n"
@@ -105,14 +191,16 @@ async def unlock(app: DashApp, group: str, holder: str) -> None:
         )
     )
     if confirmed:
-        await _call(app, f"unlock {holder} in {label}", "unlock", group, holder)
+        await call_action(host, f"unlock {holder} in {label}", lambda actions: actions.unlock(group, holder))
 
 
-async def set_max(app: DashApp, group: str) -> None:
-    view = app.model.lock_group(group)
+@handles(DashAction.SET_MAX)
+async def set_max(host: Host, selection: Selection) -> None:
+    group = selection.lock_group or ""
+    view = host.model.lock_group(group)
     label = group or "default"
     current = view.max if view is not None else None
-    number = await app.push_screen_wait(
+    number = await host.push_screen_wait(
         NumberDialog(
             f"Lock max for group {label!r}",
             f"How many nodes of {label!r} may reboot at once? (now {current if current is not None else '-'};"
@@ -125,30 +213,39 @@ async def set_max(app: DashApp, group: str) -> None:
     if number is None:
         return
     if current is not None and number < current:
-        confirmed = await app.push_screen_wait(
+        confirmed = await host.push_screen_wait(
             ConfirmDialog(
                 "Lower lock max", f"Lower {label!r}'s max from {current} to {number}?", confirm_label="Set"
             )
         )
         if not confirmed:
             return
-    await _call(app, f"set max of {label} to {number}", "set_max", group, number)
+    await call_action(host, f"set max of {label} to {number}", lambda actions: actions.set_max(group, number))
 
 
-async def pause(app: DashApp, group: str | None, node: str) -> None:
-    if not group:
-        app.notify(f"{node} is in no server group (the server does not know it)", severity="warning")
+@handles(DashAction.PAUSE)
+async def pause(host: Host, selection: Selection) -> None:
+    row = selection.cursor
+    if row is None:
+        host.notify("no node selected", severity="warning")
         return
-    view = app.model.group(group)
+    group, node = row.group, row.display_name
+    if not group:
+        host.notify(f"{node} is in no server group (the server does not know it)", severity="warning")
+        return
+    view = host.model.group(group)
     paused = bool(view is not None and view.paused)
     verb = "Resume" if paused else "Pause"
-    confirmed = await app.push_screen_wait(
+    confirmed = await host.push_screen_wait(
         ConfirmDialog(
             f"{verb} rollout",
             f"{verb} updates for server group {group!r} ({node}'s group)?",
             confirm_label=verb,
         )
     )
-    if confirmed:
-        method = "resume_group" if paused else "pause_group"
-        await _call(app, f"{verb.lower()} group {group}", method, group)
+    if not confirmed:
+        return
+    if paused:
+        await call_action(host, f"resume group {group}", lambda actions: actions.resume_group(group))
+    else:
+        await call_action(host, f"pause group {group}", lambda actions: actions.pause_group(group))

@@ -1,11 +1,11 @@
 """Every private Textual name the dashboard relies on, in one place.
 
 Textual has no public way to (a) update a screen at once instead of on its next 60 Hz frame,
-(b) list a node's bindings as currently mapped, whatever has the focus, (c) render the screen to
-text, or (d) observe the moment a screen update is written. Each is wrapped here; nothing else in
-tui/, widgets/, tests/ or bench/ may name a private Textual attribute (tests/tui/test_textual_compat.py
-checks both that and that every name in `HOOKED` still exists in the installed Textual, so an
-upgrade that renames one fails loudly instead of silently slowing keys down).
+(b) render the screen to text, or (c) observe the moment a screen update is written. Each is
+wrapped here; nothing else in tui/, widgets/, tests/ or bench/ may name a private Textual
+attribute (tests/tui/test_textual_compat.py checks that, and that every name in `HOOKED` still
+exists in the installed Textual, so an upgrade that renames one fails loudly instead of silently
+slowing keys down).
 """
 
 from __future__ import annotations
@@ -13,14 +13,11 @@ from __future__ import annotations
 import asyncio
 import io
 import time
-from collections.abc import Iterable
 from typing import Any
 
 from rich.console import Console
 from textual import events
 from textual.app import App
-from textual.binding import Binding
-from textual.dom import DOMNode
 from textual.screen import Screen
 
 HOOKED: dict[str, tuple[type, tuple[str, ...]]] = {
@@ -37,7 +34,6 @@ HOOKED: dict[str, tuple[type, tuple[str, ...]]] = {
         ),
     ),
     "app": (App, ("_batch_count", "_display", "_background_screens")),
-    "bindings": (DOMNode, ("_bindings",)),
 }
 """(class, attribute names) hooked here, by purpose; attributes set in __init__ are checked on an
 instance (tests/tui/test_textual_compat.py)."""
@@ -92,13 +88,6 @@ class PromptScreen(Screen[None]):
             self._frame_due = None
         self._updated_at = time.monotonic()
         super()._on_timer_update()
-
-
-def bindings_by_key(node: DOMNode) -> Iterable[list[Binding]]:
-    """Every binding of `node` (its own and inherited), with the keymap applied, grouped by key.
-    Textual's public `active_bindings` only covers the focused chain, one binding per key; the `?`
-    screen lists all."""
-    return node._bindings.key_to_bindings.values()
 
 
 def screen_text(app: App[Any]) -> str:

@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from coreroll.commands import log_daemon_to_stderr
 from coreroll.etcd.config import EtcdConfig, split_endpoints
 from coreroll.etcd.errors import EtcdConfigError, EtcdUnavailableError
 from coreroll.etcd.v3 import connect_v3
@@ -143,10 +144,7 @@ async def run_agent(args: argparse.Namespace, config: EtcdConfig, clock: Clock) 
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    log_daemon_to_stderr(args.verbose)
     if not args.server:
         return _fail("--server (or COREROLL_SERVER) is required")
     if not args.etcd:

@@ -28,6 +28,7 @@ import sys
 import time
 from pathlib import Path
 
+from coreroll.commands import log_daemon_to_stderr
 from coreroll.commands.lock import STRING_FLAGS, resolve
 from coreroll.etcd.config import EtcdConfig
 from coreroll.etcd.errors import EtcdConfigError, EtcdUnavailableError
@@ -135,10 +136,7 @@ async def report(args: argparse.Namespace, root: Path, config: EtcdConfig) -> in
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    log_daemon_to_stderr(args.verbose)
     if not 0 < args.report_interval <= 3600:
         return _fail(f"--report-interval must be > 0 and <= 3600, not {args.report_interval}")
     if args.restart_command is not None and not shlex.split(args.restart_command):

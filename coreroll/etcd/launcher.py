@@ -72,6 +72,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+
+def file_tail(path: Path, lines: int = 5) -> str:
+    """The last ``lines`` lines of a child process's log, joined on one line for an error message."""
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "(no log)"
+    return " | ".join(text[-lines:]) or "(empty log)"
+
 class EmbeddedEtcd:
     """An etcd member owned by this process: alone, a single-member cluster.
 
@@ -188,11 +197,7 @@ class EmbeddedEtcd:
         )
 
     def log_tail(self, lines: int = 5) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace").strip().splitlines()
-        except OSError:
-            return "(no log)"
-        return " | ".join(text[-lines:]) or "(empty log)"
+        return file_tail(self.log_path, lines)
 
     def kill(self) -> None:
         """SIGKILL, as a crash would: the data dir stays."""

@@ -8,8 +8,10 @@ Server side:
   whose ``str()`` is a short reason (answer HTTP 400 with it). Refused: over 64 KiB, not UTF-8, malformed
   XML, any DOCTYPE/ENTITY (so no XXE, no billion laughs), a root other than ``<request>``,
   ``protocol`` other than "3.0", no ``<app>``, more than ``MAX_APPS`` apps or ``MAX_EVENTS`` events per
-  app, an app without ``appid`` (or a machineid over 128 characters), a ``version`` or
-  ``previousversion`` over ``MAX_VERSION`` (64) characters, an event type/result/errorcode that is not
+  app, an app without ``appid``, an attribute the server stores that is longer than its database
+  column ("<name> is over <n> characters": ``MAX_MACHINE_ID``, ``MAX_VERSION`` for version and
+  previousversion, ``MAX_TRACK``, ``MAX_BOOT_ID``, ``MAX_OEM``, ``MAX_OEM_VERSION``,
+  ``MAX_ALEPH_VERSION``, ``MAX_BOARD``), an event type/result/errorcode that is not
   ASCII digits (``coreroll.wirenum``) or is out of range (type/result: 32-bit), and an event (type,
   result) pair outside ``codes.ACCEPTED_EVENTS`` unless ``accept_any_event=True`` (the server passes it:
   an unknown pair such as 3/9 must not cost the update check of the same request, issue #454). An
@@ -79,8 +81,24 @@ __all__ = [
 MAX_BODY: Final = 65536
 MAX_APPS: Final = 16  # update_engine sends one
 MAX_EVENTS: Final = 16  # per app; update_engine sends at most one
-MAX_MACHINE_ID: Final = 128
-MAX_VERSION: Final = 64  # characters of an app's version/previousversion (the database column's width)
+# Characters of each app attribute the server stores: the widths of its database columns
+# (coreroll/server/schema.py sizes them from these), so PostgreSQL's VARCHAR(n) never refuses a write.
+MAX_MACHINE_ID: Final = 64  # systemd's machine id is 32 hex digits
+MAX_VERSION: Final = 64  # version and previousversion
+MAX_TRACK: Final = 255
+MAX_BOOT_ID: Final = 64
+MAX_OEM: Final = 255
+MAX_OEM_VERSION: Final = 255
+MAX_ALEPH_VERSION: Final = 64
+MAX_BOARD: Final = 64
+_STORED_WIDTHS = (
+    ("track", MAX_TRACK),
+    ("bootid", MAX_BOOT_ID),
+    ("oem", MAX_OEM),
+    ("oemversion", MAX_OEM_VERSION),
+    ("alephversion", MAX_ALEPH_VERSION),
+    ("board", MAX_BOARD),
+)
 _INT64 = 2**63 - 1
 
 
@@ -106,11 +124,15 @@ def _int_attr(
         raise OmahaParseError(short(f"{_event_where(appid, number)}: {exc}")) from None
 
 
+def _too_long(where: str, name: str, value: str, width: int) -> OmahaParseError:
+    return OmahaParseError(f"{where}: {name} is over {width} characters ({len(value)})")
+
+
 def _version_attr(el: etree._Element, name: str, where: str, default: str | None = "") -> str | None:
     """A version attribute, at most ``MAX_VERSION`` characters (its numbers are compared, and it is stored)."""
     value = el.get(name, default)
     if value is not None and len(value) > MAX_VERSION:
-        raise OmahaParseError(f"{where}: {name} is over {MAX_VERSION} characters ({len(value)})")
+        raise _too_long(where, name, value, MAX_VERSION)
     return value
 
 
@@ -140,7 +162,11 @@ def _parse_app(el: etree._Element, index: int, accept_any: bool) -> OmahaApp:
         raise OmahaParseError(f"app {index}: missing appid")
     machineid = el.get("machineid", "").strip()
     if len(machineid) > MAX_MACHINE_ID:
-        raise OmahaParseError(f"{_app_where(appid)}: machineid is over {MAX_MACHINE_ID} characters")
+        raise _too_long(_app_where(appid), "machineid", machineid, MAX_MACHINE_ID)
+    for name, width in _STORED_WIDTHS:
+        value = el.get(name)
+        if value is not None and len(value) > width:
+            raise _too_long(_app_where(appid), name, value, width)
     ping = updatecheck = False
     events: list[OmahaEvent] = []
     for child in el:

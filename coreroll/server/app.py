@@ -38,6 +38,7 @@ from coreroll.server.packages import serve_package
 from coreroll.server.records import status_name
 from coreroll.server.registry import Registry
 from coreroll.server.releases import Publisher
+from coreroll.server.schema import MAX_IP
 from coreroll.server.settings import ServerSettings
 from coreroll.server.state import ServerState, base_url, core
 from coreroll.server.storage import Storage
@@ -69,15 +70,33 @@ async def read_capped(request: Request, cap: int) -> bytes:
 
 
 def client_ip(request: Request, trusted: tuple[str, ...]) -> str:
-    """The peer address, or the last untrusted X-Forwarded-For hop when the peer is a trusted proxy."""
+    """The peer address, or the last untrusted X-Forwarded-For hop when the peer is a trusted proxy.
+
+    A hop that is not an IP address ends the walk at the last trusted address (as nginx's realip
+    does): it is neither stored nor counted as a source."""
     peer = request.client.host if request.client else ""
     forwarded = request.headers.get("x-forwarded-for")
     if not forwarded or not trusted or not _in_networks(peer, trusted):
         return peer
+    last_trusted = peer
     for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+        if not _is_ip(hop):
+            return last_trusted
         if not _in_networks(hop, trusted):
             return hop
-    return peer
+        last_trusted = hop
+    return last_trusted
+
+
+def _is_ip(text: str) -> bool:
+    """An IP address that fits the instances.ip column (an IPv6 zone id could make it any length)."""
+    if len(text) > MAX_IP:
+        return False
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _in_networks(address: str, networks: tuple[str, ...]) -> bool:

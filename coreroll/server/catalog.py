@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Column, insert, select, update
 
 from coreroll.server import schema
 from coreroll.server.policy import Policy, PolicyError
@@ -154,6 +154,14 @@ def check_name(kind: str, name: Any) -> str:
     if not isinstance(name, str) or not name or len(name) > 64 or not set(name) <= _NAME_OK:
         raise CatalogError(400, f"{kind} {name!r}: use 1-64 of letters, digits, '-', '_', '.'")
     return name
+
+
+def check_width(field: str, value: str, column: Column[Any]) -> str:
+    """``value`` if it fits ``column`` (a String(n)): PostgreSQL refuses a longer one at write time."""
+    width = column.type.length
+    if width is not None and len(value) > width:
+        raise CatalogError(400, f"{field}: at most {width} characters, got {len(value)}")
+    return value
 
 
 class Catalog:
@@ -467,6 +475,9 @@ class Catalog:
             raise CatalogError(409, f"group {group_id!r} exists")
         track = body.get("track", group_id)
         channel = body.get("channel", "stable")
+        name = check_width("name", str(body.get("name") or group_id), schema.groups.c.name)
+        if isinstance(track, str):
+            check_width("track", track, schema.groups.c.track)
         if not isinstance(track, str) or not track or self.group_for_track(track) is not None:
             raise CatalogError(409, f"track {track!r} is invalid or used by another group")
         if channel not in self.channels:
@@ -475,7 +486,7 @@ class Catalog:
             policy = Policy().updated(body.get("policy") or {})
         except PolicyError as exc:
             raise CatalogError(400, str(exc)) from exc
-        group = Group(group_id, str(body.get("name") or group_id), track, channel, policy)
+        group = Group(group_id, name, track, channel, policy)
         async with self.storage.write() as tx:
             await self._sync()
             await self._insert_group(tx, group)

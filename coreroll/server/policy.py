@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 UNLIMITED = 900_000  # Nebraska skips the stats at or above this
+MAX_TIMEZONE = 64  # characters (the groups.timezone column); IANA names are at most ~32
 
 
 class PolicyError(ValueError):
@@ -59,6 +60,8 @@ class Policy:
                 if not low <= value <= 2**31 - 1:
                     raise PolicyError(f"policy.{key}: must be between {low} and {2**31 - 1}, got {value}")
             elif key == "timezone":
+                if isinstance(value, str) and len(value) > MAX_TIMEZONE:
+                    raise PolicyError(f"policy.timezone: at most {MAX_TIMEZONE} characters, got {len(value)}")
                 if not isinstance(value, str) or not valid_timezone(value):
                     raise PolicyError(f"policy.timezone: unknown time zone {value!r} (use an IANA name)")
             clean[key] = value
@@ -82,9 +85,11 @@ class Decision:
 
 
 def valid_timezone(name: str) -> bool:
+    if len(name) > MAX_TIMEZONE:  # a long name makes ZoneInfo raise OSError or RecursionError
+        return False
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         return False
     return True
 

@@ -136,5 +136,15 @@ def history_json(row: Mapping[str, Any]) -> dict[str, Any]:
         "version": row["version"],
         "reason": row["reason"],
         "event": event,
-        "errorcode": row["errorcode"],
+        "errorcode": shown_errorcode(row["errorcode"]),
     }
+
+
+def stored_errorcode(code: int | None) -> int | None:
+    """An errorcode (unsigned 32-bit, flag bits included) as the history column holds it: signed 32-bit."""
+    return None if code is None else code - 2**32 if code >= 2**31 else code
+
+
+def shown_errorcode(stored: int | None) -> int | None:
+    """The errorcode update_engine meant, from the column (also rows written unsigned, before signed storage)."""
+    return None if stored is None else int(stored) & 0xFFFFFFFF

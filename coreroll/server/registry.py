@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from coreroll.omaha.codes import InstanceStatus
 from coreroll.server import schema
 from coreroll.server.policy import Policy, RolloutStats
-from coreroll.server.records import history_json, instance_json
+from coreroll.server.records import history_json, instance_json, stored_errorcode
 from coreroll.server.storage import Storage, Tx
 
 ACTIVE_WINDOW = 86400.0
@@ -167,7 +167,7 @@ class Registry:
                 "reason": h.reason,
                 "event_type": h.event_type,
                 "event_result": h.event_result,
-                "errorcode": h.errorcode,
+                "errorcode": stored_errorcode(h.errorcode),
             }
             for h in history
         ]

@@ -25,7 +25,20 @@ from sqlalchemy import (
     Text,
 )
 
+from coreroll.omaha.protocol import (
+    MAX_ALEPH_VERSION,
+    MAX_BOARD,
+    MAX_BOOT_ID,
+    MAX_MACHINE_ID,
+    MAX_OEM,
+    MAX_OEM_VERSION,
+    MAX_TRACK,
+    MAX_VERSION,
+)
+from coreroll.server.policy import MAX_TIMEZONE
+
 SCHEMA_VERSION = 2
+MAX_IP = 64  # characters of a client address (app.client_ip never returns a longer one)
 
 metadata = MetaData()
 
@@ -101,7 +114,7 @@ groups = Table(
     metadata,
     Column("id", String(64), primary_key=True),
     Column("name", String(255), nullable=False),
-    Column("track", String(255), nullable=False, unique=True),
+    Column("track", String(MAX_TRACK), nullable=False, unique=True),
     Column("channel", String(64), nullable=False),
     Column("updates_enabled", Boolean, nullable=False),
     Column("max_updates_per_period", Integer, nullable=False),
@@ -110,7 +123,7 @@ groups = Table(
     Column("update_timeout_seconds", Integer, nullable=False),
     Column("safe_mode", Boolean, nullable=False),
     Column("office_hours", Boolean, nullable=False),
-    Column("timezone", String(64), nullable=False),
+    Column("timezone", String(MAX_TIMEZONE), nullable=False),
     Column("rollout_in_progress", Boolean, nullable=False),
     Column("rollout_version", String(64), nullable=True),
     Column("halted_reason", Text, nullable=True),
@@ -120,10 +133,10 @@ groups = Table(
 instances = Table(
     "instances",
     metadata,
-    Column("machine_id", String(64), primary_key=True),
-    Column("ip", String(64), nullable=False),
-    Column("version", String(64), nullable=False),
-    Column("track", String(255), nullable=False),
+    Column("machine_id", String(MAX_MACHINE_ID), primary_key=True),
+    Column("ip", String(MAX_IP), nullable=False),
+    Column("version", String(MAX_VERSION), nullable=False),
+    Column("track", String(MAX_TRACK), nullable=False),
     Column("group_id", String(64), nullable=True),
     Column("status", Integer, nullable=False),
     Column("status_reason", Text, nullable=True),
@@ -131,11 +144,11 @@ instances = Table(
     Column("last_update_version", String(64), nullable=True),
     Column("last_update_granted_at", Float, nullable=True),
     Column("update_in_progress", Boolean, nullable=False),
-    Column("oem", String(255), nullable=False),
-    Column("oemversion", String(255), nullable=False),
-    Column("alephversion", String(64), nullable=False),
-    Column("board", String(64), nullable=False),
-    Column("bootid", String(64), nullable=False),
+    Column("oem", String(MAX_OEM), nullable=False),
+    Column("oemversion", String(MAX_OEM_VERSION), nullable=False),
+    Column("alephversion", String(MAX_ALEPH_VERSION), nullable=False),
+    Column("board", String(MAX_BOARD), nullable=False),
+    Column("bootid", String(MAX_BOOT_ID), nullable=False),
     Column("created_at", Float, nullable=False),
     Index("ix_instances_group_status", "group_id", "status"),
     Index("ix_instances_group_granted", "group_id", "last_update_granted_at"),
@@ -146,13 +159,15 @@ instance_history = Table(
     "instance_history",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("machine_id", String(64), nullable=False, index=True),
+    Column("machine_id", String(MAX_MACHINE_ID), nullable=False, index=True),
     Column("at", Float, nullable=False),
     Column("status", Integer, nullable=False),
-    Column("version", String(64), nullable=False),
+    Column("version", String(MAX_VERSION), nullable=False),
     Column("reason", Text, nullable=True),
     Column("event_type", Integer, nullable=True),
     Column("event_result", Integer, nullable=True),
+    # As update_engine prints it (%d): signed 32-bit, so DevModeFlag (bit 31) fits PostgreSQL's
+    # INTEGER. ``records.stored_errorcode`` / ``shown_errorcode`` convert; the API shows it unsigned.
     Column("errorcode", Integer, nullable=True),
 )
 
@@ -166,7 +181,7 @@ activity = Table(
     Column("group_id", String(64), nullable=True),
     Column("channel", String(64), nullable=True),
     Column("version", String(64), nullable=True),
-    Column("instance", String(64), nullable=True),
+    Column("instance", String(MAX_MACHINE_ID), nullable=True),
     Column("message", Text, nullable=False),
 )
 

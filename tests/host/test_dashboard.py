@@ -1,6 +1,7 @@
 """End to end with the dashboard: a real host's reporter shows in the watch model (as the dashboard
 reads it from etcd) with its real USR partition, version, channel and update status, and the
-dashboard's `c` and `s` actions reach update_engine and update.conf through the reporter."""
+dashboard's `c` and `s` actions (and keys, in the real app) reach update_engine and update.conf
+through the reporter."""
 
 from __future__ import annotations
 
@@ -97,4 +98,50 @@ async def test_reporter_node_in_the_dashboard_and_its_actions(
     finally:
         source.stop()
         await asyncio.wait_for(task, 5)
+        await reporter.stop()
+
+
+async def test_reporter_node_on_the_dashboards_screen_and_its_keys(
+    tmp_path: Path, services: Services, v3: Any, clean_etcd: str, server: RunningServer
+) -> None:
+    """The same through the real app: the row on screen, then `c` and `s` pressed by an operator."""
+    from tests.tui.helpers import wait_for, wait_for_text
+    from tests.tui.live import make_live_app
+    from widgets.dialogs import ChoiceDialog, ConfirmDialog
+    from widgets.node_table import NodeTable
+
+    root = make_host(tmp_path / "host", usr="USR-B", version="3850.0.0")
+    reporter = await start_reporter(root, v3, clean_etcd, bus_address=services.address)
+    app = make_live_app(clean_etcd, server.url, server.token)
+    try:
+        async with app.run_test(size=(160, 48), notifications=True) as pilot:
+            text = await wait_for_text(app, "worker-7", 15)
+            line = next(row for row in text.splitlines() if "worker-7" in row)
+            # channel, version, booted USR, the other USR's version (unknown until an update), status
+            assert line.split("worker-7", 1)[1].split()[:5] == ["beta", "3850.0.0", "USR-B", "-", "idle"], (
+                line
+            )
+            table = app.main_screen.query_one("#nodes", NodeTable)
+            await wait_for(lambda: table.move_cursor_to_key(MACHINE_ID), 5, "the host's row")
+
+            await pilot.press("c")
+            await asyncio.wait_for(services.engine.attempted.wait(), 10)
+
+            await wait_for(lambda: app.model.channels(), 10, "channels from the server")
+            await pilot.press("s")
+            await wait_for(lambda: isinstance(app.screen, ChoiceDialog), 5, "channel picker")
+            names = [c.name for c in app.model.channels()]
+            for _ in range(names.index("alpha")):
+                await pilot.press("down")
+            await pilot.press("enter")
+            await wait_for(lambda: isinstance(app.screen, ConfirmDialog), 5, "confirmation")
+            await pilot.press("y")
+            await wait_for(
+                lambda: services.systemd.restarts == [("update-engine.service", "replace")],
+                10,
+                "update-engine restarted",
+            )
+            assert "GROUP=alpha" in (root / "etc/flatcar/update.conf").read_text()
+            await wait_for(lambda: app.model.get(MACHINE_ID).channel == "alpha", 10, "channel alpha")
+    finally:
         await reporter.stop()

@@ -4,9 +4,12 @@ are in test_live.py."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from coreroll.watch import updates as u
+from coreroll.watch.actions import ActionResult
 from coreroll.watch.model import FleetModel
 from tests.tui.helpers import screen_text, wait_for, wait_for_text
 from tui.app import DashApp
@@ -193,16 +196,32 @@ async def test_help_lists_every_key_with_its_binding_id() -> None:
 
 
 class RecordingActions:
-    """Records calls; used only to prove read-only never reaches the action layer."""
+    """An action layer (tui.interventions.ActionLayer) that records the calls it gets."""
 
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    def __getattr__(self, name: str) -> object:
-        def record(*args: object) -> None:
-            self.calls.append(name)
+    async def _record(self, name: str) -> ActionResult:
+        self.calls.append(name)
+        return ActionResult(True, f"{name} recorded")
 
-        return record
+    async def check(self, ids: Sequence[str]) -> ActionResult:
+        return await self._record("check")
+
+    async def set_channel(self, ids: Sequence[str], channel: str) -> ActionResult:
+        return await self._record("set_channel")
+
+    async def unlock(self, group: str, holder: str) -> ActionResult:
+        return await self._record("unlock")
+
+    async def set_max(self, group: str, new_max: int) -> ActionResult:
+        return await self._record("set_max")
+
+    async def pause_group(self, group: str) -> ActionResult:
+        return await self._record("pause_group")
+
+    async def resume_group(self, group: str) -> ActionResult:
+        return await self._record("resume_group")
 
 
 async def test_read_only_hides_every_mutating_key() -> None:
@@ -268,3 +287,14 @@ async def test_keys_can_be_remapped_by_binding_id(monkeypatch: pytest.MonkeyPatc
         assert app.frozen
         await pilot.press("question_mark")
         assert "C " in await wait_for_text(app, "coreroll keys")
+
+
+async def test_help_shows_remapped_keys_not_their_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COREROLL_KEYMAP", "check=C;table.up=w,i")
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        keys = {(key, binding_id) for key, _, binding_id in app.help_rows()}
+        assert ("C", "check") in keys and ("c", "check") not in keys
+        assert {key for key, binding_id in keys if binding_id == "table.up"} == {"w", "i"}
+        assert ("s", "switch_channel") in keys  # the rest keep their keys

@@ -27,6 +27,7 @@ PRIVATE_NAMES = sorted(
         "_size_updated",
         "_update_timer",
         "_merged_bindings",
+        "_bindings",
     }
 )
 

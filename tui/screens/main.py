@@ -2,8 +2,10 @@
 
 Layout: wide terminals (>= 120 columns) put the lock panel and event log in a column on the right;
 narrower ones (80x24 over SSH) stack them in a short strip under the table, side by side. The
-screen only arranges widgets and turns keys into calls on the app (`DashApp`); the app owns the
-model, the sources and the actions.
+screen only arranges widgets and turns keys into typed messages for the app (tui/messages.py): it
+never calls the app and does not import it; the app owns the model, the view, the sources and the
+actions. Its keys are `tui.keymap.DashAction`: a non-mutating one runs `action_<id>` here, a mutating
+one runs `action_intervene`, which posts `InterventionRequested` with what is selected.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from textual.widgets import Input
 
 from coreroll.textsafe import visible
 from coreroll.watch.query import QueryError, parse_query
+from tui import keymap, messages
 from tui.keymap import MAIN_BINDINGS
 from tui.textual_compat import PromptScreen
 from widgets.channel_bar import ChannelBar
@@ -32,7 +35,7 @@ from widgets.node_columns import NODE_TABLE
 from widgets.node_table import NodeTable
 
 if TYPE_CHECKING:
-    from tui.app import DashApp
+    from tui.messages import DashView
 
 
 class FilterInput(Input):
@@ -69,7 +72,7 @@ class MainScreen(PromptScreen):
         return self.dash.key_recent()
 
     @property
-    def dash(self) -> DashApp:
+    def dash(self) -> DashView:
         return self.app  # type: ignore[return-value]
 
     @property
@@ -82,7 +85,7 @@ class MainScreen(PromptScreen):
         self.table.focus()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return self.dash.check_action(action, parameters)
+        return self.app.check_action(action, parameters)
 
     # -- filter line -----------------------------------------------------------------------
     def action_filter(self) -> None:
@@ -104,7 +107,7 @@ class MainScreen(PromptScreen):
             return
         event.input.border_subtitle = ""
         event.input.remove_class("-bad-query")
-        self.dash.set_query(event.value)
+        self.app.post_message(messages.FilterRequested(event.value))
 
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self, event: Input.Submitted) -> None:
@@ -120,14 +123,14 @@ class MainScreen(PromptScreen):
             box.remove_class("-shown")
             box.remove_class("-bad-query")
             box.border_subtitle = ""
-            self.dash.set_query(self._query_before)
+            self.app.post_message(messages.FilterRequested(self._query_before))
             self.table.focus()
         elif not self.table.has_focus:
             self.table.focus()
         elif self.table.marked:
             self.table.clear_marks()
         elif self.dash.query:
-            self.dash.set_query("")
+            self.app.post_message(messages.FilterRequested(""))
             self.app.notify("filter cleared")
 
     # -- focus -----------------------------------------------------------------------------
@@ -148,65 +151,43 @@ class MainScreen(PromptScreen):
         self.table.toggle_mark()
 
     def action_sort(self) -> None:
-        self.dash.cycle_sort()
+        self.app.post_message(messages.SortRequested(reverse_only=False))
 
     def action_reverse(self) -> None:
-        self.dash.reverse_sort()
+        self.app.post_message(messages.SortRequested(reverse_only=True))
 
     def action_detail(self) -> None:
         key = self.table.cursor_key
         if key is None:
             self.app.notify("no node selected", severity="warning")
             return
-        self.dash.open_detail(key)
+        self.app.post_message(messages.DetailRequested(key))
 
     def action_freeze(self) -> None:
-        self.dash.toggle_freeze()
+        self.app.post_message(messages.FreezeRequested())
 
-    # -- interventions (the app asks, confirms and reports) --------------------------------
-    def action_check(self) -> None:
-        self.dash.do_check(self.table.selected_keys())
+    # -- interventions (the app runs the key's handler: it asks, confirms and reports) ----
+    def action_intervene(self, binding_id: str) -> None:
+        action = keymap.DashAction.by_id(binding_id)
+        if action is not None:
+            self.app.post_message(messages.InterventionRequested(action, self.selection()))
 
-    def action_switch_channel(self) -> None:
-        self.dash.do_switch_channel(self.table.selected_keys())
-
-    def _lock_target(self) -> tuple[str | None, str | None]:
-        """(group ident, holder) the lock keys act on: the lock panel's selection when it has the
-        focus, else the node under the cursor."""
+    def selection(self) -> messages.Selection:
+        """What the intervention keys act on now: the marked rows (else the cursor row), and for
+        the lock keys the lock panel's selection when it has the focus, else the cursor row."""
+        row = self.table.cursor_row
         panel = self.query_one("#locks", LockPanel)
+        group: str | None = None
+        holder: str | None = None
         if panel.has_focus:
-            holder = panel.selected_holder()
-            if holder is not None:
-                return holder[0].ident, holder[1]
-            group = panel.selected_group()
-            return (group.ident if group else None), None
-        row = self.table.cursor_row
-        if row is None:
-            return None, None
-        if row.lock_groups_held:
-            return row.lock_groups_held[0], row.machine_id
-        return (row.lock_group if row.lock_group is not None else None), None
-
-    def action_unlock(self) -> None:
-        group, holder = self._lock_target()
-        if holder is None:
-            row = self.table.cursor_row
-            who = (
-                row.display_name
-                if row is not None and not self.query_one("#locks").has_focus
-                else "selection"
-            )
-            self.app.notify(f"{who} holds no reboot lock", severity="warning")
-            return
-        self.dash.do_unlock(group or "", holder)
-
-    def action_set_max(self) -> None:
-        group, _ = self._lock_target()
-        self.dash.do_set_max(group or "")
-
-    def action_pause(self) -> None:
-        row = self.table.cursor_row
-        if row is None:
-            self.app.notify("no node selected", severity="warning")
-            return
-        self.dash.do_pause(row.group, row.display_name)
+            selected = panel.selected_holder()
+            if selected is not None:
+                group, holder = selected[0].ident, selected[1]
+            else:
+                selected_group = panel.selected_group()
+                group = selected_group.ident if selected_group else None
+        elif row is not None and row.lock_groups_held:
+            group, holder = row.lock_groups_held[0], row.machine_id
+        elif row is not None:
+            group = row.lock_group
+        return messages.Selection(tuple(self.table.selected_keys()), row, group, holder, panel.has_focus)
