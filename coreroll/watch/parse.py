@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from coreroll.watch.views import CommandView, InstanceView, NodeReport, PartitionView
+from coreroll.wire import status as wire
 
 
 class ValueFormatError(ValueError):
@@ -136,137 +137,137 @@ def _partitions(f: _Fields, raw_parts: list[Any]) -> tuple[PartitionView, ...]:
             f.problems.append(f"field partitions[{index}] has no label")
             continue
         where = f"partitions[{index}]."
-        partitions.append(
-            PartitionView(
-                part["label"],
-                f.s(part, "version", where + "version"),
-                f.i(part, "priority", where + "priority"),
-                f.i(part, "tries", where + "tries"),
-                f.i(part, "successful", where + "successful"),
-            )
-        )
+        values = {p.attr: _CHECKED[p.kind](f, part, p.name, where + p.name) for p in wire.PARTITION_FIELDS}
+        partitions.append(PartitionView(**values))
     return tuple(partitions)
 
 
-def parse_node_status(raw: bytes, key: str) -> tuple[NodeReport, str | None]:
-    """Parse a node status value. Returns the report (with every readable field) and a problem
-    message naming the key and field, or None. Raises ValueFormatError if nothing is readable."""
+def parse_node_status(
+    raw: bytes, key: str, fields: tuple[wire.Field, ...] = wire.STATUS_FIELDS
+) -> tuple[NodeReport, str | None]:
+    """Parse a node status value by the field table (`coreroll.wire.status`). Returns the report
+    (with every readable field) and a problem message naming the key and field, or None. Raises
+    ValueFormatError if nothing is readable."""
     data = load_object(raw, key)
-    report = _well_formed_report(data)
+    plan = _FAST_PLAN if fields is wire.STATUS_FIELDS else _fast_plan(fields)
+    report = _well_formed_report(data, plan)
     if report is not None:
         return report, None
-    return _checked_report(data, key)
+    return _checked_report(data, key, fields)
 
 
-_STR = (str, type(None))
-_NUM = (int, float, type(None))
-_TIME = (str, int, float, type(None))
+_NONE = type(None)
+_STR = (str, _NONE)
 
 
 def _int64(value: object) -> bool:
     return value is None or (type(value) is int and INT_MIN <= value <= INT_MAX)
 
 
-def _number_time(value: object) -> bool:
-    """Not a number, or a number that is a time we can show (NaN is not)."""
-    return type(value) not in (int, float) or TIME_MIN <= value <= TIME_MAX  # type: ignore[operator]
+_BAD = object()  # a fast-path check's "not well formed": the field-by-field reader says why
 
 
-def _well_formed_report(data: dict[str, Any]) -> NodeReport | None:
-    """The fast path for a report with every field of the expected type (nearly all of them):
-    a few type tests instead of a call per field. None sends it to the field-by-field reader,
-    which names what is wrong."""
-    get = data.get
-    update = get("update")
-    reboot = get("reboot")
-    parts = get("partitions")
-    if type(update) is not dict or type(reboot) is not dict or type(parts) is not list:
+def _int64_or_bad(value: Any) -> Any:
+    return value if INT_MIN <= value <= INT_MAX else _BAD
+
+
+def _fraction_or_bad(value: Any) -> Any:
+    return float(value) if 0 <= value <= 1 else _BAD  # also _BAD for NaN
+
+
+def _time_or_bad(value: Any) -> Any:
+    if not value:
         return None
-    uget = update.get
-    rget = reboot.get
-    hostname, channel, server, version = get("hostname"), get("channel"), get("server"), get("version")
-    active, boot_id = get("active_partition"), get("boot_id")
-    status, new_version = uget("status"), uget("new_version")
-    strategy, window, group = rget("strategy"), rget("window"), rget("lock_group")
-    for value in (
-        hostname,
-        channel,
-        server,
-        version,
-        active,
-        boot_id,
-        status,
-        new_version,
-        strategy,
-        window,
-        group,
-    ):
-        if type(value) not in _STR:
-            return None
-    progress, new_size, checked = uget("progress"), uget("new_size"), uget("last_checked_time")
-    holds = rget("holds_lock")
-    if (
-        type(progress) not in _NUM
-        or type(checked) not in _NUM
-        or (progress is not None and not 0 <= progress <= 1)  # also False for NaN
-        or (checked is not None and not TIME_MIN <= checked <= TIME_MAX)
-        or not _int64(new_size)
-        or (holds is not None and type(holds) is not bool)
-    ):
-        return None
-    booted, reported, last = get("booted_at"), get("reported_at"), get("last_command")
-    if (
-        type(booted) not in _TIME
-        or type(reported) not in _TIME
-        or not _number_time(booted)
-        or not _number_time(reported)
-        or (last is not None and type(last) is not dict)
-    ):
-        return None
+    if type(value) is str:
+        try:
+            return _iso_time(value)
+        except ValueError:
+            return _BAD
+    return float(value) if TIME_MIN <= value <= TIME_MAX else _BAD
+
+
+def _version(value: Any) -> Any:
+    return _real_version(value)
+
+
+def _partitions_or_bad(parts: list[Any]) -> Any:
     partitions = []
-    other = None
     for part in parts:
         if type(part) is not dict:
-            return None
+            return _BAD
         label, pversion = part.get("label"), part.get("version")
         priority, tries, ok = part.get("priority"), part.get("tries"), part.get("successful")
         if type(label) is not str or type(pversion) not in _STR:
-            return None
+            return _BAD
         for value in (priority, tries, ok):
             if not _int64(value):
-                return None
+                return _BAD
         partitions.append(PartitionView(label, pversion, priority, tries, ok))
-        if label != active and other is None:
-            other = pversion
-    try:
-        booted_at = (_iso_time(booted) if type(booted) is str else float(booted)) if booted else None
-        reported_at = (
-            (_iso_time(reported) if type(reported) is str else float(reported)) if reported else None
-        )
-    except ValueError:
-        return None
-    return NodeReport(
-        hostname,
-        channel,
-        server,
-        version,
-        active,
-        tuple(partitions),
-        status,
-        None if progress is None else float(progress),
-        _real_version(new_version),
-        new_size,
-        float(checked) if checked else None,  # 0 = never checked
-        strategy,
-        window,
-        group,
-        holds,
-        boot_id,
-        booted_at,
-        reported_at,
-        _last_command(last),
-        other,
-    )
+    return tuple(partitions)
+
+
+# kind -> (the types the fast path accepts, a check/conversion of a non-None value or None)
+_FAST_KIND: dict[str, tuple[tuple[type, ...], Any]] = {
+    wire.STR: ((str, _NONE), None),
+    wire.VERSION: ((str, _NONE), _version),
+    wire.INT: ((int, _NONE), _int64_or_bad),
+    wire.FRACTION: ((int, float, _NONE), _fraction_or_bad),
+    wire.BOOL: ((bool, _NONE), None),
+    wire.TIME: ((str, int, float, _NONE), _time_or_bad),
+    wire.EPOCH: ((int, float, _NONE), _time_or_bad),  # 0 = never checked
+    wire.PARTITIONS: ((list,), _partitions_or_bad),
+    wire.COMMAND: ((dict, _NONE), None),
+}
+
+_FastPlan = tuple[tuple[tuple[str | None, str, str | None, str, tuple[type, ...], Any], ...], tuple[str, ...]]
+
+
+def _fast_plan(fields: tuple[wire.Field, ...]) -> _FastPlan:
+    steps = tuple((f.section, f.name, f.attr, f.path, *_FAST_KIND[f.kind]) for f in fields)
+    sections = tuple(dict.fromkeys(f.section for f in fields if f.section is not None))
+    return steps, sections
+
+
+_FAST_PLAN = _fast_plan(wire.STATUS_FIELDS)
+
+
+def _well_formed_report(data: dict[str, Any], plan: _FastPlan = _FAST_PLAN) -> NodeReport | None:
+    """The fast path for a report with every field of the expected type (nearly all of them): a
+    type test per field. None sends it to the field-by-field reader, which names what is wrong."""
+    steps, section_names = plan
+    sections: dict[str | None, Any] = {None: data}
+    for name in section_names:
+        section = data.get(name)
+        if type(section) is not dict:
+            return None
+        sections[name] = section
+    values: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for section, name, attr, path, types, check in steps:
+        value = sections[section].get(name)
+        if type(value) not in types:
+            return None
+        if check is not None and value is not None:
+            value = check(value)
+            if value is _BAD:
+                return None
+        if attr is None:
+            extra[path] = value
+        else:
+            values[attr] = value
+    return _report(values, extra)
+
+
+def _report(values: dict[str, Any], extra: dict[str, Any]) -> NodeReport:
+    """A NodeReport from the table's values; `other_version` is the non-active partition's."""
+    if "last_command" in values:
+        values["last_command"] = _last_command(values["last_command"])
+    active = values.get("active_partition")
+    other = next((p.version for p in values.get("partitions", ()) if p.label != active), None)
+    return NodeReport(**values, other_version=other, extra=extra or _NO_EXTRA)
+
+
+_NO_EXTRA: dict[str, Any] = {}
 
 
 @functools.lru_cache(maxsize=65536)  # boot times repeat report after report
@@ -280,34 +281,53 @@ def _iso_time(text: str) -> float:
     return seconds
 
 
-def _checked_report(data: dict[str, Any], key: str) -> tuple[NodeReport, str | None]:
+def _checked_last_command(f: _Fields, obj: dict[str, Any], name: str, path: str) -> Any:
+    return f.d(obj, name, path)
+
+
+def _checked_partitions(f: _Fields, obj: dict[str, Any], name: str, path: str) -> Any:
+    return _partitions(f, f.lst(obj, name, path) or [])
+
+
+def _checked_version(f: _Fields, obj: dict[str, Any], name: str, path: str) -> Any:
+    return _real_version(f.s(obj, name, path))
+
+
+def _checked_epoch(f: _Fields, obj: dict[str, Any], name: str, path: str) -> Any:
+    return f.time(obj, name, path) or None  # 0 = never
+
+
+# kind -> the field-by-field reader's getter: the value, or None with a problem noted
+_CHECKED: dict[str, Any] = {
+    wire.STR: _Fields.s,
+    wire.VERSION: _checked_version,
+    wire.INT: _Fields.i,
+    wire.FRACTION: _Fields.fraction,
+    wire.BOOL: _Fields.b,
+    wire.TIME: _Fields.time,
+    wire.EPOCH: _checked_epoch,
+    wire.PARTITIONS: _checked_partitions,
+    wire.COMMAND: _checked_last_command,
+}
+
+
+def _checked_report(
+    data: dict[str, Any], key: str, fields: tuple[wire.Field, ...] = wire.STATUS_FIELDS
+) -> tuple[NodeReport, str | None]:
     f = _Fields()
-    update = f.d(data, "update", "update") or {}
-    reboot = f.d(data, "reboot", "reboot") or {}
-    partitions = _partitions(f, f.lst(data, "partitions", "partitions") or [])
-    active = f.s(data, "active_partition", "active_partition")
-    report = NodeReport(
-        hostname=f.s(data, "hostname", "hostname"),
-        channel=f.s(data, "channel", "channel"),
-        server=f.s(data, "server", "server"),
-        version=f.s(data, "version", "version"),
-        active_partition=active,
-        partitions=partitions,
-        update_status=f.s(update, "status", "update.status"),
-        update_progress=f.fraction(update, "progress", "update.progress"),
-        new_version=_real_version(f.s(update, "new_version", "update.new_version")),
-        new_size=f.i(update, "new_size", "update.new_size"),
-        last_checked=f.time(update, "last_checked_time", "update.last_checked_time") or None,  # 0 = never
-        reboot_strategy=f.s(reboot, "strategy", "reboot.strategy"),
-        reboot_window=f.s(reboot, "window", "reboot.window"),
-        lock_group=f.s(reboot, "lock_group", "reboot.lock_group"),
-        holds_lock=f.b(reboot, "holds_lock", "reboot.holds_lock"),
-        boot_id=f.s(data, "boot_id", "boot_id"),
-        booted_at=f.time(data, "booted_at", "booted_at"),
-        reported_at=f.time(data, "reported_at", "reported_at"),
-        last_command=_last_command(f.d(data, "last_command", "last_command")),
-        other_version=next((p.version for p in partitions if p.label != active), None),
-    )
+    sections: dict[str | None, dict[str, Any]] = {None: data}
+    for field in fields:
+        if field.section is not None and field.section not in sections:
+            sections[field.section] = f.d(data, field.section, field.section) or {}
+    values: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for field in fields:
+        value = _CHECKED[field.kind](f, sections[field.section], field.name, field.path)
+        if field.attr is None:
+            extra[field.path] = value
+        else:
+            values[field.attr] = value
+    report = _report(values, extra)
     problem = f"{key}: {'; '.join(f.problems)}" if f.problems else None
     return report, problem
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,14 +53,14 @@ class Field:
     attr: str | None  # the NodeReport attribute it is read into; None: NodeReport.extra[path]
     sample: Any  # the value in fixtures; a str may name "{machine_id}"
     title: str = ""  # a column heading for it (widgets/node_columns.field_column)
+    section: str | None = dataclass_field(init=False)  # "update" for "update.progress", else None
+    name: str = dataclass_field(init=False)  # "progress" for "update.progress"
 
-    @property
-    def section(self) -> str | None:
-        return self.path.partition(".")[0] if "." in self.path else None
-
-    @property
-    def name(self) -> str:
-        return self.path.rpartition(".")[2]
+    def __post_init__(self) -> None:
+        # set once: readers look these up for every field of every report
+        section, _, name = self.path.rpartition(".")
+        object.__setattr__(self, "section", section or None)
+        object.__setattr__(self, "name", name)
 
 
 SAMPLE_PARTITIONS = (
