@@ -142,18 +142,15 @@ def _partitions(f: _Fields, raw_parts: list[Any]) -> tuple[PartitionView, ...]:
     return tuple(partitions)
 
 
-def parse_node_status(
-    raw: bytes, key: str, fields: tuple[wire.Field, ...] = wire.STATUS_FIELDS
-) -> tuple[NodeReport, str | None]:
-    """Parse a node status value by the field table (`coreroll.wire.status`). Returns the report
-    (with every readable field) and a problem message naming the key and field, or None. Raises
-    ValueFormatError if nothing is readable."""
+def parse_node_status(raw: bytes, key: str) -> tuple[NodeReport, str | None]:
+    """Parse a node status value by the field table (`coreroll.wire.status.STATUS_FIELDS`).
+    Returns the report (with every readable field) and a problem message naming the key and
+    field, or None. Raises ValueFormatError if nothing is readable."""
     data = load_object(raw, key)
-    plan = _FAST_PLAN if fields is wire.STATUS_FIELDS else _fast_plan(fields)
-    report = _well_formed_report(data, plan)
+    report = _well_formed_report(data)
     if report is not None:
         return report, None
-    return _checked_report(data, key, fields)
+    return _checked_report(data, key)
 
 
 _NONE = type(None)
@@ -228,13 +225,21 @@ def _fast_plan(fields: tuple[wire.Field, ...]) -> _FastPlan:
     return steps, sections
 
 
-_FAST_PLAN = _fast_plan(wire.STATUS_FIELDS)
+_plan: tuple[tuple[wire.Field, ...], _FastPlan] = ((), ((), ()))
 
 
-def _well_formed_report(data: dict[str, Any], plan: _FastPlan = _FAST_PLAN) -> NodeReport | None:
+def _current_plan() -> _FastPlan:
+    """The fast path's plan for the table as it is now (built again only if the table changed)."""
+    global _plan
+    if _plan[0] is not wire.STATUS_FIELDS:
+        _plan = (wire.STATUS_FIELDS, _fast_plan(wire.STATUS_FIELDS))
+    return _plan[1]
+
+
+def _well_formed_report(data: dict[str, Any]) -> NodeReport | None:
     """The fast path for a report with every field of the expected type (nearly all of them): a
     type test per field. None sends it to the field-by-field reader, which names what is wrong."""
-    steps, section_names = plan
+    steps, section_names = _current_plan()
     sections: dict[str | None, Any] = {None: data}
     for name in section_names:
         section = data.get(name)
@@ -311,9 +316,8 @@ _CHECKED: dict[str, Any] = {
 }
 
 
-def _checked_report(
-    data: dict[str, Any], key: str, fields: tuple[wire.Field, ...] = wire.STATUS_FIELDS
-) -> tuple[NodeReport, str | None]:
+def _checked_report(data: dict[str, Any], key: str) -> tuple[NodeReport, str | None]:
+    fields = wire.STATUS_FIELDS
     f = _Fields()
     sections: dict[str | None, dict[str, Any]] = {None: data}
     for field in fields:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from coreroll.wire.status import FIELD_BY_PATH
+from coreroll.wire import status as wire
 
 # Connection states of a source, as the header shows them.
 CONNECTED = "connected"
@@ -249,9 +249,7 @@ class NodeRow:
     def field(self, path: str) -> Any:
         """The node's report's value of wire status field `path` ("update.progress"), as read;
         None when unknown. KeyError for a path the wire table does not have."""
-        spec = FIELD_BY_PATH.get(path)
-        if spec is None:
-            raise KeyError(f"no status field {path!r} in coreroll.wire.status.STATUS_FIELDS")
+        spec = wire.field(path)
         report = self.report or _NO_REPORT
         return report.extra.get(path) if spec.attr is None else getattr(report, spec.attr)
 

@@ -118,13 +118,17 @@ def check_table(fields: tuple[Field, ...]) -> None:
 
 
 check_table(STATUS_FIELDS)
-FIELD_BY_PATH: dict[str, Field] = {f.path: f for f in STATUS_FIELDS}
+_by_path: tuple[tuple[Field, ...], dict[str, Field]] = ((), {})
 
 
 def field(path: str) -> Field:
-    """The table row for `path`; KeyError naming it if the table has no such field."""
+    """The row of `STATUS_FIELDS` for `path`; KeyError naming it if the table has no such field.
+    (Looked up at call time, like every user of the table, so a test may extend the table.)"""
+    global _by_path
+    if _by_path[0] is not STATUS_FIELDS:
+        _by_path = (STATUS_FIELDS, {f.path: f for f in STATUS_FIELDS})
     try:
-        return FIELD_BY_PATH[path]
+        return _by_path[1][path]
     except KeyError:
         raise KeyError(f"no status field {path!r} in coreroll.wire.status.STATUS_FIELDS") from None
 
@@ -148,9 +152,10 @@ def _wire_value(kind: str, value: Any) -> Any:
     return value
 
 
-def status_document(values: Mapping[str, Any], fields: tuple[Field, ...] = STATUS_FIELDS) -> dict[str, Any]:
+def status_document(values: Mapping[str, Any], fields: tuple[Field, ...] | None = None) -> dict[str, Any]:
     """The document from producer values keyed by field path (times as epoch seconds); a field
     with no value is null. KeyError for a path the table does not have (a typo writes nothing)."""
+    fields = STATUS_FIELDS if fields is None else fields
     known = {f.path for f in fields}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -168,11 +173,11 @@ def encode_status(doc: dict[str, Any]) -> bytes:
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def sample_document(
-    machine_id: str, fields: tuple[Field, ...] = STATUS_FIELDS, **overrides: Any
-) -> dict[str, Any]:
+def sample_document(machine_id: str, **overrides: Any) -> dict[str, Any]:
     """A well-formed document for fixtures: each field's `sample`, then `overrides` by field name
-    (the part after the section: `progress=0.5` sets update.progress). KeyError for an unknown name."""
+    (the part after the section: `progress=0.5` sets update.progress) or a whole section by its
+    name (`reboot={...}`). KeyError for an unknown name."""
+    fields = STATUS_FIELDS
     by_name = {f.name: f for f in fields}
     doc: dict[str, Any] = {}
     for f in fields:
@@ -184,6 +189,9 @@ def sample_document(
         target = doc if f.section is None else doc.setdefault(f.section, {})
         target[f.name] = value
     for name, value in overrides.items():
+        if name in SECTIONS:  # a whole section, e.g. reboot={...} or a hostile update="x"
+            doc[name] = value
+            continue
         if name not in by_name:
             raise KeyError(f"no status field named {name!r}")
         f = by_name[name]
