@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -184,23 +185,11 @@ def _time_or_bad(value: Any) -> Any:
 
 
 def _version(value: Any) -> Any:
-    return _real_version(value)
+    return _real_version(value)  # (defined further down, with the other value helpers)
 
 
-def _partitions_or_bad(parts: list[Any]) -> Any:
-    partitions = []
-    for part in parts:
-        if type(part) is not dict:
-            return _BAD
-        label, pversion = part.get("label"), part.get("version")
-        priority, tries, ok = part.get("priority"), part.get("tries"), part.get("successful")
-        if type(label) is not str or type(pversion) not in _STR:
-            return _BAD
-        for value in (priority, tries, ok):
-            if not _int64(value):
-                return _BAD
-        partitions.append(PartitionView(label, pversion, priority, tries, ok))
-    return tuple(partitions)
+def _command(value: Any) -> Any:
+    return _last_command(value)  # (defined further down)
 
 
 # kind -> (the types the fast path accepts, a check/conversion of a non-None value or None)
@@ -212,67 +201,122 @@ _FAST_KIND: dict[str, tuple[tuple[type, ...], Any]] = {
     wire.BOOL: ((bool, _NONE), None),
     wire.TIME: ((str, int, float, _NONE), _time_or_bad),
     wire.EPOCH: ((int, float, _NONE), _time_or_bad),  # 0 = never checked
-    wire.PARTITIONS: ((list,), _partitions_or_bad),
-    wire.COMMAND: ((dict, _NONE), None),
+    wire.COMMAND: ((dict, _NONE), _command),
 }
 
-_FastPlan = tuple[tuple[tuple[str | None, str, str | None, str, tuple[type, ...], Any], ...], tuple[str, ...]]
+
+def _partitions_or_bad(parts: list[Any]) -> Any:
+    """PartitionViews by `wire.PARTITION_FIELDS`; _BAD for anything the careful reader must name."""
+    partitions = []
+    read = _fast_partition
+    for part in parts:
+        if type(part) is not dict or type(part.get("label")) is not str:
+            return _BAD
+        view = read(part)
+        if view is None:
+            return _BAD
+        partitions.append(view)
+    return tuple(partitions)
 
 
-def _fast_plan(fields: tuple[wire.Field, ...]) -> _FastPlan:
-    steps = tuple((f.section, f.name, f.attr, f.path, *_FAST_KIND[f.kind]) for f in fields)
-    sections = tuple(dict.fromkeys(f.section for f in fields if f.section is not None))
-    return steps, sections
+_FAST_KIND[wire.PARTITIONS] = ((list,), _partitions_or_bad)
 
 
-_plan: tuple[tuple[wire.Field, ...], _FastPlan] = ((), ((), ()))
+# The checks of the commonest kinds written into the fast path itself (a call costs as much as the
+# check); each does what the kind's function in _FAST_KIND does.
+_INLINE_CHECK: dict[str, tuple[str, ...]] = {
+    wire.INT: (f"if {{v}} is not None and not {INT_MIN} <= {{v}} <= {INT_MAX}:", "    return None"),
+    wire.FRACTION: (
+        "if {v} is not None:",
+        "    if not 0 <= {v} <= 1:  # also for NaN",
+        "        return None",
+        "    {v} = float({v})",
+    ),
+    wire.VERSION: ("if not {v} or {v} == '0.0.0.0':", "    {v} = None"),
+}
 
 
-def _current_plan() -> _FastPlan:
-    """The fast path's plan for the table as it is now (built again only if the table changed)."""
-    global _plan
-    if _plan[0] is not wire.STATUS_FIELDS:
-        _plan = (wire.STATUS_FIELDS, _fast_plan(wire.STATUS_FIELDS))
-    return _plan[1]
+def _fast_reader_source(fields: tuple[wire.Field, ...], with_extra: bool, with_finish: bool) -> str:
+    """Python source of a fast path over `fields`: one straight run of type tests, as one would
+    write by hand for speed (a loop over the table costs twice as much), generated like
+    dataclasses' __init__. Field names enter it only as repr() string literals. It returns
+    `finish(result(attr=v0, ..., extra={path: v1, ...}))` (`extra` only `with_extra`, `finish` only `with_finish`)."""
+    lines = ["def well_formed(data):"]
+    sections = list(dict.fromkeys(f.section for f in fields if f.section is not None))
+    for n, section in enumerate(sections):
+        lines += [
+            f"    s{n} = data.get({section!r})",
+            f"    if type(s{n}) is not dict:",
+            "        return None",
+        ]
+    source = {None: "data", **{section: f"s{n}" for n, section in enumerate(sections)}}
+    keywords, extra = [], []
+    for i, f in enumerate(fields):
+        lines += [
+            f"    v{i} = {source[f.section]}.get({f.name!r})",
+            f"    if type(v{i}) not in T{i}:",
+            "        return None",
+        ]
+        if f.kind in _INLINE_CHECK:
+            lines += [f"    {line}".format(v=f"v{i}") for line in _INLINE_CHECK[f.kind]]
+        elif _FAST_KIND[f.kind][1] is not None:
+            lines += [
+                f"    if v{i} is not None:",
+                f"        v{i} = C{i}(v{i})",
+                f"        if v{i} is _BAD:",
+                "            return None",
+            ]
+        if f.attr is None:
+            extra.append(f"{f.path!r}: v{i}")
+        else:
+            keywords.append(f"{f.attr}=v{i}")
+    if with_extra:
+        keywords.append(f"extra={{{', '.join(extra)}}}" if extra else "extra=_NO_EXTRA")
+    call = f"result({', '.join(keywords)})"
+    lines.append(f"    return finish({call})" if with_finish else f"    return {call}")
+    return "\n".join(lines) + "\n"
+
+
+def _fast_reader(
+    fields: tuple[wire.Field, ...],
+    result: Callable[..., Any],
+    finish: Callable[[Any], Any] | None = None,
+    with_extra: bool = True,
+) -> Callable[[dict[str, Any]], Any]:
+    """The fast path over `fields`: `finish(result(...))`, or None when not well formed."""
+    for f in fields:
+        if f.attr is not None and not f.attr.isidentifier():
+            raise ValueError(f"status field {f.path}: attr {f.attr!r} is not a Python name")
+    namespace: dict[str, Any] = {"_BAD": _BAD, "_NO_EXTRA": _NO_EXTRA, "result": result, "finish": finish}
+    for i, f in enumerate(fields):
+        namespace[f"T{i}"], namespace[f"C{i}"] = _FAST_KIND[f.kind]  # the types, the check
+    source = _fast_reader_source(fields, with_extra, finish is not None)
+    exec(compile(source, "<coreroll.watch.parse fast path>", "exec"), namespace)
+    return namespace["well_formed"]  # type: ignore[no-any-return]
+
+
+_reader: tuple[tuple[wire.Field, ...], Callable[[dict[str, Any]], NodeReport | None]] | None = None
 
 
 def _well_formed_report(data: dict[str, Any]) -> NodeReport | None:
     """The fast path for a report with every field of the expected type (nearly all of them): a
-    type test per field. None sends it to the field-by-field reader, which names what is wrong."""
-    steps, section_names = _current_plan()
-    sections: dict[str | None, Any] = {None: data}
-    for name in section_names:
-        section = data.get(name)
-        if type(section) is not dict:
-            return None
-        sections[name] = section
-    values: dict[str, Any] = {}
-    extra: dict[str, Any] = {}
-    for section, name, attr, path, types, check in steps:
-        value = sections[section].get(name)
-        if type(value) not in types:
-            return None
-        if check is not None and value is not None:
-            value = check(value)
-            if value is _BAD:
-                return None
-        if attr is None:
-            extra[path] = value
-        else:
-            values[attr] = value
-    return _report(values, extra)
+    type test per field. None sends it to the field-by-field reader, which names what is wrong.
+    Built from the table as it is now (again only if the table changed)."""
+    global _reader
+    if _reader is None or _reader[0] is not wire.STATUS_FIELDS:
+        _reader = (wire.STATUS_FIELDS, _fast_reader(wire.STATUS_FIELDS, NodeReport, _with_other_version))
+    return _reader[1](data)
 
 
-def _report(values: dict[str, Any], extra: dict[str, Any]) -> NodeReport:
-    """A NodeReport from the table's values; `other_version` is the non-active partition's."""
-    if "last_command" in values:
-        values["last_command"] = _last_command(values["last_command"])
-    active = values.get("active_partition")
-    other = next((p.version for p in values.get("partitions", ()) if p.label != active), None)
-    return NodeReport(**values, other_version=other, extra=extra or _NO_EXTRA)
+def _with_other_version(report: NodeReport) -> NodeReport:
+    """`report` with `other_version` set: the version of the partition that is not active."""
+    active = report.active_partition
+    report.other_version = next((p.version for p in report.partitions if p.label != active), None)
+    return report
 
 
-_NO_EXTRA: dict[str, Any] = {}
+_NO_EXTRA: dict[str, Any] = {}  # shared by every report without extra fields (never mutated)
+_fast_partition = _fast_reader(wire.PARTITION_FIELDS, PartitionView, with_extra=False)
 
 
 @functools.lru_cache(maxsize=65536)  # boot times repeat report after report
@@ -287,7 +331,7 @@ def _iso_time(text: str) -> float:
 
 
 def _checked_last_command(f: _Fields, obj: dict[str, Any], name: str, path: str) -> Any:
-    return f.d(obj, name, path)
+    return _last_command(f.d(obj, name, path))
 
 
 def _checked_partitions(f: _Fields, obj: dict[str, Any], name: str, path: str) -> Any:
@@ -331,7 +375,7 @@ def _checked_report(data: dict[str, Any], key: str) -> tuple[NodeReport, str | N
             extra[field.path] = value
         else:
             values[field.attr] = value
-    report = _report(values, extra)
+    report = _with_other_version(NodeReport(**values, extra=extra or _NO_EXTRA))
     problem = f"{key}: {'; '.join(f.problems)}" if f.problems else None
     return report, problem
 
