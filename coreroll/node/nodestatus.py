@@ -10,13 +10,15 @@ Public API (the first four re-exported from `coreroll.wire`): `NODES_PREFIX`, `s
 `alive_key(machine_id)`, `iso_time(epoch)`,
 `RebootInfo(strategy, lock_group, window, holds_lock)`, `build_status(..., disk, ...) -> dict` (the
 agent's simulated disk), `build_report(..., version, active_partition, partitions, ...) -> dict` (the
-same document from facts read elsewhere: `coreroll report` on a real host),
+same document from facts read elsewhere: `coreroll report` on a real host); both take
+`more={path: value}` for fields added to the wire table since,
 `encode_status(doc) -> bytes` (compact JSON, keys in table order), `encode_alive(boot_id,
 hostname) -> bytes` (the alive key's value).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +61,7 @@ def build_status(
     booted_at: float,
     reported_at: float,
     last_command: dict[str, Any] | None = None,
+    more: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     active = disk.active
     return build_report(
@@ -84,6 +87,7 @@ def build_status(
         booted_at=booted_at,
         reported_at=reported_at,
         last_command=last_command,
+        more=more,
     )
 
 
@@ -102,6 +106,7 @@ def build_report(
     booted_at: float | None,
     reported_at: float,
     last_command: dict[str, Any] | None = None,
+    more: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The status document (layout: `coreroll.wire.status.STATUS_FIELDS`); `partitions` entries are
     {label, version, priority, tries, successful}."""
@@ -127,4 +132,5 @@ def build_report(
         "reported_at": reported_at,
         "last_command": last_command,
     }
+    values.update(more or {})  # fields added to the table since: by path, e.g. {"update.eta": 90}
     return status_document(values)

@@ -9,7 +9,7 @@ tests/wire/test_golden.py pins the bytes locksmith, airlock and older coreroll n
 Adding a column over a new status field touches two files:
 1. coreroll/wire/status.py: a row in `STATUS_FIELDS`, e.g.
    `Field("update.eta", INT, None, 0, "eta")`. The writer then writes it (null until a producer
-   passes `{"update.eta": ...}`), the reader checks it by kind (an UNREADABLE row naming
+   passes it: `build_status(..., more={"update.eta": 90})`), the reader checks it by kind (an UNREADABLE row naming
    `update.eta` when it is wrong) into `NodeReport.extra["update.eta"]`, and fixtures carry the
    sample. `NodeRow.field("update.eta")` returns it.
 2. widgets/node_columns.py: `field_column("update.eta", priority=5)` in `COLUMNS` (title and

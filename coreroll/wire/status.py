@@ -20,7 +20,7 @@ object. Kinds and what they mean on the wire:
 - COMMAND: {id, action, result, at} or null (the last command the agent ran).
 
 Adding a field: one `Field(...)` row here (writers then write it, null until a producer passes
-its value by path; readers check and keep it in `NodeReport.extra`), and, to show it, one
+its value by path, `build_report(..., more={path: value})`; readers check and keep it in `NodeReport.extra`), and, to show it, one
 `field_column(path, ...)` in widgets/node_columns.py.
 """
 

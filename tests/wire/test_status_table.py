@@ -4,9 +4,12 @@ adding a field is one table row, showing it is one `field_column` (coreroll/wire
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
+from coreroll.node.engine import EngineSnapshot
+from coreroll.node.nodestatus import RebootInfo, build_report
 from coreroll.watch import updates as u
 from coreroll.watch.model import FleetModel
 from coreroll.watch.parse import _checked_report, _well_formed_report, parse_node_status
@@ -15,6 +18,20 @@ from coreroll.wire.keys import status_key
 from widgets.node_columns import field_column
 
 ETA = wire.Field("update.eta", wire.INT, None, 0, "eta")
+REPORT: dict[str, Any] = {
+    "machine_id": "m1",
+    "hostname": "h1",
+    "channel": "beta",
+    "server": "http://127.0.0.1:8400",
+    "version": "4699.0.0",
+    "active_partition": "USR-A",
+    "partitions": [],
+    "update": EngineSnapshot("UPDATE_STATUS_IDLE", 0.0, "", 0, 0),
+    "reboot": RebootInfo("etcd-lock", "", None, False),
+    "boot_id": "b1",
+    "booted_at": 1700000000.0,
+    "reported_at": 1700000001.0,
+}
 
 
 def apply(model: FleetModel, mid: str, doc: dict[str, object]) -> None:
@@ -38,6 +55,7 @@ def test_a_new_field_needs_only_a_table_row_and_a_column(monkeypatch: pytest.Mon
     # the writer lays it out (null until a producer passes it) ...
     assert wire.status_document({})["update"]["eta"] is None
     assert wire.status_document({"update.eta": 90})["update"]["eta"] == 90
+    assert build_report(**REPORT, more={"update.eta": 90})["update"]["eta"] == 90  # what nodes call
     # ... fixtures carry its sample, the reader keeps it, and a column shows it
     assert wire.sample_document("n1")["update"]["eta"] == 0
     model = FleetModel()
