@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import statistics
 import sys
 import time
@@ -37,8 +36,10 @@ from coreroll.etcd.config import EtcdConfig  # noqa: E402
 from coreroll.etcd.launcher import EmbeddedEtcd  # noqa: E402
 from coreroll.etcd.v3 import connect_v3  # noqa: E402
 from coreroll.watch import updates as u  # noqa: E402
-from coreroll.watch.etcd_source import NODES_PREFIX, EtcdSource, range_pages  # noqa: E402
+from coreroll.watch.etcd_source import EtcdSource, range_pages  # noqa: E402
 from coreroll.watch.model import FleetModel  # noqa: E402
+from coreroll.wire.keys import NODES_PREFIX, status_key  # noqa: E402
+from coreroll.wire.status import encode_status, sample_document  # noqa: E402
 
 STATUSES = [
     "UPDATE_STATUS_IDLE",
@@ -49,31 +50,19 @@ STATUSES = [
 
 
 def status(mid: str, seq: int, state: str, progress: float) -> bytes:
-    doc = {
-        "machine_id": mid,
-        "hostname": f"node-{mid[-5:]}",
-        "channel": "beta",
-        "server": "http://127.0.0.1:8400",
-        "version": "4699.0.0",
-        "active_partition": "USR-A",
-        "partitions": [
-            {"label": "USR-A", "version": "4699.0.0", "priority": 2, "tries": 0, "successful": 1},
-            {"label": "USR-B", "version": "4650.0.0", "priority": 1, "tries": 0, "successful": 1},
-        ],
-        "update": {
-            "status": state,
-            "progress": progress,
-            "new_version": "4700.0.1",
-            "new_size": 1048576,
-            "last_checked_time": 1795770000 + seq,
-        },
-        "reboot": {"strategy": "etcd-lock", "lock_group": "", "window": None, "holds_lock": False},
-        "boot_id": f"boot-{mid}",
-        "booted_at": "2026-11-27T09:00:00.000Z",
-        "reported_at": "2026-11-27T09:30:00.000Z",
-        "last_command": None,
-    }
-    return json.dumps(doc, separators=(",", ":")).encode()
+    doc = sample_document(
+        mid,
+        hostname=f"node-{mid[-5:]}",
+        status=state,
+        progress=progress,
+        new_version="4700.0.1",
+        new_size=1048576,
+        last_checked_time=1795770000 + seq,
+        boot_id=f"boot-{mid}",
+        booted_at="2026-11-27T09:00:00.000Z",
+        reported_at="2026-11-27T09:30:00.000Z",
+    )
+    return encode_status(doc)
 
 
 def mid_of(i: int) -> str:
@@ -85,9 +74,7 @@ async def fill(client: Any, nodes: int) -> None:
 
     async def put(i: int) -> None:
         async with sem:
-            await client.put(
-                f"{NODES_PREFIX}{mid_of(i)}/status".encode(), status(mid_of(i), 0, STATUSES[0], 0.0)
-            )
+            await client.put(status_key(mid_of(i)).encode(), status(mid_of(i), 0, STATUSES[0], 0.0))
 
     for start in range(0, nodes, 2000):
         await asyncio.gather(*(put(i) for i in range(start, min(nodes, start + 2000))))
@@ -180,7 +167,7 @@ async def load(config: EtcdConfig, client: Any, nodes: int, rate: int, duration:
         i = (seq * 7919) % nodes
         raw = status(mid_of(i), seq, STATUSES[seq % len(STATUSES)], (seq % 100) / 100)
         sent[raw] = time.perf_counter()
-        put = asyncio.create_task(client.put(f"{NODES_PREFIX}{mid_of(i)}/status".encode(), raw))
+        put = asyncio.create_task(client.put(status_key(mid_of(i)).encode(), raw))
         pending.add(put)
         put.add_done_callback(pending.discard)
         put.add_done_callback(lambda _t, raw=raw: acked.append(time.perf_counter() - sent[raw]))

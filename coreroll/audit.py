@@ -26,8 +26,7 @@ from aetcd.utils import prefix_range_end
 
 from coreroll.etcd.config import EtcdConfig
 from coreroll.etcd.v3 import connect_v3
-
-AUDIT_PREFIX = "coreroll/v1/audit/"
+from coreroll.wire.keys import AUDIT_PREFIX
 
 
 def new_sortable_id() -> str:

@@ -14,7 +14,10 @@ import json
 import random
 from typing import Any
 
+from coreroll.locks.keys import semaphore_key
 from coreroll.watch import updates as u
+from coreroll.wire.keys import status_key
+from coreroll.wire.status import sample_document
 
 CHANNELS = {"alpha": "4230.0.0", "beta": "4186.1.0", "stable": "4152.2.3"}
 OLD = {"alpha": "4202.0.0", "beta": "4152.2.0", "stable": "4081.2.1"}
@@ -24,7 +27,7 @@ STATUSES = (
     + ["UPDATE_STATUS_UPDATED_NEED_REBOOT"] * 2
     + ["UPDATE_STATUS_REPORTING_ERROR_EVENT", "UPDATE_STATUS_CHECKING_FOR_UPDATE", "UPDATE_STATUS_VERIFYING"]
 )
-STATUS_KEY = "coreroll/v1/nodes/{}/status"
+STATUS_KEY = status_key("{}")  # a format string: STATUS_KEY.format(machine_id)
 NOW = 1_790_000_000.0  # a fixed instant (2026-09-21) so screenshots and snapshots do not drift
 
 
@@ -46,14 +49,13 @@ def status_json(mid: str, **fields: Any) -> bytes:
     version = fields.get("version", CHANNELS.get(channel, "4152.2.3"))
     active = fields.get("active_partition", "USR-A")
     other = "USR-B" if active == "USR-A" else "USR-A"
-    doc = {
-        "machine_id": mid,
-        "hostname": fields["hostname"] if "hostname" in fields else hostname(mid),
-        "channel": channel,
-        "server": "http://127.0.0.1:8400",
-        "version": version,
-        "active_partition": active,
-        "partitions": [
+    doc = sample_document(
+        mid,
+        hostname=fields["hostname"] if "hostname" in fields else hostname(mid),
+        channel=channel,
+        version=version,
+        active_partition=active,
+        partitions=[
             {"label": active, "version": version, "priority": 2, "tries": 0, "successful": 1},
             {
                 "label": other,
@@ -63,23 +65,17 @@ def status_json(mid: str, **fields: Any) -> bytes:
                 "successful": 0,
             },
         ],
-        "update": {
-            "status": fields.get("status", "UPDATE_STATUS_IDLE"),
-            "progress": fields.get("progress", 0.0),
-            "new_version": fields.get("new_version", "0.0.0.0"),
-            "new_size": fields.get("new_size", 0),
-            "last_checked_time": fields.get("last_checked_time", int(NOW) - 60),
-        },
-        "reboot": {
-            "strategy": "etcd-lock",
-            "lock_group": fields.get("lock_group", ""),
-            "window": None,
-            "holds_lock": fields.get("holds_lock", False),
-        },
-        "boot_id": fields.get("boot_id", f"b00t{mid[:8]}"),
-        "booted_at": fields.get("booted_at", NOW - 86400),
-        "reported_at": fields.get("reported_at", NOW - 5),
-    }
+        status=fields.get("status", "UPDATE_STATUS_IDLE"),
+        progress=fields.get("progress", 0.0),
+        new_version=fields.get("new_version", "0.0.0.0"),
+        new_size=fields.get("new_size", 0),
+        last_checked_time=fields.get("last_checked_time", int(NOW) - 60),
+        lock_group=fields.get("lock_group", ""),
+        holds_lock=fields.get("holds_lock", False),
+        boot_id=fields.get("boot_id", f"b00t{mid[:8]}"),
+        booted_at=fields.get("booted_at", NOW - 86400),
+        reported_at=fields.get("reported_at", NOW - 5),
+    )
     return json.dumps(doc).encode()
 
 
@@ -118,8 +114,8 @@ def sample_updates(n: int = 40, seed: int = 0, now: float = NOW) -> list[u.Updat
             alive.add(mid)
     holders = (machine_id(2), machine_id(5)) if n > 5 else ()
     locks = (
-        u.LockState("", "v3", "coreos.com/updateengine/rebootlock/semaphore", 0, 2, tuple(sorted(holders))),
-        u.LockState("workers", "v3", "coreos.com/updateengine/rebootlock/groups/workers/semaphore", 1, 1, ()),
+        u.LockState("", "v3", semaphore_key(""), 0, 2, tuple(sorted(holders))),
+        u.LockState("workers", "v3", semaphore_key("workers"), 1, 1, ()),
     )
     snapshot = u.EtcdSnapshot(
         revision=1,

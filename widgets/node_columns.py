@@ -1,5 +1,8 @@
 """The node table's columns over `coreroll.watch.views.NodeRow` (formatting only; no model logic).
 
+A column over a plain status field is `field_column(path)`: its title and formatting come from the
+field's row in `coreroll.wire.status.STATUS_FIELDS` (coreroll/wire/__init__.py says how to add one).
+
 `NODE_TABLE` is the `TableSpec` the dashboard uses. Column `sort` values are the model's sort
 column ids (`coreroll.watch.query.SORT_KEYS`). Times are shown as UTC clock times rather than
 "5s ago" so a row's drawing only changes when the row does (strips stay cached).
@@ -12,6 +15,7 @@ import operator
 import time
 
 from coreroll.watch.views import STATE_ERROR, STATE_REBOOT, STATE_UPDATING, NodeRow
+from coreroll.wire import status as wire
 from widgets.table_spec import Column, TableSpec
 
 
@@ -71,6 +75,31 @@ def name_text(row: NodeRow) -> str:
 def span_text(row: NodeRow) -> str | None:
     """An unreadable node: the error (it names the key) across the row, so it can be looked at."""
     return f"UNREADABLE {row.error}" if row.error else None
+
+
+def field_text(kind: str, value: object) -> str:
+    """A status field's value as a cell, by its wire kind."""
+    if kind in (wire.TIME, wire.EPOCH):
+        return clock(value)  # type: ignore[arg-type]  # the reader made it epoch seconds
+    if kind == wire.FRACTION and value is not None:
+        return f"{int(value * 100):d}%"  # type: ignore[operator]
+    if kind == wire.BOOL and value is not None:
+        return "yes" if value else "no"
+    return dash(value)
+
+
+def field_column(path: str, width: int | None = None, priority: int = 5, title: str | None = None) -> Column:
+    """A column showing wire status field `path` as read (title from the wire table); see
+    coreroll/wire/__init__.py for adding a field and its column."""
+    spec = wire.field(path)
+    heading = title or spec.title or spec.name
+    return Column(
+        path,
+        heading,
+        width or max(len(heading), 6),
+        lambda r: field_text(spec.kind, r.field(path)),
+        priority=priority,
+    )
 
 
 COLUMNS = (

@@ -18,9 +18,13 @@ from coreroll.etcd.config import EtcdConfig
 from coreroll.etcd.v3 import connect_v3
 from coreroll.locks.keys import query_escape, query_unescape
 from coreroll.locks.semaphore import SemaphoreFormatError, in_int64
+from coreroll.wire.keys import AIRLOCK_PREFIX, AIRLOCK_SEMAPHORE_LEAF, airlock_group_key
 
-AIRLOCK_PREFIX = "com.coreos.airlock/groups/"
-_AIRLOCK_KEY = re.compile(r"^" + re.escape(AIRLOCK_PREFIX) + r"([^/]+)/v1/semaphore$")
+__all__ = ["AIRLOCK_PREFIX", "AirlockSemaphore", "airlock_key", "parse_airlock", "read_airlock_groups"]
+
+_AIRLOCK_KEY = re.compile(
+    r"^" + re.escape(AIRLOCK_PREFIX) + r"([^/]+)/" + re.escape(AIRLOCK_SEMAPHORE_LEAF) + "$"
+)
 
 
 @dataclass
@@ -54,7 +58,7 @@ def parse_airlock(raw: bytes, key: str) -> AirlockSemaphore:
 
 
 def airlock_key(group: str) -> str:
-    return f"{AIRLOCK_PREFIX}{query_escape(group)}/v1/semaphore"
+    return airlock_group_key(query_escape(group))
 
 
 async def read_airlock_groups(

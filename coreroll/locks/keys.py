@@ -1,4 +1,5 @@
-"""Where locksmith keeps its semaphores, with Go's url.QueryEscape for group names.
+"""Where locksmith keeps its semaphores (prefixes: `coreroll.wire.keys`), with Go's url.QueryEscape
+for group names.
 
 - default group "": `coreos.com/updateengine/rebootlock/semaphore`
 - group g: `coreos.com/updateengine/rebootlock/groups/<QueryEscape(g)>/semaphore`
@@ -13,10 +14,28 @@ from __future__ import annotations
 import re
 from urllib.parse import quote_plus, unquote_plus
 
-LOCK_PREFIX = "coreos.com/updateengine/rebootlock/"
-DEFAULT_KEY = LOCK_PREFIX + "semaphore"
-GROUPS_PREFIX = LOCK_PREFIX + "groups/"
-_GROUP_KEY = re.compile(r"^" + re.escape(GROUPS_PREFIX) + r"([^/]+)/semaphore$")
+from coreroll.wire.keys import (
+    LOCK_DEFAULT_KEY,
+    LOCK_GROUPS_PREFIX,
+    LOCK_PREFIX,
+    LOCK_SEMAPHORE_LEAF,
+    lock_group_key,
+)
+
+DEFAULT_KEY = LOCK_DEFAULT_KEY
+GROUPS_PREFIX = LOCK_GROUPS_PREFIX
+__all__ = [
+    "DEFAULT_KEY",
+    "GROUPS_PREFIX",
+    "LOCK_PREFIX",
+    "group_from_key",
+    "group_label",
+    "is_semaphore_key",
+    "query_escape",
+    "query_unescape",
+    "semaphore_key",
+]
+_GROUP_KEY = re.compile(r"^" + re.escape(GROUPS_PREFIX) + r"([^/]+)/" + re.escape(LOCK_SEMAPHORE_LEAF) + "$")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
@@ -36,7 +55,7 @@ def semaphore_key(group: str = "") -> str:
     """The v3 key of `group`'s semaphore ("" is locksmith's default group)."""
     if not group:
         return DEFAULT_KEY
-    return f"{GROUPS_PREFIX}{query_escape(group)}/semaphore"
+    return lock_group_key(query_escape(group))
 
 
 def group_from_key(key: str) -> str:

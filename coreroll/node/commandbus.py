@@ -23,13 +23,11 @@ from dataclasses import dataclass
 
 import aetcd
 
+from coreroll.wire.keys import COMMANDS_PREFIX, command_prefix
+
+__all__ = ["COMMANDS_PREFIX", "Command", "CommandRouter", "command_prefix"]
+
 log = logging.getLogger(__name__)
-
-COMMANDS_PREFIX = "coreroll/v1/commands/"
-
-
-def command_prefix(machine_id: str) -> str:
-    return f"{COMMANDS_PREFIX}{machine_id}/"
 
 
 @dataclass(frozen=True)

@@ -1,50 +1,43 @@
-"""The node status report an agent writes to `coreroll/v1/nodes/<machine-id>/status` (DESIGN.md,
-"Node state in etcd"), and the keys it lives under.
+"""The node status report an agent writes to its status key (DESIGN.md, "Node state in etcd"):
+typed producer arguments mapped onto the field table in `coreroll.wire.status`, which lays the
+document out; the keys themselves are `coreroll.wire.keys`.
 
-Shape (every key always present; unknown values are null):
+The fields, their kinds and their order are `coreroll.wire.status.STATUS_FIELDS` (every key
+always present; unknown values null). `holds_lock` is null from `coreroll report`: locksmithd
+holds a real host's lock.
 
-    {"machine_id", "hostname", "channel", "server", "version", "active_partition": "USR-A"|"USR-B",
-     "partitions": [{"label", "version", "priority", "tries", "successful"}],
-     "update": {"status": "UPDATE_STATUS_*", "progress": 0..1, "new_version", "new_size",
-                "last_checked_time": epoch seconds (int, as update_engine's GetStatus)},
-     "reboot": {"strategy", "lock_group", "window": "Thu 23:00 1h30m" | null,
-                "holds_lock": bool | null (null from `coreroll report`: locksmithd holds the lock)},
-     "boot_id", "booted_at", "reported_at",          # ISO 8601 UTC with "Z", the node's clock
-     "last_command": {"id", "action", "result", "at"} | null}   # extra: the last command run
-
-Public API: `NODES_PREFIX`, `status_key(machine_id)`, `alive_key(machine_id)`, `iso_time(epoch)`,
+Public API (the first four re-exported from `coreroll.wire`): `NODES_PREFIX`, `status_key(machine_id)`,
+`alive_key(machine_id)`, `iso_time(epoch)`,
 `RebootInfo(strategy, lock_group, window, holds_lock)`, `build_status(..., disk, ...) -> dict` (the
 agent's simulated disk), `build_report(..., version, active_partition, partitions, ...) -> dict` (the
-same document from facts read elsewhere: `coreroll report` on a real host),
-`encode_status(doc) -> bytes` (compact JSON, keys in DESIGN.md order), `encode_alive(boot_id,
+same document from facts read elsewhere: `coreroll report` on a real host); both take
+`more={path: value}` for fields added to the wire table since,
+`encode_status(doc) -> bytes` (compact JSON, keys in table order), `encode_alive(boot_id,
 hostname) -> bytes` (the alive key's value).
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from coreroll.node.engine import EngineSnapshot
 from coreroll.node.partitions import Disk
+from coreroll.wire.keys import NODES_PREFIX, alive_key, status_key
+from coreroll.wire.status import encode_alive, encode_status, iso_time, status_document
 
-NODES_PREFIX = "coreroll/v1/nodes/"
-
-
-def status_key(machine_id: str) -> str:
-    return f"{NODES_PREFIX}{machine_id}/status"
-
-
-def alive_key(machine_id: str) -> str:
-    return f"{NODES_PREFIX}{machine_id}/alive"
-
-
-def iso_time(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+__all__ = [
+    "NODES_PREFIX",
+    "RebootInfo",
+    "alive_key",
+    "build_report",
+    "build_status",
+    "encode_alive",
+    "encode_status",
+    "iso_time",
+    "status_key",
+]
 
 
 @dataclass(frozen=True)
@@ -68,6 +61,7 @@ def build_status(
     booted_at: float,
     reported_at: float,
     last_command: dict[str, Any] | None = None,
+    more: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     active = disk.active
     return build_report(
@@ -93,6 +87,7 @@ def build_status(
         booted_at=booted_at,
         reported_at=reported_at,
         last_command=last_command,
+        more=more,
     )
 
 
@@ -111,9 +106,11 @@ def build_report(
     booted_at: float | None,
     reported_at: float,
     last_command: dict[str, Any] | None = None,
+    more: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The status document; `partitions` entries are {label, version, priority, tries, successful}."""
-    return {
+    """The status document (layout: `coreroll.wire.status.STATUS_FIELDS`); `partitions` entries are
+    {label, version, priority, tries, successful}."""
+    values: dict[str, Any] = {
         "machine_id": machine_id,
         "hostname": hostname,
         "channel": channel,
@@ -121,30 +118,19 @@ def build_report(
         "version": version,
         "active_partition": active_partition,
         "partitions": partitions,
-        "update": {
-            "status": str(update.status),
-            "progress": round(float(update.progress), 4),
-            "new_version": update.new_version,
-            "new_size": update.new_size,
-            "last_checked_time": int(update.last_checked_time),
-        },
-        "reboot": {
-            "strategy": reboot.strategy,
-            "lock_group": reboot.lock_group,
-            "window": reboot.window,
-            "holds_lock": reboot.holds_lock,
-        },
+        "update.status": str(update.status),
+        "update.progress": update.progress,
+        "update.new_version": update.new_version,
+        "update.new_size": update.new_size,
+        "update.last_checked_time": update.last_checked_time,
+        "reboot.strategy": reboot.strategy,
+        "reboot.lock_group": reboot.lock_group,
+        "reboot.window": reboot.window,
+        "reboot.holds_lock": reboot.holds_lock,
         "boot_id": boot_id,
-        "booted_at": iso_time(booted_at),
-        "reported_at": iso_time(reported_at),
+        "booted_at": booted_at,
+        "reported_at": reported_at,
         "last_command": last_command,
     }
-
-
-def encode_status(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, separators=(",", ":")).encode()
-
-
-def encode_alive(boot_id: str | None, hostname: str | None) -> bytes:
-    """The alive key's value: which boot of which host is keeping the lease."""
-    return json.dumps({"boot_id": boot_id, "hostname": hostname}).encode()
+    values.update(more or {})  # fields added to the table since: by path, e.g. {"update.eta": 90}
+    return status_document(values)

@@ -33,8 +33,7 @@ from coreroll.audit import append_audit, current_user, new_sortable_id
 from coreroll.etcd.config import EtcdConfig
 from coreroll.etcd.v3 import connect_v3
 from coreroll.locks import HolderNotFoundError, LockError, audit_target, group_label, open_lock_store
-
-COMMANDS_PREFIX = "coreroll/v1/commands/"
+from coreroll.wire.keys import command_key
 
 
 class ReadOnlyError(PermissionError):
@@ -106,7 +105,7 @@ class Actions:
         at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         value = json.dumps({"action": action, "args": args, "by": self.by, "at": at}).encode()
         client = await connect_v3(self.etcd_config)
-        keys = [f"{COMMANDS_PREFIX}{mid}/{new_sortable_id()}" for mid in ids]
+        keys = [command_key(mid, new_sortable_id()) for mid in ids]
         try:
             # many marked nodes: keep a few dozen writes in flight rather than one at a time
             for start in range(0, len(keys), 64):

@@ -39,17 +39,23 @@ from aetcd.utils import prefix_range_end
 
 from coreroll.etcd.config import EtcdConfig
 from coreroll.etcd.v3 import connect_v3
-from coreroll.locks.airlock import _AIRLOCK_KEY, AIRLOCK_PREFIX, parse_airlock
-from coreroll.locks.keys import LOCK_PREFIX, group_from_key, is_semaphore_key, query_unescape
+from coreroll.locks.airlock import _AIRLOCK_KEY, parse_airlock
+from coreroll.locks.keys import group_from_key, is_semaphore_key, query_unescape
 from coreroll.locks.semaphore import SemaphoreFormatError, parse_semaphore
 from coreroll.watch import updates as u
 from coreroll.watch.backoff import Backoff
 from coreroll.watch.source_loop import ReconnectingSource
 from coreroll.watch.views import CONNECTED, CONNECTING, DOWN
+from coreroll.wire.keys import (
+    AIRLOCK_PREFIX,
+    ALIVE_LEAF,
+    AUDIT_PREFIX,
+    COMMANDS_PREFIX,
+    LOCK_PREFIX,
+    NODES_PREFIX,
+    STATUS_LEAF,
+)
 
-NODES_PREFIX = "coreroll/v1/nodes/"
-COMMANDS_PREFIX = "coreroll/v1/commands/"
-AUDIT_PREFIX = "coreroll/v1/audit/"
 SOURCE = "etcd"
 MAX_RELISTS = 3  # in a row on one connection, before we call it an outage and back off
 
@@ -90,9 +96,9 @@ def key_update(key: str, raw: bytes | None, *, airlock: bool = False) -> u.Updat
     """The update for one v3 key's new value (`raw is None`: deleted), or None if not ours."""
     if key.startswith(NODES_PREFIX):
         mid, _, leaf = key[len(NODES_PREFIX) :].partition("/")
-        if leaf == "status":
+        if leaf == STATUS_LEAF:
             return u.NodeStatus(mid, key, raw)
-        if leaf == "alive":
+        if leaf == ALIVE_LEAF:
             return u.NodeAlive(mid, raw is not None)
         return None
     if key.startswith(COMMANDS_PREFIX):

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from coreroll.watch.views import CommandView, InstanceView, NodeReport, PartitionView
+from coreroll.wire import status as wire
 
 
 class ValueFormatError(ValueError):
@@ -136,21 +138,15 @@ def _partitions(f: _Fields, raw_parts: list[Any]) -> tuple[PartitionView, ...]:
             f.problems.append(f"field partitions[{index}] has no label")
             continue
         where = f"partitions[{index}]."
-        partitions.append(
-            PartitionView(
-                part["label"],
-                f.s(part, "version", where + "version"),
-                f.i(part, "priority", where + "priority"),
-                f.i(part, "tries", where + "tries"),
-                f.i(part, "successful", where + "successful"),
-            )
-        )
+        values = {p.attr: _CHECKED[p.kind](f, part, p.name, where + p.name) for p in wire.PARTITION_FIELDS}
+        partitions.append(PartitionView(**values))
     return tuple(partitions)
 
 
 def parse_node_status(raw: bytes, key: str) -> tuple[NodeReport, str | None]:
-    """Parse a node status value. Returns the report (with every readable field) and a problem
-    message naming the key and field, or None. Raises ValueFormatError if nothing is readable."""
+    """Parse a node status value by the field table (`coreroll.wire.status.STATUS_FIELDS`).
+    Returns the report (with every readable field) and a problem message naming the key and
+    field, or None. Raises ValueFormatError if nothing is readable."""
     data = load_object(raw, key)
     report = _well_formed_report(data)
     if report is not None:
@@ -158,115 +154,169 @@ def parse_node_status(raw: bytes, key: str) -> tuple[NodeReport, str | None]:
     return _checked_report(data, key)
 
 
-_STR = (str, type(None))
-_NUM = (int, float, type(None))
-_TIME = (str, int, float, type(None))
+_NONE = type(None)
+_STR = (str, _NONE)
 
 
 def _int64(value: object) -> bool:
     return value is None or (type(value) is int and INT_MIN <= value <= INT_MAX)
 
 
-def _number_time(value: object) -> bool:
-    """Not a number, or a number that is a time we can show (NaN is not)."""
-    return type(value) not in (int, float) or TIME_MIN <= value <= TIME_MAX  # type: ignore[operator]
+_BAD = object()  # a fast-path check's "not well formed": the field-by-field reader says why
+
+
+def _int64_or_bad(value: Any) -> Any:
+    return value if INT_MIN <= value <= INT_MAX else _BAD
+
+
+def _fraction_or_bad(value: Any) -> Any:
+    return float(value) if 0 <= value <= 1 else _BAD  # also _BAD for NaN
+
+
+def _time_or_bad(value: Any) -> Any:
+    if not value:
+        return None
+    if type(value) is str:
+        try:
+            return _iso_time(value)
+        except ValueError:
+            return _BAD
+    return float(value) if TIME_MIN <= value <= TIME_MAX else _BAD
+
+
+def _version(value: Any) -> Any:
+    return _real_version(value)  # (defined further down, with the other value helpers)
+
+
+def _command(value: Any) -> Any:
+    return _last_command(value)  # (defined further down)
+
+
+# kind -> (the types the fast path accepts, a check/conversion of a non-None value or None)
+_FAST_KIND: dict[str, tuple[tuple[type, ...], Any]] = {
+    wire.STR: ((str, _NONE), None),
+    wire.VERSION: ((str, _NONE), _version),
+    wire.INT: ((int, _NONE), _int64_or_bad),
+    wire.FRACTION: ((int, float, _NONE), _fraction_or_bad),
+    wire.BOOL: ((bool, _NONE), None),
+    wire.TIME: ((str, int, float, _NONE), _time_or_bad),
+    wire.EPOCH: ((int, float, _NONE), _time_or_bad),  # 0 = never checked
+    wire.COMMAND: ((dict, _NONE), _command),
+}
+
+
+def _partitions_or_bad(parts: list[Any]) -> Any:
+    """PartitionViews by `wire.PARTITION_FIELDS`; _BAD for anything the careful reader must name."""
+    partitions = []
+    read = _fast_partition
+    for part in parts:
+        if type(part) is not dict or type(part.get("label")) is not str:
+            return _BAD
+        view = read(part)
+        if view is None:
+            return _BAD
+        partitions.append(view)
+    return tuple(partitions)
+
+
+_FAST_KIND[wire.PARTITIONS] = ((list,), _partitions_or_bad)
+
+
+# The checks of the commonest kinds written into the fast path itself (a call costs as much as the
+# check); each does what the kind's function in _FAST_KIND does.
+_INLINE_CHECK: dict[str, tuple[str, ...]] = {
+    wire.INT: (f"if {{v}} is not None and not {INT_MIN} <= {{v}} <= {INT_MAX}:", "    return None"),
+    wire.FRACTION: (
+        "if {v} is not None:",
+        "    if not 0 <= {v} <= 1:  # also for NaN",
+        "        return None",
+        "    {v} = float({v})",
+    ),
+    wire.VERSION: ("if not {v} or {v} == '0.0.0.0':", "    {v} = None"),
+}
+
+
+def _fast_reader_source(fields: tuple[wire.Field, ...], with_extra: bool, with_finish: bool) -> str:
+    """Python source of a fast path over `fields`: one straight run of type tests, as one would
+    write by hand for speed (a loop over the table costs twice as much), generated like
+    dataclasses' __init__. Field names enter it only as repr() string literals. It returns
+    `finish(result(attr=v0, ..., extra={path: v1, ...}))` (`extra` only `with_extra`, `finish` only `with_finish`)."""
+    lines = ["def well_formed(data):"]
+    sections = list(dict.fromkeys(f.section for f in fields if f.section is not None))
+    for n, section in enumerate(sections):
+        lines += [
+            f"    s{n} = data.get({section!r})",
+            f"    if type(s{n}) is not dict:",
+            "        return None",
+        ]
+    source = {None: "data", **{section: f"s{n}" for n, section in enumerate(sections)}}
+    keywords, extra = [], []
+    for i, f in enumerate(fields):
+        lines += [
+            f"    v{i} = {source[f.section]}.get({f.name!r})",
+            f"    if type(v{i}) not in T{i}:",
+            "        return None",
+        ]
+        if f.kind in _INLINE_CHECK:
+            lines += [f"    {line}".format(v=f"v{i}") for line in _INLINE_CHECK[f.kind]]
+        elif _FAST_KIND[f.kind][1] is not None:
+            lines += [
+                f"    if v{i} is not None:",
+                f"        v{i} = C{i}(v{i})",
+                f"        if v{i} is _BAD:",
+                "            return None",
+            ]
+        if f.attr is None:
+            extra.append(f"{f.path!r}: v{i}")
+        else:
+            keywords.append(f"{f.attr}=v{i}")
+    if with_extra:
+        keywords.append(f"extra={{{', '.join(extra)}}}" if extra else "extra=_NO_EXTRA")
+    call = f"result({', '.join(keywords)})"
+    lines.append(f"    return finish({call})" if with_finish else f"    return {call}")
+    return "\n".join(lines) + "\n"
+
+
+def _fast_reader(
+    fields: tuple[wire.Field, ...],
+    result: Callable[..., Any],
+    finish: Callable[[Any], Any] | None = None,
+    with_extra: bool = True,
+) -> Callable[[dict[str, Any]], Any]:
+    """The fast path over `fields`: `finish(result(...))`, or None when not well formed."""
+    for f in fields:
+        if f.attr is not None and not f.attr.isidentifier():
+            raise ValueError(f"status field {f.path}: attr {f.attr!r} is not a Python name")
+    namespace: dict[str, Any] = {"_BAD": _BAD, "_NO_EXTRA": _NO_EXTRA, "result": result, "finish": finish}
+    for i, f in enumerate(fields):
+        namespace[f"T{i}"], namespace[f"C{i}"] = _FAST_KIND[f.kind]  # the types, the check
+    source = _fast_reader_source(fields, with_extra, finish is not None)
+    exec(compile(source, "<coreroll.watch.parse fast path>", "exec"), namespace)
+    return namespace["well_formed"]  # type: ignore[no-any-return]
+
+
+_reader: tuple[tuple[wire.Field, ...], Callable[[dict[str, Any]], NodeReport | None]] | None = None
 
 
 def _well_formed_report(data: dict[str, Any]) -> NodeReport | None:
-    """The fast path for a report with every field of the expected type (nearly all of them):
-    a few type tests instead of a call per field. None sends it to the field-by-field reader,
-    which names what is wrong."""
-    get = data.get
-    update = get("update")
-    reboot = get("reboot")
-    parts = get("partitions")
-    if type(update) is not dict or type(reboot) is not dict or type(parts) is not list:
-        return None
-    uget = update.get
-    rget = reboot.get
-    hostname, channel, server, version = get("hostname"), get("channel"), get("server"), get("version")
-    active, boot_id = get("active_partition"), get("boot_id")
-    status, new_version = uget("status"), uget("new_version")
-    strategy, window, group = rget("strategy"), rget("window"), rget("lock_group")
-    for value in (
-        hostname,
-        channel,
-        server,
-        version,
-        active,
-        boot_id,
-        status,
-        new_version,
-        strategy,
-        window,
-        group,
-    ):
-        if type(value) not in _STR:
-            return None
-    progress, new_size, checked = uget("progress"), uget("new_size"), uget("last_checked_time")
-    holds = rget("holds_lock")
-    if (
-        type(progress) not in _NUM
-        or type(checked) not in _NUM
-        or (progress is not None and not 0 <= progress <= 1)  # also False for NaN
-        or (checked is not None and not TIME_MIN <= checked <= TIME_MAX)
-        or not _int64(new_size)
-        or (holds is not None and type(holds) is not bool)
-    ):
-        return None
-    booted, reported, last = get("booted_at"), get("reported_at"), get("last_command")
-    if (
-        type(booted) not in _TIME
-        or type(reported) not in _TIME
-        or not _number_time(booted)
-        or not _number_time(reported)
-        or (last is not None and type(last) is not dict)
-    ):
-        return None
-    partitions = []
-    other = None
-    for part in parts:
-        if type(part) is not dict:
-            return None
-        label, pversion = part.get("label"), part.get("version")
-        priority, tries, ok = part.get("priority"), part.get("tries"), part.get("successful")
-        if type(label) is not str or type(pversion) not in _STR:
-            return None
-        for value in (priority, tries, ok):
-            if not _int64(value):
-                return None
-        partitions.append(PartitionView(label, pversion, priority, tries, ok))
-        if label != active and other is None:
-            other = pversion
-    try:
-        booted_at = (_iso_time(booted) if type(booted) is str else float(booted)) if booted else None
-        reported_at = (
-            (_iso_time(reported) if type(reported) is str else float(reported)) if reported else None
-        )
-    except ValueError:
-        return None
-    return NodeReport(
-        hostname,
-        channel,
-        server,
-        version,
-        active,
-        tuple(partitions),
-        status,
-        None if progress is None else float(progress),
-        _real_version(new_version),
-        new_size,
-        float(checked) if checked else None,  # 0 = never checked
-        strategy,
-        window,
-        group,
-        holds,
-        boot_id,
-        booted_at,
-        reported_at,
-        _last_command(last),
-        other,
-    )
+    """The fast path for a report with every field of the expected type (nearly all of them): a
+    type test per field. None sends it to the field-by-field reader, which names what is wrong.
+    Built from the table as it is now (again only if the table changed)."""
+    global _reader
+    if _reader is None or _reader[0] is not wire.STATUS_FIELDS:
+        _reader = (wire.STATUS_FIELDS, _fast_reader(wire.STATUS_FIELDS, NodeReport, _with_other_version))
+    return _reader[1](data)
+
+
+def _with_other_version(report: NodeReport) -> NodeReport:
+    """`report` with `other_version` set: the version of the partition that is not active."""
+    active = report.active_partition
+    report.other_version = next((p.version for p in report.partitions if p.label != active), None)
+    return report
+
+
+_NO_EXTRA: dict[str, Any] = {}  # shared by every report without extra fields (never mutated)
+_fast_partition = _fast_reader(wire.PARTITION_FIELDS, PartitionView, with_extra=False)
 
 
 @functools.lru_cache(maxsize=65536)  # boot times repeat report after report
@@ -280,34 +330,52 @@ def _iso_time(text: str) -> float:
     return seconds
 
 
+def _checked_last_command(f: _Fields, obj: dict[str, Any], name: str, path: str) -> Any:
+    return _last_command(f.d(obj, name, path))
+
+
+def _checked_partitions(f: _Fields, obj: dict[str, Any], name: str, path: str) -> Any:
+    return _partitions(f, f.lst(obj, name, path) or [])
+
+
+def _checked_version(f: _Fields, obj: dict[str, Any], name: str, path: str) -> Any:
+    return _real_version(f.s(obj, name, path))
+
+
+def _checked_epoch(f: _Fields, obj: dict[str, Any], name: str, path: str) -> Any:
+    return f.time(obj, name, path) or None  # 0 = never
+
+
+# kind -> the field-by-field reader's getter: the value, or None with a problem noted
+_CHECKED: dict[str, Any] = {
+    wire.STR: _Fields.s,
+    wire.VERSION: _checked_version,
+    wire.INT: _Fields.i,
+    wire.FRACTION: _Fields.fraction,
+    wire.BOOL: _Fields.b,
+    wire.TIME: _Fields.time,
+    wire.EPOCH: _checked_epoch,
+    wire.PARTITIONS: _checked_partitions,
+    wire.COMMAND: _checked_last_command,
+}
+
+
 def _checked_report(data: dict[str, Any], key: str) -> tuple[NodeReport, str | None]:
+    fields = wire.STATUS_FIELDS
     f = _Fields()
-    update = f.d(data, "update", "update") or {}
-    reboot = f.d(data, "reboot", "reboot") or {}
-    partitions = _partitions(f, f.lst(data, "partitions", "partitions") or [])
-    active = f.s(data, "active_partition", "active_partition")
-    report = NodeReport(
-        hostname=f.s(data, "hostname", "hostname"),
-        channel=f.s(data, "channel", "channel"),
-        server=f.s(data, "server", "server"),
-        version=f.s(data, "version", "version"),
-        active_partition=active,
-        partitions=partitions,
-        update_status=f.s(update, "status", "update.status"),
-        update_progress=f.fraction(update, "progress", "update.progress"),
-        new_version=_real_version(f.s(update, "new_version", "update.new_version")),
-        new_size=f.i(update, "new_size", "update.new_size"),
-        last_checked=f.time(update, "last_checked_time", "update.last_checked_time") or None,  # 0 = never
-        reboot_strategy=f.s(reboot, "strategy", "reboot.strategy"),
-        reboot_window=f.s(reboot, "window", "reboot.window"),
-        lock_group=f.s(reboot, "lock_group", "reboot.lock_group"),
-        holds_lock=f.b(reboot, "holds_lock", "reboot.holds_lock"),
-        boot_id=f.s(data, "boot_id", "boot_id"),
-        booted_at=f.time(data, "booted_at", "booted_at"),
-        reported_at=f.time(data, "reported_at", "reported_at"),
-        last_command=_last_command(f.d(data, "last_command", "last_command")),
-        other_version=next((p.version for p in partitions if p.label != active), None),
-    )
+    sections: dict[str | None, dict[str, Any]] = {None: data}
+    for field in fields:
+        if field.section is not None and field.section not in sections:
+            sections[field.section] = f.d(data, field.section, field.section) or {}
+    values: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for field in fields:
+        value = _CHECKED[field.kind](f, sections[field.section], field.name, field.path)
+        if field.attr is None:
+            extra[field.path] = value
+        else:
+            values[field.attr] = value
+    report = _with_other_version(NodeReport(**values, extra=extra or _NO_EXTRA))
     problem = f"{key}: {'; '.join(f.problems)}" if f.problems else None
     return report, problem
 

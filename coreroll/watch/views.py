@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+
+from coreroll.wire import status as wire
 
 # Connection states of a source, as the header shows them.
 CONNECTED = "connected"
@@ -76,8 +78,10 @@ class CommandView:
 
 @dataclass(slots=True)
 class NodeReport:
-    """The parts of a node's own status report (etcd) the dashboard uses. Immutable by convention
-    (not frozen: a fleet sends thousands a second and frozen construction costs a third more)."""
+    """A node's own status report (etcd), one attribute per field of the wire table
+    (`coreroll.wire.status.STATUS_FIELDS`, `Field.attr`), or in `extra` by path. Immutable by
+    convention (not frozen: a fleet sends thousands a second and frozen construction costs a third
+    more)."""
 
     hostname: str | None = None
     channel: str | None = None
@@ -99,6 +103,9 @@ class NodeReport:
     reported_at: float | None = None
     last_command: CommandView | None = None
     other_version: str | None = None  # version on the partition that is not active
+    machine_id: str | None = None  # as the document says (the model keys rows by the etcd key)
+    # fields of the wire table (coreroll.wire.status) with no attribute here, by path
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -238,6 +245,13 @@ class NodeRow:
         if mine is None or theirs is None:
             return mine if theirs is None else theirs
         return max(mine, theirs)
+
+    def field(self, path: str) -> Any:
+        """The node's report's value of wire status field `path` ("update.progress"), as read;
+        None when unknown. KeyError for a path the wire table does not have."""
+        spec = wire.field(path)
+        report = self.report or _NO_REPORT
+        return report.extra.get(path) if spec.attr is None else getattr(report, spec.attr)
 
     # --- the server's view (None when the server does not know the node) ---
     @property

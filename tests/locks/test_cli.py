@@ -18,10 +18,11 @@ from coreroll.audit import read_audit
 from coreroll.cli import main
 from coreroll.etcd.config import EtcdConfig
 from coreroll.locks import semaphore_key
+from coreroll.wire.keys import LOCK_DEFAULT_KEY
 from tests.locks.rawetcd import raw_get, raw_put
 
 MID = "69d27b356a94476da859461d3a3bc6fd"
-DEFAULT_KEY = "coreos.com/updateengine/rebootlock/semaphore"
+DEFAULT_KEY = LOCK_DEFAULT_KEY
 
 
 @dataclass

@@ -19,8 +19,9 @@ from coreroll.locks import (
     parse_semaphore,
 )
 from coreroll.locks.semaphore import go_json_string
+from coreroll.wire.keys import LOCK_DEFAULT_KEY
 
-KEY = "coreos.com/updateengine/rebootlock/semaphore"
+KEY = LOCK_DEFAULT_KEY
 
 
 def test_fresh_semaphore_is_gos_initial_value() -> None:
@@ -114,7 +115,7 @@ def test_parse_errors_name_the_key_and_problem(raw: bytes, problem: str) -> None
 
 
 def test_deep_nesting_and_numbers_beyond_int64_are_format_errors() -> None:
-    key = "coreos.com/updateengine/rebootlock/semaphore"
+    key = LOCK_DEFAULT_KEY
     with pytest.raises(SemaphoreFormatError, match="nested too deeply"):
         parse_semaphore(b"[" * 100_000, key)
     with pytest.raises(SemaphoreFormatError, match="int64"):

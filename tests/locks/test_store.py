@@ -20,9 +20,10 @@ from coreroll.locks import (
     open_lock_store,
     semaphore_key,
 )
+from coreroll.wire.keys import LOCK_DEFAULT_KEY, LOCK_PREFIX, lock_group_key
 from tests.locks.rawetcd import raw_get, raw_keys, raw_put
 
-DEFAULT = "coreos.com/updateengine/rebootlock/semaphore"
+DEFAULT = LOCK_DEFAULT_KEY
 ODD_GROUPS = {
     "a/b": "a%2Fb",
     "two words": "two+words",
@@ -105,10 +106,8 @@ async def test_changes_beyond_int64_are_refused_and_nothing_is_written(
 async def test_odd_group_names_use_go_query_escape(store: LockStore, config: EtcdConfig, api: str) -> None:
     for group in ODD_GROUPS:
         await store.lock(group, "m-" + group)
-    keys = raw_keys(config.endpoints[0], api, "coreos.com/updateengine/rebootlock/")
-    assert keys == sorted(
-        f"coreos.com/updateengine/rebootlock/groups/{e}/semaphore" for e in ODD_GROUPS.values()
-    )
+    keys = raw_keys(config.endpoints[0], api, LOCK_PREFIX)
+    assert keys == sorted(lock_group_key(e) for e in ODD_GROUPS.values())
     listed = await store.groups()
     assert sorted(listed) == sorted(ODD_GROUPS)
     for group, sem in listed.items():

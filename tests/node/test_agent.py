@@ -18,6 +18,7 @@ from coreroll.node.agent import AgentOptions, NodeAgent, provision_node
 from coreroll.node.clock import ScaledClock
 from coreroll.node.engine import EngineTimings
 from coreroll.node.nodestatus import alive_key, status_key
+from coreroll.wire.keys import command_key
 from tests.node.test_engine_support import etcd_client, wait_for
 
 __all__ = ["etcd_client"]
@@ -164,7 +165,7 @@ async def _absent(client: aetcd.Client, key: str) -> bool:
 
 
 async def put_command(client: aetcd.Client, machine_id: str, command_id: str, doc: Any) -> str:
-    key = f"coreroll/v1/commands/{machine_id}/{command_id}"
+    key = command_key(machine_id, command_id)
     value = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
     await client.put(key.encode(), value)
     return key

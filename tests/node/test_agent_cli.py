@@ -13,6 +13,7 @@ import httpx
 
 from coreroll.node.partitions import Disk
 from coreroll.node.updateconf import UpdateConf
+from coreroll.wire.keys import alive_key, status_key
 
 
 def etcd_get(endpoint: str, key: str) -> bytes | None:
@@ -45,7 +46,7 @@ def test_agent_process_provisions_reports_and_stops_on_sigterm(tmp_path: Path, c
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         raw = wait(
-            lambda: etcd_get(clean_etcd, "coreroll/v1/nodes/feedfacefeedfacefeedfacefeedface/status"),
+            lambda: etcd_get(clean_etcd, status_key("feedfacefeedfacefeedfacefeedface")),
             "status",
         )
         doc = json.loads(raw)
@@ -54,7 +55,7 @@ def test_agent_process_provisions_reports_and_stops_on_sigterm(tmp_path: Path, c
             "1.0.0",
             "http://127.0.0.1:9/v1/update/",
         )
-        assert etcd_get(clean_etcd, "coreroll/v1/nodes/feedfacefeedfacefeedfacefeedface/alive") is not None
+        assert etcd_get(clean_etcd, alive_key("feedfacefeedfacefeedfacefeedface")) is not None
         conf = UpdateConf.load(state / "update.conf")
         assert (conf.group, conf.reboot_strategy, conf.locksmith_endpoints) == (
             "beta",
@@ -67,7 +68,7 @@ def test_agent_process_provisions_reports_and_stops_on_sigterm(tmp_path: Path, c
         _, stderr = process.communicate(timeout=20)
     assert process.returncode == 0, stderr
     assert "provisioned" in stderr and "stopping" in stderr
-    assert etcd_get(clean_etcd, "coreroll/v1/nodes/feedfacefeedfacefeedfacefeedface/alive") is None
+    assert etcd_get(clean_etcd, alive_key("feedfacefeedfacefeedfacefeedface")) is None
 
 
 def test_agent_refuses_missing_endpoints_with_one_line(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from coreroll.node.clock import ScaledClock
 from coreroll.node.engine import EngineTimings
 from coreroll.node.nodestatus import status_key
 from coreroll.node.partitions import Partition
+from coreroll.wire.keys import command_key, lock_group_key
 from tests.node.test_engine_support import (
     etcd_client,
     instance,
@@ -101,7 +102,7 @@ async def test_update_takes_the_lock_reboots_into_the_new_partition_and_releases
             "tries": 0,
             "successful": 1,
         }
-        lock_key = b"coreos.com/updateengine/rebootlock/groups/workers/semaphore"
+        lock_key = lock_group_key("workers").encode()
         semaphore = json.loads((await etcd_client.get(lock_key)).value)
         assert semaphore["semaphore"] == 1 and semaphore["holders"] in (None, [])  # released after boot
         # It rebooted holding the lock: the semaphore as written by its lock call names it.
@@ -165,7 +166,7 @@ async def test_check_command_runs_an_on_demand_check(
     try:
         await wait_for(agent.up.is_set, what="agent up")
         assert instance(update_server, agent.machine_id) is None  # no scheduled check yet
-        key = f"coreroll/v1/commands/{agent.machine_id}/0001"
+        key = command_key(agent.machine_id, "0001")
         await etcd_client.put(key.encode(), json.dumps({"action": "check", "args": {}}).encode())
         await wait_for(lambda: instance(update_server, agent.machine_id), what="the server to see the check")
         assert await etcd_client.get(key.encode()) is None

@@ -19,7 +19,7 @@ from coreroll.node.engine_state import (
     load_engine_state,
     save_engine_state,
 )
-from coreroll.node.nodestatus import RebootInfo, build_status, status_key
+from coreroll.node.nodestatus import RebootInfo, build_status
 from coreroll.node.partitions import Disk
 from coreroll.omaha.codes import ErrorCode, EventResult, EventType
 
@@ -144,4 +144,3 @@ def test_status_document_has_exactly_the_design_keys(tmp_path: Path) -> None:
     assert set(doc["update"]) == {"status", "progress", "new_version", "new_size", "last_checked_time"}
     assert set(doc["reboot"]) == {"strategy", "lock_group", "window", "holds_lock"}
     assert doc["reported_at"] == "2023-11-14T22:13:21.500Z"
-    assert status_key("m1") == "coreroll/v1/nodes/m1/status"

@@ -11,9 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coreroll.locks.semaphore import Semaphore, SemaphoreFormatError, parse_semaphore
+from coreroll.wire.keys import lock_group_key
 from tests.omaha.fixtures import edit_lists, mutate
 
-KEY = "coreos.com/updateengine/rebootlock/groups/a%2Fb/semaphore"
+KEY = lock_group_key("a%2Fb")
 VALID = b'{"semaphore":0,"max":2,"holders":["69d27b356a94476da859461d3a3bc6fd","9ce7a919806c4f3785eb6d260345ac4a"]}'
 FUZZ = settings(
     max_examples=150,

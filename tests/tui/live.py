@@ -22,6 +22,7 @@ from coreroll.watch.etcd_source import EtcdSource
 from coreroll.watch.feed_source import FeedSource
 from coreroll.watch.model import FleetModel
 from coreroll.watch.updates import UpdateBuffer
+from coreroll.wire.keys import alive_key, command_prefix
 from tui.app import DashApp
 from tui.run import history_loader
 from tui.sample import STATUS_KEY, status_json
@@ -70,7 +71,7 @@ class Etcd:
     def node(self, mid: str, alive: bool = True, **fields: object) -> None:
         self.put(STATUS_KEY.format(mid), status_json(mid, **fields))
         if alive:
-            self.put(f"coreroll/v1/nodes/{mid}/alive", "1", lease=self.lease())
+            self.put(alive_key(mid), "1", lease=self.lease())
 
 
 def register_instance(server_url: str, mid: str, track: str = "stable", version: str = "4081.2.1") -> None:
@@ -194,4 +195,4 @@ def admin_post(url: str, token: str, path: str) -> None:
 
 
 def commands_for(etcd: Etcd, mid: str) -> list[dict[str, object]]:
-    return [json.loads(v) for v in etcd.prefix(f"coreroll/v1/commands/{mid}/").values()]
+    return [json.loads(v) for v in etcd.prefix(command_prefix(mid)).values()]

@@ -19,6 +19,7 @@ from coreroll.locks import semaphore_key
 from coreroll.watch import updates as u
 from coreroll.watch.model import FleetModel
 from coreroll.watch.views import ChannelView, RolloutProgress, ServerGroupView
+from coreroll.wire.keys import audit_key
 from tests.tui.helpers import screen_text, wait_for, wait_for_text
 from tests.tui.live import Etcd, make_live_app, register_instance, server_running
 from tests.watch.helpers import publish
@@ -131,7 +132,7 @@ async def test_strings_from_etcd_are_shown_as_text(clean_etcd: str) -> None:
     etcd.put(semaphore_key(""), json.dumps({"semaphore": -1, "max": 1, "holders": [EVIL, TITLED]}))
     etcd.put(semaphore_key("\x1b[2J"), json.dumps({"semaphore": 1, "max": 1, "holders": None}))
     audit = {"at": 1795770000, "by": "ops", "action": "[b]check[/b]", "target": TITLE, "result": "ok"}
-    etcd.put("coreroll/v1/audit/0000000000000000001-00000000", json.dumps(audit))
+    etcd.put(audit_key("0000000000000000001-00000000"), json.dumps(audit))
     app = make_live_app(clean_etcd, None)
     async with app.run_test(size=(160, 48), notifications=True) as pilot:
         await wait_for_text(app, f"Intervention [b]check[/b] {escaped(TITLE)}", 10)  # the event log

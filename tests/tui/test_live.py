@@ -12,6 +12,7 @@ import pytest
 
 from coreroll.etcd.launcher import EmbeddedEtcd
 from coreroll.locks.keys import semaphore_key
+from coreroll.wire.keys import AUDIT_PREFIX, status_key
 from tests.tui.helpers import screen_text, wait_for, wait_for_text
 from tests.tui.live import (
     CutProxy,
@@ -79,7 +80,7 @@ async def test_check_queues_a_command_per_marked_node_and_audits_it(
         assert commands_for(fleet, A)[0]["action"] == "check"
         assert commands_for(fleet, C) == []
         await wait_for_text(app, "Intervention check", 10)  # the audit record, back through the watch
-        assert fleet.prefix("coreroll/v1/audit/")
+        assert fleet.prefix(AUDIT_PREFIX)
         await select(app, A)
         await pilot.press("enter")
         await wait_for_text(app, "check", 5)
@@ -225,7 +226,7 @@ async def test_read_only_refuses_every_intervention(fleet: Etcd, server: tuple[s
         await pilot.pause(0.5)
         assert isinstance(app.screen, type(app.main_screen))  # no dialog opened
         assert commands_for(fleet, A) == []
-        assert fleet.prefix("coreroll/v1/audit/") == {}
+        assert fleet.prefix(AUDIT_PREFIX) == {}
         assert json.loads(fleet.get(semaphore_key(""))) == {"semaphore": 0, "max": 1, "holders": [A]}
         assert all(g["policy"]["updates_enabled"] for g in server_groups(url).values())
         assert "[R]" in screen_text(app)
@@ -241,7 +242,7 @@ async def test_corrupt_status_shows_unreadable_naming_the_key(fleet: Etcd, serve
     app = make_live_app(fleet.endpoint, server[0], server[1])
     async with app.run_test(size=(160, 48)) as pilot:
         await ready(app, pilot, rows=4)
-        text = await wait_for_text(app, "UNREADABLE coreroll/v1/nodes/d4d4/status", 10)
+        text = await wait_for_text(app, "UNREADABLE " + status_key("d4d4"), 10)
         assert "alpha-1" in text and "beta-2" in text
 
 

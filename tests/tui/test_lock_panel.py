@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from coreroll.watch import updates as u
 from coreroll.watch.model import FleetModel
+from coreroll.wire.keys import status_key
 from tests.watch.helpers import FakeClock, status_bytes
 from widgets.lock_panel import group_options
 
@@ -16,7 +17,7 @@ def panel_lines(model: FleetModel, now: float) -> list[str]:
 def test_rebooting_holder_is_shown_rebooting_then_stale_once_the_grace_is_over() -> None:
     clock = FakeClock()
     model = FleetModel(clock=clock, stale_offline_grace=180)
-    model.apply(u.NodeStatus("n1", "coreroll/v1/nodes/n1/status", status_bytes("n1")))
+    model.apply(u.NodeStatus("n1", status_key("n1"), status_bytes("n1")))
     model.apply(u.NodeAlive("n1", True))
     model.apply(u.LockState("", "v3", "k", 0, 1, ("n1",)))
     model.apply(u.NodeAlive("n1", False))

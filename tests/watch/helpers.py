@@ -13,39 +13,13 @@ import httpx
 from coreroll.omaha.protocol import build_request
 from coreroll.watch.model import FleetModel
 from coreroll.watch.updates import UpdateBuffer
+from coreroll.wire.status import sample_document
 
 
 def status_doc(machine_id: str, **overrides: Any) -> dict[str, Any]:
-    """A node status report as the agent writes it (DESIGN: Node state in etcd)."""
-    doc: dict[str, Any] = {
-        "machine_id": machine_id,
-        "hostname": f"host-{machine_id}",
-        "channel": "beta",
-        "server": "http://127.0.0.1:8400",
-        "version": "4699.0.0",
-        "active_partition": "USR-A",
-        "partitions": [
-            {"label": "USR-A", "version": "4699.0.0", "priority": 2, "tries": 0, "successful": 1},
-            {"label": "USR-B", "version": "4650.0.0", "priority": 1, "tries": 0, "successful": 1},
-        ],
-        "update": {
-            "status": "UPDATE_STATUS_IDLE",
-            "progress": 0.0,
-            "new_version": "0.0.0.0",
-            "new_size": 0,
-            "last_checked_time": 1795770000,
-        },
-        "reboot": {"strategy": "etcd-lock", "lock_group": "", "window": None, "holds_lock": False},
-        "boot_id": "b-" + machine_id,
-        "booted_at": "2026-11-27T09:00:00Z",
-        "reported_at": "2026-11-27T09:30:00Z",
-    }
-    for key, value in overrides.items():
-        if key in ("status", "progress", "new_version"):
-            doc["update"][key] = value
-        else:
-            doc[key] = value
-    return doc
+    """A node status report as the agent writes it: the wire table's samples, then `overrides` by
+    field name (`progress=0.5` sets update.progress)."""
+    return sample_document(machine_id, **overrides)
 
 
 def status_bytes(machine_id: str, **overrides: Any) -> bytes:

@@ -11,6 +11,7 @@ from coreroll.audit import read_audit
 from coreroll.etcd.config import EtcdConfig
 from coreroll.locks import open_lock_store, semaphore_key
 from coreroll.watch.actions import Actions, ReadOnlyError
+from coreroll.wire.keys import COMMANDS_PREFIX, command_prefix, lock_group_key
 
 BY = "ops@bastion"
 
@@ -21,7 +22,7 @@ def config(clean_etcd: str) -> EtcdConfig:
 
 
 async def commands(v3: Any, mid: str) -> list[dict[str, Any]]:
-    listing = await v3.get_prefix(f"coreroll/v1/commands/{mid}/".encode())
+    listing = await v3.get_prefix(command_prefix(mid).encode())
     return [json.loads(kv.value) for kv in listing]
 
 
@@ -77,7 +78,7 @@ async def test_set_max(config: EtcdConfig, v3: Any) -> None:
 async def test_corrupt_semaphore_is_reported_and_not_overwritten(config: EtcdConfig, v3: Any) -> None:
     await v3.put(semaphore_key("db").encode(), b"{oops")
     result = await Actions(config, None, None, by=BY).unlock("db", "n1")
-    assert not result.ok and "coreos.com/updateengine/rebootlock/groups/db/semaphore" in result.message
+    assert not result.ok and lock_group_key("db") in result.message
     assert (await v3.get(semaphore_key("db").encode())).value == b"{oops"
 
 
@@ -107,5 +108,5 @@ async def test_check_many_marked_nodes(config: EtcdConfig, v3: Any) -> None:
     ids = [f"m{i:03d}" for i in range(150)]
     result = await Actions(config, None, None, by=BY).check(ids)
     assert result.ok and result.message == "update check queued for 150 nodes"
-    listing = await v3.get_prefix(b"coreroll/v1/commands/", keys_only=True)
+    listing = await v3.get_prefix(COMMANDS_PREFIX.encode(), keys_only=True)
     assert sorted(kv.key.decode().split("/")[3] for kv in listing) == ids

@@ -20,10 +20,11 @@ from coreroll.watch.backoff import Backoff
 from coreroll.watch.etcd_source import EtcdSource
 from coreroll.watch.model import FleetModel
 from coreroll.watch.updates import UpdateBuffer
+from coreroll.wire.keys import airlock_group_key, alive_key, command_prefix, lock_group_key, status_key
 from tests.watch.helpers import status_bytes, wait_model
 
-STATUS = "coreroll/v1/nodes/{}/status"
-ALIVE = "coreroll/v1/nodes/{}/alive"
+STATUS = status_key("{}")
+ALIVE = alive_key("{}")
 
 
 def sem(available: int, maximum: int, holders: list[str]) -> bytes:
@@ -115,12 +116,10 @@ async def test_corrupt_status_marks_only_that_node_unreadable(v3: Any, clean_etc
         await run.until(lambda m: {"good", "bad"} <= set(m.rows) and m.lock_groups(), what="both nodes")
         bad = run.model.rows["bad"]
         assert bad.state == "unreadable"
-        assert bad.error is not None and "coreroll/v1/nodes/bad/status" in bad.error
+        assert bad.error is not None and status_key("bad") in bad.error
         assert run.model.rows["good"].state == "idle" and run.model.rows["good"].error is None
         (lock,) = run.model.lock_groups()
-        assert (
-            lock.error is not None and "coreos.com/updateengine/rebootlock/groups/web/semaphore" in lock.error
-        )
+        assert lock.error is not None and lock_group_key("web") in lock.error
         # a later good value clears the mark
         await v3.put(STATUS.format("bad").encode(), status_bytes("bad"))
         await run.until(lambda m: m.rows["bad"].error is None, what="the repaired status")
@@ -176,7 +175,7 @@ async def test_etcd_stopped_then_restarted(own_etcd: EmbeddedEtcd) -> None:
 
 @pytest.mark.parametrize("airlock", [True])
 async def test_airlock_groups_when_asked(v3: Any, clean_etcd: str, airlock: bool) -> None:
-    key = "com.coreos.airlock/groups/workers/v1/semaphore"
+    key = airlock_group_key("workers")
     await v3.put(key.encode(), json.dumps({"total_slots": 2, "holders": ["n1"]}).encode())
     run = Running(clean_etcd, airlock=airlock)
     try:
@@ -199,7 +198,7 @@ async def test_v2_lock_groups_for_locksmith_clusters(clean_etcd: str) -> None:
         await run.until(lambda m: m.lock_group("web") is not None, what="the v2 group")
         group = run.model.lock_group("web")
         assert group is not None and (group.kind, group.available, group.max) == ("v2", 1, 2)
-        assert group.key == "/coreos.com/updateengine/rebootlock/groups/web/semaphore"
+        assert group.key == "/" + lock_group_key("web")
         async with open_lock_store(config) as store:
             await store.lock("web", "n2")
         await run.until(
@@ -227,7 +226,7 @@ async def test_interventions_show_as_pending_commands_and_in_the_log(v3: Any, cl
         entry = next(e for e in run.model.activity if e.source == "audit")
         assert entry.message == "check node n1: ok" and entry.by == "ops@bastion"
         # the agent runs it and deletes the key: the row no longer lists it
-        (kv,) = list(await v3.get_prefix(b"coreroll/v1/commands/n1/"))
+        (kv,) = list(await v3.get_prefix(command_prefix("n1").encode()))
         await v3.delete(kv.key)
         await run.until(lambda m: m.rows["n1"].pending_commands == (), what="the command done")
     finally:

@@ -20,6 +20,7 @@ from coreroll.watch.backoff import Backoff
 from coreroll.watch.feed_source import FeedSource
 from coreroll.watch.model import FleetModel
 from coreroll.watch.updates import UpdateBuffer
+from coreroll.wire.keys import COMMANDS_PREFIX, command_prefix
 from tests.watch.conftest import start_server
 from tests.watch.helpers import admin_call, check_in, publish, wait_model
 
@@ -146,10 +147,10 @@ async def test_pause_resume_and_set_channel_through_the_server(
         assert refused.message == (
             "channel not switched: the server does not know channel 'gamma' (known: alpha, beta, stable)"
         )
-        assert (await v3.get_prefix(b"coreroll/v1/commands/")).count == 0
+        assert (await v3.get_prefix(COMMANDS_PREFIX.encode())).count == 0
         switched = await actions.set_channel(["n1"], "alpha")
         assert switched.ok
-        (kv,) = list(await v3.get_prefix(b"coreroll/v1/commands/n1/"))
+        (kv,) = list(await v3.get_prefix(command_prefix("n1").encode()))
         assert b'"set-channel"' in kv.value and b'"channel": "alpha"' in kv.value
         audit = [(r["action"], r["target"], r["result"]) for r in await read_audit(config)]
         assert audit == [

@@ -20,6 +20,7 @@ from coreroll.watch.model import FleetModel
 from coreroll.watch.parse import TIME_MAX, TIME_MIN
 from coreroll.watch.query import SORT_KEYS, version_at_least, version_key
 from coreroll.watch.updates import UpdateBuffer
+from coreroll.wire.keys import airlock_group_key, audit_key
 from tests.watch.helpers import check_in, publish, status_doc, wait_model
 from tests.watch.test_etcd_source import STATUS, Running
 from tests.watch.test_feed_protocol import FakeServer, snapshot
@@ -137,11 +138,11 @@ async def test_hostile_node_status_values_are_rows_not_exceptions(v3: Any, clean
 
 
 async def test_hostile_airlock_and_audit_values(v3: Any, clean_etcd: str) -> None:
-    airlock = "com.coreos.airlock/groups/{}/v1/semaphore"
+    airlock = airlock_group_key("{}")
     await v3.put(airlock.format("deep").encode(), b"[" * 100_000)
     await v3.put(airlock.format("huge").encode(), b'{"total_slots": 1' + b"0" * 30 + b', "holders": []}')
-    await v3.put(b"coreroll/v1/audit/0001", b'{"at": NaN, "by": "x", "action": "unlock"}')
-    await v3.put(b"coreroll/v1/audit/0002", b'{"at": 1e300, "by": "x", "action": "check"}')
+    await v3.put(audit_key("0001").encode(), b'{"at": NaN, "by": "x", "action": "unlock"}')
+    await v3.put(audit_key("0002").encode(), b'{"at": 1e300, "by": "x", "action": "check"}')
     run = Running(clean_etcd, airlock=True)
     try:
         await run.until(

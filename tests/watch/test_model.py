@@ -10,9 +10,10 @@ import pytest
 
 from coreroll.watch import updates as u
 from coreroll.watch.model import FleetModel, QueryError
+from coreroll.wire.keys import audit_key, command_key, status_key
 from tests.watch.helpers import FakeClock, status_bytes
 
-KEY = "coreroll/v1/nodes/{}/status"
+KEY = status_key("{}")
 
 
 def iso(epoch: float) -> str:
@@ -113,7 +114,7 @@ def test_corrupt_status_marks_the_row_unreadable_and_keeps_the_last_good_values(
     model.apply(u.NodeStatus("n1", KEY.format("n1"), b"{not json"))
     row = model.rows["n1"]
     assert row.state == "unreadable" and row.status_label == "unreadable"
-    assert row.error is not None and row.error.startswith("coreroll/v1/nodes/n1/status: not valid JSON")
+    assert row.error is not None and row.error.startswith(status_key("n1") + ": not valid JSON")
     assert row.version == "4700.0.1"
     model.apply(u.NodeStatus("n2", KEY.format("n2"), b"[1, 2]"))
     assert "expected a JSON object" in (model.rows["n2"].error or "")
@@ -125,10 +126,7 @@ def test_a_wrongly_typed_field_is_named_and_the_rest_renders(model: FleetModel) 
     doc["update"]["progress"] = "half"
     model.apply(u.NodeStatus("n1", KEY.format("n1"), json.dumps(doc).encode()))
     row = model.rows["n1"]
-    assert (
-        row.error
-        == "coreroll/v1/nodes/n1/status: field update.progress is 'half', expected a number from 0 to 1"
-    )
+    assert row.error == status_key("n1") + ": field update.progress is 'half', expected a number from 0 to 1"
     assert row.hostname == "host-n1" and row.update_progress is None
 
 
@@ -303,10 +301,10 @@ def test_etcd_snapshot_replaces_what_vanished(model: FleetModel) -> None:
 
 def test_commands_and_audit(model: FleetModel) -> None:
     cmd = json.dumps({"action": "check", "args": {}, "by": "ops@bastion", "at": "2026-11-27T09:00:00Z"})
-    model.apply(u.NodeCommand("n1", "0001", "coreroll/v1/commands/n1/0001", cmd.encode()))
+    model.apply(u.NodeCommand("n1", "0001", command_key("n1", "0001"), cmd.encode()))
     row = model.rows["n1"]
     assert [c.action for c in row.pending_commands] == ["check"] and row.online is None
-    model.apply(u.NodeCommand("n1", "0001", "coreroll/v1/commands/n1/0001", None))
+    model.apply(u.NodeCommand("n1", "0001", command_key("n1", "0001"), None))
     assert "n1" not in model.rows
     record = {
         "at": "2026-11-27T09:00:00Z",
@@ -315,8 +313,8 @@ def test_commands_and_audit(model: FleetModel) -> None:
         "target": "n1",
         "result": "ok",
     }
-    model.apply(u.AuditRecord("01", "coreroll/v1/audit/01", json.dumps(record).encode()))
-    model.apply(u.AuditRecord("01", "coreroll/v1/audit/01", json.dumps(record).encode()))  # replayed
+    model.apply(u.AuditRecord("01", audit_key("01"), json.dumps(record).encode()))
+    model.apply(u.AuditRecord("01", audit_key("01"), json.dumps(record).encode()))  # replayed
     entries = [e for e in model.activity if e.source == "audit"]
     assert len(entries) == 1 and entries[0].message == "unlock n1: ok" and entries[0].by == "ops@bastion"
 
@@ -394,7 +392,7 @@ def test_a_bad_time_is_named(model: FleetModel) -> None:
     model.apply(status("n1", booted_at=True))
     assert (
         model.rows["n1"].error
-        == "coreroll/v1/nodes/n1/status: field booted_at is True, expected a time within years 1..9999"
+        == status_key("n1") + ": field booted_at is True, expected a time within years 1..9999"
     )
 
 
