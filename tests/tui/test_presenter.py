@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from coreroll.watch import updates as u
 from coreroll.watch.model import FleetModel
+from coreroll.wire.keys import LOCK_DEFAULT_KEY
 from tui.presenter import Presenter
 from tui.sample import NOW, machine_id, sample_updates
 
@@ -40,7 +41,7 @@ def test_costly_panels_come_back_only_when_they_changed() -> None:
     again = presenter.panels(shown=40, frozen=False, loading=0, full=False)
     assert again.channels is None and again.locks is None and not again.activity
 
-    model.apply(u.LockState("", "v3", "coreos.com/updateengine/rebootlock/semaphore", 1, 2, (machine_id(3),)))
+    model.apply(u.LockState("", "v3", LOCK_DEFAULT_KEY, 1, 2, (machine_id(3),)))
     changed = presenter.panels(shown=40, frozen=False, loading=0, full=False)
     assert changed.locks is not None and changed.channels is None
     assert [h.machine_id for h in changed.locks[0].holders] == [machine_id(3)]

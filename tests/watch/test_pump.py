@@ -14,6 +14,7 @@ import pytest
 from coreroll.watch.model import FleetModel
 from coreroll.watch.pump import UpdatePump
 from coreroll.watch.updates import NodeStatus, Update, UpdateBuffer
+from coreroll.wire.keys import status_key
 from tui.sample import STATUS_KEY, machine_id, sample_updates, status_json
 
 
@@ -172,7 +173,7 @@ async def test_an_update_the_model_cannot_apply_is_noted_and_skipped() -> None:
         return real_apply(update)
 
     model.apply = apply  # type: ignore[method-assign]
-    buffer.put(Unappliable("m", "coreroll/v1/nodes/m/status", b"{}"))
+    buffer.put(Unappliable("m", status_key("m"), b"{}"))
     buffer.put(one_status(4))
     await pump.flush_sliced()
     assert pump.unusable_updates == 1
