@@ -47,12 +47,13 @@ from coreroll.watch import updates as u  # noqa: E402
 from coreroll.watch.model import FleetModel  # noqa: E402
 from tui.app import DashApp  # noqa: E402
 from tui.sample import STATUS_KEY, STATUSES, machine_id, sample_updates, status_json  # noqa: E402
+from tui.textual_compat import DisplayHookApp  # noqa: E402
 
 SIZE = (160, 48)
 
 
-class BenchApp(DashApp):
-    """DashApp that timestamps every screen update (`_display`) and checks pending probes."""
+class BenchApp(DisplayHookApp, DashApp):
+    """DashApp that timestamps every screen update (`on_display`) and checks pending probes."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -75,8 +76,7 @@ class BenchApp(DashApp):
         self.on_drain = self.note_drain
         self.on_repaint = self.note_repaint
 
-    def _display(self, screen: Any, renderable: Any) -> None:
-        super()._display(screen, renderable)
+    def on_display(self) -> None:
         now = time.monotonic()
         if self.first_paint is None or self.all_loaded is None:
             try:
@@ -255,7 +255,7 @@ async def scenario_load(n: int, rate: int, duration: float) -> dict[str, Any]:
 
 async def scenario_datatable(n: int) -> dict[str, Any]:
     """Baseline: the same rows in Textual's DataTable."""
-    from textual.app import App, ComposeResult
+    from textual.app import ComposeResult
     from textual.widgets import DataTable
 
     from widgets.node_columns import COLUMNS
@@ -264,7 +264,7 @@ async def scenario_datatable(n: int) -> dict[str, Any]:
     model.apply_many(sample_updates(n))
     rows = model.filter_rows("", "machine")
 
-    class TableApp(App[None]):
+    class TableApp(DisplayHookApp):
         first_paint: float | None = None
 
         def compose(self) -> ComposeResult:
@@ -276,8 +276,7 @@ async def scenario_datatable(n: int) -> dict[str, Any]:
                 table.add_column(column.title, width=column.width, key=column.key)
             table.add_rows([[c.text(r) for c in COLUMNS] for r in rows])
 
-        def _display(self, screen: Any, renderable: Any) -> None:
-            super()._display(screen, renderable)
+        def on_display(self) -> None:
             if self.first_paint is None and self.query_one(DataTable).row_count:
                 self.first_paint = time.monotonic() - t0
 

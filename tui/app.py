@@ -6,18 +6,17 @@
                   read_only=False, cluster="http://127.0.0.1:2379")
     app.run()
 
-Data flow (one way): sources run as async workers and put `coreroll.watch.updates` messages into
-`buffer`; when the buffer goes non-empty the app schedules ONE flush, at most every
-`refresh_interval` seconds (default 0.2 s = 5 Hz). The flush (a worker) applies the updates to the
-model in slices of SLICE seconds, yielding between slices so keys stay responsive, then repaints
-every widget in a single `batch_update()`. The first listing of a big fleet is cut into pieces
-(`tui.intake`) so the first rows show at once and the rest fills in. The node table gets its rows
-from `tui.rows.RowView` (the model's filter and sort, re-run only when a row moves) plus the
-changed machine ids, so only changed lines on screen are redrawn. `f` (freeze) keeps applying
-data to the model but stops repainting. Keys come first: for KEY_QUIET after a key the flush
-waits before its next slice or repaint, and the main screen updates without waiting for a frame,
-so a keypress shows within a few milliseconds of its handler (bench/dashboard.py: p99 < 35 ms at
-1,000 changes/s).
+The app is thin: it wires three parts that know nothing of each other.
+- `coreroll.watch.pump.UpdatePump` (plain asyncio): sources run as async workers and put
+  `coreroll.watch.updates` messages into `buffer`; the pump applies them to the model in time
+  slices, at most every `refresh_interval` seconds (default 0.2 s = 5 Hz), and calls `repaint`.
+  Keys come first: for KEY_QUIET after a key the pump waits before its next slice or repaint, and
+  the main screen updates without waiting for a frame (`tui.textual_compat.PromptScreen`), so a
+  keypress shows within a few milliseconds of its handler (bench/dashboard.py).
+- `tui.presenter.Presenter` (plain Python): the table's rows (the model's filter and sort, re-run
+  only when a row moves) and each panel's data, built from the model.
+- this app: hands the presenter's data to the widgets in one `batch_update()`; only changed table
+  lines are redrawn. `f` (freeze) keeps applying data to the model but stops repainting.
 
 Keys are `tui.keymap.DashAction` (how to add one: that module's docstring). The screens ask the
 app for changes with typed messages (`tui.messages`), handled in the section "requests from the
@@ -38,9 +37,7 @@ import contextlib
 import gc
 import signal
 import sys
-import threading
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -53,10 +50,10 @@ from textual.notifications import SeverityLevel
 
 from coreroll.textsafe import visible
 from coreroll.watch.model import FleetModel
+from coreroll.watch.pump import UpdatePump
 from coreroll.watch.query import QueryError
-from coreroll.watch.updates import Update, UpdateBuffer
+from coreroll.watch.updates import UpdateBuffer
 from tui import interventions
-from tui.intake import split_update
 from tui.interventions import ActionLayer
 from tui.keymap import APP_BINDINGS, action_allowed, help_rows, keymap_from_env
 from tui.messages import (
@@ -66,6 +63,7 @@ from tui.messages import (
     InterventionRequested,
     SortRequested,
 )
+from tui.presenter import Presenter
 from tui.rows import RowView
 from tui.screens.detail import NodeDetailScreen
 from tui.screens.main import MainScreen
@@ -87,13 +85,6 @@ class Source(Protocol):
 
 
 class DashApp(App[int]):
-    SLICE = 0.005  # seconds of model work between yields to the event loop
-    FIRST_BUDGET = 0.04  # seconds of model work before the very first repaint
-    LOAD_BUDGET = 1.0  # seconds of model work per repaint while a big backlog is read in
-    CHUNK = 500  # first-listing statuses applied before the first paint
-    KEY_QUIET = 0.04  # seconds after a key during which model work waits (the key paints first)
-    KEY_WAIT_MAX = 0.1  # the longest model work waits for keys in one go
-
     CSS_PATH = str(Path(__file__).with_name("app.tcss"))  # absolute: subclasses live elsewhere
     TITLE = "coreroll"
     BINDINGS: ClassVar[list[BindingType]] = list(APP_BINDINGS)
@@ -126,39 +117,31 @@ class DashApp(App[int]):
         self.clock = clock
         self.watch_tty = watch_tty
         self.sources_configured = tuple(sources_configured)
-        self.view = RowView("machine", False)
-        self.frozen = False
-        self._pending: set[str] = set()
+        self.presenter = Presenter(
+            self.model,
+            cluster=cluster,
+            read_only=read_only,
+            sources_configured=sources_configured,
+            clock=clock,
+        )
+        self.pump = UpdatePump(
+            self.model,
+            self.buffer,
+            repaint=self.repaint,
+            refresh_interval=refresh_interval,
+            call_later=self.set_timer,
+            start=lambda flush: self.run_worker(flush, group="flush", description="apply updates + repaint"),
+        )
         self._rows_dirty = True
-        self._flush_scheduled = False
-        self._flushing = False
-        self._flush_again = False
-        self._gc_frozen = False
         self._ticks = 0
-        self._last_flush = 0.0
-        self._painted_at = 0.0
-        self._repaint_cost = 0.0
-        self._key_at = 0.0
-        self._backlog: deque[Update] = deque()
-        self.on_drain: Callable[[], None] | None = None  # bench hook: right after the buffer is drained
-        self._activity_seq = 0
-        self._locks_version = -1
-        self._channels_version = -1
-        self._channels_at = 0.0
-        self._thread_id = threading.get_ident()
-        self._loop: asyncio.AbstractEventLoop | None = None
         self.repaints = 0
-        self.unusable_updates = 0  # updates the model refused with an exception (see _unusable)
         self.on_repaint: Callable[[], None] | None = None  # bench/test hook, after each repaint
-        self.buffer.on_first = self._wake_threadsafe
         self.keymap = keymap_from_env()  # binding id -> keys (COREROLL_KEYMAP)
         if self.keymap:
             self.set_keymap(self.keymap)
 
     # -- lifecycle ------------------------------------------------------------------------
     async def on_mount(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._thread_id = threading.get_ident()
         await self.push_screen(MainScreen())
         self.main_screen.table.set_sort(self.sort_column, self.sort_reverse)
         for source in self.sources:
@@ -166,11 +149,11 @@ class DashApp(App[int]):
         self.set_interval(1.0, self._clock_tick)
         if self.watch_tty and not self.is_headless:
             try:
-                self._loop.add_signal_handler(signal.SIGHUP, self._lost_terminal)
+                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._lost_terminal)
             except (NotImplementedError, RuntimeError, ValueError):
                 pass
             self.set_interval(5.0, self._check_tty)
-        self._wake()
+        self.pump.attach()
 
     async def on_unmount(self) -> None:
         for source in self.sources:
@@ -210,133 +193,53 @@ class DashApp(App[int]):
                 return screen
         raise LookupError("main screen not mounted")
 
-    # -- the batched repaint --------------------------------------------------------------
-    def _wake_threadsafe(self) -> None:
-        if threading.get_ident() == self._thread_id:
-            self._wake()
-        elif self._loop is not None:
-            self._loop.call_soon_threadsafe(self._wake)
+    # -- the update pump (coreroll.watch.pump) -----------------------------------------------
+    @property
+    def frozen(self) -> bool:
+        return self.pump.frozen
 
-    def _wake(self) -> None:
-        if self._flush_scheduled or self._loop is None:  # not running yet: on_mount flushes
-            return
-        self._flush_scheduled = True
-        delay = max(0.0, self._last_flush + self.refresh_interval - time.monotonic())
-        self.set_timer(max(delay, 0.001), self._start_flush)
+    @frozen.setter
+    def frozen(self, value: bool) -> None:
+        self.pump.frozen = value
 
-    def _start_flush(self) -> None:
-        if self._flushing:  # the running flush picks the new data up before it ends
-            self._flush_scheduled = False
-            self._flush_again = True
-            return
-        self._flushing = True
-        self.run_worker(self._flush_sliced(), group="flush", description="apply updates + repaint")
+    @property
+    def on_drain(self) -> Callable[[], None] | None:
+        """Bench hook: called right after the pump drains the buffer."""
+        return self.pump.on_drain
 
-    async def _flush_sliced(self) -> None:
-        """Apply the buffered updates in slices of SLICE seconds, yielding to the event loop
-        between slices so keys are handled promptly, then repaint once. A big backlog (the first
-        listing of a large fleet) gets a first repaint after FIRST_BUDGET seconds of work, so rows
-        show at once, and then one repaint per LOAD_BUDGET seconds until it is all read in."""
-        try:
-            self._flush_scheduled = False
-            self._flush_again = False
-            self._take_buffer()
-            while True:
-                self._last_flush = started = time.monotonic()
-                if not self.repaints:
-                    budget = self.FIRST_BUDGET
-                elif not self._gc_frozen:  # still reading in the first listing
-                    budget = self.LOAD_BUDGET
-                else:  # steady state: when behind, show what is applied every refresh interval
-                    budget = self.refresh_interval
-                while self._backlog and time.monotonic() - started < budget:
-                    await self._after_keys()
-                    self._apply_slice(self.SLICE)
-                    await asyncio.sleep(0)
-                if not self.frozen:
-                    await self._after_keys()
-                    self.repaint()
-                if not self._backlog:
-                    break
-                await asyncio.sleep(0)
-            if not self._gc_frozen and (len(self.model.rows) >= 1000 or self.repaints > 8):
-                # the first listing of a big fleet is in: move it out of the collector's way, so
-                # later full collections do not walk 10,000s of long-lived rows (pauses = lag)
-                gc.freeze()
-                # and run full collections rarely (each walks every young survivor: 100-200 ms
-                # pauses every few seconds at 1,000 changes/s); cyclic garbage waits longer
-                first, second, _ = gc.get_threshold()
-                gc.set_threshold(first, second, 1000)
-                self._gc_frozen = True  # (also: the first listing is in)
-        finally:
-            self._flushing = False
-        if self._flush_again or len(self.buffer):
-            self._wake()
+    @on_drain.setter
+    def on_drain(self, hook: Callable[[], None] | None) -> None:
+        self.pump.on_drain = hook
 
-    async def _after_keys(self) -> None:
-        """Model work steps aside while a key's effect is on its way to the screen (KEY_QUIET
-        after the last key), so a keypress never queues behind a data slice or a data repaint;
-        at most KEY_WAIT_MAX at a time, so a held-down key cannot stall the data."""
-        deadline = time.monotonic() + self.KEY_WAIT_MAX
-        while True:  # a new key while waiting moves the end of the quiet time
-            wait = min(self._key_at + self.KEY_QUIET, deadline) - time.monotonic()
-            if wait <= 0:
-                return
-            await asyncio.sleep(wait)
-
-    def key_recent(self) -> bool:
-        """A key was pressed less than KEY_QUIET ago (its effect may still be on its way)."""
-        return time.monotonic() - self._key_at < self.KEY_QUIET
-
-    async def on_event(self, event: events.Event) -> None:
-        if isinstance(event, events.Key):
-            self._key_at = time.monotonic()
-        await super().on_event(event)
-
-    def flush(self) -> None:
-        """Apply everything the sources delivered now, then repaint once (unless frozen)."""
-        self._last_flush = time.monotonic()
-        self._take_buffer()
-        while self._backlog:
-            self._apply_slice(3600.0)
-        if not self.frozen:
-            self.repaint()
-
-    def _take_buffer(self) -> None:
-        batch = self.buffer.drain()
-        if self.on_drain is not None:
-            self.on_drain()
-        for update in batch:
-            self._backlog.extend(split_update(update, self.model, self.CHUNK))
-
-    def _apply_slice(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        backlog, apply, changed = self._backlog, self.model.apply, self._pending
-        n = 0
-        while backlog:
-            update = backlog.popleft()
-            try:
-                changed |= apply(update)
-            except Exception as exc:  # data from outside must never end the dashboard
-                self._unusable(update, exc)
-            n += 1
-            if n % 64 == 0 and time.monotonic() > deadline:
-                break
-        if changed:
-            self._rows_dirty = True
-
-    def _unusable(self, update: Update, exc: Exception) -> None:
-        """An update the model could not apply: say so in the event log and carry on (the model
-        reads every value defensively, so this is a last resort, not the normal path)."""
-        self.unusable_updates += 1
-        what = f"{type(update).__name__} {getattr(update, 'key', '') or getattr(update, 'kind', '')}"
-        self.model.note(f"ignored {what.strip()}: {type(exc).__name__}: {exc}"[:300], "error", kind="BadData")
+    @property
+    def unusable_updates(self) -> int:
+        """Updates the model refused with an exception (noted in the event log, then skipped)."""
+        return self.pump.unusable_updates
 
     @property
     def loading(self) -> int:
         """Updates received but not applied yet (a big first listing being read in)."""
-        return len(self._backlog)
+        return self.pump.loading
 
+    @property
+    def event_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop the app runs in, once mounted (for callbacks from other threads)."""
+        return self.pump.loop
+
+    def key_recent(self) -> bool:
+        """A key was pressed less than KEY_QUIET ago (its effect may still be on its way)."""
+        return self.pump.key_recent()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            self.pump.key_pressed()
+        await super().on_event(event)
+
+    def flush(self) -> None:
+        """Apply everything the sources delivered now, then repaint once (unless frozen)."""
+        self.pump.flush()
+
+    # -- the batched repaint --------------------------------------------------------------
     def repaint(self, full: bool = False) -> None:
         """Redraw every panel from the model in one batch; only changed table lines repaint."""
         try:
@@ -352,61 +255,39 @@ class DashApp(App[int]):
             return
         if not main.is_attached:
             return
-        started = time.monotonic()
         with self.batch_update():
-            if self._rows_dirty or full:
+            if self._rows_dirty or self.pump.changed or full:
                 self._update_rows(table, full)
             table.stale = self.stale_sources() != ()
             self._repaint_panels(main, full)
             if isinstance(self.screen, NodeDetailScreen):
                 self.screen.refresh_from_model()
-        self._painted_at = time.monotonic()
-        self._repaint_cost = self._painted_at - started
         self.repaints += 1
         if self.on_repaint is not None:
             self.on_repaint()
 
     def _update_rows(self, table: NodeTable, full: bool) -> None:
-        changed, self._pending = self._pending, set()
-        rows = self.view.rows(self.model, table.rows, table.row_index, changed, full)
+        changed = self.pump.take_changed()
+        rows = self.presenter.rows(table.rows, table.row_index, changed, full)
         table.set_rows(rows, None if full else changed, same_order=self.view.same_order)
         self._rows_dirty = False
 
     def _repaint_panels(self, main: MainScreen, full: bool) -> None:
-        model = self.model
-        now = self.clock()
-        main.query_one("#header", DashHeader).show(
-            HeaderInfo(
-                cluster=self.cluster,
-                etcd=model.connections.get("etcd") if "etcd" in self.sources_configured else None,
-                server=model.connections.get("server") if "server" in self.sources_configured else None,
-                counts=model.counts(),
-                total=len(model.rows),
-                shown=len(main.table.rows),
-                last_update=model.last_change_at,
-                read_only=self.read_only,
-                frozen=self.frozen,
-                loading=len(self._backlog),
-                now=now,
-            )
+        panels = self.presenter.panels(
+            shown=len(main.table.rows), frozen=self.frozen, loading=self.pump.loading, full=full
         )
-        # channel progress scans every row: at most once a second unless the channels changed
-        if full or model.channels_version != self._channels_version or now - self._channels_at >= 1.0:
-            self._channels_version = model.channels_version
-            self._channels_at = now
-            main.query_one("#channels", ChannelBar).show(model.channels(), model.groups())
-        if full or model.locks_version != self._locks_version:
-            self._locks_version = model.locks_version
-            main.query_one("#locks", LockPanel).show(model.lock_groups(), now, self.node_name)
-        if model.activity_seq != self._activity_seq:
-            entries = model.activity_after(self._activity_seq)
-            self._activity_seq = model.activity_seq
-            main.query_one("#events", EventLog).add(entry for _, entry in entries)
+        main.query_one("#header", DashHeader).show(panels.header)
+        if panels.channels is not None:
+            main.query_one("#channels", ChannelBar).show(*panels.channels)
+        if panels.locks is not None:
+            main.query_one("#locks", LockPanel).show(panels.locks, panels.now, self.node_name)
+        if panels.activity:
+            main.query_one("#events", EventLog).add(panels.activity)
 
     def _clock_tick(self) -> None:
         """Once a second: ages in the lock panel and header ("last ok 12s ago")."""
         self._ticks += 1
-        if self._gc_frozen and self._ticks % 10 == 0:
+        if self.pump.settled and self._ticks % 10 == 0:
             # what survived the last 10 s is long-lived (rows, cached strips): take it out of the
             # collector's walk too, so full collections stay short while statuses stream in.
             # Replaced rows are freed by reference counting, frozen or not.
@@ -419,19 +300,23 @@ class DashApp(App[int]):
             return
         now = self.clock()
         with self.batch_update(), contextlib.suppress(NoMatches):
-            if self.model.lock_groups() and any(g.holders for g in self.model.lock_groups()):
-                main.query_one("#locks", LockPanel).show(self.model.lock_groups(), now, self.node_name)
+            held = self.presenter.held_locks()
+            if held is not None:
+                main.query_one("#locks", LockPanel).show(held, now, self.node_name)
             if self.stale_sources():
                 self._repaint_panels(main, False)
 
     def node_name(self, machine_id: str) -> str | None:
-        row = self.model.get(machine_id)
-        return row.hostname if row is not None else None
+        return self.presenter.node_name(machine_id)
 
     def stale_sources(self) -> tuple[str, ...]:
-        return tuple(s for s in self.sources_configured if self.model.is_stale(s))
+        return self.presenter.stale_sources()
 
     # -- view state -----------------------------------------------------------------------
+    @property
+    def view(self) -> RowView:
+        return self.presenter.view
+
     @property
     def query(self) -> str:
         return self.view.query_text

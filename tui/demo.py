@@ -119,7 +119,7 @@ def _progress(text: str) -> None:
 
 
 def _exit_soon(app: DemoApp) -> None:
-    loop = app._loop
+    loop = app.event_loop
     if loop is not None:
         loop.call_soon_threadsafe(app.exit, 0)
 

@@ -9,14 +9,14 @@ table below is the last known state, not the current one.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from rich.text import Text
 from textual.widget import Widget
 
 from coreroll.textsafe import visible
-from coreroll.watch.views import CONNECTED, ConnectionState
+from coreroll.watch.views import CONNECTED, ConnectionState, HeaderInfo
+
+__all__ = ["DashHeader", "HeaderInfo", "render_header"]
 
 STATE_STYLES = {
     "error": "bold red",
@@ -26,21 +26,6 @@ STATE_STYLES = {
     "onhold": "magenta",
     "idle": "green",
 }
-
-
-@dataclass(frozen=True)
-class HeaderInfo:
-    cluster: str
-    etcd: ConnectionState | None
-    server: ConnectionState | None
-    counts: Mapping[str, int] = field(default_factory=dict)
-    total: int = 0
-    shown: int = 0
-    last_update: float | None = None
-    read_only: bool = False
-    frozen: bool = False
-    loading: int = 0  # updates still being read in (first listing of a big fleet)
-    now: float | None = None
 
 
 def _connection(name: str, state: ConnectionState | None, now: float) -> Text:

@@ -160,7 +160,10 @@ class NodeTable(ScrollView, can_focus=True):
         visible = self.scrollable_content_region.height
         if self.is_mounted and visible and (size.height > visible) == (self.virtual_size.height > visible):
             self.set_reactive(NodeTable.virtual_size, size)
-            self._scroll_update(size)
+            if self.show_vertical_scrollbar:  # what a layout pass would tell the scrollbar
+                bar = self.vertical_scrollbar
+                bar.window_virtual_size = size.height
+                bar.window_size = self.container_size.height - self.scrollbar_size_horizontal
         else:
             self.virtual_size = size
 

@@ -431,3 +431,20 @@ class StuckNode:
     state: str
     since: float
     seconds: float
+
+
+@dataclass(frozen=True)
+class HeaderInfo:
+    """What the dashboard's header line shows (built by `tui.presenter.Presenter.header`)."""
+
+    cluster: str
+    etcd: ConnectionState | None
+    server: ConnectionState | None
+    counts: Mapping[str, int] = field(default_factory=dict)
+    total: int = 0
+    shown: int = 0
+    last_update: float | None = None
+    read_only: bool = False
+    frozen: bool = False
+    loading: int = 0  # updates still being read in (first listing of a big fleet)
+    now: float | None = None

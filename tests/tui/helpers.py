@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import time
 from collections.abc import Callable
 
-from rich.console import Console
 from textual.app import App
 
+from tui.textual_compat import screen_text
 
-def screen_text(app: App) -> str:
-    """What the terminal shows right now, as plain text (no colours)."""
-    width, height = app.size
-    console = Console(
-        width=width, height=height, file=io.StringIO(), force_terminal=True, color_system=None,
-        record=True, legacy_windows=False, safe_box=False,
-    )  # fmt: skip
-    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
-    return console.export_text()
+__all__ = ["screen_text", "wait_for", "wait_for_text"]
 
 
 async def wait_for(condition: Callable[[], object], timeout: float = 5.0, what: str = "condition") -> None:  # noqa: ASYNC109

@@ -10,23 +10,22 @@ one runs `action_intervene`, which posts `InterventionRequested` with what is se
 
 from __future__ import annotations
 
-import asyncio
-import time
-from typing import TYPE_CHECKING, ClassVar, Self
+from typing import TYPE_CHECKING, ClassVar
 
-from textual import events, on
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
-from textual.geometry import Region
-from textual.screen import Screen
+from textual.geometry import Size
+from textual.reactive import Reactive
 from textual.widgets import Input
 
 from coreroll.textsafe import visible
 from coreroll.watch.query import QueryError, parse_query
 from tui import keymap, messages
 from tui.keymap import MAIN_BINDINGS
+from tui.textual_compat import PromptScreen
 from widgets.channel_bar import ChannelBar
 from widgets.event_log import EventLog
 from widgets.header import DashHeader
@@ -41,27 +40,14 @@ if TYPE_CHECKING:
 
 class FilterInput(Input):
     """The filter line. Its box has a fixed size (full width, 3 lines), so a new value never moves
-    anything: Textual's Input still asks for a layout pass of the whole screen on every keystroke
-    (its virtual size follows the text), 15-40 ms under load; here it is a repaint."""
+    anything: Textual's Input asks for a layout pass of the whole screen on every keystroke (its
+    `virtual_size`, which follows the text, is a layout reactive), 15-40 ms under load. Here the
+    same reactive only repaints the line."""
 
-    _typing = False
-
-    def _watch_value(self, value: str) -> None:
-        self._typing = True
-        try:
-            super()._watch_value(value)
-        finally:
-            self._typing = False
-
-    def refresh(
-        self, *regions: Region, repaint: bool = True, layout: bool = False, recompose: bool = False
-    ) -> Self:
-        return super().refresh(
-            *regions, repaint=repaint, layout=layout and not self._typing, recompose=recompose
-        )
+    virtual_size: Reactive[Size] = Reactive(Size(0, 0), layout=False)
 
 
-class MainScreen(Screen[None]):
+class MainScreen(PromptScreen):
     HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-narrow"), (140, "-wide")]
     BINDINGS: ClassVar[list[BindingType]] = list(MAIN_BINDINGS)
 
@@ -80,49 +66,10 @@ class MainScreen(Screen[None]):
         yield KeyBar()
 
     _query_before: str = ""
-    _updated_at: float = 0.0
-    FRAME = 1 / 60  # the fastest this screen updates (Textual's own frame limit)
 
-    # -- prompt screen updates -------------------------------------------------------------
-    # Textual paints a dirty screen from a 60 Hz timer that, once paused and resumed, skips to the
-    # frame after next: a key pressed just after a paint waited 17-33 ms for its update (more than
-    # half the 50 ms keypress budget). Here a dirty screen is updated at once when the last update
-    # is at least one frame old or a key was just pressed (its effect may take two updates: the
-    # filter line, then the table), else exactly when that frame is up.
-    _frame_due: asyncio.TimerHandle | None = None
-
-    def _needs_update(self) -> bool:
-        return bool(
-            not self.app._batch_count
-            and self.is_current
-            and (
-                self._layout_required
-                or self._scroll_required
-                or self._repaint_required
-                or self._dirty_widgets
-            )
-        )
-
-    async def _on_idle(self, event: events.Idle) -> None:
-        if self._needs_update():
-            wait = self._updated_at + self.FRAME - time.monotonic()
-            if wait <= 0 or self.dash.key_recent():
-                self._on_timer_update()
-            elif self._frame_due is None:
-                self._frame_due = asyncio.get_running_loop().call_later(wait, self._frame_up)
-        await super()._on_idle(event)
-
-    def _frame_up(self) -> None:
-        self._frame_due = None
-        if self._needs_update() and self.is_attached:
-            self._on_timer_update()
-
-    def _on_timer_update(self) -> None:
-        if self._frame_due is not None:  # this update is the one that frame would have made
-            self._frame_due.cancel()
-            self._frame_due = None
-        self._updated_at = time.monotonic()
-        super()._on_timer_update()
+    def update_now_wanted(self) -> bool:
+        """Update the screen at once while a key's effect is on its way (see PromptScreen)."""
+        return self.dash.key_recent()
 
     @property
     def dash(self) -> DashView:

@@ -1,7 +1,7 @@
-"""How the app takes in what the sources deliver: `split_update` cuts the first listing of a big
-fleet into a small snapshot plus single updates with the same end state, so the app can apply it
-in time slices and paint the first rows at once instead of staying blank while 100,000 status
-documents are parsed.
+"""How the dashboard takes in what the sources deliver: `split_update` cuts the first listing of a
+big fleet into a small snapshot plus single updates with the same end state, so the update pump
+(`coreroll.watch.pump`) can apply it in time slices and paint the first rows at once instead of
+staying blank while 100,000 status documents are parsed.
 
 Resyncs (the model already has rows from that source) stay whole: a snapshot removes what it does
 not list, and rows must not blink out while the rest is read in.

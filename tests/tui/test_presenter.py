@@ -1,0 +1,74 @@
+"""The presenter without a screen: what each panel would show, built from a real model."""
+
+from __future__ import annotations
+
+from coreroll.watch import updates as u
+from coreroll.watch.model import FleetModel
+from coreroll.wire.keys import LOCK_DEFAULT_KEY
+from tui.presenter import Presenter
+from tui.sample import NOW, machine_id, sample_updates
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def loaded(n: int = 40, **kwargs: object) -> tuple[Presenter, FleetModel, Clock]:
+    clock = Clock()
+    model = FleetModel(clock=clock)
+    model.apply_many(sample_updates(n))
+    return Presenter(model, clock=clock, **kwargs), model, clock  # type: ignore[arg-type]
+
+
+def test_header_counts_the_fleet_and_names_the_flags() -> None:
+    presenter, model, _ = loaded(40, cluster="http://127.0.0.1:2379", read_only=True)
+    header = presenter.header(shown=12, frozen=True, loading=3)
+    assert header.total == 40 and header.shown == 12 and sum(header.counts.values()) == 40
+    assert header.read_only and header.frozen and header.loading == 3
+    assert header.cluster == "http://127.0.0.1:2379" and header.now == NOW
+    only_etcd = Presenter(model, sources_configured=("etcd",)).header(shown=0, frozen=False, loading=0)
+    assert only_etcd.server is None  # a source not configured is not shown as down
+
+
+def test_costly_panels_come_back_only_when_they_changed() -> None:
+    presenter, model, clock = loaded(40)
+    first = presenter.panels(shown=40, frozen=False, loading=0, full=False)
+    assert first.channels is not None and first.locks is not None and first.activity
+    again = presenter.panels(shown=40, frozen=False, loading=0, full=False)
+    assert again.channels is None and again.locks is None and not again.activity
+
+    model.apply(u.LockState("", "v3", LOCK_DEFAULT_KEY, 1, 2, (machine_id(3),)))
+    changed = presenter.panels(shown=40, frozen=False, loading=0, full=False)
+    assert changed.locks is not None and changed.channels is None
+    assert [h.machine_id for h in changed.locks[0].holders] == [machine_id(3)]
+
+    clock.now += presenter.CHANNELS_EVERY  # progress bars rescan once a second anyway
+    assert presenter.panels(shown=40, frozen=False, loading=0, full=False).channels is not None
+    full = presenter.panels(shown=40, frozen=False, loading=0, full=True)
+    assert full.channels is not None and full.locks is not None
+
+    model.note("hello from the dashboard")
+    assert [e.message for e in presenter.panels(shown=40, frozen=False, loading=0, full=False).activity] == [
+        "hello from the dashboard"
+    ]
+
+
+def test_rows_follow_the_query_and_the_sort() -> None:
+    presenter, model, _ = loaded(40)
+    rows = presenter.rows([], {}, set(), full=True)
+    assert len(rows) == 40
+    presenter.view.set_query(machine_id(7), model)
+    assert [r.machine_id for r in presenter.rows(rows, {}, set(), full=True)] == [machine_id(7)]
+
+
+def test_held_locks_only_while_someone_holds_one() -> None:
+    presenter, model, _ = loaded(40)  # the sample fleet has two holders
+    assert presenter.held_locks() is not None
+    empty = Presenter(FleetModel())
+    assert empty.held_locks() is None
+    assert presenter.node_name(machine_id(2)) == model.rows[machine_id(2)].hostname
+    assert presenter.node_name("nobody") is None

@@ -1,0 +1,186 @@
+"""The update pump without any UI: a real asyncio loop, a real model and buffer, a fake clock where
+time matters (unit tests of pure scheduling logic)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from coreroll.watch.model import FleetModel
+from coreroll.watch.pump import UpdatePump
+from coreroll.watch.updates import NodeStatus, Update, UpdateBuffer
+from coreroll.wire.keys import status_key
+from tui.sample import STATUS_KEY, machine_id, sample_updates, status_json
+
+
+class FakeClock:
+    """Advances `step` seconds on every read, and by what the pump sleeps."""
+
+    def __init__(self, step: float = 0.0) -> None:
+        self.now = 100.0
+        self.step = step
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(round(seconds, 6))
+        self.now += seconds
+
+
+def make_pump(
+    clock: FakeClock | None = None, on_repaint: Callable[[UpdatePump], None] = lambda p: None
+) -> tuple[UpdatePump, FleetModel, UpdateBuffer]:
+    model, buffer = FleetModel(), UpdateBuffer()
+    pump: UpdatePump
+
+    def repaint() -> None:
+        on_repaint(pump)
+
+    if clock is None:
+        pump = UpdatePump(model, buffer, repaint=repaint, refresh_interval=0.01)
+    else:
+        pump = UpdatePump(
+            model, buffer, repaint=repaint, refresh_interval=0.01, clock=clock, sleep=clock.sleep
+        )
+    return pump, model, buffer
+
+
+def one_status(i: int, state: str = "UPDATE_STATUS_IDLE") -> NodeStatus:
+    mid = machine_id(i)
+    return NodeStatus(mid, STATUS_KEY.format(mid), status_json(mid, status=state, hostname=f"n{i}"))
+
+
+async def test_what_the_sources_put_reaches_the_model_and_one_repaint_shows_it() -> None:
+    painted = asyncio.Event()
+    pump, model, buffer = make_pump(on_repaint=lambda p: painted.set())
+    buffer.put(one_status(1))  # before attach: attach() flushes it
+    pump.attach()
+    await asyncio.wait_for(painted.wait(), 5)
+    assert machine_id(1) in model.rows
+    assert pump.take_changed() == {machine_id(1)}
+    assert pump.take_changed() == set()  # handed out once
+
+    painted.clear()
+    buffer.put(one_status(2))  # the buffer going non-empty wakes the pump
+    await asyncio.wait_for(painted.wait(), 5)
+    assert machine_id(2) in model.rows and pump.repaints == 2
+
+
+async def test_a_put_from_another_thread_wakes_the_pump() -> None:
+    painted = asyncio.Event()
+    pump, model, buffer = make_pump(on_repaint=lambda p: painted.set())
+    pump.attach()
+    thread = threading.Thread(target=buffer.put, args=(one_status(7),))
+    thread.start()
+    thread.join()
+    await asyncio.wait_for(painted.wait(), 5)
+    assert machine_id(7) in model.rows
+
+
+async def test_a_big_first_listing_paints_early_then_fills_in() -> None:
+    seen: list[tuple[int, int]] = []  # (rows in the model, updates still to apply) at each repaint
+    done = asyncio.Event()
+
+    def on_repaint(pump: UpdatePump) -> None:
+        seen.append((len(pump.model.rows), pump.loading))
+        if not pump.loading:
+            done.set()
+
+    clock = FakeClock(step=0.001)
+    pump, _, buffer = make_pump(clock, on_repaint)
+    pump.CHUNK, pump.SLICE, pump.FIRST_BUDGET, pump.LOAD_BUDGET = 10, 0.0, 0.002, 0.002
+    for update in sample_updates(300):
+        buffer.put(update)
+    pump.attach()
+    await asyncio.wait_for(done.wait(), 5)
+    first_rows, first_loading = seen[0]
+    assert 10 <= first_rows < 300 and first_loading > 0  # rows show before the listing is in
+    assert seen[-1] == (300, 0) and len(seen) >= 3
+
+
+async def test_model_work_waits_for_a_key_to_paint_first() -> None:
+    clock = FakeClock()
+    pump, model, buffer = make_pump(clock)
+    buffer.put(one_status(1))
+    pump.key_pressed()
+    assert pump.key_recent()
+    await pump.flush_sliced()
+    assert clock.slept[0] == pump.KEY_QUIET  # the slice waited for the key's quiet time
+    assert machine_id(1) in model.rows and pump.repaints == 1
+    assert not pump.key_recent()
+
+
+async def test_a_held_down_key_cannot_stall_the_data() -> None:
+    clock = FakeClock()
+    pump, model, buffer = make_pump(clock)
+
+    async def key_repeat_while_waiting(seconds: float) -> None:
+        await FakeClock.sleep(clock, seconds)
+        pump.key_pressed()  # auto-repeat: a new key arrives during every wait
+
+    pump.sleep = key_repeat_while_waiting
+    buffer.put(one_status(1))
+    pump.key_pressed()
+    await asyncio.wait_for(pump.flush_sliced(), 5)
+    assert machine_id(1) in model.rows and pump.repaints == 1
+    # two waits (before the slice, before the repaint), each cut at KEY_WAIT_MAX
+    assert sum(clock.slept) <= 2 * pump.KEY_WAIT_MAX + 1e-9
+
+
+async def test_flushes_are_at_most_one_per_refresh_interval() -> None:
+    timers: list[tuple[float, Callable[[], None]]] = []  # recorded, run by hand
+    pump = UpdatePump(
+        FleetModel(), UpdateBuffer(), repaint=lambda: None, refresh_interval=10.0,
+        call_later=lambda delay, callback: timers.append((delay, callback)),
+    )  # fmt: skip
+    pump.attach()  # first wake: nothing flushed yet, so (almost) no wait
+    assert [delay for delay, _ in timers] == [pytest.approx(0.001)]
+    pump.wake()  # already scheduled: no second timer
+    assert len(timers) == 1
+    timers[0][1]()  # the timer fires: a flush starts (and ends: the buffer is empty)
+    await asyncio.sleep(0)
+    pump.buffer.put(one_status(1))  # new data right after a flush waits for the interval
+    assert len(timers) == 2 and timers[1][0] == pytest.approx(10.0, abs=0.5)
+
+
+async def test_frozen_keeps_applying_but_does_not_repaint() -> None:
+    pump, model, buffer = make_pump(FakeClock())
+    pump.frozen = True
+    buffer.put(one_status(3))
+    await pump.flush_sliced()
+    assert machine_id(3) in model.rows and pump.repaints == 0
+
+
+class Unappliable(NodeStatus):
+    """An update whose application raises (stands for a model bug hit by outside data)."""
+
+
+async def test_an_update_the_model_cannot_apply_is_noted_and_skipped() -> None:
+    pump, model, buffer = make_pump(FakeClock())
+    real_apply = model.apply
+
+    def apply(update: Update) -> set[str]:
+        if isinstance(update, Unappliable):
+            raise ValueError("boom")
+        return real_apply(update)
+
+    model.apply = apply  # type: ignore[method-assign]
+    buffer.put(Unappliable("m", status_key("m"), b"{}"))
+    buffer.put(one_status(4))
+    await pump.flush_sliced()
+    assert pump.unusable_updates == 1
+    assert machine_id(4) in model.rows  # the updates after it still arrive
+    assert any("ignored Unappliable" in entry.message for _, entry in model.activity_after(0))
+
+
+def test_the_pump_and_the_presenter_do_not_import_textual() -> None:
+    code = "import sys, coreroll.watch.pump, tui.presenter; sys.exit('textual' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
