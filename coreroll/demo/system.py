@@ -118,7 +118,6 @@ class DemoSystem:
         self.started_real = time.monotonic()
         self.finished = False
         self._stopped = False
-        self._phases: list[Phase] = []
         self._log_handler: logging.Handler | None = None
         self._log_level = logging.NOTSET
 
@@ -131,16 +130,11 @@ class DemoSystem:
         if phase.text == self.phase.text:
             return
         self.phase = phase
-        self._phases.append(phase)
         if self.on_phase is not None:
             try:
                 self.on_phase(phase)
             except Exception:  # a broken listener must not stop the scenario
                 log.exception("demo: phase listener failed")
-
-    @property
-    def phases(self) -> list[Phase]:
-        return list(self._phases)
 
     def _progress(self, text: str) -> None:
         if self.on_progress is not None:
@@ -290,9 +284,6 @@ class DemoSystem:
 
     def done_on(self, version: str, nodes: list[SimNode]) -> bool:
         return all(n.is_good_on(version) for n in nodes if not self.is_down(n))
-
-    def count_on(self, version: str, nodes: list[SimNode]) -> int:
-        return sum(n.is_good_on(version) for n in nodes)
 
     async def until(self, predicate: Callable[[], bool], poll: float = 0.1) -> None:
         """Wait (no deadline: `run(duration)` bounds the whole script) until `predicate()`."""
