@@ -12,6 +12,8 @@ from coreroll.etcd.errors import EtcdUnavailableError
 from coreroll.etcd.v2 import COMPARE_FAILED, KEY_NOT_FOUND, NODE_EXIST, V2Client, V2KeyError
 from tests.etcd.conftest import TlsEtcd
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 async def v2(clean_etcd: str) -> AsyncIterator[V2Client]:

@@ -20,6 +20,8 @@ from coreroll.etcd.config import EtcdConfig
 from coreroll.locks import semaphore_key
 from tests.locks.rawetcd import raw_get, raw_put
 
+pytestmark = pytest.mark.slow
+
 MID = "69d27b356a94476da859461d3a3bc6fd"
 DEFAULT_KEY = "coreos.com/updateengine/rebootlock/semaphore"
 

@@ -10,9 +10,12 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from coreroll.node.partitions import Disk
 from coreroll.node.updateconf import UpdateConf
+
+pytestmark = pytest.mark.slow
 
 
 def etcd_get(endpoint: str, key: str) -> bytes | None:

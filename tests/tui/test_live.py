@@ -32,7 +32,7 @@ A = "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1"
 B = "b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2"
 C = "c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3"
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.timeout(90), pytest.mark.slow]
 
 
 @pytest.fixture

@@ -13,6 +13,8 @@ from tui.app import DashApp
 from tui.sample import NOW, STATUS_KEY, machine_id, sample_updates, status_json
 from widgets.node_table import NodeTable
 
+pytestmark = pytest.mark.slow
+
 
 def make_app(n: int = 40, **kwargs: object) -> DashApp:
     app = DashApp(FleetModel(clock=lambda: NOW), clock=lambda: NOW, watch_tty=False, **kwargs)  # type: ignore[arg-type]
