@@ -37,6 +37,7 @@ def test_session_etcd_serves_v3_and_v2(etcd_endpoint: str) -> None:
     assert etcd_endpoint.startswith("http://127.0.0.1:")
 
 
+@pytest.mark.slow
 def test_restart_keeps_data_and_ports(tmp_path: Path) -> None:
     server = EmbeddedEtcd(data_dir=tmp_path / "etcd")
     with server:
@@ -69,6 +70,7 @@ def test_flags_may_come_before_the_subcommand() -> None:
     assert normalise_argv(["--read-only"], names) == ["dash", "--read-only"]
 
 
+@pytest.mark.slow
 def test_etcd_command_runs_a_command_against_its_etcd() -> None:
     probe = "import os,httpx;print(httpx.get(os.environ['COREROLL_ETCD']+'/health').json()['health'])"
     result = subprocess.run(

@@ -1,7 +1,7 @@
 """A deterministic sample fleet, as the sources would deliver it, for snapshot tests, the benchmark
 and screenshots (no I/O: a list of `coreroll.watch.updates` messages).
 
-- `status_json(machine_id, **fields) -> bytes`: a node status report in the DESIGN.md shape.
+- `status_json(machine_id, **fields) -> bytes`: a node status report as the agent writes it.
 - `sample_updates(n, seed=0, now=...) -> list[Update]`: one `EtcdSnapshot` with `n` nodes over three
   channels, alive keys, one lock group with a stale holder, plus a `FeedSnapshot` (channels, groups,
   instances, activity) and both sources connected.

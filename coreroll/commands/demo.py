@@ -101,6 +101,7 @@ def _progress(text: str) -> None:
 
 
 async def _headless(options: object, duration: float) -> int:
+    from coreroll.demo.scenarios import script_for
     from coreroll.demo.summary import summarize
     from coreroll.demo.system import DemoOptions, DemoSystem
 
@@ -124,7 +125,7 @@ async def _headless(options: object, duration: float) -> int:
             f"up to {duration:g} s; etcd {system.etcd_endpoint}, server {system.server_url}",
             flush=True,
         )
-        await system.run(duration)
+        await system.run(script_for(options.scenario), duration)
         summary = await summarize(system)
     except asyncio.CancelledError:
         print("interrupted: stopping everything ...", file=sys.stderr)

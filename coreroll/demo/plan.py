@@ -6,6 +6,7 @@
 - `DEMO_SPREAD`: update_engine's schedule shortened (first check 30 s +- 20, then every
   4 min +- 1) and quick reboots, so a rollout of 60 nodes at x60 takes about half a minute of real
   time while each step stays visible.
+- `describe_groups()`: `default 2, lb 1, db 1`, the lock maxes in one line.
 - `fleet_scenario(name) -> DemoFleetScenario`: a `coreroll.fleet.scenario.Scenario` whose
   `assign()` pins the scenario's fault on chosen nodes instead of a random fraction, so even a
   small fleet shows it: `bad-release` makes every other alpha node unable to boot any release but
@@ -93,3 +94,8 @@ def fleet_scenario(name: str) -> DemoFleetScenario:
 
 def group_max() -> dict[str, int]:
     return {g.name: g.max for g in LOCK_GROUPS}
+
+
+def describe_groups() -> str:
+    """`default 2, lb 1, db 1`: how many nodes of each lock group may reboot at once."""
+    return ", ".join(f"{g.name or 'default'} {g.max}" for g in LOCK_GROUPS)

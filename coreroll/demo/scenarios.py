@@ -50,9 +50,7 @@ def next_version(version: str) -> str:
 
 
 def _lock_policy() -> str:
-    from coreroll.demo.system import describe_groups
-
-    return describe_groups()
+    return plan.describe_groups()
 
 
 async def roll_out(demo: DemoSystem, version: str, held: Callable[[], bool] = lambda: False) -> None:

@@ -2,7 +2,7 @@
 
     system = DemoSystem(DemoOptions(nodes=60, time_factor=60, scenario="rollout"), on_phase=print)
     await system.start()          # etcd, server, releases, fleet; says what it waits for
-    finished = await system.run(duration=60)   # the scenario's script; True when it got to its end
+    finished = await system.run(script_for(system.options.scenario), duration=60)  # True: got to its end
     summary = await system.summary()           # versions, rollbacks, lock history, checks
     await system.stop()           # everything it started stops; temp files go unless keep=DIR
 
@@ -17,7 +17,8 @@ What it starts (in this order, each reported through `on_progress`):
    maxes with the lock store before any node starts).
 `<base>` is a temporary directory removed by `stop()`, or `keep` (kept).
 
-`run()` drives the scenario (`coreroll.demo.scenarios`). While it runs, `phase` says what the
+`run(script)` drives the scenario (`script_for` in `coreroll.demo.scenarios`: the caller picks it,
+so this module never imports the scripts that drive it). While it runs, `phase` says what the
 scenario is doing now, and `on_phase(Phase)` is called (from the system's event loop) each time it
 changes. `facts` collects what the scenario observed (for its checks).
 
@@ -34,7 +35,7 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,6 @@ class DemoSystem:
         self.started_real = time.monotonic()
         self.finished = False
         self._stopped = False
-        self._phases: list[Phase] = []
         self._log_handler: logging.Handler | None = None
         self._log_level = logging.NOTSET
 
@@ -130,16 +130,11 @@ class DemoSystem:
         if phase.text == self.phase.text:
             return
         self.phase = phase
-        self._phases.append(phase)
         if self.on_phase is not None:
             try:
                 self.on_phase(phase)
             except Exception:  # a broken listener must not stop the scenario
                 log.exception("demo: phase listener failed")
-
-    @property
-    def phases(self) -> list[Phase]:
-        return list(self._phases)
 
     def _progress(self, text: str) -> None:
         if self.on_progress is not None:
@@ -258,11 +253,10 @@ class DemoSystem:
             await asyncio.to_thread(shutil.rmtree, self.base_dir, True)
 
     # -- running the scenario ----------------------------------------------------------------
-    async def run(self, duration: float | None = None) -> bool:
+    async def run(
+        self, script: Callable[[DemoSystem], Awaitable[None]], duration: float | None = None
+    ) -> bool:
         """Run the scenario's script; True when it reached its end within `duration` real seconds."""
-        from coreroll.demo.scenarios import script_for
-
-        script = script_for(self.options.scenario)
         try:
             if duration is None:
                 await script(self)
@@ -290,9 +284,6 @@ class DemoSystem:
 
     def done_on(self, version: str, nodes: list[SimNode]) -> bool:
         return all(n.is_good_on(version) for n in nodes if not self.is_down(n))
-
-    def count_on(self, version: str, nodes: list[SimNode]) -> int:
-        return sum(n.is_good_on(version) for n in nodes)
 
     async def until(self, predicate: Callable[[], bool], poll: float = 0.1) -> None:
         """Wait (no deadline: `run(duration)` bounds the whole script) until `predicate()`."""
@@ -329,9 +320,4 @@ def _make_dir(path: Path) -> Path:
     return path.resolve()
 
 
-def describe_groups() -> str:
-    """`default 2, lb 1, db 1`: how many nodes of each lock group may reboot at once."""
-    return ", ".join(f"{g.name or 'default'} {g.max}" for g in plan.LOCK_GROUPS)
-
-
-__all__ = ["INITIAL_VERSION", "NEW_VERSION", "DemoOptions", "DemoSystem", "Phase", "describe_groups"]
+__all__ = ["INITIAL_VERSION", "NEW_VERSION", "DemoOptions", "DemoSystem", "Phase"]

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from coreroll.demo.scenarios import script_for
 from coreroll.demo.system import DemoOptions, DemoSystem, Phase
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ class DemoThread:
     async def _script(self) -> bool:
         assert self._begin is not None
         await self._begin.wait()
-        return await self.system.run(None)
+        return await self.system.run(script_for(self.system.options.scenario), None)
 
     def _script_done(self, task: asyncio.Task[bool]) -> None:
         if task.cancelled():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 DEFAULT_ENDPOINTS = ("http://127.0.0.1:2379", "http://127.0.0.1:4001")
 
@@ -46,19 +45,3 @@ class EtcdConfig:
             raise ValueError("--etcd-certfile and --etcd-keyfile must be given together")
         if self.password and not self.username:
             raise ValueError("--etcd-password needs --etcd-username")
-
-    @property
-    def uses_tls(self) -> bool:
-        return bool(self.cafile or self.certfile) or any(
-            urlsplit(e).scheme == "https" for e in self.endpoints
-        )
-
-    def host_ports(self) -> list[tuple[str, int]]:
-        """(host, port) of each endpoint; a bare host:port is accepted too."""
-        pairs: list[tuple[str, int]] = []
-        for endpoint in self.endpoints:
-            parts = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
-            if not parts.hostname:
-                raise ValueError(f"etcd endpoint {endpoint!r} has no host")
-            pairs.append((parts.hostname, parts.port or 2379))
-        return pairs

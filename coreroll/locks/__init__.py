@@ -5,11 +5,13 @@ Public API (see each module's docstring):
   `HolderExistsError`, `HolderNotFoundError`, `SemaphoreFormatError`, `SemaphoreRangeError`,
   `INT64_MIN`, `INT64_MAX`, `in_int64`                                   (coreroll.locks.semaphore)
 - `semaphore_key`, `group_from_key`, `query_escape`, `group_label`       (coreroll.locks.keys)
-- `open_lock_store(config) -> LockStore`, `GroupState`, `LockConflictError` (coreroll.locks.store)
+- `open_lock_store(config) -> LockStore` (here: picks the v3 or v2 backend by `config.api`),
+  `LockStore` (the backend protocol), `GroupState`, `LockConflictError`   (coreroll.locks.store)
 - `read_airlock_groups(config)`                                          (coreroll.locks.airlock)
 - `audit_target(group, holder=None)`: the audit record `target` for a lock change.
 """
 
+from coreroll.etcd.config import EtcdConfig
 from coreroll.locks.keys import group_from_key, group_label, query_escape, semaphore_key
 from coreroll.locks.semaphore import (
     INT64_MAX,
@@ -25,7 +27,19 @@ from coreroll.locks.semaphore import (
     new_semaphore,
     parse_semaphore,
 )
-from coreroll.locks.store import GroupState, LockConflictError, LockStore, open_lock_store
+from coreroll.locks.store import GroupState, LockConflictError, LockStore
+
+
+def open_lock_store(config: EtcdConfig, **kwargs: float) -> LockStore:
+    """The store for `config.api` ("v3" or "v2"); connects lazily on first use."""
+    # Imported here: only the chosen backend's client library (aetcd for v3) is loaded.
+    if config.api == "v2":
+        from coreroll.locks.v2store import V2LockStore
+
+        return V2LockStore(config, **kwargs)
+    from coreroll.locks.v3store import V3LockStore
+
+    return V3LockStore(config, **kwargs)
 
 
 def audit_target(group: str, holder: str | None = None) -> str:

@@ -121,9 +121,6 @@ class Semaphore:
         holders = "null" if not self.holders and self.holders_null else go_json_strings(self.holders)
         return f'{{"semaphore":{self.semaphore},"max":{self.max},"holders":{holders}}}'.encode()
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"semaphore": self.semaphore, "max": self.max, "holders": list(self.holders)}
-
 
 def _checked(name: str, value: int) -> int:
     if not in_int64(value):

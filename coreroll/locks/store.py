@@ -1,7 +1,9 @@
 """The lock store: locksmith's semaphore kept in etcd, changed only by compare-and-swap.
 
-`open_lock_store(config) -> LockStore` picks `V3LockStore` (default) or `V2LockStore` by
-`config.api`. Every method is async:
+`LockStore` is the backend protocol: `V3LockStore` (coreroll/locks/v3store.py) and `V2LockStore`
+(coreroll/locks/v2store.py) implement it; `coreroll.locks.open_lock_store(config)` picks one by
+`config.api` (the factory lives in the package so this module never imports its backends).
+Every method is async:
 
 - `get(group="") -> (Semaphore, revision)`: creates the semaphore first when absent (as locksmith's
   client does on start-up: create-if-absent, so an existing value is never replaced).
@@ -182,14 +184,3 @@ class LockStore(abc.ABC):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-
-def open_lock_store(config: EtcdConfig, **kwargs: float) -> LockStore:
-    """The store for `config.api` ("v3" or "v2"); connects lazily on first use."""
-    if config.api == "v2":
-        from coreroll.locks.v2store import V2LockStore
-
-        return V2LockStore(config, **kwargs)
-    from coreroll.locks.v3store import V3LockStore
-
-    return V3LockStore(config, **kwargs)

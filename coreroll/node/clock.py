@@ -9,15 +9,12 @@ Public API:
 - `ScaledClock(time_factor, start=None)`: simulated seconds run `time_factor` times faster than
   real ones. `now()` starts at `start` (default: the wall time at creation) and advances
   `time_factor` simulated seconds per real second; `sleep(s)` sleeps `s / time_factor` real seconds.
-- `sleep_until(clock, epoch)`: sleep until the clock reads `epoch` (returns at once if past).
-- `to_datetime(clock)`: the clock's `now()` as an aware UTC datetime.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
 
@@ -64,14 +61,3 @@ class ScaledClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds) / self.time_factor)
-
-
-async def sleep_until(clock: Clock, epoch: float) -> None:
-    """Sleep until `clock.now() >= epoch`."""
-    remaining = epoch - clock.now()
-    if remaining > 0:
-        await clock.sleep(remaining)
-
-
-def to_datetime(clock: Clock) -> datetime:
-    return datetime.fromtimestamp(clock.now(), tz=UTC)

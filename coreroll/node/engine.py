@@ -1,5 +1,5 @@
-"""The update engine: Flatcar's update_engine as an asyncio object (reference
-locksmith-and-update-engine.md 6, omaha-and-update-servers.md 1.2, 1.4, 2, 7).
+"""The update engine: Flatcar's update_engine as an asyncio object (its states, timings, Omaha
+requests and error codes, as upstream's flatcar/update_engine has them).
 
 What it does, in update_engine's order:
 - Marks the booted partition good (`flatcar-setgoodroot`: `disk.mark_good()`) `mark_good_delay`

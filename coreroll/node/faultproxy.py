@@ -9,7 +9,7 @@ proxy keeps running and keeps its state.
 Public API: `FaultProxy(target_host, target_port, *, down_rate=None)` (down_rate: bytes per
 real second towards the client, to model a slow link) with `async start() -> str` (the proxy's
 `http://127.0.0.1:PORT` URL), `async cut()`, `async restore()`, `async stop()`, `url`, `port`,
-`is_cut`, and the counters `bytes_down` (server -> client) and `connections`.
+and the counters `bytes_down` (server -> client) and `connections`.
 Listens on 127.0.0.1 only.
 """
 
@@ -37,10 +37,6 @@ class FaultProxy:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def is_cut(self) -> bool:
-        return self._server is None
 
     async def start(self) -> str:
         if not self.port:

@@ -9,7 +9,7 @@ Payload downloads do not take a slot (a throttled transfer holds its connection 
 simulated duration, and a fleet's downloads must overlap).
 
 Public API: `http_slots(client) -> asyncio.Semaphore` (one per client, created on first use with
-`DEFAULT_SLOTS`), `set_http_slots(client, n)`.
+`DEFAULT_SLOTS`).
 """
 
 from __future__ import annotations
@@ -29,10 +29,3 @@ def http_slots(client: httpx.AsyncClient) -> asyncio.Semaphore:
     if slots is None:
         slots = _slots[client] = asyncio.Semaphore(DEFAULT_SLOTS)
     return slots
-
-
-def set_http_slots(client: httpx.AsyncClient, n: int) -> None:
-    """At most `n` requests of `client` in flight at once (make it <= the pool's max_connections)."""
-    if n < 1:
-        raise ValueError(f"need at least one slot, not {n}")
-    _slots[client] = asyncio.Semaphore(n)

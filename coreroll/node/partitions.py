@@ -1,7 +1,6 @@
 """A node's disk as a state directory: the USR-A/USR-B partition table and one image file per slot.
 
-The boot flags follow GRUB's `gptprio.next` and `cgpt` exactly (reference
-locksmith-and-update-engine.md section 7):
+The boot flags follow GRUB's `gptprio.next` and `cgpt` exactly (as Flatcar ships them):
 - `boot()`: among the USR partitions pick the highest priority (strict `>` from 0, so priority 0
   is never chosen and a tie goes to the lower partition number) whose `tries > 0` or
   `successful`; if its tries are > 0, decrement them and persist BEFORE booting.

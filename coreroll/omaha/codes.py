@@ -156,7 +156,7 @@ class ErrorCode(IntEnum):
     DownloadIncomplete = 100  # internal (like EAGAIN), never reported
     OmahaRequestHTTPResponseBase = 2000  # + HTTP status
 
-    # Aliases: the spellings of the reference and INTERFACES.md (same members as above).
+    # Aliases: other spellings in use for the same codes (same members as above).
     PayloadHashMismatch = 10
     PayloadSizeMismatch = 11
     SignedDeltaPayloadExpected = 17

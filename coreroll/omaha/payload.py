@@ -1,6 +1,6 @@
 """The signed payload container, its keys, and the hashes Omaha carries for any payload.
 
-Container (DESIGN.md "Signed payloads"), all integers big-endian, header shaped like update_engine's::
+Container, all integers big-endian, header shaped like update_engine's::
 
     b"CrAU" | u64 version (= PAYLOAD_VERSION, 100) | u64 manifest length | manifest (UTF-8 JSON)
     | image bytes | signature

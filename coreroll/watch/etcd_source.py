@@ -267,7 +267,7 @@ class EtcdSource(ReconnectingSource):
         )
 
     async def _list_v2_locks(self) -> tuple[Any, list[u.LockState]]:
-        from coreroll.locks.store import open_lock_store
+        from coreroll.locks import open_lock_store
 
         store = open_lock_store(self.config)
         states = await store.group_states()

@@ -72,7 +72,7 @@ from coreroll.watch.parse import (
     parse_node_status,
 )
 from coreroll.watch.query import SORT_KEYS, Query, QueryError, parse_query, sort_rows
-from coreroll.watch.rollout import RolloutIndex, channel_view, group_view, progress
+from coreroll.watch.rollout import RolloutIndex, channel_view, group_view
 from coreroll.watch.views import (
     CONNECTED,
     STATES,
@@ -493,10 +493,6 @@ class FleetModel:
 
     def known_channel(self, name: str) -> bool:
         return name in self._channels
-
-    def channel_progress(self, name: str) -> RolloutProgress:
-        tallies = [self._rollout.by_channel.get(name, {})]
-        return progress(name, self.channel_version(name), tallies)
 
     def groups(self) -> list[ServerGroupView]:
         """In the server's order."""

@@ -1,4 +1,4 @@
-"""The dashboard's two sources under the names INTERFACES.md gives them (see each module)."""
+"""The dashboard's two sources, imported from one place (see each module)."""
 
 from coreroll.watch.etcd_source import EtcdSource
 from coreroll.watch.feed_source import FeedSource

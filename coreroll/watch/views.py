@@ -277,20 +277,12 @@ class NodeRow:
         return (self.instance or _NO_INSTANCE).version
 
     @property
-    def server_channel(self) -> str | None:
-        return (self.instance or _NO_INSTANCE).track
-
-    @property
     def ip(self) -> str | None:
         return (self.instance or _NO_INSTANCE).ip
 
     @property
     def update_in_progress(self) -> bool | None:
         return (self.instance or _NO_INSTANCE).update_in_progress
-
-    @property
-    def server_stale(self) -> bool | None:
-        return (self.instance or _NO_INSTANCE).stale
 
     @property
     def status_label(self) -> str:

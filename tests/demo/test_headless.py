@@ -15,6 +15,8 @@ from coreroll.demo.plan import fleet_scenario, pick_victim
 from coreroll.fleet.history import LockEvent, check_capacity
 from coreroll.locks import Semaphore
 
+pytestmark = pytest.mark.slow
+
 FAST = ["--nodes", "8", "--time-factor", "150"]
 
 

@@ -22,6 +22,8 @@ from tests.tui.helpers import wait_for
 from tests.watch.helpers import status_bytes
 from tests.watch.test_etcd_source import STATUS, Running, comparable, etcd_truth
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def cluster() -> Iterator[EmbeddedCluster]:

@@ -12,6 +12,8 @@ from coreroll.etcd.errors import EtcdUnavailableError
 from coreroll.etcd.v2 import COMPARE_FAILED, KEY_NOT_FOUND, NODE_EXIST, V2Client, V2KeyError
 from tests.etcd.conftest import TlsEtcd
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 async def v2(clean_etcd: str) -> AsyncIterator[V2Client]:
@@ -60,11 +62,11 @@ async def test_watch_with_wait_index(v2: V2Client) -> None:
     past = await v2.watch("/w/k", wait_index=first.node.modified_index)
     assert past.node.value == "1"  # history from waitIndex on
     waiting = asyncio.create_task(v2.watch("/w", wait_index=first.node.modified_index + 2, recursive=True))
-    await asyncio.sleep(0)
-    assert not waiting.done()
-    await v2.put("/w/other", "3")
+    put = await v2.put("/w/other", "3")
     event = await asyncio.wait_for(waiting, 5)
+    # The watch waited for the first change at or after waitIndex: the put made after it started.
     assert (event.action, event.node.key, event.node.value) == ("set", "/w/other", "3")
+    assert event.node.modified_index == put.node.modified_index == first.node.modified_index + 2
 
 
 async def test_failover_and_unavailable(clean_etcd: str) -> None:

@@ -17,6 +17,8 @@ from coreroll.locks import open_lock_store
 from tests.etcd.conftest import TlsEtcd
 from tests.security.certs import make_pki
 
+pytestmark = pytest.mark.slow
+
 DEAD = "http://127.0.0.1:9"
 
 

@@ -8,10 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from coreroll.etcd.launcher import EmbeddedEtcd
 from coreroll.watch.views import CONNECTED, DOWN
 from tests.faults.conftest import NEW, check, check_lock_invariants, make_fleet, record, until, watching
 from tests.node.test_engine_support import admin, publish_synthetic
+
+pytestmark = pytest.mark.slow
 
 NODES = 6
 MAX = {"web": 2, "db": 1}

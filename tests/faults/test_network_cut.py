@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
 
 from coreroll.etcd.config import EtcdConfig
 from coreroll.etcd.v3 import connect_v3
@@ -17,6 +18,8 @@ from coreroll.node.agent import AgentOptions, NodeAgent, provision_node
 from coreroll.node.clock import ScaledClock
 from coreroll.node.faultproxy import FaultProxy
 from tests.faults.conftest import FAST, OLD, Watch, check, record, watching
+
+pytestmark = pytest.mark.slow
 
 REPORT = 0.4  # real seconds between reports; the alive lease lives 3x this (rounded, at least 2 s)
 

@@ -17,12 +17,16 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from coreroll.etcd.config import EtcdConfig
 from coreroll.fleet.scenario import Faults, LockGroupSpec
 from coreroll.fleet.sim import Fleet, SimNode
 from coreroll.watch.actions import Actions
 from tests.faults.conftest import FAST, NEW, check, check_lock_invariants, make_fleet, record, until, watching
 from tests.node.test_engine_support import admin, publish_synthetic
+
+pytestmark = pytest.mark.slow
 
 NODES = 5
 GROUP = "db"

@@ -11,6 +11,7 @@ import contextlib
 from pathlib import Path
 
 import httpx
+import pytest
 
 from coreroll.watch.views import CONNECTED, DOWN
 from tests.faults.conftest import (
@@ -26,6 +27,8 @@ from tests.faults.conftest import (
 )
 from tests.node.test_engine_support import admin, publish_synthetic
 from tests.server.helpers import event_xml, request_xml
+
+pytestmark = pytest.mark.slow
 
 NODES = 5
 BURST = 30  # synthetic machines hammering the server next to the fleet

@@ -32,6 +32,7 @@ from tests.node.test_engine_support import admin, publish_synthetic
 pytestmark = [
     pytest.mark.skipif(not os.environ.get("COREROLL_SOAK"), reason="soak: set COREROLL_SOAK=1 (minutes)"),
     pytest.mark.timeout(900),
+    pytest.mark.slow,
 ]
 NODES = 50
 ETCD_KILLS = 6

@@ -29,6 +29,7 @@ def test_refuses_bad_arguments(capsys: pytest.CaptureFixture[str], monkeypatch: 
     assert "no etcd: pass --etcd URL" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_runs_a_small_fleet_with_progress(
     clean_etcd: str, update_server: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

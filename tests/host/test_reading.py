@@ -178,6 +178,7 @@ def test_hostile_update_engine_values_are_bounded_and_reported() -> None:
     ]
 
 
+@pytest.mark.slow
 def test_print_reads_the_host_once_without_etcd(host: Path) -> None:
     write(host / "usr/share/flatcar/release", "FLATCAR_RELEASE_VERSION=\x07bad\n")
     result = subprocess.run(
@@ -193,6 +194,7 @@ def test_print_reads_the_host_once_without_etcd(host: Path) -> None:
     assert "update_engine status unknown" in result.stderr
 
 
+@pytest.mark.slow
 def test_missing_machine_id_exits_1_naming_the_file(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "coreroll", "report", "--root", str(tmp_path), "--print"],

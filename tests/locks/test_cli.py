@@ -21,6 +21,8 @@ from coreroll.locks import semaphore_key
 from coreroll.wire.keys import LOCK_DEFAULT_KEY
 from tests.locks.rawetcd import raw_get, raw_put
 
+pytestmark = pytest.mark.slow
+
 MID = "69d27b356a94476da859461d3a3bc6fd"
 DEFAULT_KEY = LOCK_DEFAULT_KEY
 

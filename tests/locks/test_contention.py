@@ -15,11 +15,14 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import pytest
 
 from coreroll.etcd.config import EtcdConfig
 from coreroll.etcd.v3 import connect_v3, get_at_revision
 from coreroll.locks import Semaphore, open_lock_store, parse_semaphore, semaphore_key
 from tests.locks.contender import contend
+
+pytestmark = pytest.mark.slow
 
 GROUP = "contention test/é"
 MAX = 3

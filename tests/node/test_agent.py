@@ -1,4 +1,4 @@
-"""NodeAgent against a real etcd: the status report (DESIGN.md shape), the alive lease, commands."""
+"""NodeAgent against a real etcd: the status report, the alive lease, commands."""
 
 from __future__ import annotations
 

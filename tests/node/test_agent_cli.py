@@ -10,10 +10,13 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from coreroll.node.partitions import Disk
 from coreroll.node.updateconf import UpdateConf
 from coreroll.wire.keys import alive_key, status_key
+
+pytestmark = pytest.mark.slow
 
 
 def etcd_get(endpoint: str, key: str) -> bytes | None:

@@ -32,6 +32,8 @@ from tests.node.test_engine_support import (
     wait_for,
 )
 
+pytestmark = pytest.mark.slow
+
 __all__ = ["etcd_client", "update_server"]
 
 # Clock seconds; at 1000x the first check comes ~0.1 s after boot.

@@ -26,6 +26,8 @@ from tests.node.test_engine_support import (
     wait_for,
 )
 
+pytestmark = pytest.mark.slow
+
 __all__ = ["update_server"]
 
 MACHINE = "0123456789abcdef0123456789abcdef"

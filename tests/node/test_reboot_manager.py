@@ -124,6 +124,7 @@ async def test_lock_groups_are_independent(store: LockStore) -> None:
     assert (await store.get("db"))[0].holders == [OTHER]
 
 
+@pytest.mark.slow
 async def test_window_rechecked_after_every_failed_lock_attempt(store: LockStore) -> None:
     """The Flatcar fix: the slot frees after the window closed, so the node waits for the next one."""
     clock = ScaledClock(36000, start=THU_2200 + 3600 + 1800)  # Thu 23:30, inside the window

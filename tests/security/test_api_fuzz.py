@@ -30,6 +30,8 @@ from coreroll.server.settings import ServerSettings
 from tests.faults.counts import record
 from tests.omaha.fixtures import UPDATE_ENGINE_REQUEST
 
+pytestmark = pytest.mark.slow
+
 EXAMPLES = 600
 FUZZ = settings(
     max_examples=EXAMPLES,

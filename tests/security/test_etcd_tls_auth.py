@@ -22,6 +22,8 @@ from tests.faults.counts import check, record
 from tests.security.certs import Pki
 from tests.security.conftest import ROOT_PASSWORD, TLSEtcd
 
+pytestmark = pytest.mark.slow
+
 KEY = semaphore_key("")
 
 

@@ -28,7 +28,7 @@ from coreroll.server.runner import RunningServer, free_port, run_server_in_threa
 from coreroll.server.settings import ServerSettings
 from tests.faults.counts import check, record
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 
 
 def omaha_check(machine_id: str, track: str = "stable", version: str = "1000.0.0") -> bytes:

@@ -44,7 +44,8 @@ def pg_url(postgres_url: str) -> Iterator[str]:
         asyncio.run(_pg(postgres_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+# The PostgreSQL variants are slow: the first one starts a PostgreSQL server (initdb: seconds).
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'server.db'}"

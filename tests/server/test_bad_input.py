@@ -11,6 +11,8 @@ from coreroll.server.runner import RunningServer
 from tests.server.conftest import start
 from tests.server.helpers import HTTP, call, check_status, get, omaha, post, publish, request_xml
 
+pytestmark = pytest.mark.slow
+
 GOOD = request_xml("0123456789abcdef0123456789abcdef", "3999.0.0")
 APP = 'appid="{e96281a6-d1af-4bde-9a0a-97b76e56dc57}" version="3999.0.0" track="stable"'
 

@@ -14,6 +14,8 @@ from coreroll.server.runner import RunningServer
 from tests.server.conftest import start
 from tests.server.helpers import HTTP, check_status, omaha, request_xml
 
+pytestmark = pytest.mark.slow
+
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))

@@ -6,9 +6,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from coreroll.server.runner import RunningServer
 from tests.server.conftest import start
 from tests.server.helpers import call, event_xml, get, omaha, publish, read_feed, request_xml, wait_until
+
+pytestmark = pytest.mark.slow
 
 
 def _drive_rollout(server: RunningServer) -> None:

@@ -11,6 +11,8 @@ from coreroll.omaha.protocol import OmahaEvent
 from coreroll.server.runner import RunningServer
 from tests.server.helpers import HTTP, call, check_status, get, omaha, post, publish, read_feed, request_xml
 
+pytestmark = pytest.mark.slow
+
 HUGE = "9" * 5000
 MACHINE = "0123456789abcdef0123456789abcdef"
 

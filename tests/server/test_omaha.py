@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 
+import pytest
 from lxml import etree
 
 from coreroll.omaha.codes import APP_ID
@@ -27,6 +28,8 @@ from tests.server.helpers import (
     publish_real,
     request_xml,
 )
+
+pytestmark = pytest.mark.slow
 
 MACHINE = "9ce7a919806c4f3785eb6d260345ac4a"
 

@@ -18,6 +18,8 @@ from coreroll.server.runner import RunningServer, ServerProcess, run_server_in_t
 from coreroll.server.settings import ServerSettings
 from tests.server.helpers import check_status, event_xml, read_feed, request_xml, wait_until
 
+pytestmark = pytest.mark.slow
+
 OLD, NEW = "3999.0.0", "4000.0.0"
 # The statuses each machine's requests lead to, in order (check, 13/1, 14/1, 3/1).
 STEPS: list[tuple[str, bytes | None]] = [("UpdateGranted", None), ("Downloading", b"13"), ("Downloaded", b"14"),

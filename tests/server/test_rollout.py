@@ -7,6 +7,8 @@ import datetime as dt
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from coreroll.server.policy import in_office_hours
 from coreroll.server.runner import RunningServer
 from tests.server.helpers import (
@@ -20,6 +22,8 @@ from tests.server.helpers import (
     publish,
     request_xml,
 )
+
+pytestmark = pytest.mark.slow
 
 OLD, NEW = "3999.0.0", "4000.0.0"
 

@@ -25,6 +25,8 @@ from tests.server.helpers import (
     wait_until,
 )
 
+pytestmark = pytest.mark.slow
+
 MONDAY_0800_UTC = dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.UTC).timestamp()
 
 

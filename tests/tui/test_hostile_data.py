@@ -61,6 +61,7 @@ def still_running(app: DashApp) -> None:
     assert app.unusable_updates == 0  # read defensively, not caught as a last resort
 
 
+@pytest.mark.slow
 async def test_a_version_that_is_not_a_version_keeps_the_dashboard_running(
     clean_etcd: str, server: tuple[str, str]
 ) -> None:
@@ -125,6 +126,7 @@ def plain_text_only(text: str) -> None:
     assert not any(ord(c) < 32 and c != "\n" for c in text), repr(text)
 
 
+@pytest.mark.slow
 async def test_strings_from_etcd_are_shown_as_text(clean_etcd: str) -> None:
     etcd = Etcd(clean_etcd)
     etcd.node(TITLED, hostname=TITLE, channel="stable", lock_group="\x1b[2J")

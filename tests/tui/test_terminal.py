@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="needs a Linux pty")
+pytestmark = [pytest.mark.skipif(sys.platform != "linux", reason="needs a Linux pty"), pytest.mark.slow]
 
 
 def spawn(module: str = "tui") -> tuple[int, int]:

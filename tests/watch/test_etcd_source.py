@@ -129,6 +129,7 @@ async def test_corrupt_status_marks_only_that_node_unreadable(v3: Any, clean_etc
         await run.close()
 
 
+@pytest.mark.slow
 async def test_etcd_stopped_then_restarted(own_etcd: EmbeddedEtcd) -> None:
     endpoint = own_etcd.endpoint
     client = await connect_v3(EtcdConfig(endpoints=(endpoint,)))
@@ -278,6 +279,7 @@ async def test_compacted_history_means_a_relist_not_an_outage(v3: Any, clean_etc
         await asyncio.wait_for(task, 5)
 
 
+@pytest.mark.slow
 async def test_a_hung_etcd_is_noticed_by_the_probe(own_etcd: EmbeddedEtcd) -> None:
     # SIGSTOP keeps the connection open but silent: only the health probe can tell
     client = await connect_v3(EtcdConfig(endpoints=(own_etcd.endpoint,)))

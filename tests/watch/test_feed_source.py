@@ -24,6 +24,8 @@ from coreroll.wire.keys import COMMANDS_PREFIX, command_prefix
 from tests.watch.conftest import start_server
 from tests.watch.helpers import admin_call, check_in, publish, wait_model
 
+pytestmark = pytest.mark.slow
+
 
 class Running:
     def __init__(self, url: str, **kwargs: Any) -> None:

@@ -11,6 +11,7 @@ import random
 from typing import Any
 
 import httpx
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -34,6 +35,7 @@ VERSIONS = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(derandomize=True, max_examples=300, deadline=None)
 @given(st.lists(VERSIONS, max_size=12))
 def test_versions_have_a_total_order_whatever_the_strings(versions: list[str]) -> None:

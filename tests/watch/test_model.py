@@ -506,6 +506,7 @@ def test_holder_that_went_offline_while_etcd_was_away_is_timed_from_the_resync(c
     assert holder.stale and (holder.stale_reason or "").startswith("offline for over 3m")
 
 
+@pytest.mark.slow
 def test_counts_and_progress_kept_row_by_row_agree_with_a_full_pass(clock: FakeClock) -> None:
     import random
 
