@@ -414,7 +414,3 @@ class DashApp(App[int]):
             group="actions",
             description=message.action.id,
         )
-
-
-def css_path() -> Path:
-    return Path(__file__).with_name("app.tcss")

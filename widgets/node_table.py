@@ -21,7 +21,6 @@ rows on screen, straight from the model's already filtered and sorted row list:
   retitling the terminal. Strips are plain segments, never markup. Only rows drawn pay for it
   (cache misses), and printable text costs one C-level scan.
 
-Messages: `NodeTable.CursorMoved(key)` when the cursor lands on another row.
 Line API note (Textual >= 6): blank segments are not filled for us, so every strip is padded to the
 full width with the widget's own style.
 """
@@ -36,7 +35,6 @@ from rich.style import Style
 from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
 from textual.geometry import Region, Size
-from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
@@ -84,16 +82,6 @@ class NodeTable(ScrollView, can_focus=True):
         Binding("home,g", "jump(0)", "First row", show=False, id="table.home", priority=True),
         Binding("end,G", "jump(-1)", "Last row", show=False, id="table.end", priority=True),
     ]
-
-    class CursorMoved(Message):
-        def __init__(self, table: NodeTable, key: str | None) -> None:
-            super().__init__()
-            self.table = table
-            self.key = key
-
-        @property
-        def control(self) -> NodeTable:
-            return self.table
 
     def __init__(self, spec: TableSpec, *, name: str | None = None, id: str | None = None) -> None:
         super().__init__(name=name, id=id)
@@ -145,7 +133,6 @@ class NodeTable(ScrollView, can_focus=True):
         new_key = keys[self._cursor] if keys else None
         if new_key != self._cursor_key:
             self._cursor_key = new_key
-            self.post_message(self.CursorMoved(self, new_key))
         self._scroll_cursor_into_view()
         self.refresh()
 
@@ -247,7 +234,6 @@ class NodeTable(ScrollView, can_focus=True):
         if not self._scroll_cursor_into_view():
             self._refresh_index(old)
             self._refresh_index(index)
-        self.post_message(self.CursorMoved(self, self._cursor_key))
 
     def _scroll_cursor_into_view(self) -> bool:
         """Scroll so the cursor row is visible; True if it scrolled (whole widget repaints)."""

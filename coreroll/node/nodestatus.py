@@ -1,4 +1,4 @@
-"""The node status report an agent writes to its status key (DESIGN.md, "Node state in etcd"):
+"""The node status report an agent writes to its status key (the "Node state in etcd" contract):
 typed producer arguments mapped onto the field table in `coreroll.wire.status`, which lays the
 document out; the keys themselves are `coreroll.wire.keys`.
 

@@ -1,4 +1,4 @@
-"""Every etcd key coreroll reads or writes, spelled once (DESIGN.md "Node state in etcd").
+"""Every etcd key coreroll reads or writes, spelled once (the design's "Node state in etcd" contract).
 
 coreroll's own keys (etcd v3):
 - `coreroll/v1/nodes/<machine-id>/status`: the node status document (`coreroll.wire.status`)

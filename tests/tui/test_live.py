@@ -112,7 +112,7 @@ async def test_switch_channel_confirms_with_cancel_focused(fleet: Etcd, server: 
         await wait_for(lambda: isinstance(app.screen, ConfirmDialog), 5, "confirmation")
         await pilot.press("y")
         # The audit record is written after the command: once it is there, the switch is done.
-        await wait_for(lambda: fleet.prefix("coreroll/v1/audit/"), 10, "the switch's audit record")
+        await wait_for(lambda: fleet.prefix(AUDIT_PREFIX), 10, "the switch's audit record")
         # One command: the one confirmed with y, none from the Cancel before it.
         [command] = commands_for(fleet, A)
         assert command["action"] == "set-channel" and command["args"] == {"channel": "beta"}
