@@ -19,14 +19,13 @@ import contextlib
 import logging
 import os
 import secrets
-import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from coreroll.commands import log_daemon_to_stderr
+from coreroll.commands import log_daemon_to_stderr, stop_on_signals
 from coreroll.etcd.config import EtcdConfig, split_endpoints
 from coreroll.etcd.errors import EtcdConfigError, EtcdUnavailableError
 from coreroll.etcd.v3 import connect_v3
@@ -118,10 +117,7 @@ async def run_agent(args: argparse.Namespace, config: EtcdConfig, clock: Clock) 
         public_key = load_public_key(args.public_key)
     log.info("connecting to etcd at %s", ",".join(config.endpoints))
     etcd = await connect_v3(config)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     timings = EngineTimings()
     async with httpx.AsyncClient(timeout=30.0) as http:
         agent = NodeAgent(

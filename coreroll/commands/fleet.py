@@ -15,13 +15,13 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import sys
 import tempfile
 from pathlib import Path
 
 import httpx
 
+from coreroll.commands import stop_on_signals
 from coreroll.etcd.config import EtcdConfig, split_endpoints
 from coreroll.etcd.errors import EtcdError
 from coreroll.fleet.scenario import SCENARIOS, Scenario, get_scenario
@@ -142,13 +142,8 @@ async def _run(args: argparse.Namespace, scenario: Scenario, etcd: EtcdConfig, p
             f"state in {base}",
             file=sys.stderr,
         )
-        stop = asyncio.Event()
+        stop = stop_on_signals()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            # No handlers off the main thread (RuntimeError) or where the loop has none
-            # (NotImplementedError): SIGINT then keeps Python's default, KeyboardInterrupt.
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.set)
         await fleet.start()
         try:
             deadline = loop.time() + args.duration if args.duration else None

@@ -23,12 +23,11 @@ import dataclasses
 import json
 import logging
 import shlex
-import signal
 import sys
 import time
 from pathlib import Path
 
-from coreroll.commands import log_daemon_to_stderr
+from coreroll.commands import log_daemon_to_stderr, stop_on_signals
 from coreroll.commands.lock import STRING_FLAGS, resolve
 from coreroll.etcd.config import EtcdConfig
 from coreroll.etcd.errors import EtcdConfigError, EtcdUnavailableError
@@ -113,10 +112,7 @@ async def print_once(args: argparse.Namespace, root: Path) -> int:
 async def report(args: argparse.Namespace, root: Path, config: EtcdConfig) -> int:
     log.info("connecting to etcd at %s", ",".join(config.endpoints))
     etcd = await connect_v3(config)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     options = ReportOptions(
         report_interval=args.report_interval,
         bus_address=args.dbus_address,
