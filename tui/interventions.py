@@ -21,8 +21,8 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from coreroll.locks import INT64_MAX
-from coreroll.watch.actions import ActionResult, ReadOnlyError
 from coreroll.watch.model import FleetModel
+from coreroll.watch.outcome import ActionResult, ReadOnlyError
 from tui.keymap import DashAction
 from tui.messages import Selection
 from widgets.dialogs import ChoiceDialog, ConfirmDialog, NumberDialog

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
@@ -33,21 +32,8 @@ from coreroll.audit import append_audit, current_user, new_sortable_id
 from coreroll.etcd.config import EtcdConfig
 from coreroll.etcd.v3 import connect_v3
 from coreroll.locks import HolderNotFoundError, LockError, audit_target, group_label, open_lock_store
+from coreroll.watch.outcome import ActionResult, ReadOnlyError
 from coreroll.wire.keys import command_key
-
-
-class ReadOnlyError(PermissionError):
-    """The dashboard runs read-only: no intervention is allowed."""
-
-    def __init__(self, action: str) -> None:
-        super().__init__(f"read-only mode: {action} is not allowed")
-        self.action = action
-
-
-@dataclass(frozen=True)
-class ActionResult:
-    ok: bool
-    message: str
 
 
 def _short(exc: BaseException) -> str:
