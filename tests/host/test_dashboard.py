@@ -106,8 +106,7 @@ async def test_reporter_node_on_the_dashboards_screen_and_its_keys(
 ) -> None:
     """The same through the real app: the row on screen, then `c` and `s` pressed by an operator."""
     from tests.tui.helpers import wait_for, wait_for_text
-    from tests.tui.live import make_live_app
-    from widgets.dialogs import ChoiceDialog, ConfirmDialog
+    from tests.tui.live import make_live_app, pick_channel
     from widgets.node_table import NodeTable
 
     root = make_host(tmp_path / "host", usr="USR-B", version="3850.0.0")
@@ -128,13 +127,7 @@ async def test_reporter_node_on_the_dashboards_screen_and_its_keys(
             await asyncio.wait_for(services.engine.attempted.wait(), 10)
 
             await wait_for(lambda: app.model.channels(), 10, "channels from the server")
-            await pilot.press("s")
-            await wait_for(lambda: isinstance(app.screen, ChoiceDialog), 5, "channel picker")
-            names = [c.name for c in app.model.channels()]
-            for _ in range(names.index("alpha")):
-                await pilot.press("down")
-            await pilot.press("enter")
-            await wait_for(lambda: isinstance(app.screen, ConfirmDialog), 5, "confirmation")
+            await pick_channel(app, pilot, "alpha")
             await pilot.press("y")
             await wait_for(
                 lambda: services.systemd.restarts == [("update-engine.service", "replace")],

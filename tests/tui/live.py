@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -23,9 +24,11 @@ from coreroll.watch.feed_source import FeedSource
 from coreroll.watch.model import FleetModel
 from coreroll.watch.updates import UpdateBuffer
 from coreroll.wire.keys import alive_key, command_prefix
+from tests.tui.helpers import wait_for
 from tui.app import DashApp
 from tui.run import history_loader
 from tui.sample import STATUS_KEY, status_json
+from widgets.dialogs import ChoiceDialog, ConfirmDialog
 
 
 def _b64(data: str | bytes) -> str:
@@ -196,3 +199,14 @@ def admin_post(url: str, token: str, path: str) -> None:
 
 def commands_for(etcd: Etcd, mid: str) -> list[dict[str, object]]:
     return [json.loads(v) for v in etcd.prefix(command_prefix(mid)).values()]
+
+
+async def pick_channel(app: DashApp, pilot: Any, name: str) -> None:
+    """Press `s` and choose `name` in the channel picker; returns with the confirmation open."""
+    await pilot.press("s")
+    await wait_for(lambda: isinstance(app.screen, ChoiceDialog), 5, "channel picker")
+    names = [c.name for c in app.model.channels()]
+    for _ in range(names.index(name)):
+        await pilot.press("down")
+    await pilot.press("enter")
+    await wait_for(lambda: isinstance(app.screen, ConfirmDialog), 5, "confirmation")

@@ -20,13 +20,14 @@ from tests.tui.live import (
     admin_post,
     commands_for,
     make_live_app,
+    pick_channel,
     register_instance,
     server_groups,
     server_running,
 )
 from tui.app import DashApp
 from tui.sample import STATUS_KEY
-from widgets.dialogs import ChoiceDialog, ConfirmDialog, NumberDialog
+from widgets.dialogs import ConfirmDialog, NumberDialog
 from widgets.node_table import NodeTable
 
 A = "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1"
@@ -94,22 +95,11 @@ async def test_switch_channel_confirms_with_cancel_focused(fleet: Etcd, server: 
         await ready(app, pilot)
         await wait_for(lambda: app.model.channels(), 10, "channels from the server")
         await select(app, A)
-        await pilot.press("s")
-        await wait_for(lambda: isinstance(app.screen, ChoiceDialog), 5, "channel picker")
-        names = [c.name for c in app.model.channels()]
-        for _ in range(names.index("beta")):
-            await pilot.press("down")
-        await pilot.press("enter")
-        await wait_for(lambda: isinstance(app.screen, ConfirmDialog), 5, "confirmation")
+        await pick_channel(app, pilot, "beta")
         assert app.screen.focused is not None and app.screen.focused.id == "cancel"
         await pilot.press("enter")  # Enter on the focused Cancel: nothing happens
         await wait_for(lambda: not isinstance(app.screen, ConfirmDialog), 5, "dialog closed")
-        await pilot.press("s")
-        await wait_for(lambda: isinstance(app.screen, ChoiceDialog), 5, "channel picker")
-        for _ in range(names.index("beta")):
-            await pilot.press("down")
-        await pilot.press("enter")
-        await wait_for(lambda: isinstance(app.screen, ConfirmDialog), 5, "confirmation")
+        await pick_channel(app, pilot, "beta")
         await pilot.press("y")
         # The audit record is written after the command: once it is there, the switch is done.
         await wait_for(lambda: fleet.prefix(AUDIT_PREFIX), 10, "the switch's audit record")
@@ -131,13 +121,7 @@ async def test_switch_to_a_channel_the_server_does_not_know_is_refused(
         app.buffer.put(FeedEvent("channel", None, {"name": "zz-gone", "version": "1.0.0"}))
         await wait_for(lambda: app.model.known_channel("zz-gone"), 5, "phantom channel")
         await select(app, A)
-        await pilot.press("s")
-        await wait_for(lambda: isinstance(app.screen, ChoiceDialog), 5, "channel picker")
-        names = [c.name for c in app.model.channels()]
-        for _ in range(names.index("zz-gone")):
-            await pilot.press("down")
-        await pilot.press("enter")
-        await wait_for(lambda: isinstance(app.screen, ConfirmDialog), 5, "confirmation")
+        await pick_channel(app, pilot, "zz-gone")
         await pilot.press("y")
         refusal = "does not know channel 'zz-gone'"
         await wait_for(lambda: any(refusal in e.message for e in app.model.activity), 10, "the refusal")
