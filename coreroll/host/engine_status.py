@@ -19,12 +19,12 @@ from collections.abc import Sequence
 from coreroll.node.engine_types import EngineSnapshot
 from coreroll.omaha.codes import UpdateStatus
 from coreroll.textsafe import visible
+from coreroll.wirenum import NumberError, parse_int
 
 __all__ = ["UNKNOWN_STATUS", "parse_client_status", "snapshot_from_dbus"]
 
 UNKNOWN_STATUS = "unknown status"  # what update_engine's UpdateStatusToString says for the unknown
 _INT64_MAX = 2**63 - 1
-_INT = re.compile(r"-?[0-9]{1,19}")
 _FLOAT = re.compile(r"-?[0-9]{1,20}(\.[0-9]{1,20})?([eE][-+]?[0-9]{1,3})?")
 _STATUS = re.compile(r"UPDATE_STATUS_[A-Z_]{1,48}")
 _VERSION = re.compile(r"[0-9A-Za-z.+_~-]{0,64}")
@@ -43,10 +43,11 @@ def _shown(text: str) -> str:
 
 def _count(value: object, name: str, source: str, problems: list[str]) -> int:
     if isinstance(value, str):
-        if not _INT.fullmatch(value.strip()):
-            problems.append(f"{source}: {name} '{_shown(value)}' is not an integer")
+        try:
+            return parse_int(value.strip(), name, 0, _INT64_MAX, signed=True)
+        except NumberError as exc:
+            problems.append(f"{source}: {exc}")
             return 0
-        value = int(value.strip())
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= _INT64_MAX:
         problems.append(f"{source}: {name} '{_shown(str(value))}' is out of range")
         return 0
