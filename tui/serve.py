@@ -25,7 +25,9 @@ such hook, and a token in a URL ends up in history and bookmarks. The form works
 Requests are checked before a session starts: the page and the websocket only for a Host that names
 this machine when it listens on loopback (DNS rebinding), the websocket only from a page of the
 same origin (any other site the operator has open could otherwise open it), and at most
-MAX_SESSIONS sessions at once (each is a process).
+MAX_SESSIONS sessions at once (each is a process). Behind a TLS proxy, `--serve-public-url
+https://dash.example.org` names the address browsers use: its host is answered and its origin may
+open sessions (the page always connects back to the address it was loaded from).
 """
 
 from __future__ import annotations
@@ -88,19 +90,35 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def host_allowed(host_header: str | None, listen_host: str) -> bool:
+def host_name(authority: str) -> str:
+    """`host[:port]` or `[v6][:port]` -> the host, lower case."""
+    name = authority.strip().lower()
+    if name.startswith("["):
+        return name[1 : name.find("]")] if "]" in name else name
+    return name.rsplit(":", 1)[0] if name.count(":") == 1 else name
+
+
+def public_origin(url: str) -> str:
+    """--serve-public-url -> the origin browsers send from it (`https://dash.example.org`)."""
+    scheme, sep, rest = url.strip().partition("://")
+    authority = rest.split("/", 1)[0].lower()
+    if not sep or scheme.lower() not in ("http", "https") or not authority or "@" in authority:
+        raise ValueError(
+            f"--serve-public-url {url!r}: give the address browsers use, e.g. https://dash.example.org"
+        )
+    return f"{scheme.lower()}://{authority}"
+
+
+def host_allowed(host_header: str | None, listen_host: str, public: str | None = None) -> bool:
     """A Host header we answer: any when told to listen beyond loopback; on loopback only names of
-    this machine, so a web page cannot reach the dashboard through a name it rebinds to 127.0.0.1."""
+    this machine (or the --serve-public-url's host), so a web page cannot reach the dashboard
+    through a name it rebinds to 127.0.0.1."""
     if not is_loopback(listen_host):
         return True
     if not host_header:
         return False
-    name = host_header.strip().lower()
-    if name.startswith("["):
-        name = name[1 : name.find("]")] if "]" in name else name
-    else:
-        name = name.rsplit(":", 1)[0] if name.count(":") == 1 else name
-    return is_loopback(name)
+    name = host_name(host_header)
+    return is_loopback(name) or (public is not None and name == host_name(public.split("://", 1)[1]))
 
 
 def same_origin(origin: str | None, host_header: str | None) -> bool:
@@ -113,13 +131,14 @@ def same_origin(origin: str | None, host_header: str | None) -> bool:
 class DashServer(Server):
     """textual-serve's server with our page, the checks above and a session cap."""
 
-    def __init__(self, command: str, host: str, port: int) -> None:
+    def __init__(self, command: str, host: str, port: int, public: str | None = None) -> None:
         super().__init__(command, host=host, port=port, title="coreroll", templates_path=TEMPLATES)
+        self.public = public  # the origin browsers use behind a proxy (public_origin)
         self.sessions: set[web.WebSocketResponse] = set()
         self.url = ""
 
     def _refuse(self, request: web.Request) -> web.Response | None:
-        if not host_allowed(request.headers.get("Host"), self.host):
+        if not host_allowed(request.headers.get("Host"), self.host, self.public):
             log.warning("refused %s %s: Host %r does not name this machine", request.method, request.path,
                         request.headers.get("Host"))  # fmt: skip
             return web.Response(
@@ -132,12 +151,25 @@ class DashServer(Server):
         if refused is not None:
             return refused
         font_size = max(6, min(self._int(request.query.get("fontsize"), 16), 48))
-        context = {"title": "coreroll", "font_size": font_size, "static": "/static/"}
+        context = {
+            "title": "coreroll",
+            "font_size": font_size,
+            "static": "static/",
+        }  # relative: a proxy may add a prefix
         response = aiohttp_jinja2.render_template("browser.html", request, context)
         response.headers.update(
             {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
         )
         return response
+
+    def _origin_allowed(self, origin: str | None, host_header: str | None) -> bool:
+        if same_origin(origin, host_header):
+            return True
+        return (
+            self.public is not None
+            and origin is not None
+            and origin.strip().rstrip("/").lower() == self.public
+        )
 
     @staticmethod
     def _int(text: str | None, default: int) -> int:
@@ -150,7 +182,7 @@ class DashServer(Server):
         refused = self._refuse(request)
         if refused is not None:
             raise web.HTTPForbidden(text=refused.text)
-        if not same_origin(request.headers.get("Origin"), request.headers.get("Host")):
+        if not self._origin_allowed(request.headers.get("Origin"), request.headers.get("Host")):
             log.warning("refused a session: Origin %r is not this page's", request.headers.get("Origin"))
             raise web.HTTPForbidden(text="coreroll: sessions open only from the dashboard's own page\n")
         if len(self.sessions) >= MAX_SESSIONS:
@@ -223,9 +255,10 @@ def prepare_environment(args: argparse.Namespace, environ: os._Environ[str] | di
 
 async def serve(args: argparse.Namespace) -> int:
     host, port = parse_listen(args.serve)
+    public = public_origin(args.serve_public_url) if args.serve_public_url else None
     resolve(args)  # a bad etcd flag fails here, once, not in every browser tab
     admin = prepare_environment(args, os.environ)
-    server = DashServer(session_command(), host, port)
+    server = DashServer(session_command(), host, port, public)
     try:
         runner = await server.start()
     except OSError as exc:
@@ -242,6 +275,8 @@ async def serve(args: argparse.Namespace) -> int:
     else:
         access = "every session read-only: no admin token (--token, COREROLL_TOKEN, server token file)"
     print(f"coreroll dash: serving the dashboard on {server.url} ({access}); Ctrl+C stops", flush=True)
+    if public:
+        print(f"coreroll dash: browsers come through {public}", flush=True)
     if not is_loopback(host):
         print("coreroll dash: WARNING: listening beyond loopback over plain HTTP: the token crosses the "
               "network in clear; put a TLS proxy in front", file=sys.stderr, flush=True)  # fmt: skip

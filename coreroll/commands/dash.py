@@ -3,7 +3,7 @@
     coreroll [dash] [--etcd URL[,URL]] [--server URL] [--etcd-api v3|v2] [--etcd-cafile F]
                     [--etcd-certfile F] [--etcd-keyfile F] [--etcd-username U] [--etcd-password P]
                     [--token T] [--read-only] [--airlock] [--refresh SECONDS] [--mouse]
-                    [--serve [HOST:]PORT]
+                    [--serve [HOST:]PORT [--serve-public-url URL]]
 
 Endpoints and secrets: `--etcd` / COREROLL_ETCD / LOCKSMITHCTL_ENDPOINT, the TLS/auth flags also
 from LOCKSMITHCTL_ETCD_* (resolved exactly as `coreroll lock` does); `--server` / COREROLL_SERVER;
@@ -66,6 +66,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--serve", metavar="[HOST:]PORT",
         help="serve the dashboard to browsers on HOST:PORT (HOST 127.0.0.1 unless given); each "
         "session is read-only until the admin token is entered in its sign-in form",
+    )  # fmt: skip
+    parser.add_argument(
+        "--serve-public-url", metavar="URL",
+        help="with --serve behind a (TLS) proxy: the address browsers use, e.g. https://dash.example.org",
     )  # fmt: skip
     parser.set_defaults(group=None, json=False)
 

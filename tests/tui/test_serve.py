@@ -21,6 +21,7 @@ from tui.serve import (
     host_allowed,
     parse_listen,
     prepare_environment,
+    public_origin,
     same_origin,
     session_command,
 )
@@ -67,6 +68,16 @@ def test_a_session_opens_only_from_the_same_origin() -> None:
         assert not same_origin(origin, "127.0.0.1:8080"), origin
 
 
+def test_behind_a_proxy_the_public_address_is_answered_too() -> None:
+    public = public_origin("https://Dash.Example.org/coreroll/")
+    assert public == "https://dash.example.org"
+    assert host_allowed("dash.example.org", "127.0.0.1", public)
+    assert not host_allowed("other.example.org", "127.0.0.1", public)
+    for bad in ("dash.example.org", "ftp://dash.example.org", "https://", "https://user@evil.example"):
+        with pytest.raises(ValueError, match="--serve-public-url"):
+            public_origin(bad)
+
+
 def test_sessions_inherit_no_token_of_their_own_and_the_command_holds_none(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -111,7 +122,7 @@ async def test_the_page_is_served_whole_from_here(server: DashServer) -> None:
         assert page.status_code == 200
         assert page.headers["X-Frame-Options"] == "DENY" and page.headers["Cache-Control"] == "no-store"
         assert (
-            "/static/js/textual.js" in page.text
+            '"static/js/textual.js"' in page.text
             and "<script>" not in page.text.split("data-font-size")[1][:20]
         )
         assert "http://" not in page.text and "https://" not in page.text  # nothing fetched from elsewhere
@@ -148,3 +159,19 @@ async def test_sessions_beyond_the_cap_are_refused(
     async with httpx.AsyncClient(base_url=server.url) as http:
         reply = await http.get("/ws", headers=upgrade(server.url.rstrip("/")))
     assert reply.status_code == 503 and "sessions open already" in reply.text
+
+
+async def test_behind_a_proxy_a_session_opens_from_the_public_origin(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(serve, "MAX_SESSIONS", 0)  # 503 (not 403): the origin was accepted
+    dash = DashServer("false", "127.0.0.1", 0, public_origin("https://dash.example.org"))
+    runner = await dash.start()
+    try:
+        async with httpx.AsyncClient(base_url=dash.url) as http:
+            # a proxy that passes the Host it was asked for, and one that does not
+            for host in ("dash.example.org", dash.url.split("//")[1].rstrip("/")):
+                reply = await http.get("/ws", headers={**upgrade("https://dash.example.org"), "Host": host})
+                assert reply.status_code == 503, host
+            reply = await http.get("/ws", headers=upgrade("http://dash.example.org"))  # not https
+            assert reply.status_code == 403
+    finally:
+        await runner.cleanup()
