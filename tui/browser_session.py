@@ -33,6 +33,7 @@ from tui.screens.sign_in import SignInScreen
 SESSION_ENV = "COREROLL_BROWSER_SESSION"
 READ_ONLY_LABEL = "browser: read-only"
 ADMIN_LABEL = "browser: admin"
+SERVER_CHECK_EVERY = 2.0  # seconds between checks that the server is still there
 NOT_FLAGS = ("handler", "serve", "token")  # what a session never takes from the server's arguments
 
 
@@ -103,12 +104,20 @@ class BrowserDashApp(DashApp):
         self.admin_token: Secret | None = None
         self.watch_tty = False  # stdin is textual-serve's pipe: never a TTY, and no SIGHUP
         self.presenter.session = READ_ONLY_LABEL
+        self.server_pid = os.getppid()  # `coreroll dash --serve` (the command execs us)
 
     def on_ready(self) -> None:
+        # a server that died without closing our websocket (SIGKILL, OOM) leaves no one to read our
+        # output or stop us: leave with it rather than run on, connected to etcd
+        self.set_interval(SERVER_CHECK_EVERY, self._check_server)
         # Ready comes after DashApp.on_mount pushed the main screen (Textual calls every class's
         # on_mount itself), so the form opens on top of it
         if self.admin_token is not None:
             self.push_screen(SignInScreen(self.admin_token.matches), self._signed_in)
+
+    def _check_server(self) -> None:
+        if os.getppid() != self.server_pid:
+            self.exit(0)
 
     def _signed_in(self, admin: bool | None) -> None:
         if admin:

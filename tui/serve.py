@@ -239,8 +239,9 @@ class DashServer(Server):
 
 
 def session_command() -> str:
-    """The command textual-serve runs (through a shell) for each session: no secret in it."""
-    return shlex.join([sys.executable, "-m", "tui.browser_session"])
+    """The command textual-serve runs through a shell for each session: no secret in it. `exec`, so
+    the session is our child and notices when we are gone."""
+    return "exec " + shlex.join([sys.executable, "-m", "tui.browser_session"])
 
 
 def prepare_environment(args: argparse.Namespace, environ: os._Environ[str] | dict[str, str]) -> str | None:

@@ -131,3 +131,23 @@ def test_stopping_the_server_ends_every_session(chromium: Any, served: ServedDas
         page.close()
     assert "stopping: closing browser sessions" in served.output
     assert TOKEN not in served.output
+
+
+def test_sessions_end_when_the_server_is_killed(chromium: Any, fleet: Etcd) -> None:
+    """SIGKILL or the OOM killer closes no websocket: each session notices its server is gone."""
+    served = ServedDashboard("--etcd", fleet.endpoint)
+    page = XtermPage(chromium, served.url)
+    alive: list[psutil.Process] = []
+    try:
+        page.wait_text("[browser: read-only]")
+        sessions = served.session_processes()
+        assert sessions
+        served.process.kill()
+        served.process.wait(10)
+        _, alive = psutil.wait_procs(sessions, timeout=15)
+        assert alive == [], "sessions left running without their server"
+    finally:
+        for process in alive:
+            process.kill()
+        page.close()
+        served.stop()
