@@ -1,6 +1,6 @@
 """Build and run the dashboard from command-line arguments (`coreroll dash`, `python -m tui`).
 
-`build_app(args) -> DashApp` wires FleetModel + UpdateBuffer + EtcdSource/FeedSource + Actions from
+`build_app(args, app_class=DashApp) -> DashApp` wires FleetModel + UpdateBuffer + EtcdSource/FeedSource + Actions from
 the flags `coreroll.commands.dash.add_arguments` defines; `run_dashboard(args) -> int` runs it;
 `main(argv)` parses arguments first (for `python -m tui`). Configuration problems are reported in
 one line on stderr with exit status 1.

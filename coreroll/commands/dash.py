@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 
 from coreroll.commands.lock import STRING_FLAGS
 
@@ -75,6 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "serve_public_url", None) and not args.serve:
+        print("coreroll dash: --serve-public-url needs --serve [HOST:]PORT", file=sys.stderr)
+        return 1
     if getattr(args, "serve", None):
         return int(importlib.import_module("tui.serve").serve_dashboard(args))
     runner = importlib.import_module("tui.run")
