@@ -1,5 +1,6 @@
 """`DashHeader`: one or two lines on top: cluster, etcd and server connection state, node counts by
-state, time of the last update, and flags `[R]` (read-only) and `[FROZEN]`.
+state, time of the last update, and flags `[R]` (read-only), `[browser: admin]` / `[browser: read-only]`
+(a session served by `coreroll dash --serve`) and `[FROZEN]`.
 
 Call `show(HeaderInfo(...))` once per tick; it repaints only when the text changed. A source that
 is down is written in capitals with how long ago it was last reachable, so the operator knows the
@@ -55,6 +56,8 @@ def render_header(info: HeaderInfo) -> Text:
     line.append(" coreroll ", style="bold reverse")
     if info.read_only:
         line.append(" [R]", style="bold yellow")
+    if info.session:
+        line.append(f" [{info.session}]", style="bold yellow" if info.read_only else "bold red")
     if info.frozen:
         line.append(" [FROZEN]", style="bold magenta")
     line.append(f" {visible(info.cluster)}  ", style="bold")

@@ -440,3 +440,4 @@ class HeaderInfo:
     frozen: bool = False
     loading: int = 0  # updates still being read in (first listing of a big fleet)
     now: float | None = None
+    session: str = ""  # who is watching, e.g. "browser: read-only" (empty in a terminal)
