@@ -123,7 +123,8 @@ def test_extra_packages_are_listed_after_the_payload_as_nebraska_does(server: Ru
     for package in packages[1:]:
         data = extras[package.get("name")]
         assert list(package.attrib) == ["name", "hash", "hash_sha256", "size", "required"]
-        assert package.get("hash") == b64sha1(data) and package.get("hash_sha256") == b64sha256(data)
+        # hash: base64 SHA-1; hash_sha256: hex, as ue-rs's download_sysext reads it (omaha/src/response.rs)
+        assert package.get("hash") == b64sha1(data) and package.get("hash_sha256") == hashlib.sha256(data).hexdigest()
         assert package.get("size") == str(len(data)) and package.get("required") == "false"
         assert HTTP.get(codebase + package.get("name")).content == data  # same codebase as the payload
     # update_engine itself takes the first package: the payload.
