@@ -92,9 +92,9 @@ def _fail(exc: ApiError | OSError) -> int:
 def _check_files(args: argparse.Namespace) -> None:
     """The CrAU payload of --file and every --extra, before any upload; raises PayloadRefused or OSError."""
     # protobuf and cryptography load here, not for every coreroll command
-    from coreroll.omaha.crau import check_file, crau_version
+    from coreroll.omaha.crau import check_file
     from coreroll.omaha.crau_layout import PayloadRefused, Reader
-    from coreroll.omaha.payload import UPDATE_ENGINE_PAYLOAD_VERSION
+    from coreroll.omaha.payload import UPDATE_ENGINE_PAYLOAD_VERSION, header_version
 
     def check(path: Path, reader: Reader) -> None:
         print(f"checking {path} ({path.stat().st_size} bytes) as {reader} reads it ...", file=sys.stderr)
@@ -107,7 +107,7 @@ def _check_files(args: argparse.Namespace) -> None:
         path = Path(args.file)
         with path.open("rb") as handle:
             head = handle.read(12)
-        if crau_version(head) == UPDATE_ENGINE_PAYLOAD_VERSION:  # other formats: the server decides
+        if header_version(head) == UPDATE_ENGINE_PAYLOAD_VERSION:  # other formats: the server decides
             check(path, Reader.UPDATE_ENGINE)
     for extra in args.extra:
         check(Path(extra), Reader.DOWNLOAD_SYSEXT)

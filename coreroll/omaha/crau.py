@@ -19,7 +19,7 @@ refuses a file shorter than its manifest says, then reads the ``Signatures`` blo
 
 It returns ``CheckedPayload`` (size, SHA-256 of the whole file, counts, whether the signature was
 verified) or raises ``PayloadRefused``. ``check_file(path, reader, public_key=None)`` runs it over a
-file on disk in 1 MiB reads. ``crau_version(head)`` is the u64 after ``CrAU`` (None without it).
+file on disk in 1 MiB reads.
 """
 
 from __future__ import annotations
@@ -49,9 +49,9 @@ from coreroll.omaha.crau_layout import (
     Reader,
     plan,
 )
+from coreroll.omaha.payload import MAGIC
+from coreroll.omaha.payload import UPDATE_ENGINE_PAYLOAD_VERSION as FORMAT_VERSION  # ue-rs reads no other
 
-MAGIC: Final = b"CrAU"
-FORMAT_VERSION: Final = 1  # delta_generator's kDeltaVersion; ue-rs reads no other
 SIGNATURE_VERSION: Final = 2  # update_engine's kSignatureMessageCurrentVersion
 _HEADER: Final = struct.Struct(">4sQQ")
 _CHUNK: Final = 1024 * 1024
@@ -74,13 +74,6 @@ class CheckedPayload:
     operations: int
     signatures: int
     signature_verified: bool  # False: no key to verify with, only its presence was checked
-
-
-def crau_version(head: bytes) -> int | None:
-    """The format version after ``CrAU``; None when ``head`` does not start with the magic and a version."""
-    if head[:4] != MAGIC or len(head) < 12:
-        return None
-    return int(struct.unpack(">Q", head[4:12])[0])
 
 
 class _ImageHasher:
@@ -140,11 +133,16 @@ class PayloadChecker:
 
     # --- sections ---------------------------------------------------------------------------
 
-    def _header(self) -> None:
-        magic, version, manifest_size = _HEADER.unpack(bytes(self._pending))
-        if magic != MAGIC:
-            raise self._refuse(f"the file starts with {magic!r}, not b'CrAU'",
+    def _magic(self) -> None:
+        """Refuse a file that does not open with ``CrAU`` as soon as its first bytes say so."""
+        start = bytes(self._pending[: len(MAGIC)])
+        if start != MAGIC[: len(start)]:
+            raise self._refuse(f"the file starts with {bytes(self._pending[:12])!r}, not b'CrAU'",
                                ErrorCode.DownloadInvalidMetadataMagicString)  # fmt: skip
+
+    def _header(self) -> None:
+        self._magic()
+        _, version, manifest_size = _HEADER.unpack(bytes(self._pending))
         if version != FORMAT_VERSION:
             raise self._refuse(f"CrAU format version {version}, not {FORMAT_VERSION}",
                                ErrorCode.DownloadInvalidMetadataMagicString)  # fmt: skip
@@ -282,6 +280,8 @@ class PayloadChecker:
                 self._signed_hash = self._file_hash.copy().digest()
                 self._section = _Section.SIGNATURES
                 continue
+            if section is _Section.HEADER:
+                self._magic()
             if section is _Section.END or len(self._pending) < self._wanted():
                 return
             if section is _Section.HEADER:

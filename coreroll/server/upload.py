@@ -25,9 +25,9 @@ from typing import Any, BinaryIO, Final
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from coreroll.omaha.crau import CheckedPayload, PayloadChecker, crau_version
+from coreroll.omaha.crau import CheckedPayload, PayloadChecker
 from coreroll.omaha.crau_layout import PayloadRefused, Reader
-from coreroll.omaha.payload import PAYLOAD_VERSION, UPDATE_ENGINE_PAYLOAD_VERSION, b64
+from coreroll.omaha.payload import PAYLOAD_VERSION, UPDATE_ENGINE_PAYLOAD_VERSION, b64, header_version
 from coreroll.server.catalog import EXTRA, CatalogError
 
 MAX_UPLOAD: Final = 4 * 1024**3
@@ -36,7 +36,7 @@ HEAD_SIZE: Final = 12  # magic + format version
 
 def payload_format(head: bytes, opaque: bool) -> str:
     """The format of a payload starting with ``head``: update_engine, coreroll or opaque; else 422."""
-    found = crau_version(head)
+    found = header_version(head)
     if found == UPDATE_ENGINE_PAYLOAD_VERSION:
         return "update_engine"
     if found == PAYLOAD_VERSION:
