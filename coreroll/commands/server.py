@@ -58,6 +58,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--omaha-secret", metavar="S",
                         help="serve Omaha only at /v1/update/S/ (Nebraska's --api-endpoint-suffix; "
                         "default COREROLL_OMAHA_SECRET); update.conf then says SERVER=.../v1/update/S/")  # fmt: skip
+    parser.add_argument("--payload-key", metavar="PEM",
+                        help="the nodes' update-payload-key.pub.pem: refuse uploaded payloads and extras "
+                        "not signed by it (without: a signature must be there, unverified)")  # fmt: skip
     parser.add_argument("--bench-fixed-route", action="store_true", help=argparse.SUPPRESS)  # bench/omaha.py
     parser.set_defaults(handler=run)
     sub = parser.add_subparsers(dest="server_command", metavar="SUBCOMMAND")
@@ -87,7 +90,20 @@ def _settings(args: argparse.Namespace) -> ServerSettings:
         tls_cert=Path(args.tls_cert) if args.tls_cert else None,
         tls_key=Path(args.tls_key) if args.tls_key else None,
         omaha_secret=args.omaha_secret or os.environ.get("COREROLL_OMAHA_SECRET") or None,
+        payload_key=Path(args.payload_key) if args.payload_key else None,
     )
+
+
+def check_payload_key(settings: ServerSettings) -> None:
+    """Load --payload-key once at start, so a wrong file is one clear line instead of a traceback."""
+    if settings.payload_key is None:
+        return
+    from coreroll.omaha.payload import KeyFileError, load_public_key
+
+    try:
+        load_public_key(settings.payload_key)
+    except (KeyFileError, OSError) as exc:
+        raise ValueError(f"--payload-key: {exc}") from exc
 
 
 def check_tls(settings: ServerSettings) -> None:
@@ -124,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
         settings = _settings(args)
         async_url(settings.database_url)
         check_tls(settings)
+        check_payload_key(settings)
     except (ValueError, StorageError) as exc:
         print(f"coreroll server: {exc}", file=sys.stderr)
         return 2

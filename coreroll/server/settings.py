@@ -4,7 +4,7 @@
 (``sqlite:///path`` default under the data dir, or ``postgresql://...``), data dir (payloads, token,
 signing key, SQLite file), the admin token (else generated on first start into ``<data>/token``),
 the stale window, trusted proxies for ``X-Forwarded-For``, a cap on registered instances and on
-connected feed clients.
+connected feed clients, the public key uploaded payloads must be signed by.
 ``default_data_dir()`` is where the server and the CLI look by default.
 """
 
@@ -69,6 +69,8 @@ class ServerSettings:
     tls_key: Path | None = None
     # Nebraska's --api-endpoint-suffix: when set, Omaha is served only at /v1/update/<secret>/
     omaha_secret: str | None = None
+    # The fleet's update-payload-key.pub.pem: uploaded payloads and extras must be signed by it
+    payload_key: Path | None = None
     clock: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
