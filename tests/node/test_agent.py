@@ -238,3 +238,32 @@ async def test_commands_queued_before_start_run_in_order_then_set_channel_restar
         assert agent.engine is engine and agent.conf.group == "beta"  # refused: nothing changed
     finally:
         await agent.stop()
+
+
+async def test_set_channel_refuses_what_is_not_a_channel_name(
+    tmp_path: Path, etcd_client: aetcd.Client, http: httpx.AsyncClient, clean_etcd: str
+) -> None:
+    """Issue 16 defect 3, the simulated agent's side: the name is checked where the command is read."""
+    agent = make_agent(tmp_path, etcd_client, http, clean_etcd)
+    conf_before = (tmp_path / "update.conf").read_bytes()
+    await agent.start()
+    try:
+        await wait_for(agent.up.is_set, what="agent up")
+        engine = agent.engine
+        hostile = ["$(reboot)", "beta\x00", "\x1b[2J", "a" * 70_000]
+        for number, channel in enumerate(hostile, start=1):
+            await put_command(
+                etcd_client,
+                agent.machine_id,
+                f"{number:04d}",
+                {"action": "set-channel", "args": {"channel": channel}},
+            )
+            doc = await wait_for(
+                lambda n=number: _with_command(etcd_client, agent.machine_id, f"{n:04d}"), what="refusal"
+            )
+            assert doc["last_command"]["result"].startswith("set-channel refused: args.channel '")
+            assert "is not a channel name" in doc["last_command"]["result"]
+        assert (tmp_path / "update.conf").read_bytes() == conf_before
+        assert agent.engine is engine and agent.conf.group == "stable"
+    finally:
+        await agent.stop()
