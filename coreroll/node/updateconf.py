@@ -1,25 +1,16 @@
 """/etc/flatcar/update.conf (and /etc/coreos/update.conf) files: read, change, write back.
 
-Two programs read this file, each its own way, and coreroll reads each key the way the program
-that uses it does:
-- update_engine (`UPDATE_ENGINE_KEYS`: GROUP, SERVER, MACHINE_ALIAS, PCR_POLICY_SERVER,
-  DOWNLOAD_USER, DOWNLOAD_PASSWORD), flatcar/update_engine src/update_engine/
-  simple_key_value_store.cc `ParseString` (lines 21-40): lines split on "\\n" only (line 24,
-  `SplitDontTrim`); the key is every byte before the first "=", blanks included; the value every
-  byte after it, one enclosing pair of '' or "" removed (lines 31-35); no comments, no escapes,
-  nothing trimmed; the last line for a key wins.
-- systemd's EnvironmentFile= (locksmithd: REBOOT_STRATEGY, LOCKSMITHD_*, REBOOT_WINDOW_*, every
-  other key), systemd src/basic/env-file.c `parse_env_file_internal`: a line ends at "\\n" or "\\r"
-  (`NEWLINE`, src/basic/string-util.h); blanks (space, tab) around the key and before the value are
-  skipped, trailing blanks of an unquoted value dropped; `#` or `;` first: a comment; `\\` escapes
-  the next character outside quotes; '...' is literal; in "..." a `\\` before `"` `\\` `` ` `` `$`
-  is dropped and kept before anything else; quoted and unquoted parts run together (`"a"b` is ab).
-  A key or value that is not UTF-8 makes systemd refuse the whole file.
-Nothing else splits a line: form feed, vertical tab, NEL (U+0085) and U+2028 are ordinary bytes to
-both. Where the two would read a line differently (a carriage return inside it, blanks around a key
-update_engine reads, escapes in its value), a warning names the file, line and both readings. A
-construct that continues on the next line for systemd (an open quote, a trailing backslash) is a
-malformed line: warned about, not read. Warnings show text with control characters escaped.
+Two programs read this file, each its own way (`coreroll.node.confline` has both readings of a
+line, with the source lines they follow), and coreroll reads each key the way the program that
+uses it does: update_engine's keys (`UPDATE_ENGINE_KEYS`: GROUP, SERVER, MACHINE_ALIAS,
+PCR_POLICY_SERVER, DOWNLOAD_USER, DOWNLOAD_PASSWORD, FLATCAR_RELEASE_*) as update_engine does,
+every other key (REBOOT_STRATEGY, LOCKSMITHD_*, REBOOT_WINDOW_*: locksmithd's) as systemd's
+EnvironmentFile= does. Only "\n" ends a line for both (systemd also ends one at "\r"): form feed,
+vertical tab, NEL (U+0085) and U+2028 are ordinary bytes. Where the two would read a line
+differently (a carriage return inside it, blanks around a key update_engine reads, escapes in its
+value), a warning names the file, line and both readings. A construct that continues on the next
+line for systemd (an open quote, a trailing backslash) is a malformed line: warned about, not read.
+Warnings show text with control characters escaped.
 
 The file is kept as bytes: a change rewrites the one line that holds the key (or appends one) and
 every other byte stays as it was, CRLF line ends, latin-1 bytes and all. A rewritten line ends in
@@ -30,9 +21,9 @@ Public API:
 - `UpdateConf.load(path) -> UpdateConf` (a missing file is an empty conf, as `EnvironmentFile=-`),
   `UpdateConf.parse(data: bytes | str, source)`, `UpdateConf.merged(layers, source)` (lowest
   first: a key's last value wins, as update_engine's file order and systemd's repeated
-  EnvironmentFile= give it), `.warnings: list[str]`, `.get(key, default=None)`, `.where(key)` ("<file>:<line>" of
-  that value), `.keys()`,
-  `.set(key, value)`, `.unset(key)`, `.render() -> bytes`, `.save(path=None)` (atomic).
+  EnvironmentFile= give it), `.warnings: list[str]`, `.get(key, default=None)`, `.where(key)`
+  ("<file>:<line>" of that value), `.keys()`, `.set(key, value)`, `.unset(key)`,
+  `.render() -> bytes`, `.save(path=None)` (atomic).
 - Properties with update_engine/locksmithd defaults: `group` (GROUP, "stable"), `server`
   (SERVER), `reboot_strategy` (REBOOT_STRATEGY, "reboot"), `window_start` / `window_length`
   (LOCKSMITHD_REBOOT_WINDOW_START/LENGTH, falling back to the legacy REBOOT_WINDOW_*),
@@ -49,8 +40,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from coreroll.etcd.config import split_endpoints
+from coreroll.node.confline import (
+    DQ_ESCAPABLE,
+    KEY,
+    double_quoted,
+    engine_reading,
+    shown,
+    systemd_assignment,
+)
 from coreroll.node.partitions import atomic_write
-from coreroll.textsafe import visible
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +57,12 @@ DEFAULT_SERVER = "https://public.update.flatcar-linux.net/v1/update/"
 DEFAULT_STRATEGY = "reboot"
 CREATED_MODE = 0o644  # Flatcar's /etc/flatcar/update.conf
 UPDATE_ENGINE_KEYS = frozenset(
-    {"GROUP", "SERVER", "MACHINE_ALIAS", "PCR_POLICY_SERVER", "DOWNLOAD_USER", "DOWNLOAD_PASSWORD"}
-)  # omaha_request_params.cc Init(): the keys update_engine reads from update.conf
-_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+    {
+        "GROUP", "SERVER", "MACHINE_ALIAS", "PCR_POLICY_SERVER", "DOWNLOAD_USER", "DOWNLOAD_PASSWORD",
+        "FLATCAR_RELEASE_VERSION", "FLATCAR_RELEASE_BOARD", "FLATCAR_RELEASE_APPID",
+    }
+)  # fmt: skip  # omaha_request_params.cc Init(): every GetConfValue key (update.conf, then release)
 _SAFE_UNQUOTED = re.compile(r"[A-Za-z0-9_.,:/@%+=-]*")
-_BLANKS = " \t"  # systemd's WHITESPACE, less the two line ends
-_DQ_ESCAPABLE = '"\\`$'  # systemd's SHELL_NEED_ESCAPE
-_SHOWN = 120  # characters of a line quoted in a warning
 
 
 class UpdateConfError(ValueError):
@@ -79,88 +76,6 @@ class _Line:
     where: str  # "<file>:<line number>"
     engine: tuple[str, str] | None = None  # update_engine's (key, value)
     systemd: list[tuple[str, str]] = field(default_factory=list)  # systemd's, one per "\r" part
-
-
-def _shown(text: str) -> str:
-    return "'" + visible(text[:_SHOWN]) + ("...'" if len(text) > _SHOWN else "'")
-
-
-def _engine_reading(raw: bytes) -> tuple[str, str] | None:
-    """update_engine's (key, value) of a line; None without "="."""
-    key, sep, value = raw.partition(b"=")
-    if not sep:
-        return None
-    if len(value) >= 2 and value[:1] in (b'"', b"'") and value[:1] == value[-1:]:
-        value = value[1:-1]
-    return key.decode("utf-8", "replace"), value.decode("utf-8", "replace")
-
-
-def _systemd_value(raw: str) -> str:
-    """The value after "=" on one line, read as systemd reads it; ValueError when it goes on."""
-    out: list[str] = []
-    state = "pre"
-    blank_from: int | None = None  # where the unquoted value's trailing blanks start
-    for char in raw:
-        if state == "pre":
-            if char in "'\"":
-                state = char
-            elif char == "\\":
-                state = "escape"
-            elif char not in _BLANKS:
-                state, blank_from = "value", None
-                out.append(char)
-        elif state == "value":
-            if char == "\\":
-                state, blank_from = "escape", None
-            else:
-                if char not in _BLANKS:
-                    blank_from = None
-                elif blank_from is None:
-                    blank_from = len(out)
-                out.append(char)
-        elif state == "escape":
-            out.append(char)
-            state = "value"
-        elif state == "'":
-            if char == "'":
-                state = "pre"
-            else:
-                out.append(char)
-        elif state == '"':
-            if char == '"':
-                state = "pre"
-            elif char == "\\":
-                state = "dq-escape"
-            else:
-                out.append(char)
-        else:  # dq-escape
-            out.append(char if char in _DQ_ESCAPABLE else "\\" + char)
-            state = '"'
-    if state in ("'", '"', "dq-escape"):
-        raise ValueError("unterminated quote (systemd reads on into the next line)")
-    if state == "escape":
-        raise ValueError("trailing backslash (systemd joins the next line)")
-    if state == "value" and blank_from is not None:
-        del out[blank_from:]
-    return "".join(out)
-
-
-def _systemd_assignment(part: str) -> tuple[str, str] | None:
-    """systemd's (key, value) of one line; None for a blank or comment line; ValueError: malformed."""
-    text = part.lstrip(_BLANKS)
-    if not text or text[0] in "#;":
-        return None
-    key, sep, value = text.partition("=")
-    if not sep:
-        raise ValueError("expected KEY=value")
-    key = key.rstrip(_BLANKS)
-    if not _KEY.fullmatch(key):
-        raise ValueError(f"key {_shown(key)} is not a shell variable name")
-    return key, _systemd_value(value)
-
-
-def _double_quoted(value: str) -> str:
-    return '"' + "".join("\\" + c if c in _DQ_ESCAPABLE else c for c in value) + '"'
 
 
 class UpdateConf:
@@ -188,31 +103,31 @@ class UpdateConf:
 
     def _warn(self, where: str, message: str) -> None:
         warning = f"{where}: {message}"
-        log.warning("%s", visible(warning))
+        log.debug("%s", warning)  # callers log `warnings` (the reporter once, not every read)
         self.warnings.append(warning)
 
     def _read_line(self, raw: bytes, where: str) -> _Line:
-        line = _Line(raw, where, _engine_reading(raw))
+        line = _Line(raw, where, engine_reading(raw))
         try:
             text: str | None = raw.decode("utf-8")
         except UnicodeDecodeError:
             text = None
-        shown = text if text is not None else raw.decode("utf-8", "replace")
-        parts = shown.split("\r")
+        readable = text if text is not None else raw.decode("utf-8", "replace")
+        parts = readable.split("\r")
         if len(parts) == 2 and parts[1] == "":
             parts = parts[:1]  # a CRLF line end: one line for systemd too
         split = len(parts) > 1
         if split:
             self._warn(
                 where,
-                f"carriage return inside {_shown(shown)}: update_engine reads one line, "
+                f"carriage return inside {shown(readable)}: update_engine reads one line, "
                 f"systemd's EnvironmentFile= (locksmithd) {len(parts)}",
             )
         for part in parts:
             try:
-                assignment = _systemd_assignment(part)
+                assignment = systemd_assignment(part)
             except ValueError as exc:
-                self._warn(where, f"ignoring malformed line {_shown(part)}: {exc}")
+                self._warn(where, f"ignoring malformed line {shown(part)}: {exc}")
                 continue
             if assignment is None:
                 continue
@@ -234,8 +149,8 @@ class UpdateConf:
             return
         if named and engine is not None and named[-1] == engine and len(line.systemd) == 1:
             return
-        engine_says = f"{engine[0]}={_shown(engine[1])}" if engine else "none of its keys"
-        systemd_says = ", ".join(f"{k}={_shown(v)}" for k, v in line.systemd) or "nothing"
+        engine_says = f"{engine[0]}={shown(engine[1])}" if engine else "none of its keys"
+        systemd_says = ", ".join(f"{k}={shown(v)}" for k, v in line.systemd) or "nothing"
         self._warn(
             where,
             f"update_engine reads {engine_says} here, systemd {systemd_says}; "
@@ -298,7 +213,7 @@ class UpdateConf:
     # ----- changing ----------------------------------------------------------------------
     def _encoded(self, key: str, value: str, quoted: bool) -> bytes:
         """`KEY=value` that the program using `key` reads back as `value`, and the other one too."""
-        if not _KEY.fullmatch(key):
+        if not KEY.fullmatch(key):
             raise UpdateConfError(f"{key!r} is not a valid update.conf key")
         if any(c in value for c in "\n\r\x00"):
             raise UpdateConfError(f"the value for {key} contains a newline or NUL")
@@ -307,13 +222,13 @@ class UpdateConf:
         if key in UPDATE_ENGINE_KEYS:
             # update_engine drops the quotes and keeps everything between; systemd agrees when
             # nothing inside needs a backslash
-            if any(c in value for c in _DQ_ESCAPABLE) or not value.isprintable():
+            if any(c in value for c in DQ_ESCAPABLE) or not value.isprintable():
                 raise UpdateConfError(
-                    f"the value for {key} {_shown(value)} cannot be written so that update_engine "
+                    f"the value for {key} {shown(value)} cannot be written so that update_engine "
                     "and systemd read it alike"
                 )
             return f'{key}="{value}"'.encode()
-        return f"{key}={_double_quoted(value)}".encode()
+        return f"{key}={double_quoted(value)}".encode()
 
     def set(self, key: str, value: str) -> None:
         """Rewrite the last line that gives `key` its value (keeping its double quotes), or append
