@@ -96,13 +96,14 @@ class UpdateEngine:
     def _from_owner(self, message: Message) -> bool:
         if message.sender is not None and message.sender == self.owner:
             return True
-        if message.sender not in self._warned:
-            self._warned[str(message.sender)] = None
+        sender = str(message.sender)
+        if sender not in self._warned:
+            self._warned[sender] = None
             while len(self._warned) > _WARNED_MEMORY:
                 del self._warned[next(iter(self._warned))]
             log.warning(
                 "ignored a StatusUpdate signal from %s: %s is owned by %s",
-                visible(str(message.sender)),
+                visible(sender),
                 BUS_NAME,
                 self.owner or "nobody",
             )
