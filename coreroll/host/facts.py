@@ -21,10 +21,9 @@ with control characters made visible; the value is then unknown (None), never gu
   when mounted there, else this kernel's: both are the same for every container on the host); a
   boot time after 9999-12-31 (the last the dashboard shows) is unknown, with a problem.
 
-Public API: `HostFileError`, `HostFacts`, `read_facts(root) -> HostFacts`,
-`read_machine_id(root) -> str`, `read_limited(path) -> str | None`, `host_path(root, path)`
-(the last three from `coreroll.host.hostfs`), `writable_update_conf(root) -> Path`,
-`WRITABLE_UPDATE_CONF`, `UPDATE_CONF_LAYERS`.
+Public API: `HostFacts`, `read_facts(root) -> HostFacts`, `read_machine_id(root) -> str`,
+`writable_update_conf(root) -> Path`, `WRITABLE_UPDATE_CONF`, `UPDATE_CONF_LAYERS`; and, from
+`coreroll.host.hostfs`, `HostFileError`, `read_limited(path) -> str | None`, `host_path(root, path)`.
 """
 
 from __future__ import annotations
