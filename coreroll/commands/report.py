@@ -38,6 +38,7 @@ from coreroll.host.reporter import HostReporter, ReportOptions
 from coreroll.host.restart import command_restart
 from coreroll.host.update_engine import UpdateEngine
 from coreroll.host.view import HostView
+from coreroll.textsafe import visible
 
 log = logging.getLogger("coreroll.report")
 
@@ -84,7 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _fail(message: str) -> int:
-    print(f"coreroll report: {message}", file=sys.stderr)
+    print(f"coreroll report: {visible(message)}", file=sys.stderr)  # may quote the host's update.conf
     return 1
 
 
@@ -110,7 +111,7 @@ async def print_once(args: argparse.Namespace, root: Path) -> int:
 
 
 async def report(args: argparse.Namespace, root: Path, config: EtcdConfig) -> int:
-    log.info("connecting to etcd at %s", ",".join(config.endpoints))
+    log.info("connecting to etcd at %s", visible(",".join(config.endpoints)))
     etcd = await connect_v3(config)
     stop = stop_on_signals()
     options = ReportOptions(

@@ -5,8 +5,8 @@
 
 - `check(ids)`: queue `{action: "check", args: {}, by, at}` at `coreroll/v1/commands/<id>/<sortable-id>`
   for each node (the agent runs it and deletes the key).
-- `set_channel(ids, channel)`: refused, before anything is written, unless the server lists
-  `channel` (`GET /api/v1/channels`); then queues `{action: "set-channel", args: {channel}}`.
+- `set_channel(ids, channel)`: refused, before anything is written, unless `channel` is a channel
+  name (`coreroll.wire.channel`) and the server lists it (`GET /api/v1/channels`); then queues `{action: "set-channel", args: {channel}}`.
 - `unlock(group, holder)`: removes `holder` from the reboot-lock semaphore (CAS, via coreroll.locks).
   A holder that released meanwhile gives `ok=False` and a clear message, not an exception.
 - `set_max(group, n)`: the semaphore's max (available moves by the difference, as locksmith does).
@@ -33,6 +33,7 @@ from coreroll.etcd.config import EtcdConfig
 from coreroll.etcd.v3 import connect_v3
 from coreroll.locks import HolderNotFoundError, LockError, audit_target, group_label, open_lock_store
 from coreroll.watch.outcome import ActionResult, ReadOnlyError
+from coreroll.wire.channel import channel_problem
 from coreroll.wire.keys import command_key
 
 
@@ -133,7 +134,11 @@ class Actions:
         ids = list(dict.fromkeys(ids))
         if not ids:
             return ActionResult(False, "no node selected")
-        # refuse before anything is written (no command, no audit record)
+        # refuse before anything is written (no command, no audit record); the name is checked
+        # first: a server may list a channel no node should be sent (control characters, `$(...)`)
+        problem = channel_problem(channel)
+        if problem is not None:
+            return ActionResult(False, f"channel not switched: {problem}")
         try:
             known = await self.server_channels()
         except Exception as exc:
