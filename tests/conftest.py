@@ -18,8 +18,17 @@ PG_ENV = "COREROLL_TEST_POSTGRES"  # a postgresql:// URL to use instead of start
 
 @pytest.fixture(scope="session")
 def etcd_server() -> Iterator[EmbeddedEtcd]:
-    """A real etcd (v3 + v2 API) on a free 127.0.0.1 port, for the whole test session."""
+    """A real etcd (v3 + v2 API: started with `--enable-v2`, as a locksmith cluster's etcd must be)
+    on a free 127.0.0.1 port, for the whole test session."""
     with EmbeddedEtcd() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def etcd_without_v2() -> Iterator[EmbeddedEtcd]:
+    """An etcd 3.5 as it starts by default: no `--enable-v2`, so `/v2/keys` answers a bare 404 (what
+    3.6, which removed v2, also does). Started the first time a test asks for it."""
+    with EmbeddedEtcd(enable_v2=False) as server:
         yield server
 
 

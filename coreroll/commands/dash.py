@@ -1,6 +1,6 @@
 """`coreroll dash` (also plain `coreroll`): the live dashboard over etcd and the update server.
 
-    coreroll [dash] [--etcd URL[,URL]] [--server URL] [--etcd-api v3|v2] [--etcd-cafile F]
+    coreroll [dash] [--etcd URL[,URL]] [--server URL] [--etcd-api auto|v2|v3] [--etcd-cafile F]
                     [--etcd-certfile F] [--etcd-keyfile F] [--etcd-username U] [--etcd-password P]
                     [--token T] [--read-only] [--airlock] [--refresh SECONDS] [--mouse]
 
@@ -8,6 +8,9 @@ Endpoints and secrets: `--etcd` / COREROLL_ETCD / LOCKSMITHCTL_ENDPOINT, the TLS
 from LOCKSMITHCTL_ETCD_* (resolved exactly as `coreroll lock` does); `--server` / COREROLL_SERVER;
 `--token` / COREROLL_TOKEN, else the token file the server wrote (`<data dir>/token`).
 With neither --etcd nor --server the dashboard uses locksmithctl's default etcd endpoints.
+`--etcd-api` (LOCKSMITHCTL_ETCD_API) is the API of the reboot locks only: auto (the default)
+watches the semaphores on both v2 (where Flatcar's locksmithd keeps them) and v3, and the header
+says which hold them; node status, commands and audit records are always v3.
 
 This module never imports Textual: the app (`tui.run`) is loaded inside the handler by name, so
 `coreroll` stays importable (and testable) without the UI.

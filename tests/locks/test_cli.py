@@ -80,12 +80,13 @@ def test_unlock_of_non_holder(cli, clean_etcd: str, api: str) -> None:
     assert raw_get(clean_etcd, api, DEFAULT_KEY) == before
 
 
-def test_json_output(cli) -> None:
+def test_json_output(cli, api: str) -> None:
     status = cli("status", "--json")
     assert status.code == 0
     assert json.loads(status.out) | {"revision": 0} == {
         "group": "",
         "key": DEFAULT_KEY,
+        "api": api,
         "semaphore": 1,
         "max": 1,
         "holders": [],
@@ -93,10 +94,10 @@ def test_json_output(cli) -> None:
     }
     locked = json.loads(cli("--json", "lock", "a").out)
     assert (locked["group"], locked["holder"], locked["action"]) == ("", "a", "lock")
-    assert json.loads(cli("set-max", "3", "--json").out) == {"group": "", "old_max": 1, "max": 3}
+    assert json.loads(cli("set-max", "3", "--json").out) == {"group": "", "old_max": 1, "max": 3, "api": api}
     groups = json.loads(cli("groups", "--json").out)
-    assert [(g["group"], g["semaphore"], g["max"], g["holders"], g["error"]) for g in groups] == [
-        ("", 2, 3, ["a"], None)
+    assert [(g["group"], g["api"], g["semaphore"], g["max"], g["holders"], g["error"]) for g in groups] == [
+        ("", api, 2, 3, ["a"], None)
     ]
 
 

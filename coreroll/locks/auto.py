@@ -1,0 +1,127 @@
+"""`--etcd-api auto`: find the etcd API that holds locksmith's semaphores, and pick the one to use.
+
+Flatcar's locksmithd keeps its semaphores in the v2 keys API only (flatcar/locksmith lock/etcd.go,
+`go.etcd.io/etcd/client` KeysAPI); coreroll's own agents, and locksmith's unmerged v3 port, keep
+them in v3. The two keyspaces are separate: a v2 key is invisible through v3 and the other way.
+
+- `await survey_lock_apis(stores)`: lists `coreos.com/updateengine/rebootlock/` through the "v2"
+  and "v3" `LockStore`s given and returns a `LockApiSurvey`. A v2 API that is not served
+  (etcd 3.4/3.5 without `--enable-v2`, 3.6) or an API that does not answer counts as holding
+  nothing; when neither answers, the v3 error is raised.
+- `LockApiSurvey.api_for(group)`: where a command on `group` goes: the API holding that group's
+  semaphore (v2 when both do: that is the one locksmithd reads); else the API holding any
+  semaphore (v2 when both do); else v2 when it answers (locksmithd creates its semaphores there
+  on its first start), else v3.
+- `LockApiSurvey.both_note(used)`: the warning shown when both APIs hold semaphores, or None.
+- `await open_chosen_store(config, group)` -> (the store to use, the survey or None): with an
+  explicit `config.api` just `open_lock_store(config)`, no survey.
+- `v2_missing(exc, origin)`: the one-line error for an explicit v2 on an etcd without it, naming
+  how it was asked for (`origin`: "--etcd-api v2" or "LOCKSMITHCTL_ETCD_API=v2").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from coreroll.etcd.config import EtcdConfig
+from coreroll.etcd.errors import EtcdUnavailableError, V2ApiMissingError
+from coreroll.locks.keys import group_label
+from coreroll.locks.store import GroupState, LockStore
+
+LOCK_APIS = ("v2", "v3")  # "v2" first: where locksmithd keeps its semaphores wins a tie
+
+
+@dataclass(frozen=True)
+class LockApiSurvey:
+    """What `survey_lock_apis` found: each answering API's semaphores (by group)."""
+
+    states: Mapping[str, Mapping[str, GroupState]]  # api -> group -> state, answering APIs only
+    v2_answers: bool
+    v3_answers: bool
+
+    @property
+    def holding(self) -> tuple[str, ...]:
+        """The APIs with at least one semaphore key (readable or not), v2 first."""
+        return tuple(api for api in LOCK_APIS if self.states.get(api))
+
+    @property
+    def both(self) -> bool:
+        return len(self.holding) == 2
+
+    def api_for(self, group: str = "") -> str:
+        with_group = [api for api in LOCK_APIS if group in self.states.get(api, {})]
+        if with_group:
+            return with_group[0]
+        if self.holding:
+            return self.holding[0]
+        return "v2" if self.v2_answers else "v3"
+
+    def both_note(self, used: str | None = None) -> str | None:
+        """One line for stderr when both APIs hold semaphores (None otherwise)."""
+        if not self.both:
+            return None
+        where = "; ".join(
+            f"{api}: {', '.join(group_label(g) for g in self.states[api])}" for api in self.holding
+        )
+        what = f"this command uses {used}" if used else "both are shown, marked v2/v3"
+        return (
+            f"note: reboot-lock semaphores exist in both etcd APIs ({where}); Flatcar's locksmithd "
+            f"reads only v2; {what}; choose one with --etcd-api v2 or --etcd-api v3"
+        )
+
+
+def v2_missing(exc: V2ApiMissingError, origin: str = "--etcd-api v2") -> str:
+    return f"{origin} cannot work here: {exc}; use --etcd-api auto (or v3)"
+
+
+def _answered(result: object, api: str) -> Mapping[str, GroupState] | None:
+    """The states a listing returned, None when the API is not there; other errors propagate."""
+    if isinstance(result, V2ApiMissingError | EtcdUnavailableError):
+        return None
+    if isinstance(result, BaseException):
+        raise result
+    assert isinstance(result, dict), api
+    return result
+
+
+async def survey_lock_apis(stores: Mapping[str, LockStore]) -> LockApiSurvey:
+    """List the semaphores through the "v2" and "v3" stores at once; see the module docstring."""
+    results = await asyncio.gather(*(stores[api].group_states() for api in LOCK_APIS), return_exceptions=True)
+    found = {api: _answered(result, api) for api, result in zip(LOCK_APIS, results, strict=True)}
+    if all(states is None for states in found.values()):
+        v3_error = results[LOCK_APIS.index("v3")]
+        assert isinstance(v3_error, BaseException)
+        raise v3_error
+    return LockApiSurvey(
+        {api: states for api, states in found.items() if states is not None},
+        v2_answers=found["v2"] is not None,
+        v3_answers=found["v3"] is not None,
+    )
+
+
+def stores_for(config: EtcdConfig) -> dict[str, LockStore]:
+    """One (unconnected) store per API, for a survey."""
+    from coreroll.locks import open_lock_store  # the package's factory; it imports this module's peers
+
+    return {api: open_lock_store(dataclasses.replace(config, api=api)) for api in LOCK_APIS}
+
+
+async def open_chosen_store(config: EtcdConfig, group: str = "") -> tuple[LockStore, LockApiSurvey | None]:
+    """The store a command on `group` uses, and the survey behind the choice (None if explicit)."""
+    from coreroll.locks import open_lock_store
+
+    if config.api != "auto":
+        return open_lock_store(config), None
+    stores = stores_for(config)
+    chosen: str | None = None
+    try:
+        survey = await survey_lock_apis(stores)
+        chosen = survey.api_for(group)
+        return stores[chosen], survey
+    finally:
+        for api, store in stores.items():
+            if api != chosen:
+                await store.close()
