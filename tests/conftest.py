@@ -49,17 +49,27 @@ def etcd_endpoint(etcd_server: EmbeddedEtcd) -> str:
     return etcd_server.endpoint
 
 
-def wipe_etcd(endpoint: str) -> None:
-    """Delete every v3 key and every v2 node, so a test starts from an empty cluster."""
+def wipe_etcd(endpoint: str, *, v2: bool = True) -> None:
+    """Delete every v3 key and (unless `v2=False`: an etcd without the v2 API) every v2 node, so a
+    test starts from an empty cluster."""
     everything = base64.b64encode(b"\0").decode()
     reply = httpx.post(
         f"{endpoint}/v3/kv/deleterange", json={"key": everything, "range_end": everything}, timeout=5
     )
     reply.raise_for_status()
+    if not v2:
+        return
     listing = httpx.get(f"{endpoint}/v2/keys/", timeout=5).json()
     for node in listing.get("node", {}).get("nodes", []) or []:
         params = {"recursive": "true"} if node.get("dir") else {}
         httpx.delete(f"{endpoint}/v2/keys{node['key']}", params=params, timeout=5)
+
+
+@pytest.fixture
+def clean_etcd_without_v2(etcd_without_v2: EmbeddedEtcd) -> str:
+    """The session etcd without the v2 API, emptied before the test; yields its endpoint."""
+    wipe_etcd(etcd_without_v2.endpoint, v2=False)
+    return etcd_without_v2.endpoint
 
 
 @pytest.fixture
