@@ -1,4 +1,9 @@
-"""`--etcd-api auto`: find the etcd API that holds locksmith's semaphores, and pick the one to use.
+"""Which etcd API a lock store talks to: `--etcd-api v2|v3`, or `auto`, which finds the API holding
+locksmith's semaphores and picks the one to use.
+
+- `open_lock_store(config)`: the store for `config.api` ("v3" or "v2"), connecting lazily; only the
+  chosen backend's client library is imported (aetcd for v3). "auto" must go through
+  `open_chosen_store`: which API to use depends on what etcd holds.
 
 Flatcar's locksmithd keeps its semaphores in the v2 keys API only (flatcar/locksmith lock/etcd.go,
 `go.etcd.io/etcd/client` KeysAPI); coreroll's own agents, and locksmith's unmerged v3 port, keep
@@ -73,6 +78,20 @@ class LockApiSurvey:
         )
 
 
+def open_lock_store(config: EtcdConfig, **kwargs: float) -> LockStore:
+    """The store for `config.api` ("v3" or "v2"); see the module docstring."""
+    if config.api == "auto":
+        raise ValueError("open_lock_store needs --etcd-api v2 or v3; resolve auto with open_chosen_store")
+    # Imported here: only the chosen backend's client library (aetcd for v3) is loaded.
+    if config.api == "v2":
+        from coreroll.locks.v2store import V2LockStore
+
+        return V2LockStore(config, **kwargs)
+    from coreroll.locks.v3store import V3LockStore
+
+    return V3LockStore(config, **kwargs)
+
+
 def v2_missing(exc: V2ApiMissingError, origin: str = "--etcd-api v2") -> str:
     return f"{origin} cannot work here: {exc}; use --etcd-api auto (or v3)"
 
@@ -104,15 +123,11 @@ async def survey_lock_apis(stores: Mapping[str, LockStore]) -> LockApiSurvey:
 
 def stores_for(config: EtcdConfig) -> dict[str, LockStore]:
     """One (unconnected) store per API, for a survey."""
-    from coreroll.locks import open_lock_store  # the package's factory; it imports this module's peers
-
     return {api: open_lock_store(dataclasses.replace(config, api=api)) for api in LOCK_APIS}
 
 
 async def open_chosen_store(config: EtcdConfig, group: str = "") -> tuple[LockStore, LockApiSurvey | None]:
     """The store a command on `group` uses, and the survey behind the choice (None if explicit)."""
-    from coreroll.locks import open_lock_store
-
     if config.api != "auto":
         return open_lock_store(config), None
     stores = stores_for(config)
