@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote
 
 import httpx
+
+from coreroll.locks.keys import semaphore_key
 
 
 def _b64(data: bytes | str) -> str:
@@ -65,19 +67,14 @@ def raw_keys(endpoint: str, api: str, prefix: str) -> list[str]:
 # What Flatcar's locksmithd sends (flatcar/locksmith lock/etcd.go through the vendored v2 client,
 # vendor/go.etcd.io/etcd/client/keys.go): Init = PUT ?prevExist=false with `value` as a form field,
 # then Get and PUT ?prevIndex=<modifiedIndex>. These are Go's json.Marshal bytes of its Semaphore.
+# The key is the v3 key with a leading / (tests/wire/test_locksmith_keys.py checks it against Go's).
 LOCKSMITHD_INITIAL = b'{"semaphore":1,"max":1,"holders":null}'
-
-
-def locksmithd_key(group: str = "") -> str:
-    if not group:
-        return "coreos.com/updateengine/rebootlock/semaphore"
-    return f"coreos.com/updateengine/rebootlock/groups/{quote_plus(group, safe='')}/semaphore"
 
 
 def locksmithd_lock(endpoint: str, machine_id: str, group: str = "") -> bytes:
     """Take a slot for `machine_id` over etcd's v2 API, byte for byte as locksmithd does (on an
     untouched semaphore: available 1 -> 0); returns the bytes written."""
-    url = f"{endpoint}/v2/keys/{quote(locksmithd_key(group), safe='/')}"
+    url = f"{endpoint}/v2/keys/{quote(semaphore_key(group), safe='/')}"
     created = httpx.put(
         url, params={"prevExist": "false"}, data={"value": LOCKSMITHD_INITIAL.decode()}, timeout=5
     )

@@ -14,7 +14,6 @@ from coreroll.locks.store import GroupState
 from tests.locks.conftest import MID, Result
 from tests.locks.rawetcd import (
     LOCKSMITHD_INITIAL,
-    locksmithd_key,
     locksmithd_lock,
     raw_get,
     raw_keys,
@@ -75,7 +74,7 @@ def test_status_and_unlock_of_a_semaphore_locksmithd_wrote_over_v2(
     assert auto_cli("status") == Result(0, f"Available: 0\nMax: 1\n\nMACHINE ID\n{MID}\n", "")
     assert auto_cli("lock", OTHER) == Result(1, "", "Error locking: semaphore is at 0\n")
     assert auto_cli("unlock") == Result(0, "", "")  # MID, from the machine-id file
-    assert raw_get(clean_etcd, "v2", locksmithd_key()) == b'{"semaphore":1,"max":1,"holders":[]}'
+    assert raw_get(clean_etcd, "v2", semaphore_key()) == b'{"semaphore":1,"max":1,"holders":[]}'
     assert raw_keys(clean_etcd, "v3", LOCK_PREFIX) == []  # nothing went to the v3 keyspace
 
 
@@ -85,7 +84,7 @@ def test_a_group_locksmithd_uses_and_groups_lists_it(
 ) -> None:
     locksmithd_lock(clean_etcd, MID, group="web servers")
     assert auto_cli("--group", "web servers", "set-max", "2") == Result(0, "Old-Max: 1\nMax: 2\n", "")
-    assert raw_get(clean_etcd, "v2", locksmithd_key("web servers")) == (
+    assert raw_get(clean_etcd, "v2", semaphore_key("web servers")) == (
         b'{"semaphore":1,"max":2,"holders":["69d27b356a94476da859461d3a3bc6fd"]}'
     )
     assert auto_cli("groups") == Result(
@@ -99,7 +98,7 @@ def test_with_no_semaphore_yet_a_lock_goes_where_locksmithd_will_look(
 ) -> None:
     assert auto_cli("lock", OTHER) == Result(0, "", "")
     assert (
-        raw_get(clean_etcd, "v2", locksmithd_key())
+        raw_get(clean_etcd, "v2", semaphore_key())
         == b'{"semaphore":0,"max":1,"holders":["%s"]}' % OTHER.encode()
     )
     assert raw_keys(clean_etcd, "v3", LOCK_PREFIX) == []

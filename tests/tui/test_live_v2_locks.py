@@ -13,7 +13,6 @@ from coreroll.commands.dash import add_arguments
 from coreroll.locks.keys import LOCK_PREFIX, semaphore_key
 from tests.locks.rawetcd import (
     LOCKSMITHD_INITIAL,
-    locksmithd_key,
     locksmithd_lock,
     raw_get,
     raw_keys,
@@ -61,7 +60,7 @@ async def test_locksmithds_v2_lock_is_shown_and_released_through_v2(
         await wait_for_text(app, "(etcd v2)?", 5)  # the dialog says which semaphore
         await pilot.press("y")
         await wait_for(
-            lambda: raw_get(clean_etcd, "v2", locksmithd_key()) == b'{"semaphore":1,"max":1,"holders":[]}',
+            lambda: raw_get(clean_etcd, "v2", semaphore_key()) == b'{"semaphore":1,"max":1,"holders":[]}',
             10,
             "the v2 semaphore released",
         )

@@ -14,7 +14,6 @@ from coreroll.watch.views import CONNECTED, DOWN
 from coreroll.wire.keys import airlock_group_key
 from tests.locks.rawetcd import (
     LOCKSMITHD_INITIAL,
-    locksmithd_key,
     locksmithd_lock,
     raw_get,
     raw_keys,
@@ -94,12 +93,12 @@ async def test_unlock_and_set_max_write_where_the_semaphore_lives(clean_etcd: st
     assert (await actions.set_max("", 2, "v2")).ok
     result = await actions.unlock("", MID, "v2")
     assert result.ok, result.message
-    assert raw_get(clean_etcd, "v2", locksmithd_key()) == b'{"semaphore":2,"max":2,"holders":[]}'
+    assert raw_get(clean_etcd, "v2", semaphore_key()) == b'{"semaphore":2,"max":2,"holders":[]}'
     assert raw_keys(clean_etcd, "v3", LOCK_PREFIX) == []
     # no API given (a node row's own group): auto finds it on v2 too
     locksmithd_lock(clean_etcd, OTHER)
     assert (await actions.unlock("", OTHER)).ok
-    assert json.loads(raw_get(clean_etcd, "v2", locksmithd_key()) or b"")["holders"] == []
+    assert json.loads(raw_get(clean_etcd, "v2", semaphore_key()) or b"")["holders"] == []
     assert raw_keys(clean_etcd, "v3", LOCK_PREFIX) == []
 
 
