@@ -48,7 +48,7 @@ from coreroll.locks import (
     semaphore_key,
     survey_lock_apis,
 )
-from coreroll.locks.auto import stores_for, v2_missing
+from coreroll.locks.auto import close_stores, stores_for, v2_missing
 from coreroll.locks.store import GroupState
 from coreroll.textsafe import visible
 
@@ -244,8 +244,8 @@ async def _run(
         if action == "groups":
             return await _groups(config, as_json)
         store, survey = await open_chosen_store(config, group)
-        if survey is not None and survey.both:
-            _err(survey.both_note(_api_of(store)) or "")
+        if survey is not None:
+            _survey_notes(survey, _api_of(store))
         return await _dispatch(store, action, extra, config, group, as_json)
     except EtcdUnavailableError as exc:
         _err(_unavailable(exc, explicit))
@@ -264,6 +264,16 @@ async def _run(
     finally:
         if store is not None:
             await store.close()
+
+
+def _survey_notes(survey: LockApiSurvey, used: str | None = None) -> None:
+    """What --etcd-api auto found that the user should know: both APIs hold semaphores, or v2
+    could not be read (so locksmithd's semaphores, if any, were not looked at)."""
+    if survey.v2_problem:
+        _err(f"note: etcd's v2 API could not be read ({survey.v2_problem}); only v3 was looked at")
+    note = survey.both_note(used)
+    if note:
+        _err(note)
 
 
 def _api_of(store: LockStore) -> str:
@@ -362,8 +372,7 @@ async def _group_listing(config: EtcdConfig) -> tuple[list[tuple[str, GroupState
     try:
         survey = await survey_lock_apis(stores)
     finally:
-        for store in stores.values():
-            await store.close()
+        await close_stores(stores)
     listing = [(api, s) for api in survey.holding for s in survey.states[api].values()]
     return sorted(listing, key=lambda item: (item[1].group, item[0])), survey
 
@@ -372,8 +381,8 @@ async def _groups(config: EtcdConfig, as_json: bool) -> int:
     listing, survey = await _group_listing(config)
     bad = [s for _, s in listing if s.error]
     both = survey is not None and survey.both
-    if both and survey is not None:
-        _err(survey.both_note() or "")
+    if survey is not None:
+        _survey_notes(survey)
     if as_json:
         _print_json(
             [

@@ -12,7 +12,8 @@ them in v3. The two keyspaces are separate: a v2 key is invisible through v3 and
 - `await survey_lock_apis(stores)`: lists `coreos.com/updateengine/rebootlock/` through the "v2"
   and "v3" `LockStore`s given and returns a `LockApiSurvey`. A v2 API that is not served
   (etcd 3.4/3.5 without `--enable-v2`, 3.6) or an API that does not answer counts as holding
-  nothing; when neither answers, the v3 error is raised.
+  nothing; when neither answers, the v3 error is raised, as is any other v3 error (credentials,
+  TLS). Any other v2 error, with v3 answering, leaves v2 out and is kept in `v2_problem`.
 - `LockApiSurvey.api_for(group)`: where a command on `group` goes: the API holding that group's
   semaphore (v2 when both do: that is the one locksmithd reads); else the API holding any
   semaphore (v2 when both do); else v2 when it answers (locksmithd creates its semaphores there
@@ -32,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from coreroll.etcd.config import EtcdConfig
-from coreroll.etcd.errors import EtcdUnavailableError, V2ApiMissingError
+from coreroll.etcd.errors import EtcdError, EtcdUnavailableError, V2ApiMissingError
 from coreroll.locks.keys import group_label
 from coreroll.locks.store import GroupState, LockStore
 
@@ -46,6 +47,7 @@ class LockApiSurvey:
     states: Mapping[str, Mapping[str, GroupState]]  # api -> group -> state, answering APIs only
     v2_answers: bool
     v3_answers: bool
+    v2_problem: str | None = None  # v2 failed otherwise than by being absent or unreachable
 
     @property
     def holding(self) -> tuple[str, ...]:
@@ -96,34 +98,50 @@ def v2_missing(exc: V2ApiMissingError, origin: str = "--etcd-api v2") -> str:
     return f"{origin} cannot work here: {exc}; use --etcd-api auto (or v3)"
 
 
-def _answered(result: object, api: str) -> Mapping[str, GroupState] | None:
-    """The states a listing returned, None when the API is not there; other errors propagate."""
-    if isinstance(result, V2ApiMissingError | EtcdUnavailableError):
-        return None
-    if isinstance(result, BaseException):
-        raise result
-    assert isinstance(result, dict), api
-    return result
+async def _listing(store: LockStore | Exception) -> dict[str, GroupState] | Exception:
+    if isinstance(store, Exception):
+        return store
+    try:
+        return await store.group_states()
+    except Exception as exc:  # judged by survey_lock_apis, which knows what the other API said
+        return exc
 
 
-async def survey_lock_apis(stores: Mapping[str, LockStore]) -> LockApiSurvey:
-    """List the semaphores through the "v2" and "v3" stores at once; see the module docstring."""
-    results = await asyncio.gather(*(stores[api].group_states() for api in LOCK_APIS), return_exceptions=True)
-    found = {api: _answered(result, api) for api, result in zip(LOCK_APIS, results, strict=True)}
-    if all(states is None for states in found.values()):
-        v3_error = results[LOCK_APIS.index("v3")]
-        assert isinstance(v3_error, BaseException)
-        raise v3_error
+async def survey_lock_apis(stores: Mapping[str, LockStore | Exception]) -> LockApiSurvey:
+    """List the semaphores through the "v2" and "v3" stores at once (a store that could not even be
+    built is its error); see the module docstring. v3's errors win: it is the API everything else
+    coreroll keeps lives on, so its message (credentials, TLS files) is the one to show."""
+    v2, v3 = await asyncio.gather(_listing(stores["v2"]), _listing(stores["v3"]))
+    if isinstance(v3, Exception) and not (isinstance(v3, EtcdUnavailableError) and isinstance(v2, dict)):
+        raise v3
+    problem = None
+    if isinstance(v2, Exception) and not isinstance(v2, V2ApiMissingError | EtcdUnavailableError):
+        problem = str(v2).strip().splitlines()[0] if str(v2).strip() else type(v2).__name__
+        problem = f"{type(v2).__name__}: {problem}" if type(v2).__module__.startswith("httpx") else problem
     return LockApiSurvey(
-        {api: states for api, states in found.items() if states is not None},
-        v2_answers=found["v2"] is not None,
-        v3_answers=found["v3"] is not None,
+        {api: states for api, states in (("v2", v2), ("v3", v3)) if isinstance(states, dict)},
+        v2_answers=isinstance(v2, dict),
+        v3_answers=isinstance(v3, dict),
+        v2_problem=problem,
     )
 
 
-def stores_for(config: EtcdConfig) -> dict[str, LockStore]:
-    """One (unconnected) store per API, for a survey."""
-    return {api: open_lock_store(dataclasses.replace(config, api=api)) for api in LOCK_APIS}
+def stores_for(config: EtcdConfig) -> dict[str, LockStore | Exception]:
+    """One (unconnected) store per API, for a survey; a store that cannot be built (v2 reads its
+    TLS files at once) is its error."""
+    stores: dict[str, LockStore | Exception] = {}
+    for api in LOCK_APIS:
+        try:
+            stores[api] = open_lock_store(dataclasses.replace(config, api=api))
+        except EtcdError as exc:
+            stores[api] = exc
+    return stores
+
+
+async def close_stores(stores: Mapping[str, LockStore | Exception], keep: str | None = None) -> None:
+    for api, store in stores.items():
+        if api != keep and not isinstance(store, Exception):
+            await store.close()
 
 
 async def open_chosen_store(config: EtcdConfig, group: str = "") -> tuple[LockStore, LockApiSurvey | None]:
@@ -135,8 +153,8 @@ async def open_chosen_store(config: EtcdConfig, group: str = "") -> tuple[LockSt
     try:
         survey = await survey_lock_apis(stores)
         chosen = survey.api_for(group)
-        return stores[chosen], survey
+        store = stores[chosen]
+        assert not isinstance(store, Exception)  # the survey read through it
+        return store, survey
     finally:
-        for api, store in stores.items():
-            if api != chosen:
-                await store.close()
+        await close_stores(stores, keep=chosen)

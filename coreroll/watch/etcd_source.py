@@ -13,7 +13,9 @@ next one):
   "v3" -> `LockState(kind="v3")` from the v3 listing and watch; "v2" -> the v2 lock store
   (coreroll.locks) listed then watched -> `LockState(kind="v2")`; "auto" (the dashboard's default)
   -> both: v3 always, v2 whenever etcd serves it, so a semaphore appearing later on either API shows
-  up. The snapshot's `lock_kinds` says which APIs are watched (the header shows them).
+  up. The snapshot's `lock_kinds` says which APIs are watched (the header shows them). With "auto",
+  a v2 API that is absent is skipped silently, one that fails otherwise is skipped with a warning
+  in the event log (the nodes and the v3 locks still show).
 - with `airlock=True`: `com.coreos.airlock/groups/<g>/v1/semaphore` -> `LockState(kind="airlock")`
 Only the locks come through the v2 API: node keys are v3 (coreroll agents write v3), so an etcd
 without the v3 API shows as down. An explicit "v2" on an etcd that does not serve it shows as down
@@ -38,12 +40,13 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aetcd
+import httpx
 from aetcd import exceptions as aetcd_exceptions
 from aetcd import rpc
 from aetcd.utils import prefix_range_end
 
 from coreroll.etcd.config import EtcdConfig
-from coreroll.etcd.errors import V2ApiMissingError
+from coreroll.etcd.errors import EtcdError, V2ApiMissingError
 from coreroll.etcd.v3 import connect_v3
 from coreroll.locks.airlock import _AIRLOCK_KEY, parse_airlock
 from coreroll.locks.auto import v2_missing
@@ -196,6 +199,7 @@ class EtcdSource(ReconnectingSource):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._v3_locks = config.api in ("v3", "auto")
         self._v2_locks = config.api in ("v2", "auto")
+        self._v2_problem: str | None = None  # the last v2 error "auto" worked around, noted once
         self._stopped = False
 
     @property
@@ -291,6 +295,22 @@ class EtcdSource(ReconnectingSource):
             if self.config.api == "auto":
                 return None, []  # etcd without v2 (3.4+ default, 3.6): the locks are v3 only
             raise
+        except (EtcdError, httpx.HTTPError) as exc:
+            await store.close()
+            if self.config.api != "auto":
+                raise
+            # auto: the nodes and the v3 locks still show; say once why v2's are missing
+            problem = describe(exc)
+            if problem != self._v2_problem:
+                self._v2_problem = problem
+                self.sink(
+                    u.Note(
+                        f"etcd's v2 API could not be read ({problem}): reboot locks from v3 only",
+                        "warning",
+                        "Locks",
+                    )
+                )
+            return None, []
         except BaseException:
             await store.close()
             raise
