@@ -5,6 +5,7 @@ X-Forwarded-Proto/-Host from a --trusted-proxy; forwarded headers from anyone el
 
 from __future__ import annotations
 
+import shlex
 import ssl
 import subprocess
 import sys
@@ -17,12 +18,13 @@ import httpx
 import pytest
 from lxml import etree
 
-from coreroll.cli import main
+from coreroll.cli import build_parser, main
+from coreroll.commands import server as server_command
 from coreroll.server.runner import RunningServer, free_port
 from tests.omaha.fixtures import UPDATE_ENGINE_REQUEST
 from tests.security.certs import Pki, make_pki
 from tests.server.conftest import start
-from tests.server.helpers import HTTP, real_payload
+from tests.server.helpers import HTTP, real_payload, wait_until
 from tests.server.nginx import Nginx
 
 VERSION = "3976.0.0"
@@ -212,12 +214,12 @@ def test_server_starts_in_a_new_data_dir_and_says_what_nodes_are_told(tmp_path: 
     data = tmp_path / "new" / "data"  # neither exists yet
     port = free_port()
     argv = [sys.executable, "-m", "coreroll", "server", "--listen", f"127.0.0.1:{port}", "--data", str(data),
-            "--token", "T", "--forwarded-allow-ips", "127.0.0.1,10.0.0.0/8"]  # fmt: skip
+            "--token", "T"]  # fmt: skip
     process = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stderr is not None
         lines = []
-        for line in process.stderr:  # ends when the server exits (the defect: exit 1 at once)
+        for line in process.stderr:  # ends when the server exits (before the fix: exit 1 at once)
             lines.append(line)
             if "no --public-url" in line:
                 break
@@ -225,9 +227,42 @@ def test_server_starts_in_a_new_data_dir_and_says_what_nodes_are_told(tmp_path: 
         assert "no --public-url: nodes are told to download from the origin of their own request" in said, (
             said
         )
-        assert "X-Forwarded-Proto/-Host from 127.0.0.1, 10.0.0.0/8" in said
         assert f"that is http://127.0.0.1:{port}/packages/..., the node's own loopback" in said
         assert (data / "coreroll.db").exists() and oct(data.stat().st_mode & 0o777) == "0o700"
+        assert wait_until(lambda: healthy(f"http://127.0.0.1:{port}"), 20, "the server to answer")
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+def healthy(url: str) -> bool:
+    try:
+        return HTTP.get(f"{url}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_uvicorns_forwarded_allow_ips_adds_trusted_proxies() -> None:
+    from coreroll.server.forwarded import startup_note
+
+    args = build_parser().parse_args(
+        ["server", "--trusted-proxy", "::1", "--forwarded-allow-ips", "127.0.0.1,10.0.0.0/8"]
+    )
+    settings = server_command._settings(args)
+    assert settings.trusted_proxies == ("::1", "127.0.0.1", "10.0.0.0/8")
+    note = startup_note("127.0.0.1:8400", None, settings.trusted_proxies)
+    assert note is not None and "X-Forwarded-Proto/-Host from ::1, 127.0.0.1, 10.0.0.0/8" in note
+    assert startup_note("0.0.0.0:8400", None, ()) is None  # nodes reach it at the address they were given
+    assert startup_note("[::1]:8400", "https://u.example", ()) == (
+        "every URL handed out starts with https://u.example (--public-url)"
+    )
+
+
+def test_the_systemd_units_server_command_line_is_accepted() -> None:
+    """deploy/coreroll-server.service's ExecStart, continuation lines joined, parses into settings."""
+    unit = (Path(__file__).resolve().parents[2] / "deploy" / "coreroll-server.service").read_text()
+    (line,) = [x for x in unit.replace("\\\n", " ").splitlines() if x.startswith("ExecStart=")]
+    argv = shlex.split(line.removeprefix("ExecStart="))[1:]
+    settings = server_command._settings(build_parser().parse_args(argv))
+    assert settings.public_url == "https://coreroll.example.internal"
+    assert settings.trusted_proxies == ("127.0.0.1",) and settings.listen == "127.0.0.1:8400"
