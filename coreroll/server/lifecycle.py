@@ -10,8 +10,10 @@ deferred", unknown types) is only recorded in the history: it never fails the re
 ``classify_check(inst, target, now, timeout) -> Check``: what an update check needs: nothing
 (``UP_TO_DATE``, ``IN_PROGRESS``, ``NO_RELEASE``), re-serving the granted offer (``RESERVE``), marking
 an update that already landed as Complete (``LANDED``), or a policy decision (``NEEDS_GRANT``).
-An instance whose update to the target failed is not offered it again until the update timeout
-has passed since the grant (``FAILED_RECENTLY``), so a bad payload does not loop.
+An instance whose update failed (3/0, e.g. one 503 on the payload) goes to the policy again at its
+next check, as in Nebraska (it refuses only Downloading, Downloaded and Installed instances): the
+retry is a new grant, counted toward the group's limits (its own earlier grant still counts in the
+period), and a failure in safe mode has halted the group anyway.
 ``grant(inst, version, now)`` / ``hold(inst, reason)`` apply the decision.
 """
 
@@ -100,7 +102,6 @@ class Check(enum.Enum):
     IN_PROGRESS = "update in progress on the instance"
     RESERVE = "granted earlier: offer again"
     LANDED = "granted update already running"
-    FAILED_RECENTLY = "this update failed here; retried after the update timeout"
     NEEDS_GRANT = "needs a policy decision"
 
 
@@ -121,12 +122,6 @@ def classify_check(inst: Instance, target: str | None, now: float, timeout: floa
         return Check.NO_RELEASE
     if not is_newer(target, inst.version):
         return Check.UP_TO_DATE
-    if (
-        inst.status == InstanceStatus.Error
-        and inst.last_update_version == target
-        and not timed_out(inst, now, timeout)
-    ):
-        return Check.FAILED_RECENTLY
     return Check.NEEDS_GRANT
 
 

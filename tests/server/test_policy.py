@@ -128,6 +128,10 @@ def test_classify_check() -> None:
     assert classify_check(inst, "2.0.0", 100, 60) is Check.NEEDS_GRANT  # timed out
     inst.version = "2.0.0"
     assert classify_check(inst, "2.0.0", 10, 60) is Check.LANDED
+    failed = _inst()
+    grant(failed, "2.0.0", 0)
+    assert apply_event(failed, OmahaEvent(3, 0, 9), 1).failure  # one transfer error
+    assert classify_check(failed, "2.0.0", 2, 60) is Check.NEEDS_GRANT  # the policy decides again now
     held = _inst()
     assert hold(held, "x") is not None and hold(held, "x") is None  # same reason: no new history
 
