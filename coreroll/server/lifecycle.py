@@ -4,7 +4,9 @@
 13/1 Downloading, 14/1 Downloaded, 3/1 and 800/1 Installed, 3/2 with a real ``previousversion``
 Complete (3/2 with ``""`` or ``"0.0.0.0"`` is what every stock check carries: nothing changes),
 3/0 Error (errorcode 44 = rollback: the machine booted back into the old version; another 3/0
-while no update is in progress is only recorded in the history). Any other pair (3/9 "update
+while no update is in progress is only recorded in the history). On an anonymous instance
+(``machineid=""``, key ``anon-...``) Installed ends the update in progress: its reboot into the new
+version is a new record (a new boot id), so this one would otherwise time out. Any other pair (3/9 "update
 deferred", unknown types) is only recorded in the history: it never fails the request.
 
 ``classify_check(inst, target, now, timeout) -> Check``: what an update check needs: nothing
@@ -28,6 +30,10 @@ from coreroll.server.registry import HistoryEntry, Instance
 from coreroll.server.versions import is_newer
 
 IN_FLIGHT = frozenset({InstanceStatus.Downloading, InstanceStatus.Downloaded, InstanceStatus.Installed})
+ANONYMOUS_PREFIX = "anon-"  # registry keys of requests with machineid="" (omaha_handler)
+ANONYMOUS_INSTALLED = (
+    'update installed; machineid="": its next boot checks in as a new instance (a new boot id)'
+)
 _FRESH_PREVIOUS = ("", "0.0.0.0")
 
 
@@ -93,7 +99,12 @@ def apply_event(inst: Instance, ev: OmahaEvent, now: float) -> EventOutcome:
     inst.status = status
     inst.status_reason = None
     inst.update_in_progress = True
-    return EventOutcome(_entry(inst, ev, None))
+    if status == InstanceStatus.Installed and is_anonymous(inst.machine_id):
+        # Its reboot into the update arrives as another record (a new boot id), so this one can
+        # never complete: its part is done, not an update in progress that could time out.
+        inst.update_in_progress = False
+        inst.status_reason = ANONYMOUS_INSTALLED
+    return EventOutcome(_entry(inst, ev, inst.status_reason))
 
 
 class Check(enum.Enum):
@@ -103,6 +114,10 @@ class Check(enum.Enum):
     RESERVE = "granted earlier: offer again"
     LANDED = "granted update already running"
     NEEDS_GRANT = "needs a policy decision"
+
+
+def is_anonymous(machine_id: str) -> bool:
+    return machine_id.startswith(ANONYMOUS_PREFIX)
 
 
 def timed_out(inst: Instance, now: float, timeout: float) -> bool:
@@ -118,6 +133,8 @@ def classify_check(inst: Instance, target: str | None, now: float, timeout: floa
             return Check.RESERVE
         if inst.status in IN_FLIGHT:
             return Check.IN_PROGRESS
+    if inst.status == InstanceStatus.Installed and not inst.update_in_progress:
+        return Check.IN_PROGRESS  # an anonymous machine's installed update, waiting for its reboot
     if target is None:
         return Check.NO_RELEASE
     if not is_newer(target, inst.version):

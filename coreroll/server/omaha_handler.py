@@ -24,7 +24,8 @@ still answered.
 
 ``machineid=""`` (or none): registered as ``anonymous_machine_key(bootid, ip)`` = ``anon-`` + 27
 hex of the SHA-256 of the boot id (of the client IP when the boot id is empty too): distinct
-machines never share a record; one machine gets a new record per boot.
+machines never share a record; one machine gets a new record per boot. Its record of the boot
+that installed an update stops being in progress at Installed (``lifecycle.apply_event``).
 
 Requests from one machine are handled one at a time in this process (``MachineLocks``), and every
 write first checks, inside its transaction, that the machine's row is still the one the request
@@ -54,7 +55,16 @@ from coreroll.omaha.protocol import (
     unknown_app_response,
 )
 from coreroll.server.catalog import Catalog, Group
-from coreroll.server.lifecycle import Check, EventOutcome, apply_event, classify_check, grant, hold, land
+from coreroll.server.lifecycle import (
+    ANONYMOUS_PREFIX,
+    Check,
+    EventOutcome,
+    apply_event,
+    classify_check,
+    grant,
+    hold,
+    land,
+)
 from coreroll.server.limits import SourceLimiter
 from coreroll.server.machine_locks import MachineLocks
 from coreroll.server.metrics import Metrics
@@ -80,7 +90,7 @@ TEXT = "text/plain; charset=utf-8"
 def anonymous_machine_key(bootid: str, ip: str) -> str:
     """The registry key of a request with an empty machineid (see the module docstring)."""
     source = f"boot:{bootid}" if bootid else f"ip:{ip}"
-    return "anon-" + hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()[:27]
+    return ANONYMOUS_PREFIX + hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()[:27]
 
 
 class OmahaHandler:
