@@ -1,5 +1,5 @@
 """A real nginx (the Debian package; .ci/run installs it) as the TLS-terminating proxy in front of a
-coreroll server: deploy/nginx-coreroll.conf's own ``server`` block, with its address, certificate
+coreroll server: deploy/coreroll-nginx.conf's own ``server`` block, with its address, certificate
 and upstream replaced, inside a main configuration of our own (pid, logs and temp files in a
 temporary directory, workers as the current user, listening on 127.0.0.1 only).
 
@@ -18,7 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "nginx-coreroll.conf"
+EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "coreroll-nginx.conf"
 
 _MAIN = """daemon off;
 worker_processes 1;
@@ -45,7 +45,7 @@ def nginx_binary() -> str:
 
 
 def example_server_block(port: int, upstream: str, cert: Path, key: Path) -> str:
-    """deploy/nginx-coreroll.conf's server block for this test; each replaced line must be there."""
+    """deploy/coreroll-nginx.conf's server block for this test; each replaced line must be there."""
     text = EXAMPLE.read_text()
     block = text[text.index("server {") :]
     for old, new in (

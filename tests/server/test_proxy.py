@@ -1,4 +1,4 @@
-"""The server behind a real TLS-terminating nginx (deploy/nginx-coreroll.conf's server block), as
+"""The server behind a real TLS-terminating nginx (deploy/coreroll-nginx.conf's server block), as
 deploy/coreroll-server.service runs it (issue 15 section 2): the payload URL a node gets through the
 proxy is one it can download over the proxy's scheme, with --public-url or with the proxy's
 X-Forwarded-Proto/-Host from a --trusted-proxy; forwarded headers from anyone else are ignored."""
