@@ -65,10 +65,11 @@ def build_app(args: argparse.Namespace) -> DashApp:
     if use_etcd:
         sources.append(EtcdSource(config, buffer.put, airlock=args.airlock))
         configured.append("etcd")
+    token = _token(args)
     if server:
-        sources.append(FeedSource(server, buffer.put))
+        sources.append(FeedSource(server, buffer.put, token=token))  # the token always gets a feed slot
         configured.append("server")
-    actions = make_actions(config if use_etcd else None, server, _token(args), args.read_only)
+    actions = make_actions(config if use_etcd else None, server, token, args.read_only)
     cluster = ",".join(config.endpoints) if use_etcd else (server or "")
     return DashApp(
         FleetModel(stale_offline_grace=args.stale_offline_grace),

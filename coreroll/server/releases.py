@@ -13,7 +13,8 @@
     ``version`` (agents only), or
   - any other bytes with ``opaque=True`` (agents only: they install the bytes as an image);
   anything else is refused (422) and nothing is stored. An extra package (``kind="extra"``, e.g.
-  ``oem-azure.gz``) is stored as is next to the board's payload.
+  ``oem-azure.gz``) is stored as is next to the board's payload; with a channel, it is refused
+  (409, before the body is read) while the release has no payload (``Catalog.require_payload``).
   Both return ``(release object, created)``; the same bytes again give ``created`` False.
 - ``clean_temp_files()`` (server start): removes ``.upload-*`` files a crash left behind, logged.
 - ``await adopt_legacy()`` (server start): a release stored before boards existed gets its file
@@ -189,6 +190,8 @@ class Publisher:
         self._check(version, channel, filename, board)
         if kind not in (PAYLOAD, EXTRA):
             raise CatalogError(400, f"kind {kind!r}: expected {PAYLOAD!r} or {EXTRA!r}")
+        if kind == EXTRA and channel is not None:
+            self.catalog.require_payload(version)  # refused before the upload is read
         self.settings.packages_dir.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=self.settings.packages_dir, prefix=TEMP_PREFIX)
         tmp = Path(name)
