@@ -215,14 +215,15 @@ def start_server_process(
     """``open_files``: the child's open-file limit (soft and hard), as systemd's LimitNOFILE sets it."""
     port = free_port()
     argv = [sys.executable, "-m", "coreroll.server", "--listen", f"127.0.0.1:{port}",
-            "--data", str(data_dir), f"--token={token}", *extra_args]  # fmt: skip
+            "--data", str(data_dir), *extra_args]  # fmt: skip
     if db_url:
         argv += ["--db", db_url]
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "server.log"
     with log_path.open("ab") as log:  # a file, not a pipe: a chatty child can never block on it
         preexec = None if open_files is None else _open_file_limit(open_files)
-        process = subprocess.Popen(argv, stdout=log, stderr=log, env=dict(os.environ), preexec_fn=preexec)
+        env = {**os.environ, "COREROLL_TOKEN": token}  # not --token: a command line is public
+        process = subprocess.Popen(argv, stdout=log, stderr=log, env=env, preexec_fn=preexec)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
