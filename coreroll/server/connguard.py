@@ -11,8 +11,11 @@ everyone else. Here:
 - a request body may pause at most ``body_timeout`` seconds, and must arrive at
   ``MIN_BODY_RATE`` bytes/s or better after the first ``body_timeout`` seconds (Apache's
   mod_reqtimeout rule; time the server itself is not reading does not count): else 408 and close;
-- a client that takes no response bytes for ``write_timeout`` seconds (the transport's buffer
-  stays above its high-water mark) is disconnected;
+- a client that takes no response bytes for ``write_timeout`` seconds while some wait for it is
+  disconnected: the kernel's send queue for it stays non-empty and the count of bytes it
+  acknowledged (``TCP_INFO``) does not move. (Waiting for the transport to pause writing is not
+  enough: the kernel's send buffer grows to megabytes first, hours of feed traffic for a fleet.)
+  Where the socket cannot be asked, the transport staying paused counts instead;
 - at most ``max_connections`` connections are open: one more closes the connection that has waited
   longest for a request head (an idle keep-alive first), so half-open clients cannot lock out an
   update check; when every connection is busy with a request the new one gets 503.
@@ -28,7 +31,11 @@ the cap needs, raising the soft limit towards the hard one, and the cap that fit
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import resource
+import socket
+import struct
+import termios
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -70,6 +77,22 @@ def fit_to_file_limit(max_connections: int) -> tuple[int, str | None]:
         f"the open-file limit ({soft}) is too low for --max-connections {max_connections} "
         f"(needs {needed}); serving at most {fits} connections. Raise it (systemd: LimitNOFILE={needed})"
     )
+
+
+_TCPI_BYTES_ACKED = 120  # offset of tcpi_bytes_acked (u64) in Linux's struct tcp_info (4.1+)
+
+
+def tcp_progress(sock: Any) -> tuple[int, int] | None:
+    """(bytes queued in the kernel for the peer, bytes the peer acknowledged so far), or None
+    when the socket cannot tell (not TCP on Linux, or closed)."""
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCPI_BYTES_ACKED + 8)
+        queued = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+    except (OSError, AttributeError, ValueError):
+        return None
+    if len(info) < _TCPI_BYTES_ACKED + 8:
+        return None
+    return struct.unpack("i", queued)[0], struct.unpack_from("<Q", info, _TCPI_BYTES_ACKED)[0]
 
 
 def _reply(status: int, reason: str, message: str) -> bytes:
@@ -120,6 +143,8 @@ def guarded_protocol(base: type[asyncio.Protocol], guard: ConnectionGuard) -> ty
         _body_bytes = 0
         _checked_at = 0.0
         _write_paused_since: float | None = None
+        _acked = -1  # bytes the client acknowledged at the last sweep
+        _stalled_since: float | None = None  # since when it took none while some waited
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             super().connection_made(transport)
@@ -170,8 +195,8 @@ def guarded_protocol(base: type[asyncio.Protocol], guard: ConnectionGuard) -> ty
             if self.transport is None or self.transport.is_closing():
                 return
             since, self._checked_at = self._checked_at, now
-            paused = self._write_paused_since
-            if paused is not None and now - paused >= limits.write_timeout:
+            stalled = self._not_reading_since(now)
+            if stalled is not None and now - stalled >= limits.write_timeout:
                 self._drop("write_timeout", 0, "", "")
                 return
             cycle = self.cycle
@@ -192,6 +217,19 @@ def guarded_protocol(base: type[asyncio.Protocol], guard: ConnectionGuard) -> ty
                 self._drop("body_timeout", 408, "Request Timeout",
                            f"request body stalled (at most {limits.body_timeout:g} s without a byte, "
                            f"and {MIN_BODY_RATE} bytes/s)")  # fmt: skip
+
+        def _not_reading_since(self, now: float) -> float | None:
+            """Since when bytes have waited for the client without it taking any (None: it is
+            taking them, or nothing waits)."""
+            progress = tcp_progress(self.transport.get_extra_info("socket"))
+            if progress is None:
+                return self._write_paused_since
+            queued, acked = progress
+            if queued == 0 or acked != self._acked:
+                self._acked, self._stalled_since = acked, None
+            elif self._stalled_since is None:
+                self._stalled_since = now
+            return self._stalled_since
 
         def _make_room(self) -> None:
             """Over the cap: close the connection waiting longest for a request head, else refuse
