@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from coreroll.watch.views import CONNECTED, DOWN
 from tests.faults.counts import check, record
 from tests.server.conftest import start
 from tests.server.test_feed_fanout import RawFeed, metric, register
-from tests.watch.helpers import wait_model
+from tests.watch.helpers import check_in, wait_model
 
 SLACK = 3.0  # seconds past a bound the server may take on a loaded 2-core machine (sweeps: 0.5 s)
 
@@ -29,16 +30,30 @@ def forwarded(address: str) -> str:
     return f"X-Forwarded-For: {address}\r\n"
 
 
-async def dashboard_state(url: str, token: str | None) -> tuple[str, str]:
-    """Where a dashboard's feed source gets to (connected, or down and why) against ``url``."""
+async def dashboard(url: str, token: str | None, change: Callable[[], None]) -> list[str]:
+    """The states a dashboard's feed source goes through against ``url`` until it is down, or
+    until it shows a machine that ``change()`` registers after it connected (the live feed works)."""
     buffer, model = UpdateBuffer(), FleetModel()
     source = FeedSource(url, buffer.put, token=token, backoff=Backoff(0.5, 0.5), probe_interval=0.5)
     task = asyncio.create_task(source.run())
+    seen: list[str] = []
+    changed = False
+
+    def settled(m: FleetModel) -> bool:
+        nonlocal changed
+        state = m.connections.get("server")
+        if state is not None and (not seen or seen[-1] != f"{state.status}: {state.detail}"):
+            seen.append(f"{state.status}: {state.detail}")
+        if state is not None and state.status == DOWN:
+            return True
+        if state is not None and state.status == CONNECTED and not changed:
+            change()
+            changed = True
+        return "slots-live" in m.rows
+
     try:
-        await wait_model(model, buffer, lambda m: m.connections.get("server") is not None
-                         and m.connections["server"].status in (CONNECTED, DOWN), what="the feed")  # fmt: skip
-        state = model.connections["server"]
-        return state.status, state.detail
+        await wait_model(model, buffer, settled, what="the dashboard to settle")
+        return seen
     finally:
         source.stop()
         await asyncio.wait_for(task, 5)
@@ -72,11 +87,14 @@ async def test_the_token_always_gets_a_slot_and_anonymous_ones_are_limited_per_a
         assert full.status == 503 and "feed client limit reached: 5" in full.rest()
         record("feed_clients_refused", 3, suite="security")
         # Every anonymous slot is held: a dashboard without the token is down, with the reason...
-        status, detail = await dashboard_state(server.url, None)
-        assert status == DOWN and "HTTP 503" in detail, detail
-        # ...and the operator's dashboard, with the token, connects (before: the same 503).
-        status, detail = await dashboard_state(server.url, server.token)
-        problems = [] if status == CONNECTED else [f"{status}: {detail}"]
+        seen = await dashboard(server.url, None, lambda: None)
+        assert seen[-1].startswith(DOWN) and "HTTP 503" in seen[-1], seen
+        # ...and the operator's dashboard, with the token, connects and follows the live feed
+        # (before: the same 503).
+        seen = await dashboard(server.url, server.token, lambda: check_in(server.url, "slots-live"))
+        problems = [s for s in seen if s.startswith(DOWN)] + (
+            [] if seen[-1].startswith(CONNECTED) else seen[-1:]
+        )
         assert not check("dashboard_with_token_connects_while_anonymous_slots_are_full", problems, "security")
         token = f"Authorization: Bearer {server.token}\r\n"
         assert [connect(token + forwarded("203.0.113.7")).status for _ in range(3)] == [200] * 3
