@@ -50,10 +50,12 @@ RESERVED_FILES = 128  # the database, its pool, logs, key and token files, with 
 
 @dataclass(frozen=True)
 class ConnectionLimits:
-    max_connections: int = 4096
-    header_timeout: float = 10.0
-    body_timeout: float = 30.0
-    write_timeout: float = 60.0
+    """The bounds (seconds, and connections); defaults and flags: ``ServerSettings``."""
+
+    max_connections: int
+    header_timeout: float
+    body_timeout: float
+    write_timeout: float
 
 
 def files_needed(max_connections: int) -> int:
@@ -220,7 +222,13 @@ def guarded_protocol(base: type[asyncio.Protocol], guard: ConnectionGuard) -> ty
 
         def _not_reading_since(self, now: float) -> float | None:
             """Since when bytes have waited for the client without it taking any (None: it is
-            taking them, or nothing waits)."""
+            taking them, or nothing waits). Only a response in progress is looked at (two system
+            calls): after a response, the keep-alive timeout closes the connection anyway."""
+            cycle = self.cycle
+            sending = cycle is not None and cycle.response_started and not cycle.response_complete
+            if not sending and self.transport.get_write_buffer_size() == 0:
+                self._stalled_since = None
+                return None
             progress = tcp_progress(self.transport.get_extra_info("socket"))
             if progress is None:
                 return self._write_paused_since
