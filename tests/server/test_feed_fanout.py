@@ -26,7 +26,9 @@ class RawFeed:
     test can make it stall. ``rcvbuf`` shrinks its receive buffer (a stalled reader fills it fast);
     ``headers``: more request header lines (``Name: value\r\n`` each)."""
 
-    def __init__(self, url: str, last_id: int | None = None, rcvbuf: int | None = None, headers: str = "") -> None:
+    def __init__(
+        self, url: str, last_id: int | None = None, rcvbuf: int | None = None, headers: str = ""
+    ) -> None:
         host, port = url.removeprefix("http://").split(":")
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:

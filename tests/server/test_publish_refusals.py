@@ -21,6 +21,7 @@ from coreroll.omaha.payload import (
     verify_payload,
 )
 from coreroll.server.runner import RunningServer
+from tests.omaha.crau_builder import build_crau, image_bytes
 from tests.server.helpers import (
     HTTP,
     REFERENCE_REQUEST,
@@ -59,7 +60,7 @@ def test_a_manifest_nested_60000_deep_is_refused_not_a_500(sqlite_server: Runnin
     assert reply.status_code == 400 and "nested too deeply" in reply.json()["error"]
 
 
-EXTRA = b"\x1f\x8b an oem sysext"
+EXTRA = build_crau(image_bytes("an oem sysext", 2000))  # what download_sysext accepts
 
 
 def channel_version(server: RunningServer, name: str) -> str | None:
@@ -88,7 +89,12 @@ def test_extras_alone_never_move_a_channel(sqlite_server: RunningServer) -> None
     # Once its payload is there, the extra may come with the channel.
     publish_real(server, "4401.0.0", channel="beta")
     reply = upload(
-        server, "4401.0.0", b"\x1f\x8b another", kind="extra", filename="oem-gce.gz", channel="stable"
+        server,
+        "4401.0.0",
+        build_crau(image_bytes("another oem sysext", 2000)),
+        kind="extra",
+        filename="oem-gce.gz",
+        channel="stable",
     )
     assert reply.status_code == 201, reply.text
     assert channel_version(server, "stable") == "4401.0.0"
