@@ -16,6 +16,7 @@ from coreroll.server.registry import Registry
 from coreroll.server.releases import Publisher
 from coreroll.server.settings import ServerSettings
 from coreroll.server.storage import Storage
+from coreroll.server.sync import Syncer
 
 
 @dataclass
@@ -30,6 +31,7 @@ class ServerState:
     feed: FeedHub
     token: str
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    syncer: Syncer | None = None  # with --sync
 
 
 def core(request: Request) -> ServerState:
