@@ -65,7 +65,6 @@ from coreroll.watch.backoff import Backoff
 
 log = logging.getLogger("coreroll.server.sync")
 FIRST_RETRY = 30.0  # seconds before the first retry after a failed pass
-CHUNK = 256 * 1024
 PROGRESS_SECONDS = 5.0
 _LEADER_LOCK = 7_263_002  # another arbitrary constant (storage.py uses 7_263_001)
 _TIMEOUT = httpx.Timeout(60.0, connect=15.0)
@@ -296,7 +295,7 @@ class Syncer:
                     raise CatalogError(
                         422, f"{meta.url} is {length} bytes, upstream's answer says {meta.size}"
                     )
-                chunks = self._counted(reply.aiter_bytes(CHUNK), received, meta, version, board)
+                chunks = self._counted(reply.aiter_bytes(), received, meta, version, board)
                 _, created = await self.publisher.publish_upload(
                     chunks, version, None, meta.filename, board, kind, expected=meta
                 )
