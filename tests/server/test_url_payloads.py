@@ -9,6 +9,7 @@ a floor's own directory, and refusals that name what is wrong.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 from pathlib import Path
 
@@ -130,3 +131,23 @@ def test_a_bad_manifest_is_refused_with_its_reason_and_the_others_kept() -> None
         parse_sync_answer(b'<!DOCTYPE r [<!ENTITY x "y">]><response><app status="ok"/></response>')
     assert floor_codebase("https://h/amd64-usr/3732.0.0/", "3732.0.0", "3700.0.0") == "https://h/amd64-usr/3700.0.0/"
     assert floor_codebase("https://h/current/", "3732.0.0", "3700.0.0") == "https://h/current/"
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--sync", "ftp://upstream.example/v1/update/"], "expected an http:// or https:// URL"),
+        (["--sync", "--sync-interval", "30s"], "--sync-interval 30: at least 60 seconds"),
+        (["--host-packages"], "--host-packages mirrors what --sync brings: give --sync too"),
+        (["--sync", "--sync-boards", "amd64-usr,x y"], "expected names of letters"),
+    ],
+)
+def test_bad_sync_flags_stop_the_server_at_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], message: str
+) -> None:
+    usage = "x y" in flags[-1]  # argparse's own usage error
+    with pytest.raises(SystemExit) if usage else contextlib.nullcontext():
+        assert main(["server", "--data", str(tmp_path), *flags]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "token").exists()
+
