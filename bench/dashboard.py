@@ -1,7 +1,8 @@
 """Dashboard benchmark, headless: is the screen fast enough at fleet scale?
 
     .venv/bin/python bench/dashboard.py [--duration 60] [--nodes 10000] [--big 100000] [--rate 1000]
-                                        [--no-baseline] [--out bench/results/dashboard.json]
+                                        [--wire-duration 20] [--no-baseline]
+                                        [--out bench/results/dashboard.json]
 
 What is measured (each scenario in its own process, so memory numbers do not mix):
 - first paint: from creating the app, with the whole fleet (one EtcdSnapshot of N node status
@@ -19,6 +20,10 @@ What is measured (each scenario in its own process, so memory numbers do not mix
     backspace it away; every edit re-filters the 10,000 rows).
   - CPU: process CPU seconds / wall seconds over the load; memory: peak RSS.
 - baseline (same run): Textual's DataTable with the same N rows and columns, time to first paint.
+- terminal bytes/s (`bench/terminal_bytes.py`, skipped with `--wire-duration 0`): the real
+  dashboard in a real pty at 80x24 and 160x48 over an embedded etcd with N nodes taking `--rate`
+  changes/s, beside a baseline in the same run: the same app redrawing the whole screen at every
+  repaint. Median bytes/s over 1-second windows, and what a 256 kbit/s link makes of it.
 Prints a table and writes JSON (medians and ratios).
 """
 
@@ -42,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 import psutil  # noqa: E402
 from textual import events  # noqa: E402
 
+from bench import terminal_bytes  # noqa: E402
 from bench.results_file import write_results  # noqa: E402
 from coreroll.watch import updates as u  # noqa: E402
 from coreroll.watch.model import FleetModel  # noqa: E402
@@ -316,12 +322,15 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, default=10_000)
     parser.add_argument("--big", type=int, default=100_000)
     parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument("--wire-duration", type=float, default=20.0, help="seconds per pty run; 0 skips")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "dashboard.json"))
-    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         kind, *rest = args.child
+        if kind == "tty-full":
+            return terminal_bytes.run_full_repaint_app(rest)
         if kind == "paint":
             result = asyncio.run(scenario_paint(int(rest[0])))
         elif kind == "load":
@@ -342,6 +351,10 @@ def main() -> int:
     }
     if not args.no_baseline:
         results["datatable_baseline"] = run_child(["datatable", str(args.nodes)])
+    if args.wire_duration > 0:
+        results["terminal_bytes"] = terminal_bytes.measure(
+            args.nodes, args.rate, args.wire_duration, [(80, 24), (160, 48)]
+        )
     load = results["load"]
     targets = [
         (f"first paint, {args.nodes} nodes", results["paint"]["first_paint_s"], 1.0, "s"),
@@ -354,7 +367,10 @@ def main() -> int:
         ("  (CPU clock: own time only)", load["cpu_clock"]["key_filter_ms"]["p99"], 50.0, "ms"),
         ("app CPU (cores)", load["cpu_cores"], 1.0, ""),
         ("peak memory", load["peak_rss_mb"], 300.0, "MB"),
+        (f"all loaded and on screen, {args.big} nodes", results["paint_big"]["all_loaded_s"], 2.0, "s"),
     ]
+    for pair in results.get("terminal_bytes", {}).get("pairs", []):
+        targets.append((f"terminal bytes/s {pair['size']} / full repaint", pair["ratio"], 0.25, ""))
     rows = []
     for name, value, limit, unit in targets:
         ok = value is not None and value < limit
@@ -390,6 +406,8 @@ def main() -> int:
         f"{results['paint_big']['all_loaded_s']:.2f}s ({args.big}); "
         f"machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, nice {os.nice(0)}"
     )
+    if "terminal_bytes" in results:
+        terminal_bytes.print_pairs(results["terminal_bytes"])
     if "datatable_baseline" in results:
         print(
             f"baseline DataTable first paint, {args.nodes} rows: {results['datatable_baseline']['first_paint_s']:.2f}s "

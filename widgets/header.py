@@ -1,7 +1,8 @@
 """`DashHeader`: one or two lines on top: cluster, etcd and server connection state, node counts by
 state, time of the last update, and flags `[R]` (read-only) and `[FROZEN]`.
 
-Call `show(HeaderInfo(...))` once per tick; it repaints only when the text changed. A source that
+Call `show(HeaderInfo(...))` once per tick; it repaints only the lines that changed, each up to
+its last changed cell (`widgets.line_diff`: over SSH the header was most of the traffic). A source that
 is down is written in capitals with how long ago it was last reachable, so the operator knows the
 table below is the last known state, not the current one.
 """
@@ -11,10 +12,12 @@ from __future__ import annotations
 import time
 
 from rich.text import Text
+from textual.geometry import Region
 from textual.widget import Widget
 
 from coreroll.textsafe import visible
 from coreroll.watch.views import CONNECTED, ConnectionState, HeaderInfo
+from widgets.line_diff import changed_lines
 
 __all__ = ["DashHeader", "HeaderInfo", "render_header"]
 
@@ -92,6 +95,8 @@ class DashHeader(Widget):
     def show(self, info: HeaderInfo) -> None:
         self.info = info
         text = render_header(info)
-        if text != self._text:
+        changed = changed_lines(self._text, text)
+        if changed:
             self._text = text
-            self.refresh()
+            for y, end in changed:
+                self.refresh(Region(0, y, end, 1))
