@@ -171,7 +171,9 @@ class FleetModel:
         handler = self._handlers.get(type(update))
         if handler is None:
             raise TypeError(f"not a watch update: {update!r}")
-        with _gc_paused(type(update) in (u.EtcdSnapshot, u.FeedSnapshot)):
+        if type(update) not in _WHOLE_LISTINGS:  # (no context manager: this runs 1,000s of times a second)
+            return handler(self, update)
+        with _gc_paused(True):
             return handler(self, update)
 
     def _touch(self, ids: Iterable[str]) -> set[str]:
@@ -257,6 +259,12 @@ class FleetModel:
         if update.machine_id in self.locks.held_by:
             self.locks_version += 1  # a holder going offline makes it stale in the lock panel
         return self._touch([update.machine_id])
+
+    def _node_batch(self, batch: u.NodeBatch) -> set[str]:
+        for status in batch.statuses:
+            self._set_status(status)
+        self._alive |= batch.alive
+        return self._touch({status.machine_id for status in batch.statuses} | batch.alive)
 
     def _node_command(self, update: u.NodeCommand) -> set[str]:
         self._set_command(update)
@@ -372,6 +380,7 @@ class FleetModel:
     _handlers: ClassVar[dict[type, Callable[[FleetModel, Any], set[str]]]] = {
         u.NodeStatus: _node_status,
         u.NodeAlive: _node_alive,
+        u.NodeBatch: _node_batch,
         u.NodeCommand: _node_command,
         u.LockState: _lock_state,
         u.LockSnapshot: _lock_snapshot,
@@ -506,6 +515,7 @@ class FleetModel:
 
 
 BIG_BATCH = 500
+_WHOLE_LISTINGS = (u.EtcdSnapshot, u.FeedSnapshot)
 
 
 @contextlib.contextmanager

