@@ -65,6 +65,7 @@ from coreroll.watch.merge import ACTIVE_STATES, build_row
 from coreroll.watch.parse import (
     NodeReport,
     ValueFormatError,
+    instance_id,
     opt_str,
     opt_time,
     parse_command,
@@ -264,7 +265,13 @@ class FleetModel:
         for status in batch.statuses:
             self._set_status(status)
         self._alive |= batch.alive
-        return self._touch({status.machine_id for status in batch.statuses} | batch.alive)
+        ids = {status.machine_id for status in batch.statuses} | batch.alive
+        for data in batch.instances:
+            mid = instance_id(data)
+            if mid is not None:
+                self._instances[mid] = parse_instance(data)
+                ids.add(mid)
+        return self._touch(ids)
 
     def _node_command(self, update: u.NodeCommand) -> set[str]:
         self._set_command(update)
@@ -322,7 +329,7 @@ class FleetModel:
     def _feed_snapshot(self, snap: u.FeedSnapshot) -> set[str]:
         before = set(self._instances)
         self._instances = {
-            str(i["machine_id"]): parse_instance(i) for i in snap.instances if i.get("machine_id")
+            mid: parse_instance(i) for i in snap.instances if (mid := instance_id(i)) is not None
         }
         self._channels = {str(c["name"]): c for c in snap.channels if c.get("name")}
         self._groups = {str(g["id"]): g for g in snap.groups if g.get("id") is not None}

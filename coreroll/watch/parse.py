@@ -326,12 +326,33 @@ def _well_formed_report(data: dict[str, Any]) -> NodeReport | None:
 def _with_other_version(report: NodeReport) -> NodeReport:
     """`report` with `other_version` set: the version of the partition that is not active."""
     active = report.active_partition
-    report.other_version = next((p.version for p in report.partitions if p.label != active), None)
+    for partition in report.partitions:  # (a loop: a generator costs more than two partitions)
+        if partition.label != active:
+            report.other_version = partition.version
+            break
     return report
 
 
 _NO_EXTRA: dict[str, Any] = {}  # shared by every report without extra fields (never mutated)
-_fast_partition = _fast_reader(wire.PARTITION_FIELDS, PartitionView, with_extra=False)
+_SHARED_PARTITIONS: dict[tuple[Any, ...], PartitionView] = {}
+_SHARED_PARTITIONS_MAX = 4096
+
+
+def _shared_partition(**values: Any) -> PartitionView:
+    """The PartitionView of these values, one instance shared by every report that has them: a
+    fleet has few distinct partitions (a label and a version or two per channel), and building a
+    frozen record costs more than finding it. The values were type-checked exactly (no True for
+    1), so equal keys mean equal views."""
+    key = tuple(values.values())
+    view = _SHARED_PARTITIONS.get(key)
+    if view is None:
+        if len(_SHARED_PARTITIONS) >= _SHARED_PARTITIONS_MAX:  # hostile variety: start over
+            _SHARED_PARTITIONS.clear()
+        view = _SHARED_PARTITIONS[key] = PartitionView(**values)
+    return view
+
+
+_fast_partition = _fast_reader(wire.PARTITION_FIELDS, _shared_partition, with_extra=False)
 
 
 @functools.lru_cache(maxsize=65536)  # boot times repeat report after report
@@ -448,6 +469,11 @@ def _last_command(data: dict[str, Any] | None) -> CommandView | None:
         at=at,
         result=opt_str(data, "result"),
     )
+
+
+def instance_id(data: dict[str, Any]) -> str | None:
+    """The machine id of a server instance object in a listing (None: not usable, skipped)."""
+    return str(data["machine_id"]) if data.get("machine_id") else None
 
 
 def parse_instance(data: dict[str, Any]) -> InstanceView:

@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from coreroll.watch.intake import split_update
+from coreroll.watch.intake import split_updates
 from coreroll.watch.model import FleetModel
 from coreroll.watch.updates import Update, UpdateBuffer
 
@@ -216,8 +216,7 @@ class UpdatePump:
         batch = self.buffer.drain()
         if self.on_drain is not None:
             self.on_drain()
-        for update in batch:
-            self._backlog.extend(split_update(update, self.model, self.CHUNK))
+        self._backlog.extend(split_updates(batch, self.model, self.CHUNK))
 
     def _apply_slice(self, seconds: float) -> None:
         deadline = self.clock() + seconds

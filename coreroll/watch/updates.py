@@ -36,10 +36,12 @@ class NodeAlive:
 class NodeBatch:
     """Statuses and alive keys of many nodes, applied with one row rebuild per node: the rest of a
     big first listing, cut in pieces (`coreroll.watch.intake`). It only adds: `alive` names the
-    machines whose alive key is present; nothing is removed (unlike EtcdSnapshot)."""
+    machines whose alive key is present; `instances` are the server's objects for some of them
+    (as in FeedSnapshot); nothing is removed (unlike EtcdSnapshot)."""
 
     statuses: tuple[NodeStatus, ...] = ()
     alive: frozenset[str] = frozenset()
+    instances: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

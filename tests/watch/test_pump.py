@@ -98,6 +98,7 @@ async def test_a_big_first_listing_paints_early_then_fills_in() -> None:
     clock = FakeClock(step=0.001)
     pump, _, buffer = make_pump(clock, on_repaint)
     pump.CHUNK, pump.SLICE, pump.FIRST_BUDGET, pump.LOAD_BUDGET = 10, 0.0, 0.002, 0.002
+    pump.LOAD_REPAINT_SHARE = 1.0  # (the fake clock's ticks make a repaint as long as a budget)
     for update in sample_updates(300):
         buffer.put(update)
     pump.attach()
