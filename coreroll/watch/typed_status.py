@@ -18,6 +18,7 @@ costs twice as much.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -85,7 +86,7 @@ def status_reader(
         **empty_sections,
         **{f"C{i}": convert[f.kind] for i, f in enumerate(fields) if f.kind in convert},
     }
-    source = _reader_source(fields, sections, set(convert))
+    source = _reader_source(fields, sections, set(convert), _parameters(result))
     exec(compile(source, "<coreroll.watch.typed_status reader>", "exec"), namespace)
     return namespace["read"]  # type: ignore[no-any-return]
 
@@ -106,9 +107,18 @@ def _kind_types(int_range: tuple[int, int], time_range: tuple[float, float]) -> 
     }
 
 
-def _reader_source(fields: tuple[wire.Field, ...], sections: list[str], converted: set[str]) -> str:
+def _parameters(result: Callable[..., Any]) -> list[str]:
+    """`result`'s parameters that may be passed by position, in order."""
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return [p.name for p in inspect.signature(result).parameters.values() if p.kind in kinds]
+
+
+def _reader_source(
+    fields: tuple[wire.Field, ...], sections: list[str], converted: set[str], parameters: list[str]
+) -> str:
     """Python source of `read(raw)`: decode, then one straight run over the fields. Field names
-    enter it only as repr() string literals."""
+    enter it only as repr() string literals. `result` gets the longest run of its `parameters`
+    that the table sets by position (a third cheaper than by keyword), the rest by keyword."""
     lines = [
         "def read(raw):",
         "    try:",
@@ -118,11 +128,12 @@ def _reader_source(fields: tuple[wire.Field, ...], sections: list[str], converte
     ]
     source = {None: "d", **{section: f"s{n}" for n, section in enumerate(sections)}}
     lines += [f"    s{n} = d.s{n} or E{n}" for n in range(len(sections))]
-    keywords, extra = [], []
+    values: dict[str, str] = {}
+    extra = []
     for i, f in enumerate(fields):
         lines.append(f"    v{i} = {source[f.section]}.f{i}")
         if f.kind == wire.PARTITIONS:
-            lines.append(f"    v{i} = () if v{i} is None else tuple([share(p) for p in v{i}])")
+            lines.append(f"    v{i} = () if v{i} is None else tuple(map(share, v{i}))")
         elif f.kind in converted:
             lines += [
                 f"    if v{i} is not None:",
@@ -133,7 +144,13 @@ def _reader_source(fields: tuple[wire.Field, ...], sections: list[str], converte
         if f.attr is None:
             extra.append(f"{f.path!r}: v{i}")
         else:
-            keywords.append(f"{f.attr}=v{i}")
-    keywords.append(f"extra={{{', '.join(extra)}}}" if extra else "extra=NO_EXTRA")
-    lines.append(f"    return finish(result({', '.join(keywords)}))")
+            values[f.attr] = f"v{i}"
+    values["extra"] = f"{{{', '.join(extra)}}}" if extra else "NO_EXTRA"
+    arguments = []
+    for name in parameters:
+        if name not in values:
+            break
+        arguments.append(values.pop(name))
+    arguments += [f"{name}={value}" for name, value in values.items()]
+    lines.append(f"    return finish(result({', '.join(arguments)}))")
     return "\n".join(lines) + "\n"

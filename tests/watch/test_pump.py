@@ -235,3 +235,37 @@ async def test_a_big_first_listing_in_pieces_ends_as_the_whole_listing_would() -
     assert model.rows[alive_only].online is True
     assert model.counts() == whole.counts()
     assert sum(not row.online for row in model.rows.values()) > 10  # the offline ones stayed offline
+
+
+@pytest.mark.parametrize("enabled_before", [True, False])
+async def test_the_collector_waits_while_the_first_listing_is_read_in(enabled_before: bool) -> None:
+    import gc
+
+    during: list[bool] = []
+    loaded = asyncio.Event()
+
+    def on_repaint(pump: UpdatePump) -> None:
+        during.append(gc.isenabled())
+        if not pump.loading:
+            loaded.set()
+
+    pump, model, buffer = make_pump(on_repaint=on_repaint)
+    for update in sample_updates(1200):
+        buffer.put(update)
+    if not enabled_before:
+        gc.disable()
+    try:
+        pump.attach()
+        await asyncio.wait_for(loaded.wait(), 10)
+        await asyncio.sleep(0)  # (the flush's last lines run after the repaint)
+        assert len(model.rows) == 1200 and pump.settled
+        assert during and not any(during)
+        assert gc.isenabled() is enabled_before  # put back as it was
+        loaded.clear()
+        buffer.put(one_status(5, "UPDATE_STATUS_DOWNLOADING"))  # steady state: the collector runs
+        await asyncio.wait_for(loaded.wait(), 5)
+        assert model.rows[machine_id(5)].update_status == "UPDATE_STATUS_DOWNLOADING"
+        assert during[-1] is enabled_before
+    finally:
+        gc.enable()
+        gc.unfreeze()
