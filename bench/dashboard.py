@@ -1,13 +1,14 @@
 """Dashboard benchmark, headless: is the screen fast enough at fleet scale?
 
     .venv/bin/python bench/dashboard.py [--duration 60] [--nodes 10000] [--big 100000] [--rate 1000]
-                                        [--wire-duration 20] [--no-baseline]
+                                        [--wire-duration 20] [--no-baseline] [--repeat 3]
                                         [--out bench/results/dashboard.json]
 
 What is measured (each scenario in its own process, so memory numbers do not mix):
 - first paint: from creating the app, with the whole fleet (one EtcdSnapshot of N node status
   JSON values + a FeedSnapshot) waiting in its buffer, to the end of the first screen update that
-  shows the table's rows. Includes parsing every status JSON in the model.
+  shows the table's rows; and to the first that shows every node ("all loaded and on screen").
+  Includes parsing every status JSON in the model. Median of `--repeat` fresh processes.
 - load: `--rate` node status changes per second for `--duration` seconds, fed to the model
   DIRECTLY (through the app's UpdateBuffer, exactly where EtcdSource would put them; no etcd in
   the loop, so the numbers are the dashboard's own). Status JSON is pre-built from templates so
@@ -318,13 +319,31 @@ def pct(values: list[float]) -> dict[str, float | int | None]:
     }
 
 
-def run_child(args: list[str]) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--child", *args]
-    print(f"  running: {' '.join(args)} ...", file=sys.stderr, flush=True)
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False, env=dict(os.environ))
+def run_child(args: list[str], tree: Path = ROOT) -> dict[str, Any]:
+    """A scenario in a fresh process, run by `tree`'s copy of this bench (another checkout: the
+    code before a change, measured in the same run)."""
+    cmd = [sys.executable, str(tree / "bench" / "dashboard.py"), "--child", *args]
+    where = "" if tree == ROOT else f" (in {tree})"
+    print(f"  running: {' '.join(args)}{where} ...", file=sys.stderr, flush=True)
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env, cwd=tree)
     if out.returncode != 0:
         raise SystemExit(f"scenario {args} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def median_run(args: list[str], repeat: int, tree: Path = ROOT) -> dict[str, Any]:
+    """`repeat` runs of a paint scenario, each in a fresh process: the median of every number,
+    and each run's load-to-screen time (`runs_all_loaded_s`) to show the spread."""
+    runs = [run_child(args, tree) for _ in range(repeat)]
+    out: dict[str, Any] = dict(runs[0])
+    for name, value in runs[0].items():
+        if isinstance(value, float):
+            values = [r[name] for r in runs if r[name] is not None]
+            out[name] = statistics.median(values) if values else None
+    out["runs"] = repeat
+    out["runs_all_loaded_s"] = [r["all_loaded_s"] for r in runs]
+    return out
 
 
 def main() -> int:
@@ -335,6 +354,13 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--wire-duration", type=float, default=20.0, help="seconds per pty run; 0 skips")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each paint scenario (median)")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="another checkout (e.g. `git archive main | tar -x -C DIR`): its paint and load scenarios "
+        "run in the same session, interleaved with these, for a before/after",
+    )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "dashboard.json"))
     parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -356,10 +382,18 @@ def main() -> int:
         file=sys.stderr,
     )
     results: dict[str, Any] = {
-        "paint": run_child(["paint", str(args.nodes)]),
-        "paint_big": run_child(["paint", str(args.big)]),
+        "paint": median_run(["paint", str(args.nodes)], args.repeat),
+        "paint_big": median_run(["paint", str(args.big)], args.repeat),
         "load": run_child(["load", str(args.nodes), str(args.rate), str(args.duration)]),
     }
+    if args.before is not None:
+        before = args.before.resolve()
+        results["before"] = {
+            "tree": str(before),
+            "paint": median_run(["paint", str(args.nodes)], args.repeat, before),
+            "paint_big": median_run(["paint", str(args.big)], args.repeat, before),
+            "load": run_child(["load", str(args.nodes), str(args.rate), str(args.duration)], before),
+        }
     if not args.no_baseline:
         results["datatable_baseline"] = run_child(["datatable", str(args.nodes)])
     if args.wire_duration > 0:
@@ -417,6 +451,8 @@ def main() -> int:
         f"{results['paint_big']['all_loaded_s']:.2f}s ({args.big}); "
         f"machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, nice {os.nice(0)}"
     )
+    if "before" in results:
+        print_before_after(results)
     if "terminal_bytes" in results:
         terminal_bytes.print_pairs(results["terminal_bytes"])
     if "datatable_baseline" in results:
@@ -426,6 +462,24 @@ def main() -> int:
         )
     write_results(args.out, results)
     return 0
+
+
+def print_before_after(results: dict[str, Any]) -> None:
+    before = results["before"]
+    pairs = [
+        ("first paint", ("paint", "first_paint_s")),
+        ("first paint, big", ("paint_big", "first_paint_s")),
+        ("all loaded and on screen, big", ("paint_big", "all_loaded_s")),
+        ("  (CPU clock)", ("paint_big", "all_loaded_cpu_s")),
+    ]
+    print(f"before ({before['tree']}) / now, medians:")
+    for name, (scenario, key) in pairs:
+        old, new = before[scenario].get(key), results[scenario].get(key)
+        if old and new:
+            print(f"  {name:<30} {old:8.2f}s {new:8.2f}s  ({new / old:.2f}x)")
+    for key in ("key_cursor_ms", "key_filter_ms", "change_to_screen_ms"):
+        old, new = before["load"][key], results["load"][key]
+        print(f"  {key:<30} p50 {old['p50']} -> {new['p50']} ms, p99 {old['p99']} -> {new['p99']} ms")
 
 
 if __name__ == "__main__":
