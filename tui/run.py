@@ -1,6 +1,6 @@
 """Build and run the dashboard from command-line arguments (`coreroll dash`, `python -m tui`).
 
-`build_app(args) -> DashApp` wires FleetModel + UpdateBuffer + EtcdSource/FeedSource + Actions from
+`build_app(args, app_class=DashApp) -> DashApp` wires FleetModel + UpdateBuffer + EtcdSource/FeedSource + Actions from
 the flags `coreroll.commands.dash.add_arguments` defines; `run_dashboard(args) -> int` runs it;
 `main(argv)` parses arguments first (for `python -m tui`). Configuration problems are reported in
 one line on stderr with exit status 1.
@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from coreroll.commands.dash import add_arguments
-from coreroll.commands.lock import resolve
+from coreroll.commands.lock import api_origin, resolve
 from coreroll.etcd.config import EtcdConfig
 from coreroll.watch.etcd_source import EtcdSource
 from coreroll.watch.feed_source import FeedSource
@@ -55,7 +55,8 @@ def history_loader(server: str, timeout: float = 5.0) -> Any:
     return load
 
 
-def build_app(args: argparse.Namespace) -> DashApp:
+def build_app(args: argparse.Namespace, app_class: type[DashApp] = DashApp) -> DashApp:
+    """The dashboard the flags describe (`app_class`: a DashApp subclass, e.g. a browser session's)."""
     config, _, _, etcd_explicit = resolve(args)
     server = args.server or os.environ.get("COREROLL_SERVER") or None
     use_etcd = etcd_explicit or server is None
@@ -63,14 +64,15 @@ def build_app(args: argparse.Namespace) -> DashApp:
     sources: list[Any] = []
     configured: list[str] = []
     if use_etcd:
-        sources.append(EtcdSource(config, buffer.put, airlock=args.airlock))
+        sources.append(EtcdSource(config, buffer.put, airlock=args.airlock, api_origin=api_origin(args)))
         configured.append("etcd")
+    token = None if args.read_only else _token(args)  # watching needs no token: never load it
     if server:
-        sources.append(FeedSource(server, buffer.put))
+        sources.append(FeedSource(server, buffer.put, token=token))  # with the token: always a feed slot
         configured.append("server")
-    actions = make_actions(config if use_etcd else None, server, _token(args), args.read_only)
+    actions = make_actions(config if use_etcd else None, server, token, args.read_only)
     cluster = ",".join(config.endpoints) if use_etcd else (server or "")
-    return DashApp(
+    return app_class(
         FleetModel(stale_offline_grace=args.stale_offline_grace),
         buffer=buffer,
         sources=sources,
@@ -104,4 +106,6 @@ def run_dashboard(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tui", description="the coreroll dashboard")
     add_arguments(parser)
-    return run_dashboard(parser.parse_args(argv))
+    from coreroll.commands.dash import run
+
+    return run(parser.parse_args(argv))
