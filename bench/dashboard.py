@@ -332,16 +332,24 @@ def run_child(args: list[str], tree: Path = ROOT) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def median_run(args: list[str], repeat: int, tree: Path = ROOT) -> dict[str, Any]:
-    """`repeat` runs of a paint scenario, each in a fresh process: the median of every number,
-    and each run's load-to-screen time (`runs_all_loaded_s`) to show the spread."""
-    runs = [run_child(args, tree) for _ in range(repeat)]
+def median_runs(args: list[str], repeat: int, trees: list[Path]) -> list[dict[str, Any]]:
+    """`repeat` runs of a paint scenario in each tree, interleaved (a busy spell of the shared
+    machine hits both alike), each in a fresh process: per tree, the median of every number, and
+    each run's load-to-screen time (`runs_all_loaded_s`) to show the spread."""
+    runs: list[list[dict[str, Any]]] = [[] for _ in trees]
+    for _ in range(repeat):
+        for tree, done in zip(trees, runs, strict=True):
+            done.append(run_child(args, tree))
+    return [_medians(done) for done in runs]
+
+
+def _medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = dict(runs[0])
     for name, value in runs[0].items():
         if isinstance(value, float):
             values = [r[name] for r in runs if r[name] is not None]
             out[name] = statistics.median(values) if values else None
-    out["runs"] = repeat
+    out["runs"] = len(runs)
     out["runs_all_loaded_s"] = [r["all_loaded_s"] for r in runs]
     return out
 
@@ -381,18 +389,17 @@ def main() -> int:
         f"dashboard benchmark: {args.nodes} nodes, {args.rate} changes/s for {args.duration:.0f}s",
         file=sys.stderr,
     )
-    results: dict[str, Any] = {
-        "paint": median_run(["paint", str(args.nodes)], args.repeat),
-        "paint_big": median_run(["paint", str(args.big)], args.repeat),
-        "load": run_child(["load", str(args.nodes), str(args.rate), str(args.duration)]),
-    }
+    trees = [ROOT] if args.before is None else [ROOT, args.before.resolve()]
+    paint = median_runs(["paint", str(args.nodes)], args.repeat, trees)
+    paint_big = median_runs(["paint", str(args.big)], args.repeat, trees)
+    load = [run_child(["load", str(args.nodes), str(args.rate), str(args.duration)], t) for t in trees]
+    results: dict[str, Any] = {"paint": paint[0], "paint_big": paint_big[0], "load": load[0]}
     if args.before is not None:
-        before = args.before.resolve()
         results["before"] = {
-            "tree": str(before),
-            "paint": median_run(["paint", str(args.nodes)], args.repeat, before),
-            "paint_big": median_run(["paint", str(args.big)], args.repeat, before),
-            "load": run_child(["load", str(args.nodes), str(args.rate), str(args.duration)], before),
+            "tree": str(trees[1]),
+            "paint": paint[1],
+            "paint_big": paint_big[1],
+            "load": load[1],
         }
     if not args.no_baseline:
         results["datatable_baseline"] = run_child(["datatable", str(args.nodes)])
