@@ -9,7 +9,22 @@ import sys
 import time
 from pathlib import Path
 
+from coreroll.commands.group import duration
 from coreroll.server.settings import DEFAULT_LISTEN, ServerSettings, default_data_dir, parse_listen
+
+NEVER = ("never", "off", "0")
+
+
+def retention_duration(text: str) -> float:
+    """``30d``, ``12h``, ``1d12h`` -> seconds; ``never`` (or ``off``, ``0``) -> 0: keep for ever."""
+    if text.strip().lower() in NEVER:
+        return 0.0
+    try:
+        return float(duration(text))
+    except (argparse.ArgumentTypeError, ValueError, OverflowError):  # not one, or past any float
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration (e.g. 30d, 12h, 1d12h) or never"
+        ) from None
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,9 +56,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--new-instances-per-source", type=int, default=1000, metavar="N",
                         help="new machines one client IP may register per hour (default 1000, 0: no limit; "
                         "loopback is exempt)")  # fmt: skip
-    parser.add_argument("--history-days", type=float, default=90.0, metavar="DAYS",
-                        help="delete instance history and activity older than this (default 90, 0: keep all; "
-                        "instances themselves are kept)")  # fmt: skip
+    parser.add_argument("--forget-instances-after", type=retention_duration, default="30d", metavar="DURATION",
+                        help="forget a machine not seen for this long, with its history (default 30d; at least "
+                        "1d; never: keep all); one in the middle of an update is never forgotten. "
+                        "`coreroll instances --stale` lists what the next run forgets")  # fmt: skip
+    parser.add_argument("--keep-activity", type=retention_duration, default="90d", metavar="DURATION",
+                        help="delete activity and instance history older than this (default 90d; never: keep "
+                        "all)")  # fmt: skip
+    # The older spelling of --keep-activity (in days), still accepted.
+    parser.add_argument("--history-days", type=float, metavar="DAYS", help=argparse.SUPPRESS)
     parser.add_argument("--max-feed-clients", type=int, default=256, metavar="N",
                         help="live feed (/api/v1/feed) clients connected at once; one more gets 503 "
                         "(default 256)")  # fmt: skip
@@ -83,7 +104,8 @@ def _settings(args: argparse.Namespace) -> ServerSettings:
         new_instances_per_source=args.new_instances_per_source,
         public_url=args.public_url,
         poll_interval=args.poll_interval,
-        history_days=args.history_days,
+        forget_instances_after=args.forget_instances_after,
+        keep_activity=args.keep_activity if args.history_days is None else args.history_days * 86400,
         max_feed_clients=args.max_feed_clients,
         fixed_response_route=getattr(args, "bench_fixed_route", False),
         freeze_gc=True,

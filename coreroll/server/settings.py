@@ -4,12 +4,14 @@
 (``sqlite:///path`` default under the data dir, or ``postgresql://...``), data dir (payloads, token,
 signing key, SQLite file), the admin token (else generated on first start into ``<data>/token``),
 the stale window, trusted proxies for ``X-Forwarded-For``, a cap on registered instances and on
-connected feed clients, the public key uploaded payloads must be signed by.
-``default_data_dir()`` is where the server and the CLI look by default.
+connected feed clients, the public key uploaded payloads must be signed by, and retention (when
+to forget machines and old activity; ``check_retention`` refuses values that would lose what must
+stay). ``default_data_dir()`` is where the server and the CLI look by default.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
@@ -18,6 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_LISTEN = "127.0.0.1:8400"
+DAY = 86400.0
+# Rollout statistics only count machines seen within a day (registry.ACTIVE_WINDOW): forgetting
+# a machine not seen for at least that long never changes a grant decision.
+MIN_FORGET_AFTER = DAY
+MIN_KEEP_ACTIVITY = 3600.0
 _SECRET = re.compile(r"^[A-Za-z0-9._~-]{8,128}$")
 
 
@@ -38,6 +45,29 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def flag_duration(seconds: float) -> str:
+    """``2592000`` -> ``"30d"``, ``5400`` -> ``"1.5h"``: a retention setting as an operator wrote it."""
+    for unit, size in (("d", DAY), ("h", 3600.0), ("m", 60.0)):
+        if seconds >= size:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def check_retention(forget_after: float, keep_activity: float, stale_window: float) -> None:
+    """Raise ValueError naming the flag when a retention setting would lose what it must keep."""
+    for flag, value in (("--forget-instances-after", forget_after), ("--keep-activity", keep_activity)):
+        if not 0 <= value < math.inf:  # NaN fails too
+            raise ValueError(f"{flag} {value!r}: expected a duration (seconds), or never (0)")
+    if forget_after and (forget_after < MIN_FORGET_AFTER or forget_after <= stale_window):
+        raise ValueError(
+            f"--forget-instances-after {flag_duration(forget_after)}: at least 1d and longer than --stale-window "
+            f"({flag_duration(stale_window)}), or never: shorter would forget machines that are only between "
+            "checks, off for a night, or still counted by a rollout"
+        )
+    if keep_activity and keep_activity < MIN_KEEP_ACTIVITY:
+        raise ValueError(f"--keep-activity {flag_duration(keep_activity)}: at least 1h, or never")
+
+
 @dataclass
 class ServerSettings:
     listen: str = DEFAULT_LISTEN
@@ -55,10 +85,12 @@ class ServerSettings:
     # Connected /api/v1/feed clients; one more gets 503 (each costs a socket and a wake-up per
     # fan-out; a dashboard is one client).
     max_feed_clients: int = 256
-    prune_interval_seconds: float = 60.0  # how often older changes (and old history) are deleted
-    # instance history and activity older than this many days are deleted (0: kept for ever); the
-    # instances themselves stay, so every machine keeps its current state and last check-in
-    history_days: float = 90.0
+    # How often the retention task runs (coreroll.server.retention): old feed changes, instances
+    # not seen for forget_instances_after (never one in the middle of an update), instance history
+    # and activity older than keep_activity. 0 in either: never.
+    prune_interval_seconds: float = 60.0
+    forget_instances_after: float = 30 * DAY
+    keep_activity: float = 90 * DAY
     fixed_response_route: bool = False  # bench only: POST /bench/fixed answers a constant noupdate
     # After startup, collect and gc.freeze() the ~100k objects the frameworks leave behind, so the
     # cyclic GC stops rescanning them on every collection (about 2x checks/s, 5x lower p99). Only for
@@ -77,8 +109,7 @@ class ServerSettings:
         self.data_dir = Path(self.data_dir)
         if self.max_feed_clients < 0:
             raise ValueError(f"--max-feed-clients {self.max_feed_clients}: expected 0 (no feed) or more")
-        if self.history_days < 0:
-            raise ValueError(f"--history-days {self.history_days:g}: expected 0 (keep all) or more days")
+        check_retention(self.forget_instances_after, self.keep_activity, self.stale_window_seconds)
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("--tls-cert and --tls-key go together: give both, or neither")
         if self.omaha_secret is not None and not _SECRET.match(self.omaha_secret):
