@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +25,8 @@ from coreroll.server import schema
 from coreroll.server.metrics import Metrics
 from coreroll.server.registry import MID_UPDATE, Instance, Registry
 from coreroll.server.retention import BATCH, Retention
-from coreroll.server.runner import RunningServer
 from coreroll.server.settings import DAY, ServerSettings
 from coreroll.server.storage import Storage
-from tests.server.conftest import start
-from tests.server.helpers import HTTP, check_status, event_xml, get, omaha, publish, read_feed, request_xml
 
 NOW = 1_790_000_000.0  # 2026-09-21
 
@@ -298,108 +295,3 @@ def test_server_refuses_a_forget_window_shorter_than_a_day(capsys: pytest.Captur
     assert (
         err.startswith("coreroll server: --forget-instances-after 12h: at least 1d") and err.count("\n") == 1
     )
-
-
-# ---- the running server: `coreroll instances --stale`, /metrics, the feed ---------------------------
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(NOW)
-
-
-@pytest.fixture
-def quiet(
-    tmp_path: Path, sqlite_url: str, clock: Clock, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[RunningServer]:
-    """A server whose retention does not run during the test (hourly)."""
-    server = start(tmp_path, sqlite_url, clock=clock, prune_interval_seconds=3600.0)
-    monkeypatch.setenv("COREROLL_SERVER", server.url)
-    yield server
-    server.stop()
-
-
-def _fleet(server: RunningServer, clock: Clock) -> None:
-    """a and b go silent for 31 days; c too, but in the middle of an update; d checked in today."""
-    publish(server, "4000.0.0")
-    for name in ("a", "b"):
-        assert check_status(omaha(server.url, request_xml(name, "4000.0.0"))) == "noupdate"
-    assert check_status(omaha(server.url, request_xml("c", "3999.0.0"))) == "ok"
-    omaha(server.url, event_xml("c", "3999.0.0", 13, 1))  # downloading
-    clock.now += 31 * DAY
-    omaha(server.url, request_xml("d", "4000.0.0"))
-
-
-@pytest.mark.slow
-def test_instances_stale_lists_what_the_next_run_forgets(
-    quiet: RunningServer, clock: Clock, capsys: pytest.CaptureFixture[str]
-) -> None:
-    _fleet(quiet, clock)
-    assert main(["instances", "--stale"]) == 0
-    out, err = capsys.readouterr()
-    assert [line.split()[0] for line in out.splitlines()[1:]] == ["a", "b"]
-    assert (
-        err
-        == "2 machines not seen for 30d and not updating: the next retention run forgets them (it runs every 1h)\n"
-    )
-    assert main(["instances", "--stale", "--json"]) == 0
-    assert [i["machine_id"] for i in json.loads(capsys.readouterr().out)] == ["a", "b"]
-    # --stale true|false still filters on the stale window (2 h): c is stale too.
-    assert main(["instances", "--stale", "true"]) == 0
-    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]] == ["a", "b", "c"]
-    with pytest.raises(SystemExit) as usage:
-        main(["instances", "--stale", "maybe"])
-    assert usage.value.code == 2 and "'maybe': expected true or false" in capsys.readouterr().err
-    assert get(quiet, "/api/v1/info")["retention"] == {
-        "forget_instances_after_seconds": 30 * DAY, "keep_activity_seconds": 90 * DAY, "interval_seconds": 3600.0,
-    }  # fmt: skip
-
-
-@pytest.mark.slow
-def test_instances_stale_when_forgetting_is_off(
-    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    server = start(tmp_path, sqlite_url, forget_instances_after=0)
-    monkeypatch.setenv("COREROLL_SERVER", server.url)
-    try:
-        omaha(server.url, request_xml("a", "3999.0.0"))
-        assert main(["instances", "--stale"]) == 0
-        out, err = capsys.readouterr()
-        assert out.splitlines()[1:] == []
-        assert err == "forgetting machines is off on this server (--forget-instances-after never)\n"
-    finally:
-        server.stop()
-
-
-@pytest.mark.slow
-def test_the_server_forgets_on_its_own_and_says_so_in_metrics_and_the_feed(
-    tmp_path: Path, sqlite_url: str, clock: Clock
-) -> None:
-    server = start(tmp_path, sqlite_url, clock=clock, prune_interval_seconds=3600.0)
-    try:
-        _fleet(server, clock)
-        head = get(server, "/api/v1/info")["feed_id"]
-    finally:
-        server.stop()
-    server = start(tmp_path, sqlite_url, clock=clock, prune_interval_seconds=0.05)
-    try:
-        events = read_feed(server.url, head, until=lambda evs: len(evs) >= 2)
-        assert sorted((e["event"], e["data"]["machine_id"], e["data"]["deleted"]) for e in events) == [
-            ("instance", "a", True),
-            ("instance", "b", True),
-        ]
-        assert sorted(i["machine_id"] for i in get(server, "/api/v1/instances")["instances"]) == ["c", "d"]
-        text = HTTP.get(f"{server.url}/metrics").text
-        assert "coreroll_retention_instances_forgotten_total 2.0" in text
-        assert "coreroll_retention_last_run_timestamp_seconds" in text
-        # a comes back: a new machine to the server, served as any other.
-        assert check_status(omaha(server.url, request_xml("a", "4000.0.0"))) == "noupdate"
-        assert get(server, "/api/v1/instances/a/history")["history"] == []
-    finally:
-        server.stop()
