@@ -83,6 +83,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="the nodes' update-payload-key.pub.pem: refuse uploaded payloads and extras "
                         "not signed by it (without: a signature must be there, unverified)")  # fmt: skip
     parser.add_argument("--bench-fixed-route", action="store_true", help=argparse.SUPPRESS)  # bench/omaha.py
+    # bench/omaha.py: the retention task's interval (default 60 s), so a purge starts when the bench wants
+    parser.add_argument("--bench-retention-interval", type=float, default=60.0, help=argparse.SUPPRESS)
     parser.set_defaults(handler=run)
     sub = parser.add_subparsers(dest="server_command", metavar="SUBCOMMAND")
     keygen = sub.add_parser("keygen", help="write an RSA-2048 payload signing key pair (private key 0600)")
@@ -108,6 +110,7 @@ def _settings(args: argparse.Namespace) -> ServerSettings:
         keep_activity=args.keep_activity if args.history_days is None else args.history_days * 86400,
         max_feed_clients=args.max_feed_clients,
         fixed_response_route=getattr(args, "bench_fixed_route", False),
+        prune_interval_seconds=getattr(args, "bench_retention_interval", 60.0),
         freeze_gc=True,
         tls_cert=Path(args.tls_cert) if args.tls_cert else None,
         tls_key=Path(args.tls_key) if args.tls_key else None,

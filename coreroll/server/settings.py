@@ -110,6 +110,8 @@ class ServerSettings:
         if self.max_feed_clients < 0:
             raise ValueError(f"--max-feed-clients {self.max_feed_clients}: expected 0 (no feed) or more")
         check_retention(self.forget_instances_after, self.keep_activity, self.stale_window_seconds)
+        if not 0 < self.prune_interval_seconds < math.inf:
+            raise ValueError(f"retention interval {self.prune_interval_seconds!r}: expected seconds > 0")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("--tls-cert and --tls-key go together: give both, or neither")
         if self.omaha_secret is not None and not _SECRET.match(self.omaha_secret):
