@@ -78,6 +78,8 @@ class Presenter:
             loading=loading,
             now=self.clock() if now is None else now,
             session=self.session,
+            lock_apis_watched=model.lock_apis_watched if "etcd" in self.sources_configured else frozenset(),
+            lock_apis_holding=model.locks.apis_holding,
         )
 
     def panels(self, *, shown: int, frozen: bool, loading: int, full: bool) -> Panels:

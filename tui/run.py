@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from coreroll.commands.dash import add_arguments
-from coreroll.commands.lock import resolve
+from coreroll.commands.lock import api_origin, resolve
 from coreroll.etcd.config import EtcdConfig
 from coreroll.watch.etcd_source import EtcdSource
 from coreroll.watch.feed_source import FeedSource
@@ -64,12 +64,12 @@ def build_app(args: argparse.Namespace, app_class: type[DashApp] = DashApp) -> D
     sources: list[Any] = []
     configured: list[str] = []
     if use_etcd:
-        sources.append(EtcdSource(config, buffer.put, airlock=args.airlock))
+        sources.append(EtcdSource(config, buffer.put, airlock=args.airlock, api_origin=api_origin(args)))
         configured.append("etcd")
-    if server:
-        sources.append(FeedSource(server, buffer.put))
-        configured.append("server")
     token = None if args.read_only else _token(args)  # watching needs no token: never load it
+    if server:
+        sources.append(FeedSource(server, buffer.put, token=token))  # with the token: always a feed slot
+        configured.append("server")
     actions = make_actions(config if use_etcd else None, server, token, args.read_only)
     cluster = ",".join(config.endpoints) if use_etcd else (server or "")
     return app_class(

@@ -1,6 +1,6 @@
 """`coreroll dash` (also plain `coreroll`): the live dashboard over etcd and the update server.
 
-    coreroll [dash] [--etcd URL[,URL]] [--server URL] [--etcd-api v3|v2] [--etcd-cafile F]
+    coreroll [dash] [--etcd URL[,URL]] [--server URL] [--etcd-api auto|v2|v3] [--etcd-cafile F]
                     [--etcd-certfile F] [--etcd-keyfile F] [--etcd-username U] [--etcd-password P]
                     [--token T] [--read-only] [--airlock] [--refresh SECONDS] [--mouse]
                     [--serve [HOST:]PORT [--serve-public-url URL]]
@@ -12,6 +12,9 @@ With neither --etcd nor --server the dashboard uses locksmithctl's default etcd 
 `--serve [HOST:]PORT` serves the same dashboard to browsers (textual-serve) instead, on 127.0.0.1
 unless HOST says otherwise: each browser tab is a session, read-only until it is given the admin
 token in its sign-in form (`tui.serve`).
+`--etcd-api` (LOCKSMITHCTL_ETCD_API) is the API of the reboot locks only: auto (the default)
+watches the semaphores on both v2 (where Flatcar's locksmithd keeps them) and v3, and the header
+says which hold them; node status, commands and audit records are always v3.
 
 This module never imports Textual: the app (`tui.run`) is loaded inside the handler by name, so
 `coreroll` stays importable (and testable) without the UI.

@@ -9,22 +9,15 @@ import sys
 import time
 from pathlib import Path
 
-from coreroll.commands.group import duration
+from coreroll.commands import server_limits, server_retention
+from coreroll.server.forwarded import startup_note
 from coreroll.server.settings import DEFAULT_LISTEN, ServerSettings, default_data_dir, parse_listen
 
-NEVER = ("never", "off", "0")
-
-
-def retention_duration(text: str) -> float:
-    """``30d``, ``12h``, ``1d12h`` -> seconds; ``never`` (or ``off``, ``0``) -> 0: keep for ever."""
-    if text.strip().lower() in NEVER:
-        return 0.0
-    try:
-        return float(duration(text))
-    except (argparse.ArgumentTypeError, ValueError, OverflowError):  # not one, or past any float
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a duration (e.g. 30d, 12h, 1d12h) or never"
-        ) from None
+# Secrets a flag puts in /proc/<pid>/cmdline (readable by every local user), and where to put them instead
+SECRET_FLAGS = (
+    ("token", "--token", "COREROLL_TOKEN"),
+    ("omaha_secret", "--omaha-secret", "COREROLL_OMAHA_SECRET"),
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,32 +38,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--data", metavar="DIR", help=f"data directory (default {default_data_dir()})")
     parser.add_argument(
-        "--token", metavar="T", help="admin bearer token (default: COREROLL_TOKEN, else <data>/token)"
-    )
+        "--token", metavar="T", help="admin bearer token (default: COREROLL_TOKEN, else <data>/token); on the "
+        "command line every local user can read it (/proc/<pid>/cmdline): prefer COREROLL_TOKEN"
+    )  # fmt: skip
     parser.add_argument("--stale-window", type=float, default=7200.0, metavar="SECONDS",
                         help="an instance not seen for this long is stale (default 7200)")  # fmt: skip
     parser.add_argument("--trusted-proxy", action="append", default=[], metavar="CIDR",
-                        help="trust X-Forwarded-For from this proxy network (repeatable)")  # fmt: skip
+                        help="believe X-Forwarded-For/-Proto/-Host from this proxy address or network "
+                        "(repeatable)")  # fmt: skip
+    parser.add_argument("--forwarded-allow-ips", action="append", default=[], metavar="LIST",
+                        help="uvicorn's spelling of --trusted-proxy: comma-separated addresses or networks")  # fmt: skip
     parser.add_argument("--instance-cap", type=int, default=1_000_000, metavar="N",
                         help="refuse to register more than N instances (default 1000000)")  # fmt: skip
     parser.add_argument("--new-instances-per-source", type=int, default=1000, metavar="N",
                         help="new machines one client IP may register per hour (default 1000, 0: no limit; "
                         "loopback is exempt)")  # fmt: skip
-    parser.add_argument("--forget-instances-after", type=retention_duration, default="30d", metavar="DURATION",
-                        help="forget a machine not seen for this long, with its history (default 30d; at least "
-                        "1d; never: keep all); one in the middle of an update is never forgotten. "
-                        "`coreroll instances --stale` lists what the next run forgets")  # fmt: skip
-    parser.add_argument("--keep-activity", type=retention_duration, default="90d", metavar="DURATION",
-                        help="delete activity and instance history older than this (default 90d; never: keep "
-                        "all)")  # fmt: skip
-    # The older spelling of --keep-activity (in days), still accepted.
-    parser.add_argument("--history-days", type=float, metavar="DAYS", help=argparse.SUPPRESS)
+    server_retention.add_arguments(parser)
     parser.add_argument("--max-feed-clients", type=int, default=256, metavar="N",
-                        help="live feed (/api/v1/feed) clients connected at once; one more gets 503 "
-                        "(default 256)")  # fmt: skip
-    parser.add_argument(
-        "--public-url", metavar="URL", help="base URL for payload links (default: the request's host)"
-    )
+                        help="anonymous live feed (/api/v1/feed) clients connected at once; one more gets 503 "
+                        "(default 256; a client sending the admin token is not counted)")  # fmt: skip
+    server_limits.add_arguments(parser)
+    parser.add_argument("--public-url", metavar="URL",
+                        help="https://NAME[:PORT][/PATH] nodes and clients reach the server at (behind a "
+                        "proxy); every URL handed out starts with it (default: each request's origin)")  # fmt: skip
     parser.add_argument(
         "--poll-interval", type=int, metavar="SECONDS", help="PollInterval to send with update checks"
     )
@@ -78,13 +68,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
     parser.add_argument("--omaha-secret", metavar="S",
                         help="serve Omaha only at /v1/update/S/ (Nebraska's --api-endpoint-suffix; "
-                        "default COREROLL_OMAHA_SECRET); update.conf then says SERVER=.../v1/update/S/")  # fmt: skip
+                        "default COREROLL_OMAHA_SECRET); update.conf then says SERVER=.../v1/update/S/. "
+                        "On the command line every local user can read it: prefer COREROLL_OMAHA_SECRET")  # fmt: skip
     parser.add_argument("--payload-key", metavar="PEM",
                         help="the nodes' update-payload-key.pub.pem: refuse uploaded payloads and extras "
                         "not signed by it (without: a signature must be there, unverified)")  # fmt: skip
     parser.add_argument("--bench-fixed-route", action="store_true", help=argparse.SUPPRESS)  # bench/omaha.py
-    # bench/omaha.py: the retention task's interval (default 60 s), so a purge starts when the bench wants
-    parser.add_argument("--bench-retention-interval", type=float, default=60.0, help=argparse.SUPPRESS)
     parser.set_defaults(handler=run)
     sub = parser.add_subparsers(dest="server_command", metavar="SUBCOMMAND")
     keygen = sub.add_parser("keygen", help="write an RSA-2048 payload signing key pair (private key 0600)")
@@ -101,22 +90,42 @@ def _settings(args: argparse.Namespace) -> ServerSettings:
         data_dir=data,
         token=args.token or os.environ.get("COREROLL_TOKEN") or None,
         stale_window_seconds=args.stale_window,
-        trusted_proxies=tuple(args.trusted_proxy),
+        trusted_proxies=(
+            *args.trusted_proxy,
+            *(v for a in args.forwarded_allow_ips for v in a.split(",") if v),
+        ),
         instance_cap=args.instance_cap,
         new_instances_per_source=args.new_instances_per_source,
         public_url=args.public_url,
         poll_interval=args.poll_interval,
-        forget_instances_after=args.forget_instances_after,
-        keep_activity=args.keep_activity if args.history_days is None else args.history_days * 86400,
         max_feed_clients=args.max_feed_clients,
         fixed_response_route=getattr(args, "bench_fixed_route", False),
-        prune_interval_seconds=getattr(args, "bench_retention_interval", 60.0),
         freeze_gc=True,
         tls_cert=Path(args.tls_cert) if args.tls_cert else None,
         tls_key=Path(args.tls_key) if args.tls_key else None,
         omaha_secret=args.omaha_secret or os.environ.get("COREROLL_OMAHA_SECRET") or None,
         payload_key=Path(args.payload_key) if args.payload_key else None,
+        **server_limits.settings_from(args),
+        **server_retention.settings_from(args),
     )
+
+
+def secret_warnings(args: argparse.Namespace) -> list[str]:
+    """A warning for each secret given as a flag: any local user can read a command line."""
+    return [
+        f"warning: {flag} on the command line is visible to every local user (ps, /proc/<pid>/cmdline); "
+        f"set {variable} instead (systemd: in the unit's EnvironmentFile, mode 0600)"
+        for attribute, flag, variable in SECRET_FLAGS
+        if getattr(args, attribute, None)
+    ]
+
+
+class _EncryptedKey(Exception):
+    """OpenSSL asked for the key's pass phrase (without a callback it would prompt on the terminal)."""
+
+
+def _no_pass_phrase() -> bytes:
+    raise _EncryptedKey
 
 
 def check_payload_key(settings: ServerSettings) -> None:
@@ -139,8 +148,14 @@ def check_tls(settings: ServerSettings) -> None:
 
     try:
         ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
-            settings.tls_cert, settings.tls_key
+            settings.tls_cert, settings.tls_key, password=_no_pass_phrase
         )
+    except _EncryptedKey:
+        raise ValueError(
+            f"--tls-key {settings.tls_key}: encrypted key, no pass phrase (the server cannot ask for one); "
+            f"write a decrypted copy only the server's user can read: "
+            f"openssl pkey -in {settings.tls_key} -out KEY.pem && chmod 600 KEY.pem"
+        ) from None
     except (OSError, ssl.SSLError) as exc:
         raise ValueError(f"--tls-cert {settings.tls_cert} / --tls-key {settings.tls_key}: {exc}") from exc
 
@@ -169,9 +184,17 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, StorageError) as exc:
         print(f"coreroll server: {exc}", file=sys.stderr)
         return 2
+    for warning in secret_warnings(args):
+        print(f"coreroll server: {warning}", file=sys.stderr)
+    from coreroll.server.connguard import fit_to_file_limit
+
+    settings.max_connections, too_few_files = fit_to_file_limit(settings.max_connections)
+    if too_few_files:
+        print(f"coreroll server: warning: {too_few_files}", file=sys.stderr)
     from coreroll.server.auth import TokenFileError, load_or_create_token
 
     try:
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # before the database's lock file
         settings.token = load_or_create_token(settings)
         print(f"coreroll server: opening {settings.database_url.split('@')[-1]} ...", file=sys.stderr)
         asyncio.run(_check_database(settings.database_url))
@@ -182,6 +205,8 @@ def run(args: argparse.Namespace) -> int:
         f"coreroll server: listening on {settings.scheme}://{settings.listen} (data {settings.data_dir})",
         file=sys.stderr,
     )
+    if note := startup_note(settings.listen, settings.public_url, settings.trusted_proxies):
+        print(f"coreroll server: {note}", file=sys.stderr)
     try:
         if not serve_forever(settings):
             print("coreroll server: failed to start (see the error above)", file=sys.stderr)

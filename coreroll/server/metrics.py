@@ -2,7 +2,8 @@
 
 ``Metrics()``: ``requests`` (counter by result), ``latency`` (histogram of Omaha handling),
 ``granted`` / ``failures`` (by group), ``feed_clients`` (gauge), ``feed_reads`` (by reason:
-fanout, catchup), ``feed_overflows``, ``feed_refused``, the retention task's counts
+fanout, catchup), ``feed_overflows``, ``feed_refused``,
+``connections`` (gauge) and ``connections_dropped`` (by reason), the retention task's counts
 (``retention_forgotten``, ``retention_history``, ``retention_activity``, ``retention_failures``,
 ``retention_last_run``, ``retention_run_seconds``); ``render(status_counts)`` returns
 the text exposition with ``coreroll_instances{group,status}`` filled from the registry.
@@ -47,7 +48,14 @@ class Metrics:
         )
         self.feed_refused = Counter(
             "coreroll_feed_refused",
-            "Feed clients refused (--max-feed-clients reached)",
+            "Feed clients refused (--max-feed-clients or --max-feed-clients-per-address reached)",
+            registry=self.registry,
+        )
+        self.connections = Gauge("coreroll_connections", "Open HTTP connections", registry=self.registry)
+        self.connections_dropped = Counter(
+            "coreroll_connections_dropped",
+            "Connections closed by the server's bounds (coreroll.server.connguard), by reason",
+            ["reason"],
             registry=self.registry,
         )
         self.retention_forgotten = Counter(

@@ -3,10 +3,13 @@
 ``ServerSettings`` holds everything `coreroll server` can be told: listen address, database URL
 (``sqlite:///path`` default under the data dir, or ``postgresql://...``), data dir (payloads, token,
 signing key, SQLite file), the admin token (else generated on first start into ``<data>/token``),
-the stale window, trusted proxies for ``X-Forwarded-For``, a cap on registered instances and on
-connected feed clients, the public key uploaded payloads must be signed by, and retention (when
-to forget machines and old activity; ``check_retention`` refuses values that would lose what must
-stay). ``default_data_dir()`` is where the server and the CLI look by default.
+the stale window, trusted proxies (their ``X-Forwarded-For``/``-Proto``/``-Host`` are believed), the
+public URL every handed-out link starts with, a cap on registered instances and on connected feed
+clients (in all, and anonymous ones per address), the public key uploaded payloads must be signed
+by, the connection bounds (``coreroll.server.connguard``: open connections, head/body/write
+timeouts, keep-alive), and retention (when to forget machines and old activity; ``check_retention``
+refuses values that would lose what must stay).
+``default_data_dir()`` is where the server and the CLI look by default.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from coreroll.server.forwarded import check_public_url, parse_networks
 
 DEFAULT_LISTEN = "127.0.0.1:8400"
 DAY = 86400.0
@@ -79,11 +84,13 @@ class ServerSettings:
     instance_cap: int = 1_000_000
     new_instances_per_source: int = 1000  # new registrations per source IP per window (0: no limit)
     new_instances_window: float = 3600.0
-    public_url: str | None = None  # base URL for payload links; None: from the request's Host
+    # the base of every URL handed out (Omaha codebase, API links, redirects); None: each request's
+    # own origin (Host, or X-Forwarded-Host/-Proto from a trusted proxy: coreroll.server.forwarded)
+    public_url: str | None = None
     poll_interval: int | None = None  # PollInterval sent with update checks
     feed_retention: int = 200_000  # changes kept for Last-Event-ID resumes
-    # Connected /api/v1/feed clients; one more gets 503 (each costs a socket and a wake-up per
-    # fan-out; a dashboard is one client).
+    # Connected anonymous /api/v1/feed clients; one more gets 503 (each costs a socket and a wake-up
+    # per fan-out; a dashboard is one client; one sending the admin token is not counted).
     max_feed_clients: int = 256
     # How often the retention task runs (coreroll.server.retention): old feed changes, instances
     # not seen for forget_instances_after (never one in the middle of an update), instance history
@@ -101,14 +108,39 @@ class ServerSettings:
     tls_key: Path | None = None
     # Nebraska's --api-endpoint-suffix: when set, Omaha is served only at /v1/update/<secret>/
     omaha_secret: str | None = None
+    # Anonymous feed clients per client address (IPv6: per /64; loopback exempt; 0: no limit). A
+    # client sending the admin token is not counted here nor against max_feed_clients.
+    max_feed_clients_per_address: int = 8
+    # HTTP connections (coreroll.server.connguard): open at once; seconds a request head may take;
+    # longest pause in a request body; seconds a client may take no response bytes; keep-alive idle.
+    max_connections: int = 4096
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    write_timeout: float = 60.0
+    keep_alive_timeout: float = 5.0
     # The fleet's update-payload-key.pub.pem: uploaded payloads and extras must be signed by it
     payload_key: Path | None = None
     clock: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
+        parse_networks(self.trusted_proxies)  # a typo must not silently trust nobody
+        if self.public_url is not None:
+            self.public_url = check_public_url(self.public_url)
         if self.max_feed_clients < 0:
-            raise ValueError(f"--max-feed-clients {self.max_feed_clients}: expected 0 (no feed) or more")
+            raise ValueError(
+                f"--max-feed-clients {self.max_feed_clients}: expected 0 (only clients with the token) or more"
+            )
+        if self.max_feed_clients_per_address < 0:
+            raise ValueError(
+                f"--max-feed-clients-per-address {self.max_feed_clients_per_address}: expected 0 (no limit) or more"
+            )
+        if self.max_connections < 1:
+            raise ValueError(f"--max-connections {self.max_connections}: expected 1 or more")
+        for flag, seconds in (("--header-timeout", self.header_timeout), ("--body-timeout", self.body_timeout),
+                              ("--write-timeout", self.write_timeout), ("--keep-alive", self.keep_alive_timeout)):  # fmt: skip
+            if not 0 < seconds < 86400:
+                raise ValueError(f"{flag} {seconds:g}: expected seconds between 0 and 86400")
         check_retention(self.forget_instances_after, self.keep_activity, self.stale_window_seconds)
         if not 0 < self.prune_interval_seconds < math.inf:
             raise ValueError(f"retention interval {self.prune_interval_seconds!r}: expected seconds > 0")

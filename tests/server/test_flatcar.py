@@ -206,11 +206,25 @@ def test_event_3_9_never_fails_the_update_check_in_the_same_request(server: Runn
     assert post(server.url, as_machine(odd, "e" * 32)).status_code == 200
 
 
+def test_an_opaque_payload_is_held_back_from_update_engine_saying_why(server: RunningServer) -> None:
+    reply = upload(server, "3976.0.0", b"\x1f\x8b not a CrAU payload", channel="stable", opaque="true",
+                   filename="flatcar_production_update.gz")  # fmt: skip
+    assert reply.status_code == 201, reply.text
+    assert check_status(omaha(server.url, UPDATE_ENGINE_REQUEST)) == "noupdate"
+    assert instance(server, MACHINE)["status_reason"] == (
+        "release 3976.0.0 has an opaque payload for amd64-usr: only coreroll agents can apply it, "
+        "not update_engine"
+    )
+
+
 def test_synthetic_payloads_are_offered_to_coreroll_agents_only(server: RunningServer) -> None:
     publish(server, "3976.0.0", "stable")  # a coreroll signed (synthetic) payload
     assert check_status(omaha(server.url, UPDATE_ENGINE_REQUEST)) == "noupdate"
     held = instance(server, MACHINE)
-    assert held["status"] == "OnHold" and "only coreroll agents" in held["status_reason"]
+    assert held["status"] == "OnHold" and held["status_reason"] == (
+        "release 3976.0.0 has a coreroll payload for amd64-usr: only coreroll agents can apply it, "
+        "not update_engine"
+    )
     # The agent's request: update_engine's bytes plus coreroll_agent="1" on <request>.
     agent = build_request(
         version="3975.2.1", track="stable", machineid="f" * 32, bootid="{3c9c0e11-...}", oem="ami",

@@ -18,7 +18,7 @@ from sqlalchemy import func, insert, select
 
 from coreroll.cli import main
 from coreroll.commands.server import register as register_server
-from coreroll.commands.server import retention_duration
+from coreroll.commands.server_retention import retention_duration
 from coreroll.omaha.codes import InstanceStatus
 from coreroll.server import retention as retention_module
 from coreroll.server import schema
