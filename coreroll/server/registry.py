@@ -23,7 +23,7 @@ from dataclasses import dataclass, fields
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, delete, func, insert, not_, select
+from sqlalchemy import ColumnElement, and_, case, delete, func, insert, not_, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -35,6 +35,7 @@ from coreroll.server.storage import Storage, Tx
 
 ACTIVE_WINDOW = 86400.0
 _INSERT_HISTORY = insert(schema.instance_history)
+ANONYMOUS_PREFIX = "anon-"  # keys of requests with machineid="" (omaha_handler, lifecycle)
 LOAD_BATCH = 500  # rollout stats and "finished" only count instances seen within a day
 # Granted and not yet finished or failed: the statuses that set update_in_progress (lifecycle), the
 # ones the policy counts as in flight. Such a machine is never forgotten, however long it is silent.
@@ -49,12 +50,17 @@ MID_UPDATE = frozenset(
 
 
 def forgettable(cutoff: float) -> ColumnElement[bool]:
-    """Instances last seen before ``cutoff`` that are not in the middle of an update."""
+    """Instances last seen before ``cutoff`` that are not in the middle of an update. An anonymous
+    machine's Installed boot record is done (lifecycle.apply_event): its next boot is another record."""
     i = schema.instances
+    anonymous_done = and_(
+        i.c.status == int(InstanceStatus.Installed),
+        i.c.machine_id.startswith(ANONYMOUS_PREFIX, autoescape=True),
+    )
     return and_(
         i.c.last_check < cutoff,
         i.c.update_in_progress.is_(False),
-        i.c.status.not_in(sorted(int(s) for s in MID_UPDATE)),
+        or_(i.c.status.not_in(sorted(int(s) for s in MID_UPDATE)), anonymous_done),
     )
 
 

@@ -22,6 +22,7 @@ from coreroll.commands.server_retention import retention_duration
 from coreroll.omaha.codes import InstanceStatus
 from coreroll.server import retention as retention_module
 from coreroll.server import schema
+from coreroll.server.lifecycle import ANONYMOUS_INSTALLED, ANONYMOUS_PREFIX
 from coreroll.server.metrics import Metrics
 from coreroll.server.registry import MID_UPDATE, Instance, Registry
 from coreroll.server.retention import BATCH, Retention
@@ -129,6 +130,19 @@ async def test_silent_machines_are_forgotten_with_their_history_but_never_one_mi
         assert "coreroll_retention_instances_forgotten_total 3.0" in text
         assert "coreroll_retention_history_deleted_total 1.0" in text
         assert await forgettable_now(s) == []
+
+
+async def test_an_anonymous_machines_installed_boot_is_forgotten(db_url: str, tmp_path: Path) -> None:
+    """machineid="": each boot is its own record, and the one that installed an update is left
+    Installed with its part done (lifecycle): silent for 31 days it goes, as any finished machine's."""
+    done = machine(f"{ANONYMOUS_PREFIX}boot-1", 31, InstanceStatus.Installed)
+    done.update(update_in_progress=False, status_reason=ANONYMOUS_INSTALLED)
+    waiting = machine("named", 31, InstanceStatus.Installed)  # a real machine id: still mid-update
+    async with store(db_url, tmp_path) as s:
+        await fill(s, [done, waiting])
+        assert await forgettable_now(s) == [done["machine_id"]]
+        assert (await s.retention.run_once()).instances == 1
+        assert await ids(s, schema.instances, "machine_id") == ["named"]
 
 
 async def test_a_machine_that_checked_in_since_it_was_found_is_not_forgotten(tmp_path: Path) -> None:
