@@ -550,6 +550,7 @@ def main() -> int:
             ordered = sorted(rounds, key=lambda r: r[key])
             results[name] = {**ordered[len(ordered) // 2], "rounds": [r[key] for r in rounds]}
             if "backlog_left" in ordered[0]:  # the purge went on through every round of this run
+                results[name]["purged_rows_by_round"] = [r["purged_rows"] for r in rounds]
                 results[name]["purge_ran_throughout"] = all(
                     r["purged_rows"] and r["backlog_left"] for r in rounds
                 )

@@ -32,18 +32,11 @@ from tests.server.helpers import (
     wait_until,
 )
 from tests.server.test_retention import NOW, activity_row, machine
+from tests.server.test_time import Clock
 
 pytestmark = pytest.mark.slow  # servers on real databases, a purge of thousands of rows
 
 BACKLOG = BATCH * 25  # silent machines, and as many old activity records: 50 batches to delete
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
