@@ -1,7 +1,7 @@
 """Omaha update-check benchmark: the update server's hot path against the framework's own ceiling.
 
     .venv/bin/python bench/omaha.py [--instances 100000] [--machines 1000] [--seconds 5] [--rounds 3]
-                                    [--connections 32] [--rate 500] [--feed-clients 300]
+                                    [--connections 32] [--rate 500] [--feed-clients 300] [--purge 300000]
                                     [--out bench/results/omaha.json]
 
 Setup: a fresh SQLite database with ``--instances`` registered instances (bulk-inserted directly),
@@ -24,6 +24,12 @@ built-in asyncio keep-alive HTTP/1.1 client):
 - ``omaha + N feed`` and ``omaha writes + N feed``: the same two runs with ``--feed-clients`` (300)
   Server-Sent-Events clients connected to ``/api/v1/feed`` by another process, reading every event
   (the server is started with ``--max-feed-clients`` above that). The plain runs are the baseline.
+- ``omaha (purging)``, ``omaha@rate (purging)``, ``omaha writes (purging)``: after those rounds the
+  server is restarted on the same database with ``--purge`` (300,000) machines silent for 60 days and
+  as many activity records 120 days old added (bench/omaha_purge.py), its retention task running
+  every second: the three runs again while it forgets and deletes them in batches, each with the
+  rows purged meanwhile. The runs without a backlog are the baseline (the task runs there too, with
+  nothing to delete).
 Rounds alternate the runs (``--rounds``, median reported; the omaha/fixed ratio is the median
 of per-round ratios), so load from elsewhere on a shared machine hits both endpoints alike.
 Targets: >= 1,500 checks/s, p99 < 25 ms at 500/s, omaha >= half of fixed, writing checks with the feed
@@ -53,6 +59,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.omaha_purge import add_backlog, purged  # noqa: E402
 from bench.results_file import write_results  # noqa: E402
 from coreroll.omaha.protocol import OmahaEvent, build_request  # noqa: E402
 
@@ -127,13 +134,16 @@ def create_database(data_dir: Path, instances: int) -> float:
     return time.perf_counter() - started
 
 
-def start_server(data_dir: Path, feed_clients: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    data_dir: Path, feed_clients: int, retention_interval: float = 60.0, publish: bool = True
+) -> tuple[subprocess.Popen[bytes], str]:
     from coreroll.server.runner import free_port
 
     port = free_port()
     log = (data_dir / "server.log").open("ab")
     argv = [sys.executable, "-m", "coreroll.server", "--listen", f"127.0.0.1:{port}", "--data", str(data_dir),
-            "--token", TOKEN, "--bench-fixed-route", "--max-feed-clients", str(feed_clients + 16)]  # fmt: skip
+            "--token", TOKEN, "--bench-fixed-route", "--max-feed-clients", str(feed_clients + 16),
+            "--bench-retention-interval", str(retention_interval)]  # fmt: skip
     proc = subprocess.Popen(argv, stdout=log, stderr=log, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
     import httpx
@@ -146,6 +156,8 @@ def start_server(data_dir: Path, feed_clients: int) -> tuple[subprocess.Popen[by
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
                 break
         time.sleep(0.1)
+    if not publish:
+        return proc, url
     reply = httpx.post(f"{url}/api/v1/releases", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30,
                        json={"version": VERSION, "synthetic": True, "channel": "stable", "image_size": 4096})  # fmt: skip
     reply.raise_for_status()
@@ -381,6 +393,27 @@ def run_wrk(
             "generator": "wrk"}  # fmt: skip
 
 
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=10)
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def purge_targets(results: dict[str, Any], rate: float, purge: int) -> dict[str, bool]:
+    """While the retention task purges: checks at the same pace keep p99 < 25 ms and every check
+    is answered, and the backlog lasted through each measured run (else raise --purge)."""
+    if not purge:
+        return {}
+    rows = [r for name, r in results.items() if name.endswith(" (purging)")]
+    return {
+        f"p99 at {rate:g}/s while purging < 25 ms": results[f"omaha@{rate:g}/s (purging)"]["p99_ms"] < 25,
+        "the purge ran throughout every purging run": all(r["purge_ran_throughout"] for r in rows),
+    }
+
+
 # ---- main ------------------------------------------------------------------------------------------------
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -395,6 +428,9 @@ def main() -> int:
     parser.add_argument("--generator", choices=["auto", "wrk", "asyncio"], default="auto")
     parser.add_argument("--feed-clients", type=int, default=300, metavar="N",
                         help="SSE clients connected during the '+ feed' runs (default 300)")  # fmt: skip
+    parser.add_argument("--purge", type=int, default=300_000, metavar="N",
+                        help="then restart the server with N silent machines and N old activity records "
+                        "for its retention task to delete, and measure again while it does (0: skip)")  # fmt: skip
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "omaha.json"))
     parser.add_argument("--loadgen", help=argparse.SUPPRESS)
     parser.add_argument("--feedclients", help=argparse.SUPPRESS)
@@ -410,6 +446,7 @@ def main() -> int:
         print(json.dumps(asyncio.run(loadgen(json.loads(args.loadgen)))))
         return 0
 
+    backlog_seconds = 0.0
     use_wrk = args.generator == "wrk" or (args.generator == "auto" and shutil.which("wrk"))
     workdir = Path(tempfile.mkdtemp(prefix="coreroll-bench-omaha-"))
     data = workdir / "data"
@@ -479,16 +516,46 @@ def main() -> int:
             ):
                 print(f"round {round_no}/{args.rounds}: {name} for {args.seconds:g} s ...", file=sys.stderr)
                 runs.setdefault(name, []).append(how(path))
+        if args.purge:
+            # The same server restarted on the same database with a backlog to purge (its retention
+            # task runs every second, in batches); the runs above are the baseline.
+            stop_server(proc)
+            print(f"adding a backlog of {args.purge} silent machines and {args.purge} old activity records ...",
+                  file=sys.stderr)  # fmt: skip
+            backlog_seconds = add_backlog(data / "coreroll.db", args.purge, args.purge)
+            proc, url = start_server(data, args.feed_clients, retention_interval=1.0, publish=False)
+            run_loadgen(url, "/v1/update/", args.machines, 120, 8, 0, requests=2 * args.machines)
+            print("waiting for the retention task to start purging ...", file=sys.stderr)
+            deadline = time.monotonic() + 60
+            while not purged(url)["instances_forgotten"] and time.monotonic() < deadline:
+                time.sleep(0.1)
+            for round_no in range(1, args.rounds + 1):
+                for name, path, how in (
+                    ("omaha (purging)", "/v1/update/", saturate),
+                    (f"omaha@{args.rate:g}/s (purging)", "/v1/update/", paced),
+                    ("omaha writes (purging)", "/v1/update/", writes),
+                ):
+                    print(
+                        f"round {round_no}/{args.rounds}: {name} for {args.seconds:g} s ...", file=sys.stderr
+                    )
+                    before, started = sum(purged(url).values()), time.monotonic()
+                    result = how(path)
+                    after = sum(purged(url).values())
+                    runs.setdefault(name, []).append({
+                        **result, "purged_rows": int(after - before),
+                        "purged_per_second": round((after - before) / (time.monotonic() - started)),
+                        "backlog_left": int(2 * args.purge - after)})  # fmt: skip
         for name, rounds in runs.items():
             key = "p99_ms" if "@" in name else "per_second"
             ordered = sorted(rounds, key=lambda r: r[key])
             results[name] = {**ordered[len(ordered) // 2], "rounds": [r[key] for r in rounds]}
+            if "backlog_left" in ordered[0]:  # the purge went on through every round of this run
+                results[name]["purged_rows_by_round"] = [r["purged_rows"] for r in rounds]
+                results[name]["purge_ran_throughout"] = all(
+                    r["purged_rows"] and r["backlog_left"] for r in rounds
+                )
     finally:
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=10)
-        if proc.poll() is None:
-            proc.kill()
+        stop_server(proc)
         shutil.rmtree(workdir, ignore_errors=True)
 
     omaha, fixed = results["omaha"], results["fixed"]
@@ -505,6 +572,7 @@ def main() -> int:
     )  # fmt: skip
     targets = {
         "checks_per_second >= 1500": omaha["per_second"] >= 1500,
+        **purge_targets(results, args.rate, args.purge),
         f"writes with {args.feed_clients} feed clients >= 0.5 x without": feed_ratio >= 0.5,
         "every feed client connected, none refused": all(
             r["feed_clients"]["connected"] == args.feed_clients and r["feed_clients"]["refused"] == 0
@@ -522,6 +590,8 @@ def main() -> int:
         base = results[f"fixed@{args.rate:g}/s"] if name.endswith("/s") else results["fixed"]
         if "feed" in name:  # against the same run without the feed clients
             base = results[name.removesuffix(f" + {args.feed_clients} feed")]
+        if name.endswith(" (purging)"):  # against the same run with nothing to purge
+            base = results[name.removesuffix(" (purging)")]
         print(f"{name:<20} {r['generator']:<9} {r['requests']:>9} {r['per_second']:>9.0f} {r['median_ms']:>10.2f} "
               f"{r['p99_ms']:>8.2f}  {r['per_second'] / base['per_second']:.2f}")  # fmt: skip
     print(
@@ -529,6 +599,7 @@ def main() -> int:
     )
     for target, ok in targets.items():
         print(f"  {'PASS' if ok else 'FAIL'}  {target}")
+    backlog = {"instances": args.purge, "activity": args.purge, "insert_s": round(backlog_seconds, 2)}
     report = {
         "benchmark": "omaha update checks",
         "command": "bench/omaha.py " + " ".join(sys.argv[1:]),
@@ -547,6 +618,7 @@ def main() -> int:
             "feed_clients": args.feed_clients,
             "db": "sqlite (WAL)",
             "bulk_insert_s": round(setup_seconds, 2),
+            "purge_backlog": backlog,
         },
         "results": results,
         "omaha_vs_fixed": round(ratio, 3),

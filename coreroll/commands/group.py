@@ -10,7 +10,7 @@ from typing import Any
 
 from coreroll.server.api_client import ApiClient, ApiError, add_connection_flags
 
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?$")
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?$", re.ASCII)  # not "٣d"
 
 
 def duration(text: str) -> int:

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from coreroll.commands import server_limits
+from coreroll.commands import server_limits, server_retention
 from coreroll.commands.group import duration
 from coreroll.server.forwarded import startup_note
 from coreroll.server.settings import (
@@ -61,9 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--new-instances-per-source", type=int, default=1000, metavar="N",
                         help="new machines one client IP may register per hour (default 1000, 0: no limit; "
                         "loopback is exempt)")  # fmt: skip
-    parser.add_argument("--history-days", type=float, default=90.0, metavar="DAYS",
-                        help="delete instance history and activity older than this (default 90, 0: keep all; "
-                        "instances themselves are kept)")  # fmt: skip
+    server_retention.add_arguments(parser)
     parser.add_argument("--max-feed-clients", type=int, default=256, metavar="N",
                         help="anonymous live feed (/api/v1/feed) clients connected at once; one more gets 503 "
                         "(default 256; a client sending the admin token is not counted)")  # fmt: skip
@@ -122,7 +120,6 @@ def _settings(args: argparse.Namespace) -> ServerSettings:
         new_instances_per_source=args.new_instances_per_source,
         public_url=args.public_url,
         poll_interval=args.poll_interval,
-        history_days=args.history_days,
         max_feed_clients=args.max_feed_clients,
         fixed_response_route=getattr(args, "bench_fixed_route", False),
         freeze_gc=True,
@@ -136,6 +133,7 @@ def _settings(args: argparse.Namespace) -> ServerSettings:
         sync_boards=args.sync_boards,
         host_packages=args.host_packages,
         **server_limits.settings_from(args),
+        **server_retention.settings_from(args),
     )
 
 

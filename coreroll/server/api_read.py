@@ -1,7 +1,8 @@
 """Read API (no auth): ``/api/v1/info``, ``snapshot``, ``channels``, ``releases``, ``groups``,
-``groups/{id}``, ``instances``, ``instances/{id}``, ``instances/{id}/history``, ``activity``,
-``sync`` (the upstream sync: coreroll.server.sync_state) and the SSE ``feed`` (the admin token, when
-sent, gets a feed slot past the client limits). Shapes: docs/api.md."""
+``groups/{id}``, ``instances`` (``forgettable=true``: what the next retention run forgets),
+``instances/{id}``, ``instances/{id}/history``, ``activity``, ``sync`` (the upstream sync:
+coreroll.server.sync_state) and the SSE ``feed`` (the admin token, when sent, gets a feed slot past
+the client limits). Shapes: docs/api.md."""
 
 from __future__ import annotations
 
@@ -61,6 +62,11 @@ async def info(request: Request) -> dict[str, Any]:
         "app_id": APP_ID,
         "feed_id": await state.storage.current_head(),
         "stale_window_seconds": state.settings.stale_window_seconds,
+        "retention": {  # 0: never
+            "forget_instances_after_seconds": state.settings.forget_instances_after,
+            "keep_activity_seconds": state.settings.keep_activity,
+            "interval_seconds": state.settings.prune_interval_seconds,
+        },
         "channels": [c["name"] for c in state.catalog.channel_list()],
     }
 
@@ -131,13 +137,20 @@ async def instances(request: Request) -> dict[str, Any]:
         if len(after) > MAX_CURSOR:
             raise CatalogError(400, f"query parameter after: over {MAX_CURSOR} characters (a machine id)")
     feed_id = state.storage.head
+    now = state.settings.clock()
+    forgettable_before = None
+    if _bool(q.get("forgettable"), "forgettable"):
+        # what the next retention run forgets (forgetting off: a cutoff before any check, so none)
+        forget_after = state.settings.forget_instances_after
+        forgettable_before = now - forget_after if forget_after else 0.0
     items, total = await state.registry.list(
-        now=state.settings.clock(),
+        now=now,
         group=q.get("group") or None,
         status=status,
         track=q.get("channel") or None,
         version=q.get("version") or None,
         stale=_bool(q.get("stale"), "stale"),
+        forgettable_before=forgettable_before,
         limit=limit + 1,  # one more tells whether there is a next page
         offset=offset,
         after=after,

@@ -3,9 +3,9 @@
 On startup (lifespan): open storage (schema created/checked), remove ``.upload-*`` temp files an
 interrupted publish left in the packages dir (logged), load the catalog and create the default
 channels and groups, record pre-board releases as amd64-usr payloads, count instances, load or
-create the admin token, and start pruning the change log, the feed's fan-out task
-(``coreroll.server.feed.FeedHub``) and, with ``settings.sync_url``, the upstream sync
-(``coreroll.server.sync.Syncer``). With ``settings.omaha_secret`` the Omaha endpoint is
+create the admin token, and start the retention task (``coreroll.server.retention``), the
+feed's fan-out task (``coreroll.server.feed.FeedHub``) and, with ``settings.sync_url``, the upstream
+sync (``coreroll.server.sync.Syncer``). With ``settings.omaha_secret`` the Omaha endpoint is
 ``/v1/update/<secret>/`` only (as Nebraska's ``--api-endpoint-suffix``): any other ``/v1/update/...``
 path is a 404 that does not say whether a secret is set. With ``settings.public_url`` or trusted proxies,
 ``coreroll.server.forwarded.PublicOrigin`` gives each request the origin its client used, so every
@@ -43,6 +43,7 @@ from coreroll.server.packages import serve_package
 from coreroll.server.records import status_name
 from coreroll.server.registry import Registry
 from coreroll.server.releases import Publisher
+from coreroll.server.retention import Retention
 from coreroll.server.schema import MAX_IP
 from coreroll.server.settings import ServerSettings
 from coreroll.server.state import ServerState, base_url, core
@@ -151,25 +152,6 @@ async def metrics_endpoint(request: Request) -> Response:
     return Response(state.metrics.render(counts), media_type=CONTENT_TYPE)
 
 
-async def _prune_forever(state: ServerState) -> None:
-    while not state.stopping.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(state.stopping.wait(), state.settings.prune_interval_seconds)
-        settings = state.settings
-        try:
-            await state.storage.prune_changes(settings.feed_retention)
-            if settings.history_days > 0:
-                before = settings.clock() - settings.history_days * 86400
-                if deleted := await state.storage.prune_history(before):
-                    log.info(
-                        "deleted %d history and activity rows older than %g days",
-                        deleted,
-                        settings.history_days,
-                    )
-        except Exception:  # a busy database must not kill the server; retry next round
-            log.exception("pruning the change log or the history failed")
-
-
 def create_app(settings: ServerSettings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -206,7 +188,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         if settings.freeze_gc:
             gc.collect()
             gc.freeze()
-        pruner = asyncio.create_task(_prune_forever(state))
+        pruner = asyncio.create_task(Retention(settings, storage, registry, metrics).run_forever(stopping))
         fan_out = asyncio.create_task(state.feed.run())
         tasks = [pruner, fan_out]
         if settings.sync_url is not None:

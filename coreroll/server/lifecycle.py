@@ -26,11 +26,10 @@ from dataclasses import dataclass
 
 from coreroll.omaha.codes import ErrorCode, InstanceStatus, error_code_name, split_error_code
 from coreroll.omaha.protocol import OmahaEvent
-from coreroll.server.registry import HistoryEntry, Instance
+from coreroll.server.registry import ANONYMOUS_PREFIX, HistoryEntry, Instance
 from coreroll.server.versions import is_newer
 
 IN_FLIGHT = frozenset({InstanceStatus.Downloading, InstanceStatus.Downloaded, InstanceStatus.Installed})
-ANONYMOUS_PREFIX = "anon-"  # registry keys of requests with machineid="" (omaha_handler)
 ANONYMOUS_INSTALLED = (
     'update installed; machineid="": its next boot checks in as a new instance (a new boot id)'
 )

@@ -3,7 +3,9 @@
 ``Metrics()``: ``requests`` (counter by result), ``latency`` (histogram of Omaha handling),
 ``granted`` / ``failures`` (by group), ``feed_clients`` (gauge), ``feed_reads`` (by reason:
 fanout, catchup), ``feed_overflows``, ``feed_refused``,
-``connections`` (gauge) and ``connections_dropped`` (by reason); ``render(status_counts)`` returns
+``connections`` (gauge) and ``connections_dropped`` (by reason), the retention task's counts
+(``retention_forgotten``, ``retention_history``, ``retention_activity``, ``retention_failures``,
+``retention_last_run``, ``retention_run_seconds``); ``render(status_counts)`` returns
 the text exposition with ``coreroll_instances{group,status}`` filled from the registry.
 """
 
@@ -54,6 +56,36 @@ class Metrics:
             "coreroll_connections_dropped",
             "Connections closed by the server's bounds (coreroll.server.connguard), by reason",
             ["reason"],
+            registry=self.registry,
+        )
+        self.retention_forgotten = Counter(
+            "coreroll_retention_instances_forgotten",
+            "Instances forgotten: not seen for --forget-instances-after and not in the middle of an update",
+            registry=self.registry,
+        )
+        self.retention_history = Counter(
+            "coreroll_retention_history_deleted",
+            "Instance history entries deleted: of forgotten instances, or older than --keep-activity",
+            registry=self.registry,
+        )
+        self.retention_activity = Counter(
+            "coreroll_retention_activity_deleted",
+            "Activity records deleted: older than --keep-activity",
+            registry=self.registry,
+        )
+        self.retention_failures = Counter(
+            "coreroll_retention_failures",
+            "Retention runs that failed (retried next run)",
+            registry=self.registry,
+        )
+        self.retention_last_run = Gauge(
+            "coreroll_retention_last_run_timestamp_seconds",
+            "When the last retention run finished (Unix time; 0: none yet)",
+            registry=self.registry,
+        )
+        self.retention_run_seconds = Gauge(
+            "coreroll_retention_last_run_duration_seconds",
+            "How long the last retention run took, rests between batches included",
             registry=self.registry,
         )
         self._children: dict[str, Counter] = {}

@@ -10,6 +10,9 @@ may have written it); a write decided from an older state must be redone from th
 event; the cache is updated after commit. ``await stats(conn, group, version, policy, now)``
 computes ``RolloutStats``; ``await all_on_version(...)`` tells whether a rollout finished.
 Read API helpers: ``list(...)``, ``history(...)``, ``status_counts()``.
+Retention: ``forgettable(cutoff)`` is the SQL condition "not seen since ``cutoff`` and not in the
+middle of an update" (``MID_UPDATE``); ``await forget(machine_ids, cutoff)`` deletes those of
+``machine_ids`` that still match it, with their history, in one transaction, and tells the feed.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from dataclasses import dataclass, fields
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import and_, case, func, insert, not_, select
+from sqlalchemy import ColumnElement, and_, case, delete, func, insert, not_, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -32,7 +35,33 @@ from coreroll.server.storage import Storage, Tx
 
 ACTIVE_WINDOW = 86400.0
 _INSERT_HISTORY = insert(schema.instance_history)
+ANONYMOUS_PREFIX = "anon-"  # keys of requests with machineid="" (omaha_handler, lifecycle)
 LOAD_BATCH = 500  # rollout stats and "finished" only count instances seen within a day
+# Granted and not yet finished or failed: the statuses that set update_in_progress (lifecycle), the
+# ones the policy counts as in flight. Such a machine is never forgotten, however long it is silent.
+MID_UPDATE = frozenset(
+    {
+        InstanceStatus.UpdateGranted,
+        InstanceStatus.Downloading,
+        InstanceStatus.Downloaded,
+        InstanceStatus.Installed,
+    }
+)
+
+
+def forgettable(cutoff: float) -> ColumnElement[bool]:
+    """Instances last seen before ``cutoff`` that are not in the middle of an update. An anonymous
+    machine's Installed boot record is done (lifecycle.apply_event): its next boot is another record."""
+    i = schema.instances
+    anonymous_done = and_(
+        i.c.status == int(InstanceStatus.Installed),
+        i.c.machine_id.startswith(ANONYMOUS_PREFIX, autoescape=True),
+    )
+    return and_(
+        i.c.last_check < cutoff,
+        i.c.update_in_progress.is_(False),
+        or_(i.c.status.not_in(sorted(int(s) for s in MID_UPDATE)), anonymous_done),
+    )
 
 
 @dataclass(slots=True)
@@ -89,6 +118,8 @@ class Registry:
         self._cache: dict[str, Instance] = {}
         self._wanted: dict[str, list[asyncio.Future[Instance | None]]] = {}
         self._loader: asyncio.Task[None] | None = None
+        # Machines forgotten while the loader's current read runs (None: no read running).
+        self._forgotten_meanwhile: set[str] | None = None
         self.count = 0
         i = schema.instances
         dialect = sqlite if storage.is_sqlite else postgresql
@@ -123,6 +154,7 @@ class Registry:
             batch = dict(itertools.islice(self._wanted.items(), LOAD_BATCH))
             for machine_id in batch:
                 del self._wanted[machine_id]
+            self._forgotten_meanwhile = forgotten = set()
             try:
                 async with self.storage.read() as conn:
                     rows = await conn.execute(select(i).where(i.c.machine_id.in_(list(batch))))
@@ -133,6 +165,10 @@ class Registry:
                         if not future.done():
                             future.set_exception(exc)
                 continue
+            finally:
+                self._forgotten_meanwhile = None
+            for machine_id in forgotten:  # deleted since this read began: it must not come back
+                found.pop(machine_id, None)
             for machine_id, futures in batch.items():
                 inst = found.get(machine_id)
                 if inst is not None and self.cache_enabled:
@@ -192,6 +228,33 @@ class Registry:
         tx.after_commit.append(apply)
         return obj
 
+    async def forget(self, machine_ids: list[str], cutoff: float) -> tuple[list[str], int]:
+        """Delete the instances of ``machine_ids`` still ``forgettable(cutoff)`` (one that checked in
+        meanwhile stays) and their history; returns (forgotten ids, history rows deleted)."""
+        i, h = schema.instances, schema.instance_history
+        async with self.storage.write() as tx:
+            result = await tx.conn.execute(
+                delete(i)
+                .where(i.c.machine_id.in_(machine_ids), forgettable(cutoff))
+                .returning(i.c.machine_id)
+            )
+            gone = list(result.scalars())
+            history = 0
+            if gone:
+                history = (await tx.conn.execute(delete(h).where(h.c.machine_id.in_(gone)))).rowcount or 0
+                for machine_id in gone:
+                    tx.emit("instance", {"machine_id": machine_id, "deleted": True})
+
+            def apply() -> None:
+                for machine_id in gone:
+                    self._cache.pop(machine_id, None)
+                self.count -= len(gone)
+                if self._forgotten_meanwhile is not None:
+                    self._forgotten_meanwhile.update(gone)
+
+            tx.after_commit.append(apply)
+        return gone, int(history)
+
     async def stats(
         self, conn: AsyncConnection, group_id: str, version: str, policy: Policy, now: float
     ) -> RolloutStats:
@@ -244,12 +307,14 @@ class Registry:
         track: str | None = None,
         version: str | None = None,
         stale: bool | None = None,
+        forgettable_before: float | None = None,
         limit: int = 100,
         offset: int = 0,
         after: str | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
         """Instances by ``machine_id``; ``after`` (a keyset cursor) starts past that machine id, so
-        pages stay exact while machines register meanwhile. ``total`` ignores ``after``."""
+        pages stay exact while machines register meanwhile. ``total`` ignores ``after``.
+        ``forgettable_before``: only those ``forgettable`` with that cutoff."""
         i = schema.instances
         where = []
         if group is not None:
@@ -263,6 +328,8 @@ class Registry:
         if stale is not None:
             cutoff = now - self.stale_window
             where.append(i.c.last_check < cutoff if stale else i.c.last_check >= cutoff)
+        if forgettable_before is not None:
+            where.append(forgettable(forgettable_before))
         async with self.storage.read() as conn:
             total = (await conn.execute(select(func.count()).select_from(i).where(*where))).scalar_one()
             if after is not None:

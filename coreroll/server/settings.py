@@ -6,15 +6,16 @@ signing key, SQLite file), the admin token (else generated on first start into `
 the stale window, trusted proxies (their ``X-Forwarded-For``/``-Proto``/``-Host`` are believed), the
 public URL every handed-out link starts with, a cap on registered instances and on connected feed
 clients (in all, and anonymous ones per address), the public key uploaded payloads must be signed
-by, and the connection bounds (``coreroll.server.connguard``: open connections, head/body/write
-timeouts, keep-alive),
-and the upstream sync (``--sync``: the server to follow, how often, which channels and boards,
-``--host-packages``).
+by, the connection bounds (``coreroll.server.connguard``: open connections, head/body/write
+timeouts, keep-alive), retention (when to forget machines and old activity; ``check_retention``
+refuses values that would lose what must stay) and the upstream sync (``--sync``: the server to
+follow, how often, which channels and boards, ``--host-packages``).
 ``default_data_dir()`` is where the server and the CLI look by default.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
@@ -27,6 +28,11 @@ from coreroll.server.forwarded import check_public_url, parse_networks
 DEFAULT_LISTEN = "127.0.0.1:8400"
 FLATCAR_UPSTREAM = "https://public.update.flatcar-linux.net/v1/update/"  # `--sync` without a URL
 MIN_SYNC_INTERVAL = 60.0
+DAY = 86400.0
+# Rollout statistics only count machines seen within a day (registry.ACTIVE_WINDOW): forgetting
+# a machine not seen for at least that long never changes a grant decision.
+MIN_FORGET_AFTER = DAY
+MIN_KEEP_ACTIVITY = 3600.0
 _SECRET = re.compile(r"^[A-Za-z0-9._~-]{8,128}$")
 
 
@@ -45,6 +51,29 @@ def parse_listen(listen: str) -> tuple[str, int]:
     if not sep or not port.isdigit():
         raise ValueError(f"--listen {listen!r}: expected HOST:PORT")
     return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def flag_duration(seconds: float) -> str:
+    """``2592000`` -> ``"30d"``, ``5400`` -> ``"1.5h"``: a retention setting as an operator wrote it."""
+    for unit, size in (("d", DAY), ("h", 3600.0), ("m", 60.0)):
+        if seconds >= size:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def check_retention(forget_after: float, keep_activity: float, stale_window: float) -> None:
+    """Raise ValueError naming the flag when a retention setting would lose what it must keep."""
+    for flag, value in (("--forget-instances-after", forget_after), ("--keep-activity", keep_activity)):
+        if not 0 <= value < math.inf:  # NaN fails too
+            raise ValueError(f"{flag} {value!r}: expected a duration (seconds), or never (0)")
+    if forget_after and (forget_after < MIN_FORGET_AFTER or forget_after <= stale_window):
+        raise ValueError(
+            f"--forget-instances-after {flag_duration(forget_after)}: at least 1d and longer than --stale-window "
+            f"({flag_duration(stale_window)}), or never: shorter would forget machines that are only between "
+            "checks, off for a night, or still counted by a rollout"
+        )
+    if keep_activity and keep_activity < MIN_KEEP_ACTIVITY:
+        raise ValueError(f"--keep-activity {flag_duration(keep_activity)}: at least 1h, or never")
 
 
 @dataclass
@@ -66,10 +95,12 @@ class ServerSettings:
     # Connected anonymous /api/v1/feed clients; one more gets 503 (each costs a socket and a wake-up
     # per fan-out; a dashboard is one client; one sending the admin token is not counted).
     max_feed_clients: int = 256
-    prune_interval_seconds: float = 60.0  # how often older changes (and old history) are deleted
-    # instance history and activity older than this many days are deleted (0: kept for ever); the
-    # instances themselves stay, so every machine keeps its current state and last check-in
-    history_days: float = 90.0
+    # How often the retention task runs (coreroll.server.retention): old feed changes, instances
+    # not seen for forget_instances_after (never one in the middle of an update), instance history
+    # and activity older than keep_activity. 0 in either: never.
+    prune_interval_seconds: float = 60.0
+    forget_instances_after: float = 30 * DAY
+    keep_activity: float = 90 * DAY
     fixed_response_route: bool = False  # bench only: POST /bench/fixed answers a constant noupdate
     # After startup, collect and gc.freeze() the ~100k objects the frameworks leave behind, so the
     # cyclic GC stops rescanning them on every collection (about 2x checks/s, 5x lower p99). Only for
@@ -119,8 +150,9 @@ class ServerSettings:
                               ("--write-timeout", self.write_timeout), ("--keep-alive", self.keep_alive_timeout)):  # fmt: skip
             if not 0 < seconds < 86400:
                 raise ValueError(f"{flag} {seconds:g}: expected seconds between 0 and 86400")
-        if self.history_days < 0:
-            raise ValueError(f"--history-days {self.history_days:g}: expected 0 (keep all) or more days")
+        check_retention(self.forget_instances_after, self.keep_activity, self.stale_window_seconds)
+        if not 0 < self.prune_interval_seconds < math.inf:
+            raise ValueError(f"retention interval {self.prune_interval_seconds!r}: expected seconds > 0")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("--tls-cert and --tls-key go together: give both, or neither")
         if self.sync_interval < MIN_SYNC_INTERVAL:

@@ -292,24 +292,16 @@ class Storage:
                 (await conn.execute(select(func.coalesce(func.min(schema.changes.c.id), 0)))).scalar_one()
             )
 
-    async def prune_changes(self, keep: int) -> int:
-        """Delete all but the newest ``keep`` changes; returns how many were deleted."""
+    async def prune_changes(self, keep: int, limit: int) -> int:
+        """Delete up to ``limit`` of the oldest changes, keeping the newest ``keep``; returns how
+        many were deleted (a caller loops while that is ``limit``: each call is one short write)."""
+        oldest = await self.oldest_change()
         async with self.write() as tx:
-            cutoff = self.head - keep
-            if cutoff <= 0:
+            cutoff = min(self.head - keep, oldest + limit - 1)
+            if cutoff < oldest:
                 return 0
             result = await tx.conn.execute(schema.changes.delete().where(schema.changes.c.id <= cutoff))
             return int(result.rowcount or 0)
-
-    async def prune_history(self, before: float) -> int:
-        """Delete instance history and activity recorded before ``before`` (epoch seconds);
-        returns how many rows were deleted."""
-        deleted = 0
-        async with self.write() as tx:
-            for table in (schema.instance_history, schema.activity):
-                result = await tx.conn.execute(table.delete().where(table.c.at < before))
-                deleted += int(result.rowcount or 0)
-        return deleted
 
     async def ping(self) -> None:
         async with self.read() as conn:

@@ -151,7 +151,7 @@ def test_recheck_with_nothing_changed_writes_nothing_until_last_check_is_old(
 def test_history_and_activity_older_than_the_retention_are_deleted(
     tmp_path: Path, sqlite_url: str, clock: Clock
 ) -> None:
-    server = start(tmp_path, sqlite_url, clock=clock, history_days=30, prune_interval_seconds=0.05)
+    server = start(tmp_path, sqlite_url, clock=clock, keep_activity=30 * 86400, prune_interval_seconds=0.05)
     try:
         publish(server, "4000.0.0")
         assert check(server, "old") == "ok"  # granted: a history entry at day 0
@@ -168,14 +168,15 @@ def test_history_and_activity_older_than_the_retention_are_deleted(
         assert "GroupResumed" in kinds()
         assert get(server, "/api/v1/instances/old/history")["history"] == []
         assert get(server, "/api/v1/instances/new/history")["history"] != []
-        assert instance(server, "old")["machine_id"] == "old"  # the instance itself stays
+        # The instance itself stays: silent for 31 days, but granted an update (in the middle of it).
+        assert instance(server, "old")["status"] == "UpdateGranted"
     finally:
         server.stop()
 
 
 def test_a_negative_history_retention_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="--history-days -1: expected 0"):
-        ServerSettings(data_dir=tmp_path, history_days=-1)
+    with pytest.raises(ValueError, match=r"--keep-activity -1: expected a duration"):
+        ServerSettings(data_dir=tmp_path, keep_activity=-1)
 
 
 def anonymous(version: str, bootid: str, *, updatecheck: bool = True, events: list[OmahaEvent]) -> bytes:
