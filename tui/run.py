@@ -24,6 +24,7 @@ from coreroll.watch.feed_source import FeedSource
 from coreroll.watch.model import FleetModel
 from coreroll.watch.updates import UpdateBuffer
 from tui.app import DashApp
+from tui.keymap_config import keymap_file, load_keymap
 
 
 def _token(args: argparse.Namespace) -> str | None:
@@ -56,6 +57,7 @@ def history_loader(server: str, timeout: float = 5.0) -> Any:
 
 
 def build_app(args: argparse.Namespace) -> DashApp:
+    keymap_path, named = keymap_file(args.keymap)
     config, _, _, etcd_explicit = resolve(args)
     server = args.server or os.environ.get("COREROLL_SERVER") or None
     use_etcd = etcd_explicit or server is None
@@ -80,6 +82,8 @@ def build_app(args: argparse.Namespace) -> DashApp:
         refresh_interval=max(args.refresh, 0.05),
         history=history_loader(server) if server else None,
         sources_configured=configured,
+        keymap=load_keymap(DashApp, file=keymap_path, file_wins=named),
+        theme=args.theme,
     )
 
 
@@ -94,8 +98,8 @@ def make_actions(config: EtcdConfig | None, server: str | None, token: str | Non
 def run_dashboard(args: argparse.Namespace) -> int:
     try:
         app = build_app(args)
-    except (ValueError, OSError) as exc:
-        print(f"coreroll dash: {exc}", file=sys.stderr)
+    except (ValueError, OSError) as exc:  # a key map error lists every problem, one a line
+        print(f"coreroll dash: {exc}".replace("\n", "\ncoreroll dash: "), file=sys.stderr)
         return 1
     result = app.run(mouse=bool(args.mouse))
     return int(result or 0)

@@ -4,9 +4,11 @@
   (k9s's delete dialog does the same), so a stray Enter never does the destructive thing.
   `escape` and `n` cancel, `y` confirms.
 - `ChoiceDialog(title, choices, current=None)` -> `str | None`: pick one of `choices` (the channel
-  picker). Enter picks the highlighted one, escape cancels.
+  picker). Enter picks the highlighted one (j/k/g/G move, as in every list), escape cancels.
 - `NumberDialog(title, body, value, minimum, maximum=None)` -> `int | None`: an integer input (the
   lock max); refuses anything but an integer within the bounds, saying why, and keeps the dialog open.
+- `TextDialog(title, body, value="")` -> `str | None`: one line of text (a saved filter's name);
+  blank input is refused, saying so.
 
 Each is a `ModalScreen`; push it with `app.push_screen(dialog, callback)` or
 `await app.push_screen_wait(dialog)` from a worker. Titles, bodies and choices name things from etcd
@@ -29,6 +31,7 @@ from textual.widgets import Button, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from coreroll.textsafe import visible
+from widgets.list_keys import NavOptionList
 
 
 def shown(text: str) -> str:
@@ -140,7 +143,7 @@ class ChoiceDialog(ModalScreen[str | None]):
                 Option(Text(visible(c) + ("  (current)" if c == self._current else "")), id=c)
                 for c in self._choices
             ]
-            yield OptionList(*options)
+            yield NavOptionList(*options)
 
     def on_mount(self) -> None:
         options = self.query_one(OptionList)
@@ -201,3 +204,38 @@ class NumberDialog(ModalScreen[int | None]):
             error.update(f"must be at most {self._maximum}, got {number}")
             return
         self.dismiss(number)
+
+
+class TextDialog(ModalScreen[str | None]):
+    """Ask for one line of text (a name); blank input is refused, saying so, and the dialog stays."""
+
+    DEFAULT_CSS = DIALOG_CSS.format(name="TextDialog")
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
+
+    def __init__(self, title: str, body: str, value: str = "", max_length: int = 200) -> None:
+        super().__init__()
+        self._title = title
+        self._body = body
+        self._value = value
+        self._max_length = max_length
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(shown(self._title), classes="title", markup=False)
+            yield Label(shown(self._body), classes="body", markup=False)
+            yield Input(value=self._value, max_length=self._max_length, id="text")
+            yield Label("", classes="error", id="error", markup=False)
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        if not text:
+            self.query_one("#error", Label).update("type a name (Esc cancels)")
+            return
+        self.dismiss(text)

@@ -4,7 +4,7 @@ long; the model decides) are marked `STALE` with the reason, and a holder offlin
 grace is shown `rebooting` (it holds the lock through its reboot, without its alive key). An
 unreadable semaphore shows its error (naming the key).
 
-It is an OptionList, so holders can be selected with the keyboard: `selected_group()` and
+It is an OptionList (with j/k/g/G, widgets.list_keys), so holders can be selected with the keyboard: `selected_group()` and
 `selected_holder()` tell the app what `u` (unlock) and `m` (set max) act on. `show(groups, now)`
 rebuilds the list only when something visible changed and keeps the highlight on the same option.
 Group names, holders, hostnames and errors come from etcd: they are shown through
@@ -18,11 +18,11 @@ import time
 from collections.abc import Callable, Sequence
 
 from rich.text import Text
-from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from coreroll.textsafe import visible
 from coreroll.watch.views import LockGroupView
+from widgets.list_keys import NavOptionList
 
 
 def option_id(*parts: str) -> str:
@@ -93,7 +93,7 @@ def group_options(
     return options
 
 
-class LockPanel(OptionList):
+class LockPanel(NavOptionList):
     DEFAULT_CSS = """
     LockPanel {
         height: 1fr; border: round $primary 50%; border-title-color: $text-accent;

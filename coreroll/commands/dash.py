@@ -3,11 +3,13 @@
     coreroll [dash] [--etcd URL[,URL]] [--server URL] [--etcd-api v3|v2] [--etcd-cafile F]
                     [--etcd-certfile F] [--etcd-keyfile F] [--etcd-username U] [--etcd-password P]
                     [--token T] [--read-only] [--airlock] [--refresh SECONDS] [--mouse]
+                    [--keymap FILE] [--theme NAME]
 
 Endpoints and secrets: `--etcd` / COREROLL_ETCD / LOCKSMITHCTL_ENDPOINT, the TLS/auth flags also
 from LOCKSMITHCTL_ETCD_* (resolved exactly as `coreroll lock` does); `--server` / COREROLL_SERVER;
 `--token` / COREROLL_TOKEN, else the token file the server wrote (`<data dir>/token`).
 With neither --etcd nor --server the dashboard uses locksmithctl's default etcd endpoints.
+Keys: `--keymap FILE` > COREROLL_KEYMAP > `$XDG_CONFIG_HOME/coreroll/keys.toml`, per binding id.
 
 This module never imports Textual: the app (`tui.run`) is loaded inside the handler by name, so
 `coreroll` stays importable (and testable) without the UI.
@@ -58,6 +60,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a lock holder offline this long is flagged stale; before that it shows as rebooting (default 300)",
     )  # fmt: skip
     parser.add_argument("--mouse", action="store_true", help="enable the mouse (off by default, for SSH)")
+    parser.add_argument(
+        "--keymap", metavar="FILE",
+        help="key map (TOML, binding id = key) instead of $XDG_CONFIG_HOME/coreroll/keys.toml; wins over COREROLL_KEYMAP",
+    )  # fmt: skip
+    parser.add_argument(
+        "--theme", metavar="NAME", help="colour theme (Textual's; the palette lists them); NO_COLOR wins"
+    )
     parser.set_defaults(group=None, json=False)
 
 
