@@ -86,9 +86,12 @@ class NodeIndex:
         found: dict[str, NodeMatch] = {}
 
         def add(i: int, score: float, offsets: Iterable[int]) -> bool:
-            """Keep entry i's node unless it is already listed; True once `limit` are found."""
-            if self._entries[i][2] not in found:
-                found[self._entries[i][2]] = self._match(i, score, tuple(offsets))
+            """Keep entry i's node unless it is listed already (a hostname replaces its machine id
+            at the same score: it is the name the table shows); True once `limit` are found."""
+            _, _, machine_id, by = self._entries[i]
+            known = found.get(machine_id)
+            if known is None or (by == HOSTNAME and known.by == MACHINE_ID and score >= known.score):
+                found[machine_id] = self._match(i, score, tuple(offsets))
             return len(found) >= limit
 
         if self._prefixes(q, add) or self._substrings(q, add) or len(q) < 2:

@@ -60,8 +60,8 @@ def _key_path(dotted: str) -> KeyPath:
 
 
 def key_lines(text: str) -> dict[KeyPath, int]:
-    """The line (from 1) of every `key = value` in `text`, by its full key path (table headers
-    included). Skips the inside of multi-line strings; for a well-formed file each path occurs once."""
+    """The line (from 1) of every `key = value` and `[table]` in `text`, by its full key path (table
+    headers included). Skips the inside of multi-line strings; for a well-formed file each path occurs once."""
     lines: dict[KeyPath, int] = {}
     table: KeyPath = ()
     closing: str | None = None  # inside a multi-line string: the quotes that end it
@@ -73,6 +73,7 @@ def key_lines(text: str) -> dict[KeyPath, int]:
         header = _TABLE.match(line)
         if header:
             table = _key_path(header.group(1))
+            lines.setdefault(table, number)
             continue
         assign = _ASSIGN.match(line)
         if not assign:
