@@ -225,8 +225,6 @@ def key_scopes(app_class: type[DOMNode]) -> list[Scope]:
     ]
 
 
-
-
 def check_choices(choices: Mapping[str, KeyChoice], scopes: Sequence[Scope]) -> list[str]:
     """Every problem with `choices` (binding id -> keys) in `scopes`: unknown ids and conflicts."""
     known = {b.id for scope in scopes for layer in scope.layers for b in layer if b.id}

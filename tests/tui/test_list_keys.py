@@ -23,7 +23,9 @@ async def scrolls_with_jkgG(pilot: object, view: Widget) -> None:
     await wait_for(lambda: view.max_scroll_y > 2, what=f"{view} to overflow")
     for key, where in (("G", view.max_scroll_y), ("k", view.max_scroll_y - 1), ("g", 0), ("j", 1)):
         await pilot.press(key)  # type: ignore[attr-defined]
-        await wait_for(lambda where=where: round(view.scroll_y) == where, what=f"{key}: {view} at line {where}")
+        await wait_for(
+            lambda where=where: round(view.scroll_y) == where, what=f"{key}: {view} at line {where}"
+        )
 
 
 async def test_every_list_answers_to_j_k_g_and_G() -> None:
@@ -45,7 +47,12 @@ async def test_every_list_answers_to_j_k_g_and_G() -> None:
         await pilot.press("t", "s")  # the channel picker
         await wait_for(lambda: isinstance(app.screen, ChoiceDialog), what="the channel picker")
         picker = app.screen.query_one(NavOptionList)
-        for key, where in (("j", 1), ("G", picker.option_count - 1), ("k", picker.option_count - 2), ("g", 0)):
+        for key, where in (
+            ("j", 1),
+            ("G", picker.option_count - 1),
+            ("k", picker.option_count - 2),
+            ("g", 0),
+        ):
             await pilot.press(key)
             assert picker.highlighted == where, key
         await pilot.press("escape")

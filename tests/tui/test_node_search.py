@@ -91,7 +91,9 @@ def test_the_limit_is_kept_and_nothing_found_is_an_empty_list() -> None:
         ("evil\nname", "evil\\nn", "evil\\nname"),
     ],
 )
-def test_hostile_names_are_matched_and_shown_as_the_screen_shows_them(hostname: str, typed: str, shown: str) -> None:
+def test_hostile_names_are_matched_and_shown_as_the_screen_shows_them(
+    hostname: str, typed: str, shown: str
+) -> None:
     index = NodeIndex([("e" * 32, hostname), ("f" * 32, "plain")])
     [found] = index.search(typed, 10)
     assert (found.name, found.machine_id) == (shown, "e" * 32)

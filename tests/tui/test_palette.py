@@ -92,7 +92,9 @@ async def test_go_to_node_finds_any_node_of_10000_and_moves_the_cursor_there() -
         assert "> node-7431" in await wait_for_text(app, "> node-7431")
         # the palette's "go to node...": nodes only, letters with gaps
         await run_from_palette(pilot, app, "go to node", "go to node...")
-        await wait_for(lambda: CommandPalette.is_open(app) and len(hits(app)) == 40, what="the first 40 nodes")
+        await wait_for(
+            lambda: CommandPalette.is_open(app) and len(hits(app)) == 40, what="the first 40 nodes"
+        )
         await pilot.press(*"nd0815")
         await wait_for(lambda: hits(app)[:1] == ["node-0815"], what="node-0815 first")
         await pilot.press("enter")
@@ -146,10 +148,14 @@ async def test_a_filter_is_saved_under_a_name_and_applied_from_the_palette(own_c
         assert all(r.channel == "beta" for r in app.main_screen.table.rows)
 
 
+def write_file(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
 async def test_a_broken_filters_file_is_reported_and_the_palette_still_works(own_config_folder: Path) -> None:
-    own_config_folder.mkdir(parents=True)
-    broken = own_config_folder / "filters.toml"
-    broken.write_text('ok = "channel:beta"\nbad = channel:alpha\n')
+    broken = write_file(own_config_folder / "filters.toml", 'ok = "channel:beta"\nbad = channel:alpha\n')
     app = make_app()
     async with app.run_test(size=(120, 40), notifications=True) as pilot:
         await pilot.pause()
@@ -164,7 +170,9 @@ def colours(svg: str) -> set[str]:
     return {c.lower() for c in re.findall(r"#[0-9a-fA-F]{6}", svg)} - frame
 
 
-async def test_the_theme_changes_from_the_palette_and_no_color_still_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_theme_changes_from_the_palette_and_no_color_still_wins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("NO_COLOR", "1")
     app = make_app(theme="dracula")
     async with app.run_test(size=(100, 30)) as pilot:

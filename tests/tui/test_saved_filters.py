@@ -19,7 +19,10 @@ def test_saving_creates_the_file_and_loading_lists_it(own_config_folder: Path) -
     assert store.load().filters == []
     store.save("beta errors", "channel:beta status:error")
     store.save("stuck", "lock:stale")
-    assert store.path.read_text() == HEADER + '"beta errors" = "channel:beta status:error"\n"stuck" = "lock:stale"\n'
+    assert (
+        store.path.read_text()
+        == HEADER + '"beta errors" = "channel:beta status:error"\n"stuck" = "lock:stale"\n'
+    )
     loaded = store.load()
     assert loaded.filters == [
         SavedFilter("beta errors", "channel:beta status:error", 2),
@@ -33,7 +36,9 @@ def test_replacing_and_forgetting_touch_only_that_line(tmp_path: Path) -> None:
     path.write_text('# mine, keep me\nold   =   "status:error"   # a note\n\n"beta" = "channel:beta"\n')
     store = FilterStore(path)
     store.save("old", "status:error online:no")
-    assert path.read_text() == '# mine, keep me\n"old" = "status:error online:no"\n\n"beta" = "channel:beta"\n'
+    assert (
+        path.read_text() == '# mine, keep me\n"old" = "status:error online:no"\n\n"beta" = "channel:beta"\n'
+    )
     store.forget("beta")
     assert path.read_text() == '# mine, keep me\n"old" = "status:error online:no"\n\n'
     store.forget("not there")
@@ -42,7 +47,13 @@ def test_replacing_and_forgetting_touch_only_that_line(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "query"),
-    [('say "hi"', "text"), ("back\\slash", "a\\b"), ("tab\there", "x"), ("bell\x07", "x"), ("ünïcode 🚀", "node-1")],
+    [
+        ('say "hi"', "text"),
+        ("back\\slash", "a\\b"),
+        ("tab\there", "x"),
+        ("bell\x07", "x"),
+        ("ünïcode 🚀", "node-1"),
+    ],
 )
 def test_any_name_and_filter_come_back_as_saved(tmp_path: Path, name: str, query: str) -> None:
     store = FilterStore(tmp_path / "filters.toml")
@@ -72,10 +83,10 @@ def test_a_bad_entry_is_reported_with_its_line_and_the_rest_load(tmp_path: Path)
     loaded = FilterStore(path).load()
     assert loaded.filters == [SavedFilter("good", "channel:beta", 1)]
     assert loaded.problems == [
-        f"{path} line 2: 'number' is not a filter: write \"name\" = \"filter\"",
+        f'{path} line 2: \'number\' is not a filter: write "name" = "filter"',
         f"{path} line 3: 'bad': unknown filter field 'colour' in 'colour:red' (known: channel, group, host, id,"
         " lock, online, server, state, status, unreadable, usr, version)",
-        f"{path} line 4: 'group' is not a filter: write \"name\" = \"filter\"",
+        f'{path} line 4: \'group\' is not a filter: write "name" = "filter"',
     ]
 
 
