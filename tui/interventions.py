@@ -35,8 +35,8 @@ class ActionLayer(Protocol):
 
     async def check(self, ids: Sequence[str]) -> ActionResult: ...
     async def set_channel(self, ids: Sequence[str], channel: str) -> ActionResult: ...
-    async def unlock(self, group: str, holder: str) -> ActionResult: ...
-    async def set_max(self, group: str, new_max: int) -> ActionResult: ...
+    async def unlock(self, group: str, holder: str, api: str | None = None) -> ActionResult: ...
+    async def set_max(self, group: str, new_max: int, api: str | None = None) -> ActionResult: ...
     async def pause_group(self, group: str) -> ActionResult: ...
     async def resume_group(self, group: str) -> ActionResult: ...
 
@@ -181,29 +181,45 @@ async def unlock(host: Host, selection: Selection) -> None:
         host.notify(f"{who} holds no reboot lock", severity="warning")
         return
     group = selection.lock_group or ""
-    label = group or "default"
+    api = selection.lock_api
+    label = _lock_label(group, api)
+    if api == "airlock":
+        host.notify(f"{label} is airlock's (FleetLock): coreroll never writes its keys", severity="warning")
+        return
     confirmed = await host.push_screen_wait(
         ConfirmDialog(
             "Release reboot lock",
-            f"Release {holder}'s reboot lock in group {label!r}?\n"
+            f"Release {holder}'s reboot lock in group {label}?\n"
             "Another node may then reboot while this one is still rebooting.",
             confirm_label="Unlock",
         )
     )
     if confirmed:
-        await call_action(host, f"unlock {holder} in {label}", lambda actions: actions.unlock(group, holder))
+        await call_action(
+            host, f"unlock {holder} in {label}", lambda actions: actions.unlock(group, holder, api)
+        )
+
+
+def _lock_label(group: str, api: str | None) -> str:
+    """`'lb'`, or `'lb' (etcd v2)` when the semaphore is not a v3 one: the dialogs say which."""
+    name = repr(group or "default")
+    return f"{name} (etcd {api})" if api == "v2" else name
 
 
 @handles(DashAction.SET_MAX)
 async def set_max(host: Host, selection: Selection) -> None:
     group = selection.lock_group or ""
-    view = host.model.lock_group(group)
-    label = group or "default"
+    api = selection.lock_api
+    label = _lock_label(group, api)
+    if api == "airlock":
+        host.notify(f"{label} is airlock's (FleetLock): coreroll never writes its keys", severity="warning")
+        return
+    view = host.model.lock_group(group, api)
     current = view.max if view is not None else None
     number = await host.push_screen_wait(
         NumberDialog(
-            f"Lock max for group {label!r}",
-            f"How many nodes of {label!r} may reboot at once? (now {current if current is not None else '-'};"
+            f"Lock max for group {label}",
+            f"How many nodes of {label} may reboot at once? (now {current if current is not None else '-'};"
             " 0 stops all reboots)",
             current,
             minimum=0,
@@ -215,12 +231,14 @@ async def set_max(host: Host, selection: Selection) -> None:
     if current is not None and number < current:
         confirmed = await host.push_screen_wait(
             ConfirmDialog(
-                "Lower lock max", f"Lower {label!r}'s max from {current} to {number}?", confirm_label="Set"
+                "Lower lock max", f"Lower the max of {label} from {current} to {number}?", confirm_label="Set"
             )
         )
         if not confirmed:
             return
-    await call_action(host, f"set max of {label} to {number}", lambda actions: actions.set_max(group, number))
+    await call_action(
+        host, f"set max of {label} to {number}", lambda actions: actions.set_max(group, number, api)
+    )
 
 
 @handles(DashAction.PAUSE)

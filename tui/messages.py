@@ -40,9 +40,12 @@ class Selection:
 
     nodes: tuple[str, ...] = ()  # the marked rows still shown, else the row under the cursor
     cursor: NodeRow | None = None  # the row under the cursor
-    lock_group: str | None = None  # group ident the lock keys act on (the lock panel's, else the row's)
+    lock_group: str | None = None  # group the lock keys act on (the lock panel's, else the row's)
     lock_holder: str | None = None  # the holder they act on (the panel's, else the row if it holds one)
     locks_focused: bool = False  # the lock panel had the focus (its selection, not the row's)
+    # where that group's semaphore lives: "v2" | "v3" | "airlock"; None: not known (a row's own
+    # lock group), the action layer resolves it as --etcd-api says
+    lock_api: str | None = None
 
 
 class FilterRequested(Message):

@@ -50,6 +50,7 @@ class Presenter:
         self.model = model
         self.cluster = cluster
         self.read_only = read_only
+        self.session = ""  # shown in the header ("browser: admin"); set by a served session
         self.sources_configured = tuple(sources_configured)
         self.clock = clock
         self.view = RowView("machine", False)
@@ -76,6 +77,9 @@ class Presenter:
             frozen=frozen,
             loading=loading,
             now=self.clock() if now is None else now,
+            session=self.session,
+            lock_apis_watched=model.lock_apis_watched if "etcd" in self.sources_configured else frozenset(),
+            lock_apis_holding=model.locks.apis_holding,
         )
 
     def panels(self, *, shown: int, frozen: bool, loading: int, full: bool) -> Panels:

@@ -1,5 +1,8 @@
 """`DashHeader`: one or two lines on top: cluster, etcd and server connection state, node counts by
-state, time of the last update, and flags `[R]` (read-only) and `[FROZEN]`.
+state, time of the last update, flags `[R]` (read-only), `[browser: admin]` / `[browser: read-only]`
+(a session served by `coreroll dash --serve`) and `[FROZEN]`, and the etcd API of the
+reboot locks (`locks: v2`, `locks: v3`; with `--etcd-api auto` watching both: the one holding
+semaphores, `locks: v2+v3 BOTH hold semaphores` when both do, `locks: none yet (v2, v3 watched)`).
 
 Call `show(HeaderInfo(...))` once per tick; it repaints only when the text changed. A source that
 is down is written in capitals with how long ago it was last reachable, so the operator knows the
@@ -49,12 +52,28 @@ def _ago(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
+def lock_apis(watched: frozenset[str], holding: frozenset[str]) -> Text:
+    """Which etcd API the reboot locks come from (empty when no etcd listing arrived yet)."""
+    if not watched:
+        return Text()
+    shown = sorted(holding & watched)
+    if len(watched) == 1:
+        return Text(f"locks: {next(iter(watched))}")
+    if len(shown) == 1:
+        return Text(f"locks: {shown[0]}")
+    if shown:
+        return Text("locks: v2+v3 BOTH hold semaphores", style="bold yellow")
+    return Text("locks: none yet (v2, v3 watched)", style="dim")
+
+
 def render_header(info: HeaderInfo) -> Text:
     now = info.now if info.now is not None else time.time()
     line = Text()
     line.append(" coreroll ", style="bold reverse")
     if info.read_only:
         line.append(" [R]", style="bold yellow")
+    if info.session:
+        line.append(f" [{info.session}]", style="bold yellow" if info.read_only else "bold red")
     if info.frozen:
         line.append(" [FROZEN]", style="bold magenta")
     line.append(f" {visible(info.cluster)}  ", style="bold")
@@ -71,6 +90,10 @@ def render_header(info: HeaderInfo) -> Text:
         if count:
             line.append("  ")
             line.append(f"{state} {count}", style=STATE_STYLES.get(state, ""))
+    apis = lock_apis(info.lock_apis_watched, info.lock_apis_holding)
+    if apis:
+        line.append("  ")
+        line.append_text(apis)
     return line
 
 

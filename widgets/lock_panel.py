@@ -2,10 +2,14 @@
 has held the lock; stale holders (offline past the model's grace, unknown to the fleet, or held too
 long; the model decides) are marked `STALE` with the reason, and a holder offline for less than the
 grace is shown `rebooting` (it holds the lock through its reboot, without its alive key). An
-unreadable semaphore shows its error (naming the key).
+unreadable semaphore shows its error (naming the key). A group is marked with its kind when it is
+not a v3 locksmith semaphore (`(v2)`, `(airlock)`), and every locksmith group is marked `(v2)` or
+`(v3)` while semaphores of both APIs are shown.
 
 It is an OptionList (with j/k/g/G, widgets.list_keys), so holders can be selected with the keyboard: `selected_group()` and
-`selected_holder()` tell the app what `u` (unlock) and `m` (set max) act on. `show(groups, now)`
+`selected_holder()` tell the app what `u` (unlock) and `m` (set max) act on, with the group's
+kind (the etcd API its semaphore lives on); `group_held_by(machine_id)` is the first group a
+machine holds. Option ids name (kind, group[, holder]). `show(groups, now)`
 rebuilds the list only when something visible changed and keeps the highlight on the same option.
 Group names, holders, hostnames and errors come from etcd: they are shown through
 `coreroll.textsafe.visible` in `Text` (never markup); option ids keep the raw values the actions need.
@@ -60,11 +64,12 @@ def group_options(
     groups: Sequence[LockGroupView], now: float, name: Callable[[str], str | None] = lambda mid: None
 ) -> list[Option]:
     options: list[Option] = []
+    both_apis = {"v2", "v3"} <= {group.kind for group in groups}
     for group in groups:
         head = Text(no_wrap=True, overflow="ellipsis")
         head.append(visible(group.display_name), style="bold")
-        if group.kind != "v3":
-            head.append(f" ({visible(group.kind)})", style="dim")
+        if group.kind != "v3" or both_apis:
+            head.append(f" ({visible(group.kind)})", style="bold yellow" if both_apis else "dim")
         if group.error:
             head.append(f"  UNREADABLE: {visible(group.error)}", style="bold red")
         else:
@@ -74,7 +79,7 @@ def group_options(
             head.append(f"  {available}/{maximum} free", style=style)
             if group.stale_holders:
                 head.append(f"  {len(group.stale_holders)} stale", style="bold red")
-        options.append(Option(head, id=option_id("g", group.ident)))
+        options.append(Option(head, id=option_id("g", *group.ref)))
         for holder in group.holders:
             line = Text("  ", no_wrap=True, overflow="ellipsis")
             host = name(holder.machine_id)
@@ -89,7 +94,7 @@ def group_options(
                 line.append("  offline", style="dim")
             if host:
                 line.append(f"  {visible(holder.machine_id)}", style="dim")
-            options.append(Option(line, id=option_id("h", group.ident, holder.machine_id)))
+            options.append(Option(line, id=option_id("h", *group.ref, holder.machine_id)))
     return options
 
 
@@ -144,16 +149,23 @@ class LockPanel(NavOptionList):
             return None
         return self.get_option_at_index(self.highlighted).id
 
+    def _group(self, kind: str, name: str) -> LockGroupView | None:
+        return next((g for g in self._groups if g.ref == (kind, name)), None)
+
     def selected_group(self) -> LockGroupView | None:
         parts = option_parts(self._highlighted_id())
-        if len(parts) < 2:
+        if len(parts) < 3:
             return None
-        return next((g for g in self._groups if g.ident == parts[1]), None)
+        return self._group(parts[1], parts[2])
 
     def selected_holder(self) -> tuple[LockGroupView, str] | None:
         parts = option_parts(self._highlighted_id())
-        if len(parts) != 3 or parts[0] != "h":
+        if len(parts) != 4 or parts[0] != "h":
             return None
-        _, ident, holder = parts
-        group = next((g for g in self._groups if g.ident == ident), None)
+        _, kind, name, holder = parts
+        group = self._group(kind, name)
         return (group, holder) if group is not None else None
+
+    def group_held_by(self, machine_id: str) -> LockGroupView | None:
+        """The first group shown with `machine_id` among its holders."""
+        return next((g for g in self._groups if any(h.machine_id == machine_id for h in g.holders)), None)

@@ -1,15 +1,21 @@
 """`coreroll dash` (also plain `coreroll`): the live dashboard over etcd and the update server.
 
-    coreroll [dash] [--etcd URL[,URL]] [--server URL] [--etcd-api v3|v2] [--etcd-cafile F]
+    coreroll [dash] [--etcd URL[,URL]] [--server URL] [--etcd-api auto|v2|v3] [--etcd-cafile F]
                     [--etcd-certfile F] [--etcd-keyfile F] [--etcd-username U] [--etcd-password P]
                     [--token T] [--read-only] [--airlock] [--refresh SECONDS] [--mouse]
-                    [--keymap FILE] [--theme NAME]
+                    [--keymap FILE] [--theme NAME] [--serve [HOST:]PORT [--serve-public-url URL]]
 
 Endpoints and secrets: `--etcd` / COREROLL_ETCD / LOCKSMITHCTL_ENDPOINT, the TLS/auth flags also
 from LOCKSMITHCTL_ETCD_* (resolved exactly as `coreroll lock` does); `--server` / COREROLL_SERVER;
 `--token` / COREROLL_TOKEN, else the token file the server wrote (`<data dir>/token`).
 With neither --etcd nor --server the dashboard uses locksmithctl's default etcd endpoints.
 Keys: `--keymap FILE` > COREROLL_KEYMAP > `$XDG_CONFIG_HOME/coreroll/keys.toml`, per binding id.
+`--serve [HOST:]PORT` serves the same dashboard to browsers (textual-serve) instead, on 127.0.0.1
+unless HOST says otherwise: each browser tab is a session, read-only until it is given the admin
+token in its sign-in form (`tui.serve`).
+`--etcd-api` (LOCKSMITHCTL_ETCD_API) is the API of the reboot locks only: auto (the default)
+watches the semaphores on both v2 (where Flatcar's locksmithd keeps them) and v3, and the header
+says which hold them; node status, commands and audit records are always v3.
 
 This module never imports Textual: the app (`tui.run`) is loaded inside the handler by name, so
 `coreroll` stays importable (and testable) without the UI.
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 
 from coreroll.commands.lock import STRING_FLAGS
 
@@ -67,9 +74,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--theme", metavar="NAME", help="colour theme (Textual's; the palette lists them); NO_COLOR wins"
     )
+    parser.add_argument(
+        "--serve", metavar="[HOST:]PORT",
+        help="serve the dashboard to browsers on HOST:PORT (HOST 127.0.0.1 unless given); each "
+        "session is read-only until the admin token is entered in its sign-in form",
+    )  # fmt: skip
+    parser.add_argument(
+        "--serve-public-url", metavar="URL",
+        help="with --serve behind a (TLS) proxy: the address browsers use, e.g. https://dash.example.org",
+    )  # fmt: skip
     parser.set_defaults(group=None, json=False)
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "serve_public_url", None) and not args.serve:
+        print("coreroll dash: --serve-public-url needs --serve [HOST:]PORT", file=sys.stderr)
+        return 1
+    if getattr(args, "serve", None):
+        return int(importlib.import_module("tui.serve").serve_dashboard(args))
     runner = importlib.import_module("tui.run")
     return int(runner.run_dashboard(args))

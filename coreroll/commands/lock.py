@@ -3,7 +3,7 @@
     coreroll lock [flags] status | lock [id] | unlock [id] | set-max N | groups
 
 Flags may come before or after the subcommand, with one dash or two (Go's flag package accepts
-both): --endpoint (repeatable or comma-separated; alias --etcd), --group, --etcd-api v3|v2,
+both): --endpoint (repeatable or comma-separated; alias --etcd), --group, --etcd-api auto|v2|v3,
 --etcd-cafile, --etcd-certfile, --etcd-keyfile, --etcd-username, --etcd-password, --json.
 Each flag not given is read from LOCKSMITHCTL_<FLAG> (e.g. LOCKSMITHCTL_ETCD_CAFILE); the endpoint
 then falls back to COREROLL_ETCD and to locksmithctl's defaults. The machine id defaults to
@@ -12,6 +12,12 @@ negative values and values beyond Go's int64 (what locksmith can read), and acce
 every new lock in the group (see README, "Reboot locks"). Text output and errors show what etcd
 holds (holders, group names, values in errors) with control characters made visible
 (`coreroll.textsafe.visible`), so a crafted holder cannot drive the terminal; `--json` is JSON.
+
+--etcd-api auto (the default) looks for semaphores on both APIs (`coreroll.locks.auto`): a command
+on a group uses the API that holds it, else the one holding any semaphore, else v2 when etcd serves
+it (where locksmithd creates them), else v3. When both APIs hold semaphores a note on stderr says
+so and which one the command used; `groups` lists both with an API column. Asking for v2 on an
+etcd that does not serve it is one line naming the flag, exit 1.
 """
 
 from __future__ import annotations
@@ -29,17 +35,21 @@ from typing import Any
 
 from coreroll.audit import append_audit
 from coreroll.etcd.config import DEFAULT_ENDPOINTS, EtcdConfig, split_endpoints
-from coreroll.etcd.errors import EtcdError, EtcdUnavailableError
+from coreroll.etcd.errors import EtcdError, EtcdUnavailableError, V2ApiMissingError
 from coreroll.locks import (
     INT64_MAX,
+    LockApiSurvey,
     LockError,
     LockStore,
     audit_target,
     group_label,
     in_int64,
-    open_lock_store,
+    open_chosen_store,
     semaphore_key,
+    survey_lock_apis,
 )
+from coreroll.locks.auto import close_stores, stores_for, v2_missing
+from coreroll.locks.store import GroupState
 from coreroll.textsafe import visible
 
 ACTIONS = ("status", "lock", "unlock", "set-max", "groups")
@@ -48,7 +58,7 @@ MACHINE_ID_FILE = "/etc/machine-id"
 # (flag, help); each is also read from LOCKSMITHCTL_<FLAG>.
 STRING_FLAGS = (
     ("group", "locksmith group (default: the default group)"),
-    ("etcd-api", "etcd API holding the locks: v3 (default) or v2 (what locksmithd speaks)"),
+    ("etcd-api", "API of the reboot locks: auto (default: where they are), v2 (locksmithd's) or v3"),
     ("etcd-cafile", "CA file to verify etcd's certificate (works alone, unlike locksmithctl)"),
     ("etcd-certfile", "client certificate file (with --etcd-keyfile)"),
     ("etcd-keyfile", "client key file"),
@@ -131,7 +141,7 @@ def resolve(args: argparse.Namespace) -> tuple[EtcdConfig, str, bool, bool]:
         as_json = raw in GO_TRUE
     config = EtcdConfig(
         endpoints=endpoints,
-        api=values["etcd_api"] or "v3",
+        api=values["etcd_api"] or "auto",
         cafile=values["etcd_cafile"],
         certfile=values["etcd_certfile"],
         keyfile=values["etcd_keyfile"],
@@ -139,6 +149,14 @@ def resolve(args: argparse.Namespace) -> tuple[EtcdConfig, str, bool, bool]:
         password=values["etcd_password"],
     )
     return config, values["group"] or "", as_json, explicit
+
+
+def api_origin(args: argparse.Namespace) -> str:
+    """How the etcd API was asked for, for an error naming it: `--etcd-api v2` or the variable."""
+    if getattr(args, "etcd_api", None):
+        return f"--etcd-api {args.etcd_api}"
+    from_env = _env("etcd-api")
+    return f"{ENV_PREFIX}ETCD_API={from_env}" if from_env else "--etcd-api"
 
 
 def read_machine_id() -> str:
@@ -205,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
         except LookupError as exc:
             _err(str(exc))
             return 1
-    return asyncio.run(_run(action, extra, config, group, as_json, explicit))
+    return asyncio.run(_run(action, extra, config, group, as_json, explicit, api_origin(args)))
 
 
 def _unavailable(exc: EtcdUnavailableError, explicit: bool) -> str:
@@ -219,16 +237,47 @@ def _unavailable(exc: EtcdUnavailableError, explicit: bool) -> str:
 
 
 async def _run(
-    action: str, extra: list[str], config: EtcdConfig, group: str, as_json: bool, explicit: bool
+    action: str, extra: list[str], config: EtcdConfig, group: str, as_json: bool, explicit: bool, origin: str
 ) -> int:
-    store = open_lock_store(config)
+    store: LockStore | None = None
     try:
+        if action == "groups":
+            return await _groups(config, as_json)
+        store, survey = await open_chosen_store(config, group)
+        if survey is not None:
+            _survey_notes(survey, _api_of(store))
         return await _dispatch(store, action, extra, config, group, as_json)
     except EtcdUnavailableError as exc:
         _err(_unavailable(exc, explicit))
         return 1
+    except V2ApiMissingError as exc:
+        _err(f"Error initializing etcd client: {v2_missing(exc, origin)}")
+        return 1
+    except (LockError, EtcdError) as exc:
+        _err(f"{ERROR_PREFIX[action]} {exc}")
+        return 1
+    except Exception as exc:  # aetcd/gRPC errors mid-call: one line, not a traceback
+        if type(exc).__module__.startswith(("aetcd", "grpc", "httpx")):
+            _err(f"{ERROR_PREFIX[action]} {type(exc).__name__}: {exc}")
+            return 1
+        raise
     finally:
-        await store.close()
+        if store is not None:
+            await store.close()
+
+
+def _survey_notes(survey: LockApiSurvey, used: str | None = None) -> None:
+    """What --etcd-api auto found that the user should know: both APIs hold semaphores, or v2
+    could not be read (so locksmithd's semaphores, if any, were not looked at)."""
+    if survey.v2_problem:
+        _err(f"note: etcd's v2 API could not be read ({survey.v2_problem}); only v3 was looked at")
+    note = survey.both_note(used)
+    if note:
+        _err(note)
+
+
+def _api_of(store: LockStore) -> str:
+    return store.config.api
 
 
 ERROR_PREFIX = {
@@ -243,42 +292,33 @@ ERROR_PREFIX = {
 async def _dispatch(
     store: LockStore, action: str, extra: list[str], config: EtcdConfig, group: str, as_json: bool
 ) -> int:
-    try:
-        if action == "status":
-            return await _status(store, group, as_json)
-        if action == "groups":
-            return await _groups(store, as_json)
-        if action in ("lock", "unlock"):
-            holder = extra[0]
-            if action == "lock":
-                revision = await store.lock(group, holder)
-            else:
-                revision = await store.unlock(group, holder)
-            await _audit(store, config, action, audit_target(group, holder), "ok")
-            if as_json:
-                _print_json({"group": group, "holder": holder, "action": action, "revision": revision})
-            return 0
-        old, new = await store.set_max(group, int(extra[0]))
-        await _audit(store, config, "set-max", audit_target(group), f"Old-Max {old} -> Max {new}")
-        if as_json:
-            _print_json({"group": group, "old_max": old, "max": new})
+    """status, lock, unlock or set-max on `store` (errors are reported by `_run`)."""
+    api = _api_of(store)
+    if action == "status":
+        return await _status(store, group, as_json)
+    if action in ("lock", "unlock"):
+        holder = extra[0]
+        if action == "lock":
+            revision = await store.lock(group, holder)
         else:
-            print(f"Old-Max: {old}\nMax: {new}", flush=True)
-        if new == 0:
-            _err(
-                f"note: max is 0: no machine in group {group_label(group)} can take the reboot lock until set-max raises it"
+            revision = await store.unlock(group, holder)
+        await _audit(store, config, action, audit_target(group, holder), "ok")
+        if as_json:
+            _print_json(
+                {"group": group, "holder": holder, "action": action, "api": api, "revision": revision}
             )
         return 0
-    except EtcdUnavailableError:
-        raise
-    except (LockError, EtcdError) as exc:
-        _err(f"{ERROR_PREFIX[action]} {exc}")
-        return 1
-    except Exception as exc:  # aetcd/gRPC errors mid-call: one line, not a traceback
-        if type(exc).__module__.startswith(("aetcd", "grpc", "httpx")):
-            _err(f"{ERROR_PREFIX[action]} {type(exc).__name__}: {exc}")
-            return 1
-        raise
+    old, new = await store.set_max(group, int(extra[0]))
+    await _audit(store, config, "set-max", audit_target(group), f"Old-Max {old} -> Max {new}")
+    if as_json:
+        _print_json({"group": group, "old_max": old, "max": new, "api": api})
+    else:
+        print(f"Old-Max: {old}\nMax: {new}", flush=True)
+    if new == 0:
+        _err(
+            f"note: max is 0: no machine in group {group_label(group)} can take the reboot lock until set-max raises it"
+        )
+    return 0
 
 
 async def _audit(store: LockStore, config: EtcdConfig, action: str, target: str, result: str) -> None:
@@ -305,6 +345,7 @@ async def _status(store: LockStore, group: str, as_json: bool) -> int:
             {
                 "group": group,
                 "key": semaphore_key(group),
+                "api": _api_of(store),
                 "semaphore": sem.semaphore,
                 "max": sem.max,
                 "holders": sem.holders,
@@ -319,36 +360,59 @@ async def _status(store: LockStore, group: str, as_json: bool) -> int:
     return 0
 
 
-async def _groups(store: LockStore, as_json: bool) -> int:
-    states = await store.group_states()
-    bad = [s for s in states.values() if s.error]
+async def _group_listing(config: EtcdConfig) -> tuple[list[tuple[str, GroupState]], LockApiSurvey | None]:
+    """(api, state) of every semaphore, and the survey when the API was auto."""
+    if config.api != "auto":
+        store, _ = await open_chosen_store(config)
+        try:
+            return [(config.api, s) for s in (await store.group_states()).values()], None
+        finally:
+            await store.close()
+    stores = stores_for(config)
+    try:
+        survey = await survey_lock_apis(stores)
+    finally:
+        await close_stores(stores)
+    listing = [(api, s) for api in survey.holding for s in survey.states[api].values()]
+    return sorted(listing, key=lambda item: (item[1].group, item[0])), survey
+
+
+async def _groups(config: EtcdConfig, as_json: bool) -> int:
+    listing, survey = await _group_listing(config)
+    bad = [s for _, s in listing if s.error]
+    both = survey is not None and survey.both
+    if survey is not None:
+        _survey_notes(survey)
     if as_json:
         _print_json(
             [
                 {
                     "group": s.group,
                     "key": s.key,
+                    "api": api,
                     "semaphore": s.semaphore.semaphore if s.semaphore else None,
                     "max": s.semaphore.max if s.semaphore else None,
                     "holders": s.semaphore.holders if s.semaphore else None,
                     "revision": s.revision,
                     "error": s.error,
                 }
-                for s in states.values()
+                for api, s in listing
             ]
         )
     else:
         rows = [("GROUP", "AVAILABLE", "MAX", "HOLDERS")]
-        for s in states.values():
+        for _, s in listing:
             if s.semaphore is not None:
                 sem = s.semaphore
                 holders = visible(",".join(sem.holders))
                 rows.append((visible(group_label(s.group)), str(sem.semaphore), str(sem.max), holders))
             else:
                 rows.append((visible(group_label(s.group)), "?", "?", "(unreadable)"))
-        widths = [max(_width(r[i]) for r in rows) for i in range(3)]
+        if both:  # the same group name may be in both keyspaces: say which each row is
+            rows = [(row[0], "API" if i == 0 else listing[i - 1][0], *row[1:]) for i, row in enumerate(rows)]
+        widths = [max(_width(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
         for row in rows:
-            cells = [row[i] + " " * (widths[i] - _width(row[i])) for i in range(3)] + [row[3]]
+            cells = [row[i] + " " * (widths[i] - _width(row[i])) for i in range(len(widths))] + [row[-1]]
             print("  ".join(cells).rstrip(), flush=True)
     for s in bad:
         _err(f"{ERROR_PREFIX['groups']} {s.error}")

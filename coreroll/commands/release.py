@@ -3,7 +3,10 @@
 ``publish --file F`` uploads F under its own name (``--filename`` overrides) as the payload for
 ``--board`` (default amd64-usr); each ``--extra E`` is uploaded after it as an extra package of the
 same board; ``--channel`` goes with the last upload, so a channel never points at a release whose
-extras are still on their way. ``--floor`` then marks the release mandatory.
+extras are still on their way. ``--floor`` then marks the release mandatory. Before uploading
+anything, an update_engine payload (CrAU version 1) is read whole as update_engine reads it and each
+extra as download_sysext reads it (``coreroll.omaha.crau``, no key: the server verifies signatures
+with its ``--payload-key``), so a broken file is refused here, naming what is wrong, in seconds.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source = publish.add_mutually_exclusive_group()
     source.add_argument(
         "--file", metavar="F", help="payload file: an update_engine payload (CrAU version 1, e.g. "
-        "flatcar_production_update.gz) or a coreroll signed payload; served under its own name"
+        "flatcar_production_update.gz, checked whole before upload) or a coreroll signed payload; "
+        "served under its own name"
     )  # fmt: skip
     source.add_argument(
         "--synthetic", action="store_true", help="have the server build and sign a synthetic payload"
@@ -43,8 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     publish.add_argument("--board", default="amd64-usr", metavar="B",
                          help="the board this payload is for: amd64-usr (default) or arm64-usr")  # fmt: skip
     publish.add_argument("--extra", action="append", default=[], metavar="F",
-                         help="an extra package of the release for --board (e.g. oem-azure.gz), "
-                         "served next to the payload; repeatable; alone it adds to an existing release")  # fmt: skip
+                         help="an extra package of the release for --board (e.g. oem-azure.gz, a CrAU "
+                         "payload as download_sysext reads it), served next to the payload; repeatable; "
+                         "alone it adds to an existing release")  # fmt: skip
     publish.add_argument("--opaque", action="store_true",
                          help="--file is not an update_engine payload: offer it to coreroll agents only")  # fmt: skip
     publish.add_argument("--floor", action="store_true",
@@ -84,6 +89,30 @@ def _fail(exc: ApiError | OSError) -> int:
     return 1
 
 
+def _check_files(args: argparse.Namespace) -> None:
+    """The CrAU payload of --file and every --extra, before any upload; raises PayloadRefused or OSError."""
+    # protobuf and cryptography load here, not for every coreroll command
+    from coreroll.omaha.crau import check_file
+    from coreroll.omaha.crau_layout import PayloadRefused, Reader
+    from coreroll.omaha.payload import UPDATE_ENGINE_PAYLOAD_VERSION, header_version
+
+    def check(path: Path, reader: Reader) -> None:
+        print(f"checking {path} ({path.stat().st_size} bytes) as {reader} reads it ...", file=sys.stderr)
+        try:
+            check_file(path, reader)
+        except PayloadRefused as exc:
+            raise PayloadRefused(reader, f"{path}: {exc.problem}", exc.code) from None
+
+    if args.file:
+        path = Path(args.file)
+        with path.open("rb") as handle:
+            head = handle.read(12)
+        if header_version(head) == UPDATE_ENGINE_PAYLOAD_VERSION:  # other formats: the server decides
+            check(path, Reader.UPDATE_ENGINE)
+    for extra in args.extra:
+        check(Path(extra), Reader.DOWNLOAD_SYSEXT)
+
+
 def _upload(api: ApiClient, path: Path, params: dict[str, str]) -> dict[str, Any]:
     print(f"uploading {path} ({path.stat().st_size} bytes) to {api.server} ...", file=sys.stderr)
     with path.open("rb") as handle:
@@ -97,6 +126,15 @@ def run_publish(args: argparse.Namespace) -> int:
     if (args.file or args.extra) and not args.version:
         print("coreroll release publish: --file and --extra need --version", file=sys.stderr)
         return 2
+    from coreroll.omaha.crau_layout import PayloadRefused
+
+    try:
+        _check_files(args)
+    except PayloadRefused as exc:
+        print(f"coreroll release: refused before upload: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        return _fail(exc)
     try:
         with ApiClient.from_args(args) as api:
             uploads: list[tuple[Path, dict[str, str]]] = []

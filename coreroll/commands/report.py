@@ -9,7 +9,9 @@ Reads the host under DIR (default /; the container mounts it at /host), publishe
 document and alive lease the simulated agent publishes, and runs the dashboard's queued commands
 with the real tools (`coreroll.host`). It never reboots: locksmithd does. etcd: `--etcd`, else
 COREROLL_ETCD / LOCKSMITHCTL_ENDPOINT, else the host's LOCKSMITHD_ENDPOINT from update.conf, else
-locksmithctl's defaults. `--print` reads the host once, prints the document it would publish and
+locksmithctl's defaults. Everything it writes (status document, alive lease) and reads (commands)
+is in etcd's v3 keyspace: it touches no reboot lock (locksmithd takes those, on whichever API it
+speaks), so it has no --etcd-api and ignores LOCKSMITHCTL_ETCD_API. `--print` reads the host once, prints the document it would publish and
 each problem found (stderr), and exits without touching etcd. SIGTERM/SIGINT stop it cleanly (the
 alive key's lease is revoked).
 """
@@ -38,6 +40,7 @@ from coreroll.host.reporter import HostReporter, ReportOptions
 from coreroll.host.restart import command_restart
 from coreroll.host.update_engine import UpdateEngine
 from coreroll.host.view import HostView
+from coreroll.textsafe import visible
 
 log = logging.getLogger("coreroll.report")
 
@@ -80,11 +83,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     parser.add_argument("--print", action="store_true", help="print the status document once and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    parser.set_defaults(handler=run, group=None, json=False, etcd_api=None)
+    # etcd_api="v3": node keys are v3 whatever LOCKSMITHCTL_ETCD_API says (that is for the locks)
+    parser.set_defaults(handler=run, group=None, json=False, etcd_api="v3")
 
 
 def _fail(message: str) -> int:
-    print(f"coreroll report: {message}", file=sys.stderr)
+    print(f"coreroll report: {visible(message)}", file=sys.stderr)  # may quote the host's update.conf
     return 1
 
 
@@ -94,7 +98,7 @@ def _etcd_config(args: argparse.Namespace, root: Path) -> EtcdConfig:
         host_endpoints = read_facts(root).conf.locksmith_endpoints
         if host_endpoints:
             config = dataclasses.replace(config, endpoints=host_endpoints)
-    return dataclasses.replace(config, api="v3")  # node status lives in the v3 keyspace
+    return config
 
 
 async def print_once(args: argparse.Namespace, root: Path) -> int:
@@ -110,7 +114,7 @@ async def print_once(args: argparse.Namespace, root: Path) -> int:
 
 
 async def report(args: argparse.Namespace, root: Path, config: EtcdConfig) -> int:
-    log.info("connecting to etcd at %s", ",".join(config.endpoints))
+    log.info("connecting to etcd at %s", visible(",".join(config.endpoints)))
     etcd = await connect_v3(config)
     stop = stop_on_signals()
     options = ReportOptions(

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from coreroll.server.forwarded import startup_note
 from coreroll.server.settings import DEFAULT_LISTEN, ServerSettings, default_data_dir, parse_listen
 
 
@@ -35,7 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--stale-window", type=float, default=7200.0, metavar="SECONDS",
                         help="an instance not seen for this long is stale (default 7200)")  # fmt: skip
     parser.add_argument("--trusted-proxy", action="append", default=[], metavar="CIDR",
-                        help="trust X-Forwarded-For from this proxy network (repeatable)")  # fmt: skip
+                        help="believe X-Forwarded-For/-Proto/-Host from this proxy address or network "
+                        "(repeatable)")  # fmt: skip
+    parser.add_argument("--forwarded-allow-ips", action="append", default=[], metavar="LIST",
+                        help="uvicorn's spelling of --trusted-proxy: comma-separated addresses or networks")  # fmt: skip
     parser.add_argument("--instance-cap", type=int, default=1_000_000, metavar="N",
                         help="refuse to register more than N instances (default 1000000)")  # fmt: skip
     parser.add_argument("--new-instances-per-source", type=int, default=1000, metavar="N",
@@ -47,9 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-feed-clients", type=int, default=256, metavar="N",
                         help="live feed (/api/v1/feed) clients connected at once; one more gets 503 "
                         "(default 256)")  # fmt: skip
-    parser.add_argument(
-        "--public-url", metavar="URL", help="base URL for payload links (default: the request's host)"
-    )
+    parser.add_argument("--public-url", metavar="URL",
+                        help="https://NAME[:PORT][/PATH] nodes and clients reach the server at (behind a "
+                        "proxy); every URL handed out starts with it (default: each request's origin)")  # fmt: skip
     parser.add_argument(
         "--poll-interval", type=int, metavar="SECONDS", help="PollInterval to send with update checks"
     )
@@ -58,6 +62,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--omaha-secret", metavar="S",
                         help="serve Omaha only at /v1/update/S/ (Nebraska's --api-endpoint-suffix; "
                         "default COREROLL_OMAHA_SECRET); update.conf then says SERVER=.../v1/update/S/")  # fmt: skip
+    parser.add_argument("--payload-key", metavar="PEM",
+                        help="the nodes' update-payload-key.pub.pem: refuse uploaded payloads and extras "
+                        "not signed by it (without: a signature must be there, unverified)")  # fmt: skip
     parser.add_argument("--bench-fixed-route", action="store_true", help=argparse.SUPPRESS)  # bench/omaha.py
     parser.set_defaults(handler=run)
     sub = parser.add_subparsers(dest="server_command", metavar="SUBCOMMAND")
@@ -75,7 +82,10 @@ def _settings(args: argparse.Namespace) -> ServerSettings:
         data_dir=data,
         token=args.token or os.environ.get("COREROLL_TOKEN") or None,
         stale_window_seconds=args.stale_window,
-        trusted_proxies=tuple(args.trusted_proxy),
+        trusted_proxies=(
+            *args.trusted_proxy,
+            *(v for a in args.forwarded_allow_ips for v in a.split(",") if v),
+        ),
         instance_cap=args.instance_cap,
         new_instances_per_source=args.new_instances_per_source,
         public_url=args.public_url,
@@ -87,7 +97,20 @@ def _settings(args: argparse.Namespace) -> ServerSettings:
         tls_cert=Path(args.tls_cert) if args.tls_cert else None,
         tls_key=Path(args.tls_key) if args.tls_key else None,
         omaha_secret=args.omaha_secret or os.environ.get("COREROLL_OMAHA_SECRET") or None,
+        payload_key=Path(args.payload_key) if args.payload_key else None,
     )
+
+
+def check_payload_key(settings: ServerSettings) -> None:
+    """Load --payload-key once at start, so a wrong file is one clear line instead of a traceback."""
+    if settings.payload_key is None:
+        return
+    from coreroll.omaha.payload import KeyFileError, load_public_key
+
+    try:
+        load_public_key(settings.payload_key)
+    except (KeyFileError, OSError) as exc:
+        raise ValueError(f"--payload-key: {exc}") from exc
 
 
 def check_tls(settings: ServerSettings) -> None:
@@ -124,12 +147,14 @@ def run(args: argparse.Namespace) -> int:
         settings = _settings(args)
         async_url(settings.database_url)
         check_tls(settings)
+        check_payload_key(settings)
     except (ValueError, StorageError) as exc:
         print(f"coreroll server: {exc}", file=sys.stderr)
         return 2
     from coreroll.server.auth import TokenFileError, load_or_create_token
 
     try:
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # before the database's lock file
         settings.token = load_or_create_token(settings)
         print(f"coreroll server: opening {settings.database_url.split('@')[-1]} ...", file=sys.stderr)
         asyncio.run(_check_database(settings.database_url))
@@ -140,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
         f"coreroll server: listening on {settings.scheme}://{settings.listen} (data {settings.data_dir})",
         file=sys.stderr,
     )
+    if note := startup_note(settings.listen, settings.public_url, settings.trusted_proxies):
+        print(f"coreroll server: {note}", file=sys.stderr)
     try:
         if not serve_forever(settings):
             print("coreroll server: failed to start (see the error above)", file=sys.stderr)

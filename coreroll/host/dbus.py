@@ -6,16 +6,18 @@ timeout, and keeps signal subscriptions (match rule + handler) across reconnects
 `unix:path=/var/run/dbus/system_bus_socket`); the container mounts the host's socket there.
 
 Public API: `DbusError`, `SystemBus(address=None, *, call_timeout=5.0)`: `async connect() -> bool`,
-`connected`, `last_error`, `async call(destination, path, interface, member, signature="", body=())
--> list` (the reply body; DbusError naming the call otherwise), `subscribe(rule, handler)` (handler
-gets each matching dbus_fast Message), `async close()`.
+`connected`, `unique_name` (this connection's ":1.N", or None), `last_error`, `async call(destination,
+path, interface, member, signature="", body=()) -> list` (the reply body; DbusError naming the call
+otherwise), `subscribe(rule, handler)` (handler gets each matching dbus_fast Message),
+`on_connect(hook)` (`async hook()` awaited after every new connection, once its rules are added),
+`async close()`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from dbus_fast import BusType, Message, MessageType
@@ -42,10 +44,15 @@ class SystemBus:
         self._bus: MessageBus | None = None
         self._lock = asyncio.Lock()
         self._subscriptions: list[tuple[str, Callable[[Message], None]]] = []
+        self._on_connect: list[Callable[[], Awaitable[None]]] = []
 
     @property
     def connected(self) -> bool:
         return self._bus is not None and self._bus.connected
+
+    @property
+    def unique_name(self) -> str | None:
+        return self._bus.unique_name if self.connected and self._bus is not None else None
 
     async def connect(self) -> bool:
         """True when connected (now or already); False, with `last_error` set, when the bus is away."""
@@ -66,7 +73,16 @@ class SystemBus:
                 return False
             self._bus = bus
             self.last_error = None
-            return True
+        for hook in self._on_connect:  # outside the lock: a hook may call()
+            try:
+                await hook()
+            except Exception:  # a hook's failure must not lose the connection
+                log.exception("after connecting to the system bus")
+        return True
+
+    def on_connect(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Before `connect()`: `hook` is awaited after every new connection."""
+        self._on_connect.append(hook)
 
     async def _add_match(self, bus: MessageBus, rule: str) -> None:
         reply = await bus.call(

@@ -2,9 +2,11 @@
 `update_engine_client -status` output (`LAST_CHECKED_TIME=`, `PROGRESS=`, `CURRENT_OP=`,
 `NEW_VERSION=`, `NEW_SIZE=` lines; other lines, such as log output, are ignored).
 
-Numbers are checked with explicit patterns and bounds (times and sizes 0 .. 2^63-1, progress a
-finite 0..1); a status that is not one of update_engine's eight UPDATE_STATUS_* names is reported
-as it is (control characters made visible, capped) with a problem saying so, never dropped.
+Numbers are checked with explicit patterns and bounds: sizes 0 .. 2^63-1, the last check time
+0 .. 9999-12-31T23:59:59Z (the latest time the dashboard shows: `coreroll.watch.parse.TIME_MAX`),
+progress a finite 0..1. A number out of bounds is unknown (None, published as null) with a problem.
+A status that is not one of update_engine's eight UPDATE_STATUS_* names is reported as it is
+(control characters made visible, capped) with a problem saying so, never dropped.
 
 Public API: `snapshot_from_dbus(values, source) -> (EngineSnapshot, problems)`,
 `parse_client_status(text, source) -> (EngineSnapshot, problems)`, `UNKNOWN_STATUS`.
@@ -19,12 +21,14 @@ from collections.abc import Sequence
 from coreroll.node.engine_types import EngineSnapshot
 from coreroll.omaha.codes import UpdateStatus
 from coreroll.textsafe import visible
+from coreroll.watch.parse import TIME_MAX
 from coreroll.wirenum import NumberError, parse_int
 
 __all__ = ["UNKNOWN_STATUS", "parse_client_status", "snapshot_from_dbus"]
 
 UNKNOWN_STATUS = "unknown status"  # what update_engine's UpdateStatusToString says for the unknown
 _INT64_MAX = 2**63 - 1
+_TIME_MAX = int(TIME_MAX)
 _FLOAT = re.compile(r"-?[0-9]{1,20}(\.[0-9]{1,20})?([eE][-+]?[0-9]{1,3})?")
 _STATUS = re.compile(r"UPDATE_STATUS_[A-Z_]{1,48}")
 _VERSION = re.compile(r"[0-9A-Za-z.+_~-]{0,64}")
@@ -41,16 +45,16 @@ def _shown(text: str) -> str:
     return visible(text[:64]) + ("..." if len(text) > 64 else "")
 
 
-def _count(value: object, name: str, source: str, problems: list[str]) -> int:
+def _count(value: object, name: str, high: int, source: str, problems: list[str]) -> int | None:
     if isinstance(value, str):
         try:
-            return parse_int(value.strip(), name, 0, _INT64_MAX, signed=True)
+            return parse_int(value.strip(), name, 0, high, signed=True)
         except NumberError as exc:
-            problems.append(f"{source}: {exc}")
-            return 0
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= _INT64_MAX:
-        problems.append(f"{source}: {name} '{_shown(str(value))}' is out of range")
-        return 0
+            problems.append(f"{source}: {visible(str(exc))}; unknown")
+            return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= high:
+        problems.append(f"{source}: {name} '{_shown(str(value))}' is out of range (0 to {high}); unknown")
+        return None
     return value
 
 
@@ -100,8 +104,8 @@ def snapshot_from_dbus(values: Sequence[object], source: str) -> tuple[EngineSna
             status=_status(status, source, problems),
             progress=_progress(progress, source, problems),
             new_version=_version(new_version, source, problems),
-            new_size=_count(new_size, "new size", source, problems),
-            last_checked_time=_count(checked, "last checked time", source, problems),
+            new_size=_count(new_size, "new size", _INT64_MAX, source, problems),
+            last_checked_time=_count(checked, "last checked time", _TIME_MAX, source, problems),
         ),
         problems,
     )

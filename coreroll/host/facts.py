@@ -1,7 +1,8 @@
 """What a Flatcar host says about itself in its files, read under a root directory (`/`, or
-`/host` in the reporter's container). Everything read is hostile: files are size-capped, values
-checked against explicit patterns, and each problem becomes a message naming the file and showing
-the text with control characters made visible; the value is then unknown (None), never guessed.
+`/host` in the reporter's container). Everything read is hostile: paths are resolved inside the
+root and only regular files read (`coreroll.host.hostfs`), files are size-capped, values checked
+against explicit patterns, and each problem becomes a message naming the file and showing the text
+with control characters made visible; the value is then unknown (None), never guessed.
 
 - machine id: `/etc/machine-id` (32 lowercase hex digits; anything else is a `HostFileError`:
   without it there is no key to report under);
@@ -10,29 +11,42 @@ the text with control characters made visible; the value is then unknown (None),
   `/usr/lib/os-release`) `VERSION=`;
 - update.conf: `/usr/share/flatcar/update.conf`, overlaid by `/etc/coreos/update.conf`, overlaid by
   `/etc/flatcar/update.conf` (a key's last value wins, as the EnvironmentFile= lines of
-  locksmithd.service and update_engine's lookup order give it); `/etc/flatcar/update.conf` is the
-  file a channel switch writes (`WRITABLE_UPDATE_CONF`);
+  locksmithd.service and update_engine's lookup order give it; each key read the way its program
+  reads it: `coreroll.node.updateconf`); `/etc/flatcar/update.conf` is the file a channel switch
+  writes (`WRITABLE_UPDATE_CONF`). The channel (GROUP) must be a channel name
+  (`coreroll.wire.channel`) and the server (SERVER) printable ASCII without blanks; else it is
+  unknown, with a problem naming the file and line;
 - hostname: `/etc/hostname`, else the kernel's (the container runs in the host's UTS namespace);
 - boot id and boot time: `/proc/sys/kernel/random/boot_id`, `btime` in `/proc/stat` (under the root
-  when mounted there, else this kernel's: both are the same for every container on the host).
+  when mounted there, else this kernel's: both are the same for every container on the host); a
+  boot time after 9999-12-31 (the last the dashboard shows) is unknown, with a problem.
 
-Public API: `HostFileError`, `HostFacts`, `read_facts(root) -> HostFacts`,
-`read_machine_id(root) -> str`, `read_limited(path) -> str | None`, `host_path(root, path)`,
-`writable_update_conf(root) -> Path`,
-`WRITABLE_UPDATE_CONF`, `UPDATE_CONF_LAYERS`.
+Public API: `HostFacts`, `read_facts(root) -> HostFacts`, `read_machine_id(root) -> str`,
+`writable_update_conf(root) -> Path`, `WRITABLE_UPDATE_CONF`, `UPDATE_CONF_LAYERS`; and, from
+`coreroll.host.hostfs`, `HostFileError`, `read_limited(path) -> str | None`, `host_path(root, path)`.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from coreroll.host.hostfs import (
+    HostFileError,
+    host_path,
+    read_host_bytes,
+    read_host_file,
+    read_limited,
+    resolve_in_root,
+)
 from coreroll.node.updateconf import UpdateConf
 from coreroll.node.window import WindowError, window_from_settings
 from coreroll.textsafe import visible
+from coreroll.watch.parse import TIME_MAX
+from coreroll.wire.channel import channel_problem
+from coreroll.wirenum import NumberError, parse_int
 
 __all__ = [
     "UPDATE_CONF_LAYERS",
@@ -46,7 +60,6 @@ __all__ = [
     "writable_update_conf",
 ]
 
-FILE_LIMIT = 64 * 1024  # bytes; every file read here is far smaller on a real host
 MACHINE_ID = "etc/machine-id"
 RELEASE_FILES = (
     ("usr/share/flatcar/release", "FLATCAR_RELEASE_VERSION"),
@@ -64,30 +77,8 @@ _MACHINE_ID = re.compile(r"[0-9a-f]{32}")
 _VERSION = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+_~-]{0,63}")
 _HOSTNAME = re.compile(r"[0-9A-Za-z][0-9A-Za-z.-]{0,252}")
 _BOOT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_BTIME = re.compile(r"^btime ([0-9]{1,12})$", re.MULTILINE)
-
-
-class HostFileError(ValueError):
-    """A host file that must be readable is missing or not what it should be; names the file."""
-
-
-def host_path(root: Path, path: str) -> Path:
-    """`path` (relative to the host's /) under `root`."""
-    return root / path.lstrip("/")
-
-
-def read_limited(path: Path, limit: int = FILE_LIMIT) -> str | None:
-    """The text of `path` (None when it does not exist); HostFileError when unreadable or too big."""
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(limit + 1)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except OSError as exc:
-        raise HostFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if len(data) > limit:
-        raise HostFileError(f"{path}: larger than {limit} bytes; not read")
-    return data.decode("utf-8", "replace")
+_BTIME = re.compile(r"^btime (\S{1,40})$", re.MULTILINE)
+_SERVER = re.compile(r"[!-~]{1,2048}")  # a URL, or Flatcar's documented SERVER=disabled
 
 
 def _shown(text: str, limit: int = 80) -> str:
@@ -96,7 +87,7 @@ def _shown(text: str, limit: int = 80) -> str:
 
 def read_machine_id(root: Path) -> str:
     path = host_path(root, MACHINE_ID)
-    text = read_limited(path)
+    text = read_host_file(root, MACHINE_ID)
     if text is None:
         raise HostFileError(f"{path}: missing (is --root the host's / ?)")
     value = text.strip()
@@ -111,15 +102,17 @@ class HostFacts:
     hostname: str | None
     version: str | None
     conf: UpdateConf  # the layers merged: GROUP, SERVER, REBOOT_STRATEGY, LOCKSMITHD_* ...
+    channel: str | None  # GROUP when it is a channel name
+    server: str | None  # SERVER when it is a URL
     window: str | None  # the reboot window as the agent reports it ("Thu 23:00 1h30m")
     boot_id: str | None
     booted_at: float | None
     problems: tuple[str, ...]
 
 
-def _read(path: Path, problems: list[str]) -> str | None:
+def _read(root: Path, relative: str, problems: list[str]) -> str | None:
     try:
-        return read_limited(path)
+        return read_host_file(root, relative)
     except HostFileError as exc:
         problems.append(str(exc))
         return None
@@ -129,7 +122,7 @@ def _version(root: Path, problems: list[str]) -> str | None:
     bad = False
     for relative, key in RELEASE_FILES:
         path = host_path(root, relative)
-        text = _read(path, problems)
+        text = _read(root, relative, problems)
         if text is None:
             continue
         value = UpdateConf.parse(text, str(path)).get(key)
@@ -148,24 +141,40 @@ def _version(root: Path, problems: list[str]) -> str | None:
 
 
 def _update_conf(root: Path, problems: list[str]) -> UpdateConf:
-    merged = UpdateConf.parse("", "update.conf (merged)")
+    layers: list[UpdateConf] = []
     for relative in UPDATE_CONF_LAYERS:
-        path = host_path(root, relative)
-        text = _read(path, problems)
-        if text is None:
+        try:
+            data = read_host_bytes(root, relative)
+        except HostFileError as exc:
+            problems.append(str(exc))
             continue
-        layer = UpdateConf.parse(text, str(path))
-        problems.extend(visible(w) for w in layer.warnings)
-        for key in layer.keys():
-            value = layer.get(key)
-            if value is not None and "\n" not in value and "\r" not in value:
-                merged.set(key, value)
+        if data is not None:
+            layers.append(UpdateConf.parse(data, str(host_path(root, relative))))
+    merged = UpdateConf.merged(layers)
+    problems.extend(visible(w) for w in merged.warnings)
     return merged
+
+
+def _channel_and_server(conf: UpdateConf, problems: list[str]) -> tuple[str | None, str | None]:
+    """GROUP and SERVER as update_engine sends and uses them, when they are what they should be."""
+    channel: str | None = conf.group
+    problem = channel_problem(channel)
+    if problem is not None:
+        problems.append(f"{conf.where('GROUP')}: GROUP {problem}; channel unknown")
+        channel = None
+    server: str | None = conf.server
+    if not _SERVER.fullmatch(conf.server):
+        problems.append(
+            f"{conf.where('SERVER')}: SERVER '{_shown(conf.server)}' is not a URL (printable ASCII, "
+            "no blanks); server unknown"
+        )
+        server = None
+    return channel, server
 
 
 def _hostname(root: Path, problems: list[str]) -> str | None:
     path = host_path(root, "etc/hostname")
-    text = _read(path, problems)
+    text = _read(root, "etc/hostname", problems)
     for candidate, source in ((text, str(path)), (socket.gethostname(), "the kernel")):
         if candidate is None or not candidate.strip():
             continue
@@ -176,30 +185,39 @@ def _hostname(root: Path, problems: list[str]) -> str | None:
     return None
 
 
-def _kernel_file(root: Path, relative: str) -> Path:
-    """Under the root when mounted there; else this kernel's own (the same on every container)."""
-    path = host_path(root, relative)
-    return path if path.exists() else Path("/") / relative
+def _kernel_file(root: Path, relative: str, problems: list[str]) -> tuple[Path, str | None]:
+    """(path, text): under the root when mounted there, else this kernel's own (the same on every
+    container of the host)."""
+    try:
+        text = read_host_file(root, relative)
+        if text is not None:
+            return host_path(root, relative), text
+        path = Path("/") / relative
+        return path, read_limited(path)
+    except HostFileError as exc:
+        problems.append(str(exc))
+        return host_path(root, relative), None
 
 
 def _boot(root: Path, problems: list[str]) -> tuple[str | None, float | None]:
     boot_id = None
-    path = _kernel_file(root, "proc/sys/kernel/random/boot_id")
-    text = _read(path, problems)
+    path, text = _kernel_file(root, "proc/sys/kernel/random/boot_id", problems)
     if text is not None:
         if _BOOT_ID.fullmatch(text.strip()):
             boot_id = text.strip()
         else:
             problems.append(f"{path}: '{_shown(text.strip())}' is not a boot id")
     booted_at = None
-    path = _kernel_file(root, "proc/stat")
-    text = _read(path, problems) if path.is_file() else None
+    path, text = _kernel_file(root, "proc/stat", problems)
     if text is not None:
         match = _BTIME.search(text)
         if match is None:
             problems.append(f"{path}: no btime line")
         else:
-            booted_at = float(match.group(1))
+            try:  # the dashboard shows times up to 9999-12-31: a later one would stop every report
+                booted_at = float(parse_int(match.group(1), "btime", 0, int(TIME_MAX)))
+            except NumberError as exc:
+                problems.append(f"{path}: {visible(str(exc))}; boot time unknown")
     return boot_id, booted_at
 
 
@@ -217,12 +235,15 @@ def read_facts(root: Path) -> HostFacts:
     problems: list[str] = []
     machine_id = read_machine_id(root)
     conf = _update_conf(root, problems)
+    channel, server = _channel_and_server(conf, problems)
     boot_id, booted_at = _boot(root, problems)
     return HostFacts(
         machine_id=machine_id,
         hostname=_hostname(root, problems),
         version=_version(root, problems),
         conf=conf,
+        channel=channel,
+        server=server,
         window=_window(conf, problems),
         boot_id=boot_id,
         booted_at=booted_at,
@@ -231,12 +252,6 @@ def read_facts(root: Path) -> HostFacts:
 
 
 def writable_update_conf(root: Path) -> Path:
-    """Where a channel switch writes: /etc/flatcar/update.conf under the root. A symlink there (to
-    an absolute host path) is followed under the root, so the link itself is kept."""
-    path = host_path(root, WRITABLE_UPDATE_CONF)
-    for _ in range(8):
-        if not path.is_symlink():
-            return path
-        target = os.readlink(path)
-        path = host_path(root, target) if target.startswith("/") else path.parent / target
-    raise HostFileError(f"{host_path(root, WRITABLE_UPDATE_CONF)}: too many symlinks")
+    """Where a channel switch writes: /etc/flatcar/update.conf under the root, its symlinks followed
+    inside the root (the link itself is kept); HostFileError when one leads out of it."""
+    return resolve_in_root(root, WRITABLE_UPDATE_CONF)

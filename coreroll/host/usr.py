@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from coreroll.host.facts import HostFileError, host_path, read_limited
+from coreroll.host.hostfs import HostFileError, host_path, read_host_file, resolve_in_root
 from coreroll.node.partitions import LABELS, NUMBERS, PARTUUIDS
 from coreroll.textsafe import visible
 
@@ -98,26 +98,43 @@ def parse_cmdline_usr(
 
 
 class _Sysfs:
+    """sysfs under the root: every path resolved inside it (`coreroll.host.hostfs`)."""
+
+    _BLOCK = "sys/class/block"
+
     def __init__(self, root: Path, problems: list[str]) -> None:
         self.root = root
-        self.block = host_path(root, "sys/class/block")
         self.problems = problems
 
-    def _text(self, path: Path) -> str | None:
+    def _path(self, relative: str, *, follow_last: bool = True) -> Path | None:
         try:
-            return read_limited(path, 4096)
+            return resolve_in_root(self.root, relative, follow_last=follow_last)
         except HostFileError as exc:
             self.problems.append(str(exc))
             return None
 
-    def dm_named(self, name: str) -> str | None:
+    def _text(self, relative: str) -> str | None:
         try:
-            entries = sorted(os.listdir(self.block))[:_MAX_SCAN]
-        except OSError:
+            return read_host_file(self.root, relative, 4096)
+        except HostFileError as exc:
+            self.problems.append(str(exc))
             return None
-        for entry in entries:
+
+    def _listdir(self, relative: str) -> list[str]:
+        path = self._path(relative)
+        try:
+            return sorted(os.listdir(path))[:_MAX_SCAN] if path is not None else []
+        except OSError:
+            return []
+
+    def _exists(self, relative: str) -> bool:
+        path = self._path(relative)
+        return path is not None and path.exists()
+
+    def dm_named(self, name: str) -> str | None:
+        for entry in self._listdir(self._BLOCK):
             if entry.startswith("dm-"):
-                text = self._text(self.block / entry / "dm" / "name")
+                text = self._text(f"{self._BLOCK}/{entry}/dm/name")
                 if text is not None and text.strip() == name:
                     return entry
         return None
@@ -128,14 +145,17 @@ class _Sysfs:
             return self.dm_named(device[len("/dev/mapper/") :])
         return device[len("/dev/") :]
 
-    def kname_of_devnum(self, path: Path) -> str | None:
+    def kname_of_devnum(self, relative: str) -> str | None:
+        path = self._path(relative)
         try:
-            st_dev = os.stat(path).st_dev
+            st_dev = os.stat(path).st_dev if path is not None else None
         except OSError:
             return None
-        link = host_path(self.root, f"sys/dev/block/{os.major(st_dev)}:{os.minor(st_dev)}")
+        if st_dev is None:
+            return None
+        link = self._path(f"sys/dev/block/{os.major(st_dev)}:{os.minor(st_dev)}", follow_last=False)
         try:
-            return os.path.basename(os.readlink(link))
+            return os.path.basename(os.readlink(link)) if link is not None else None
         except OSError:
             return None
 
@@ -146,54 +166,53 @@ class _Sysfs:
             if not _KNAME.fullmatch(kname):
                 self.problems.append(f"{where}: '{_shown(kname)}' is not a block device name")
                 return None, None, " -> ".join(walked)
-            base = self.block / kname
-            if not base.exists():
-                self.problems.append(f"{where}: {base} does not exist")
+            base = f"{self._BLOCK}/{kname}"
+            if not self._exists(base):
+                self.problems.append(f"{where}: {host_path(self.root, base)} does not exist")
                 return None, None, " -> ".join(walked)
-            try:
-                slaves = sorted(os.listdir(base / "slaves"))
-            except OSError:
-                slaves = []
+            slaves = self._listdir(f"{base}/slaves")
             if not slaves:
                 label = self._partition_label(base, where)
                 return label, self._disk_of(base), " -> ".join(walked)
             if len(slaves) != 1:
-                self.problems.append(f"{where}: {base}/slaves holds {len(slaves)} devices, expected one")
+                self.problems.append(
+                    f"{where}: {host_path(self.root, base)}/slaves holds {len(slaves)} devices, expected one"
+                )
                 return None, None, " -> ".join(walked)
             kname = slaves[0]
             walked.append(kname)
         self.problems.append(f"{where}: device-mapper stack deeper than {_MAX_DEPTH}")
         return None, None, " -> ".join(walked)
 
-    def _partition_label(self, base: Path, where: str) -> str | None:
-        uevent = self._text(base / "uevent") or ""
+    def _partition_label(self, base: str, where: str) -> str | None:
+        name_of_base = base.rsplit("/", 1)[1]
+        uevent = self._text(f"{base}/uevent") or ""
         values = dict(line.partition("=")[::2] for line in uevent.splitlines() if "=" in line)
         name = values.get("PARTNAME")
         if name is not None:
             if name in LABELS:
                 return name
-            self.problems.append(f"{where}: {base.name} is partition '{_shown(name)}', not USR-A or USR-B")
+            self.problems.append(f"{where}: {name_of_base} is partition '{_shown(name)}', not USR-A or USR-B")
             return None
-        number = values.get("PARTN") or (self._text(base / "partition") or "").strip()
+        number = values.get("PARTN") or (self._text(f"{base}/partition") or "").strip()
         if re.fullmatch(r"[0-9]{1,3}", number or "") and int(number) in _BY_NUMBER:
             return _BY_NUMBER[int(number)]
-        self.problems.append(f"{where}: {base.name} is not partition 3 (USR-A) or 4 (USR-B)")
+        self.problems.append(f"{where}: {name_of_base} is not partition 3 (USR-A) or 4 (USR-B)")
         return None
 
-    def _disk_of(self, base: Path) -> str | None:
+    def _disk_of(self, base: str) -> str | None:
         """sysfs puts a partition under its disk: /sys/class/block/sda3 -> .../block/sda/sda3."""
-        parent = base.resolve().parent.name
-        return parent if (self.block / parent).exists() else None
+        path = self._path(base)
+        if path is None:
+            return None
+        parent = path.parent.name
+        return parent if _KNAME.fullmatch(parent) and self._exists(f"{self._BLOCK}/{parent}") else None
 
     def usr_disk(self) -> str | None:
-        try:
-            entries = sorted(os.listdir(self.block))[:_MAX_SCAN]
-        except OSError:
-            return None
-        for entry in entries:
-            text = self._text(self.block / entry / "uevent") or ""
+        for entry in self._listdir(self._BLOCK):
+            text = self._text(f"{self._BLOCK}/{entry}/uevent") or ""
             if any(line in ("PARTNAME=USR-A", "PARTNAME=USR-B") for line in text.splitlines()):
-                return self._disk_of(self.block / entry)
+                return self._disk_of(f"{self._BLOCK}/{entry}")
         return None
 
 
@@ -201,7 +220,7 @@ def active_usr(root: Path) -> ActiveUsr:
     problems: list[str] = []
     cmdline_path = host_path(root, "proc/cmdline")
     try:
-        text = read_limited(cmdline_path, 16 * 1024)
+        text = read_host_file(root, "proc/cmdline", 16 * 1024)
     except HostFileError as exc:
         problems.append(str(exc))
         text = None
@@ -217,7 +236,7 @@ def active_usr(root: Path) -> ActiveUsr:
     if device is not None:
         candidates.append((sysfs.kname_of_device(device), f"{source} in sysfs"))
     candidates.append((sysfs.dm_named("usr"), "the device-mapper device 'usr' in sysfs"))
-    candidates.append((sysfs.kname_of_devnum(host_path(root, "usr")), "/usr's device in sysfs"))
+    candidates.append((sysfs.kname_of_devnum("usr"), "/usr's device in sysfs"))
     for kname, where in candidates:
         if kname is None:
             continue

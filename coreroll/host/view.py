@@ -108,8 +108,8 @@ class HostView:
         return build_report(
             machine_id=self.machine_id,
             hostname=facts.hostname,
-            channel=conf.group,
-            server=conf.server,
+            channel=facts.channel,
+            server=facts.server,
             version=facts.version,
             active_partition=self.usr.label,
             partitions=self._partitions(),

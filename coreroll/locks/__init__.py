@@ -5,13 +5,14 @@ Public API (see each module's docstring):
   `HolderExistsError`, `HolderNotFoundError`, `SemaphoreFormatError`, `SemaphoreRangeError`,
   `INT64_MIN`, `INT64_MAX`, `in_int64`                                   (coreroll.locks.semaphore)
 - `semaphore_key`, `group_from_key`, `query_escape`, `group_label`       (coreroll.locks.keys)
-- `open_lock_store(config) -> LockStore` (here: picks the v3 or v2 backend by `config.api`),
-  `LockStore` (the backend protocol), `GroupState`, `LockConflictError`   (coreroll.locks.store)
+- `LockStore` (the backend protocol), `GroupState`, `LockConflictError`   (coreroll.locks.store)
+- `open_lock_store(config) -> LockStore` (the v3 or v2 backend by `config.api`); `--etcd-api auto`:
+  `open_chosen_store(config, group)`, `survey_lock_apis`, `LockApiSurvey`  (coreroll.locks.auto)
 - `read_airlock_groups(config)`                                          (coreroll.locks.airlock)
 - `audit_target(group, holder=None)`: the audit record `target` for a lock change.
 """
 
-from coreroll.etcd.config import EtcdConfig
+from coreroll.locks.auto import LockApiSurvey, open_chosen_store, open_lock_store, survey_lock_apis
 from coreroll.locks.keys import group_from_key, group_label, query_escape, semaphore_key
 from coreroll.locks.semaphore import (
     INT64_MAX,
@@ -30,18 +31,6 @@ from coreroll.locks.semaphore import (
 from coreroll.locks.store import GroupState, LockConflictError, LockStore
 
 
-def open_lock_store(config: EtcdConfig, **kwargs: float) -> LockStore:
-    """The store for `config.api` ("v3" or "v2"); connects lazily on first use."""
-    # Imported here: only the chosen backend's client library (aetcd for v3) is loaded.
-    if config.api == "v2":
-        from coreroll.locks.v2store import V2LockStore
-
-        return V2LockStore(config, **kwargs)
-    from coreroll.locks.v3store import V3LockStore
-
-    return V3LockStore(config, **kwargs)
-
-
 def audit_target(group: str, holder: str | None = None) -> str:
     """`lock group "lb" holder 69d2...` (default group: `lock group (default)`)."""
     name = f'"{group}"' if group else "(default)"
@@ -54,6 +43,7 @@ __all__ = [
     "GroupState",
     "HolderExistsError",
     "HolderNotFoundError",
+    "LockApiSurvey",
     "LockConflictError",
     "LockError",
     "LockStore",
@@ -66,8 +56,10 @@ __all__ = [
     "group_label",
     "in_int64",
     "new_semaphore",
+    "open_chosen_store",
     "open_lock_store",
     "parse_semaphore",
     "query_escape",
     "semaphore_key",
+    "survey_lock_apis",
 ]

@@ -2,7 +2,8 @@
 
 `LockStore` is the backend protocol: `V3LockStore` (coreroll/locks/v3store.py) and `V2LockStore`
 (coreroll/locks/v2store.py) implement it; `coreroll.locks.open_lock_store(config)` picks one by
-`config.api` (the factory lives in the package so this module never imports its backends).
+`config.api` (the factory lives in coreroll/locks/auto.py, with `--etcd-api auto`'s choice, so this
+module never imports its backends).
 Every method is async:
 
 - `get(group="") -> (Semaphore, revision)`: creates the semaphore first when absent (as locksmith's

@@ -32,6 +32,7 @@ from coreroll.etcd.config import EtcdConfig
 from coreroll.node.clock import Clock
 from coreroll.node.commandbus import Command, CommandRouter
 from coreroll.node.nodestatus import iso_time
+from coreroll.wire.channel import channel_problem
 
 __all__ = ["CommandRunner", "Handler", "channel_arg"]
 
@@ -131,8 +132,10 @@ class CommandRunner:
 
 def channel_arg(args: dict[str, Any]) -> str:
     """The channel of a `set-channel` command (`args.channel`, or the legacy `args.group`);
-    ValueError with the refusal when it is not one word update.conf's GROUP= can hold."""
+    ValueError with the refusal when it is not a channel name (`coreroll.wire.channel`): the
+    command comes from etcd, so it is checked here, before any handler sees it."""
     channel = args.get("channel", args.get("group"))
-    if not isinstance(channel, str) or not channel.strip() or any(c.isspace() for c in channel):
-        raise ValueError(f"set-channel refused: args.channel {channel!r} is not a channel name")
+    problem = channel_problem(channel)
+    if problem is not None:
+        raise ValueError(f"set-channel refused: args.channel {problem}")
     return channel

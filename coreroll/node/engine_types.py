@@ -45,8 +45,8 @@ class EngineSnapshot:
     status: str
     progress: float
     new_version: str
-    new_size: int
-    last_checked_time: int
+    new_size: int | None  # None: unknown (a real host's update_engine sent one out of range)
+    last_checked_time: int | None  # the same
     last_error: int | None = None
 
 

@@ -97,11 +97,25 @@ def _fresh(label: str, priority: int, tries: int, successful: int, version: str 
     )
 
 
-def atomic_write(path: Path, data: bytes, fsync: bool = True) -> None:
-    """Write `data` to a temporary file beside `path`, flush it, and rename it over `path`."""
+def atomic_write(
+    path: Path,
+    data: bytes,
+    fsync: bool = True,
+    *,
+    mode: int | None = None,
+    owner: tuple[int, int] | None = None,
+) -> None:
+    """Write `data` to a temporary file beside `path`, flush it, and rename it over `path`. The
+    file gets `mode` and `owner` (uid, gid) when given, else mkstemp's 0600 and the caller's ids."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
+            if owner is not None:
+                made = os.fstat(fd)
+                if (made.st_uid, made.st_gid) != owner:
+                    os.fchown(fd, *owner)
+            if mode is not None:
+                os.fchmod(fd, mode)  # after fchown, which may clear set-id bits
             handle.write(data)
             if fsync:
                 handle.flush()

@@ -13,6 +13,7 @@ Import them from ``coreroll.omaha.protocol``; this module only exists to keep th
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 
 
@@ -84,6 +85,11 @@ class ExtraPackage:
     size: int
     sha256_b64: str
     sha1_b64: str
+
+    @property
+    def sha256_hex(self) -> str:
+        """``hash_sha256`` as Nebraska sends it and ue-rs reads it (``sha256_from_hex_str``): lowercase hex."""
+        return base64.b64decode(self.sha256_b64).hex()
 
 
 @dataclass(frozen=True, slots=True)

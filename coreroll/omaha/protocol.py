@@ -270,10 +270,11 @@ def unknown_app_response(app: OmahaApp) -> AppResponse:
 
 
 def _extra_xml(extra: ExtraPackage) -> str:
-    """Nebraska's (go-omaha's) attribute order: name, hash (SHA-1), hash_sha256, size, required."""
+    """Nebraska's (go-omaha's) attribute order: name, hash (base64 SHA-1), hash_sha256 (hex SHA-256: ue-rs
+    rejects the whole response when it is not), size, required."""
     return (
         f'<package name="{escape_attr(extra.name)}" hash="{escape_attr(extra.sha1_b64)}"'
-        f' hash_sha256="{escape_attr(extra.sha256_b64)}" size="{int(extra.size)}" required="false"/>'
+        f' hash_sha256="{extra.sha256_hex}" size="{int(extra.size)}" required="false"/>'
     )
 
 

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from coreroll.server.auth import token_matches
 from coreroll.server.catalog import PAYLOAD, CatalogError
 from coreroll.server.releases import DEFAULT_FILENAME
-from coreroll.server.state import core
+from coreroll.server.state import base_url, core
 from coreroll.server.versions import DEFAULT_BOARD
 
 
@@ -63,10 +63,15 @@ def _flag(value: str | None, name: str) -> bool:
     raise CatalogError(400, f"{name}={value!r}: expected true or false")
 
 
-def _published(result: tuple[dict[str, Any], bool]) -> JSONResponse:
+def _published(request: Request, result: tuple[dict[str, Any], bool]) -> JSONResponse:
     """201 when something new was stored, 200 when the same file was already there (idempotent)."""
     release, created = result
-    return JSONResponse(release, status_code=201 if created else 200)
+    return JSONResponse(_linked(request, release["version"]), status_code=201 if created else 200)
+
+
+def _linked(request: Request, version: str) -> dict[str, Any]:
+    """The release with links from the origin this client used (the feed's come from the server's)."""
+    return core(request).catalog.release_json(version, base_url(request))
 
 
 @router.post("/releases", status_code=201)
@@ -79,6 +84,7 @@ async def publish(request: Request) -> Any:
         if not version:
             raise CatalogError(400, "query parameter version is required for an upload")
         return _published(
+            request,
             await state.publisher.publish_upload(
                 request.stream(),
                 version,
@@ -87,7 +93,7 @@ async def publish(request: Request) -> Any:
                 q.get("board") or DEFAULT_BOARD,
                 q.get("kind") or PAYLOAD,
                 _flag(q.get("opaque"), "opaque"),
-            )
+            ),
         )
     body = await _json_object(request)
     if body.get("synthetic") is not True:
@@ -100,9 +106,8 @@ async def publish(request: Request) -> Any:
         raise CatalogError(400, f"image_size: expected an integer, got {size!r}")
     version = _optional_str(body, "version")  # default: today's CoreOS version
     board = _optional_str(body, "board") or DEFAULT_BOARD
-    return _published(
-        await state.publisher.publish_synthetic(version, _optional_str(body, "channel"), size, board)
-    )
+    published = await state.publisher.publish_synthetic(version, _optional_str(body, "channel"), size, board)
+    return _published(request, published)
 
 
 @router.put("/releases/{version}/floor")
@@ -114,7 +119,8 @@ async def set_floor(request: Request, version: str) -> Any:
     reason = _optional_str(body, "reason")
     if reason is not None and len(reason) > 500:
         raise CatalogError(400, "reason: at most 500 characters")
-    return await core(request).catalog.set_floor(version, floor, reason)
+    await core(request).catalog.set_floor(version, floor, reason)
+    return _linked(request, version)
 
 
 @router.put("/channels/{name}")

@@ -6,7 +6,9 @@ channels and groups, record pre-board releases as amd64-usr payloads, count inst
 create the admin token, and start pruning the change log and the feed's fan-out task
 (``coreroll.server.feed.FeedHub``). With ``settings.omaha_secret`` the Omaha endpoint is
 ``/v1/update/<secret>/`` only (as Nebraska's ``--api-endpoint-suffix``): any other ``/v1/update/...``
-path is a 404 that does not say whether a secret is set. The Omaha route is a plain Starlette route (no FastAPI request models on the hot
+path is a 404 that does not say whether a secret is set. With ``settings.public_url`` or trusted proxies,
+``coreroll.server.forwarded.PublicOrigin`` gives each request the origin its client used, so every
+absolute URL built from a request (codebase, API links, redirects) is one the client can reach. The Omaha route is a plain Starlette route (no FastAPI request models on the hot
 path); ``settings.fixed_response_route`` adds ``POST /bench/fixed`` answering a constant noupdate
 through the same stack, the framework ceiling the benchmark compares against.
 """
@@ -32,6 +34,7 @@ from coreroll.server import api_admin, api_read
 from coreroll.server.auth import load_or_create_token
 from coreroll.server.catalog import Catalog, CatalogError
 from coreroll.server.feed import FeedHub
+from coreroll.server.forwarded import PublicOrigin, in_networks
 from coreroll.server.metrics import CONTENT_TYPE, Metrics
 from coreroll.server.omaha_handler import TEXT, OmahaHandler
 from coreroll.server.packages import serve_package
@@ -76,13 +79,13 @@ def client_ip(request: Request, trusted: tuple[str, ...]) -> str:
     does): it is neither stored nor counted as a source."""
     peer = request.client.host if request.client else ""
     forwarded = request.headers.get("x-forwarded-for")
-    if not forwarded or not trusted or not _in_networks(peer, trusted):
+    if not forwarded or not trusted or not in_networks(peer, trusted):
         return peer
     last_trusted = peer
     for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
         if not _is_ip(hop):
             return last_trusted
-        if not _in_networks(hop, trusted):
+        if not in_networks(hop, trusted):
             return hop
         last_trusted = hop
     return last_trusted
@@ -97,14 +100,6 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _in_networks(address: str, networks: tuple[str, ...]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-        return any(ip in ipaddress.ip_network(n, strict=False) for n in networks)
-    except ValueError:
-        return False
 
 
 def _wrong_secret(request: Request, secret: str | None) -> bool:
@@ -221,6 +216,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app = FastAPI(
         title="coreroll update server", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
+    if settings.public_url is not None or settings.trusted_proxies:
+        app.add_middleware(PublicOrigin, public_url=settings.public_url, trusted=settings.trusted_proxies)
     app.add_route("/v1/update/", omaha_endpoint, methods=["POST"])
     app.add_route("/v1/update", omaha_endpoint, methods=["POST"])
     app.add_route("/v1/update/{secret}/", omaha_endpoint, methods=["POST"])

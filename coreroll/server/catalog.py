@@ -282,9 +282,9 @@ class Catalog:
         ]
         return min(steps, key=version_key) if steps else None
 
-    def release_json(self, version: str) -> dict[str, Any]:
-        """The release object of docs/api.md."""
-        return self._release_preview(self.releases[version], None)
+    def release_json(self, version: str, base_url: str | None = None) -> dict[str, Any]:
+        """The release object of docs/api.md; its links start with ``base_url`` (default: the server's)."""
+        return self._release_preview(self.releases[version], None, base_url)
 
     def channel_list(self) -> list[dict[str, Any]]:
         return [channel_json(self.channels[n]) for n in sorted(self.channels, key=channel_sort_key)]

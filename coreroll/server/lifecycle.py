@@ -4,14 +4,18 @@
 13/1 Downloading, 14/1 Downloaded, 3/1 and 800/1 Installed, 3/2 with a real ``previousversion``
 Complete (3/2 with ``""`` or ``"0.0.0.0"`` is what every stock check carries: nothing changes),
 3/0 Error (errorcode 44 = rollback: the machine booted back into the old version; another 3/0
-while no update is in progress is only recorded in the history). Any other pair (3/9 "update
+while no update is in progress is only recorded in the history). On an anonymous instance
+(``machineid=""``, key ``anon-...``) Installed ends the update in progress: its reboot into the new
+version is a new record (a new boot id), so this one would otherwise time out. Any other pair (3/9 "update
 deferred", unknown types) is only recorded in the history: it never fails the request.
 
 ``classify_check(inst, target, now, timeout) -> Check``: what an update check needs: nothing
 (``UP_TO_DATE``, ``IN_PROGRESS``, ``NO_RELEASE``), re-serving the granted offer (``RESERVE``), marking
 an update that already landed as Complete (``LANDED``), or a policy decision (``NEEDS_GRANT``).
-An instance whose update to the target failed is not offered it again until the update timeout
-has passed since the grant (``FAILED_RECENTLY``), so a bad payload does not loop.
+An instance whose update failed (3/0, e.g. one 503 on the payload) goes to the policy again at its
+next check, as in Nebraska (it refuses only Downloading, Downloaded and Installed instances): the
+retry is a new grant, counted toward the group's limits (its own earlier grant still counts in the
+period), and a failure in safe mode has halted the group anyway.
 ``grant(inst, version, now)`` / ``hold(inst, reason)`` apply the decision.
 """
 
@@ -26,6 +30,10 @@ from coreroll.server.registry import HistoryEntry, Instance
 from coreroll.server.versions import is_newer
 
 IN_FLIGHT = frozenset({InstanceStatus.Downloading, InstanceStatus.Downloaded, InstanceStatus.Installed})
+ANONYMOUS_PREFIX = "anon-"  # registry keys of requests with machineid="" (omaha_handler)
+ANONYMOUS_INSTALLED = (
+    'update installed; machineid="": its next boot checks in as a new instance (a new boot id)'
+)
 _FRESH_PREVIOUS = ("", "0.0.0.0")
 
 
@@ -91,7 +99,12 @@ def apply_event(inst: Instance, ev: OmahaEvent, now: float) -> EventOutcome:
     inst.status = status
     inst.status_reason = None
     inst.update_in_progress = True
-    return EventOutcome(_entry(inst, ev, None))
+    if status == InstanceStatus.Installed and is_anonymous(inst.machine_id):
+        # Its reboot into the update arrives as another record (a new boot id), so this one can
+        # never complete: its part is done, not an update in progress that could time out.
+        inst.update_in_progress = False
+        inst.status_reason = ANONYMOUS_INSTALLED
+    return EventOutcome(_entry(inst, ev, inst.status_reason))
 
 
 class Check(enum.Enum):
@@ -100,8 +113,11 @@ class Check(enum.Enum):
     IN_PROGRESS = "update in progress on the instance"
     RESERVE = "granted earlier: offer again"
     LANDED = "granted update already running"
-    FAILED_RECENTLY = "this update failed here; retried after the update timeout"
     NEEDS_GRANT = "needs a policy decision"
+
+
+def is_anonymous(machine_id: str) -> bool:
+    return machine_id.startswith(ANONYMOUS_PREFIX)
 
 
 def timed_out(inst: Instance, now: float, timeout: float) -> bool:
@@ -117,16 +133,12 @@ def classify_check(inst: Instance, target: str | None, now: float, timeout: floa
             return Check.RESERVE
         if inst.status in IN_FLIGHT:
             return Check.IN_PROGRESS
+    if inst.status == InstanceStatus.Installed and not inst.update_in_progress:
+        return Check.IN_PROGRESS  # an anonymous machine's installed update, waiting for its reboot
     if target is None:
         return Check.NO_RELEASE
     if not is_newer(target, inst.version):
         return Check.UP_TO_DATE
-    if (
-        inst.status == InstanceStatus.Error
-        and inst.last_update_version == target
-        and not timed_out(inst, now, timeout)
-    ):
-        return Check.FAILED_RECENTLY
     return Check.NEEDS_GRANT
 
 

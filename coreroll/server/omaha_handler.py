@@ -18,13 +18,19 @@ board's extra packages. No payload for the board, or a payload only coreroll age
 (synthetic or opaque) asked for by a request without ``coreroll_agent="1"`` (a real
 update_engine), answers ``noupdate`` and holds the instance with that reason.
 
+A track no group serves is ``error-unknownApplicationOrGroup``, except CoreOS's retired ``edge``
+channel (by name or legacy group UUID: ``versions.retired_track_reason``): those machines are
+registered without a group and answered ``noupdate``, held with the reason, unless a group has
+track ``edge``.
+
 Events: any (type, result) pair is accepted; the ones the lifecycle does not know (3/9 deferred,
 ...) are recorded in the history and change nothing, so the update check in the same request is
 still answered.
 
 ``machineid=""`` (or none): registered as ``anonymous_machine_key(bootid, ip)`` = ``anon-`` + 27
 hex of the SHA-256 of the boot id (of the client IP when the boot id is empty too): distinct
-machines never share a record; one machine gets a new record per boot.
+machines never share a record; one machine gets a new record per boot. Its record of the boot
+that installed an update stops being in progress at Installed (``lifecycle.apply_event``).
 
 Requests from one machine are handled one at a time in this process (``MachineLocks``), and every
 write first checks, inside its transaction, that the machine's row is still the one the request
@@ -54,7 +60,16 @@ from coreroll.omaha.protocol import (
     unknown_app_response,
 )
 from coreroll.server.catalog import Catalog, Group
-from coreroll.server.lifecycle import Check, EventOutcome, apply_event, classify_check, grant, hold, land
+from coreroll.server.lifecycle import (
+    ANONYMOUS_PREFIX,
+    Check,
+    EventOutcome,
+    apply_event,
+    classify_check,
+    grant,
+    hold,
+    land,
+)
 from coreroll.server.limits import SourceLimiter
 from coreroll.server.machine_locks import MachineLocks
 from coreroll.server.metrics import Metrics
@@ -62,7 +77,7 @@ from coreroll.server.policy import Decision, decide, needs_stats
 from coreroll.server.registry import HistoryEntry, Instance, Registry
 from coreroll.server.settings import ServerSettings
 from coreroll.server.storage import Storage, Tx
-from coreroll.server.versions import DEFAULT_BOARD, is_newer
+from coreroll.server.versions import DEFAULT_BOARD, is_newer, retired_track_reason
 
 BaseUrl = str | Callable[[], str]
 CHECKIN_REFRESH = 300.0
@@ -80,7 +95,7 @@ TEXT = "text/plain; charset=utf-8"
 def anonymous_machine_key(bootid: str, ip: str) -> str:
     """The registry key of a request with an empty machineid (see the module docstring)."""
     source = f"boot:{bootid}" if bootid else f"ip:{ip}"
-    return "anon-" + hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()[:27]
+    return ANONYMOUS_PREFIX + hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()[:27]
 
 
 class OmahaHandler:
@@ -164,9 +179,10 @@ class OmahaHandler:
         if payload is None:
             return target, f"release {target} has no payload for board {board}"
         if payload.agents_only and not agent:
+            article = "an" if payload.format[:1] in "aeiou" else "a"  # an opaque, a coreroll
             return target, (
-                f"release {target} has a {payload.format} payload for {board}: only coreroll agents "
-                "can apply it, not update_engine"
+                f"release {target} has {article} {payload.format} payload for {board}: only coreroll "
+                "agents can apply it, not update_engine"
             )
         return target, None
 
@@ -176,14 +192,15 @@ class OmahaHandler:
 
     async def _handle_app(self, app: OmahaApp, ip: str, base_url: BaseUrl, agent: bool) -> AppResponse:
         group = self.catalog.group_for_track(app.track)
-        if group is None:
+        unserved = None if group is not None else retired_track_reason(app.track)
+        if group is None and unserved is None:
             self.metrics.count("unknown_group")
             return app_response(app, UPDATECHECK_INTERNAL_ERROR, status="error-unknownApplicationOrGroup")
         key = app.machineid or anonymous_machine_key(app.bootid, ip)
         await self._machines.acquire(key)
         try:
             for _attempt in range(STALE_RETRIES):
-                answer = await self._register_current(app, key, ip, base_url, group, agent)
+                answer = await self._register_current(app, key, ip, base_url, group or unserved, agent)
                 if answer is not None:
                     return answer
         finally:
@@ -193,7 +210,7 @@ class OmahaHandler:
         return app_response(app, UPDATECHECK_INTERNAL_ERROR, status="error-internal")
 
     async def _register_current(
-        self, app: OmahaApp, key: str, ip: str, base_url: BaseUrl, group: Group, agent: bool
+        self, app: OmahaApp, key: str, ip: str, base_url: BaseUrl, group: Group | str, agent: bool
     ) -> AppResponse | None:
         """Decide from the committed state and write; None when that state changed before the write."""
         old = await self.registry.get(key)
@@ -218,14 +235,16 @@ class OmahaHandler:
         key: str,
         ip: str,
         base_url: BaseUrl,
-        group: Group,
+        group: Group | str,
         old: Instance | None,
         agent: bool,
     ) -> AppResponse | None:
+        """``group`` is the instance's group, or why no group serves its track (it is then held)."""
         now = self.clock()
         board = app.board or DEFAULT_BOARD
         inst = old.copy() if old is not None else Instance(key, created_at=now)
-        inst.ip, inst.version, inst.track, inst.group_id = ip, app.version, app.track, group.id
+        inst.ip, inst.version, inst.track = ip, app.version, app.track
+        inst.group_id = None if isinstance(group, str) else group.id
         inst.oem, inst.oemversion, inst.alephversion = app.oem, app.oemversion, app.alephversion
         inst.board, inst.bootid = app.board, app.bootid
         inst.last_check = now
@@ -244,7 +263,12 @@ class OmahaHandler:
         kind: Check | None = None
         target: str | None = None
         blocked: str | None = None
-        if app.updatecheck and not failed:
+        if isinstance(group, str):  # no group serves the track: held, saying why
+            if app.updatecheck:
+                result = "onhold"
+                if (entry := hold(inst, group)) is not None:
+                    history.append(entry)
+        elif app.updatecheck and not failed:
             target, blocked = self._choose(group, inst.version, board, agent)
             kind = classify_check(inst, target, now, group.policy.update_timeout_seconds)
             if kind is Check.LANDED:
@@ -276,12 +300,14 @@ class OmahaHandler:
         if kind is not Check.NEEDS_GRANT and unchanged and not history:
             return self._answer(app, check, result)
 
-        if kind is not Check.NEEDS_GRANT and not any(o.failure or o.completed for o in outcomes):
+        group_effects = not isinstance(group, str) and any(o.failure or o.completed for o in outcomes)
+        if kind is not Check.NEEDS_GRANT and not group_effects:
             # Only this instance changes: share a commit with other such writes (group commit).
             saved = await self.storage.write_batched(
                 lambda tx: self._save_if_unchanged(tx, inst, history, old)
             )
             return None if saved is None else self._answer(app, check, result)
+        assert not isinstance(group, str)
         async with self.storage.write() as tx:
             if not await self.registry.unchanged(tx, inst.machine_id, old):
                 return None  # nothing written: decided again from the current row

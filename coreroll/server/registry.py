@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import and_, case, func, insert, select
+from sqlalchemy import and_, case, func, insert, not_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -215,9 +215,21 @@ class Registry:
 
     async def all_on_version(self, conn: AsyncConnection, group_id: str, version: str, now: float) -> bool:
         i = schema.instances
+        # An anonymous machine's record of the boot that installed ``version`` (Installed, no longer
+        # in progress: lifecycle.apply_event) is on it too: that machine's next boot is another record.
+        installed = and_(
+            i.c.status == int(InstanceStatus.Installed),
+            i.c.update_in_progress.is_(False),
+            func.coalesce(i.c.last_update_version, "") == version,  # never NULL: NOT NULL would drop rows
+        )
         query = (
             select(i.c.machine_id)
-            .where(i.c.group_id == group_id, i.c.last_check >= now - ACTIVE_WINDOW, i.c.version != version)
+            .where(
+                i.c.group_id == group_id,
+                i.c.last_check >= now - ACTIVE_WINDOW,
+                i.c.version != version,
+                not_(installed),
+            )
             .limit(1)
         )
         return (await conn.execute(query)).first() is None

@@ -6,14 +6,18 @@
 - ``await publish_synthetic(version, channel, image_size, board)``: builds a deterministic image
   for the version, signs it as a coreroll container and publishes it (offered to agents only).
 - ``await publish_upload(chunks, version, channel, filename, board, kind, opaque)``: streams an
-  upload to a ``.upload-*`` temp file while hashing it, then publishes it atomically
-  (``Catalog.publish_file``). A payload (``kind="payload"``) must be either
-  - a real update_engine payload: ``CrAU`` + big-endian u64 version 1 (offered to every node), or
+  upload to a ``.upload-*`` temp file while hashing and checking it (``coreroll.server.upload``),
+  then publishes it atomically (``Catalog.publish_file``). A payload (``kind="payload"``) must be either
+  - a whole update_engine payload: ``CrAU`` version 1 that update_engine would apply (header,
+    manifest, operation data, size, a version 2 signature; signed by ``--payload-key`` when the
+    server has one), offered to every node, or
   - a coreroll container (``CrAU`` + version 100) that verifies with the server's key and carries
     ``version`` (agents only), or
   - any other bytes with ``opaque=True`` (agents only: they install the bytes as an image);
   anything else is refused (422) and nothing is stored. An extra package (``kind="extra"``, e.g.
-  ``oem-azure.gz``) is stored as is next to the board's payload.
+  ``oem-azure.gz``) must be a CrAU payload download_sysext would accept; it is stored next to the
+  board's payload.
+- ``payload_key``: the public key of ``--payload-key`` (None without), loaded at construction.
   Both return ``(release object, created)``; the same bytes again give ``created`` False.
 - ``clean_temp_files()`` (server start): removes ``.upload-*`` files a crash left behind, logged.
 - ``await adopt_legacy()`` (server start): a release stored before boards existed gets its file
@@ -37,13 +41,11 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from coreroll.omaha.payload import (
-    PAYLOAD_VERSION,
     PRIVATE_KEY_NAME,
     PUBLIC_KEY_NAME,
     UPDATE_ENGINE_PAYLOAD_VERSION,
     KeyFileError,
     PayloadError,
-    b64,
     build_payload,
     header_version,
     load_private_key,
@@ -54,12 +56,13 @@ from coreroll.omaha.payload import (
 )
 from coreroll.server.catalog import EXTRA, PAYLOAD, Catalog, CatalogError, Release, ReleaseFile
 from coreroll.server.settings import ServerSettings
+from coreroll.server.upload import UploadSink, describe
 from coreroll.server.versions import DEFAULT_BOARD, next_free_version, valid_board, valid_version
 
 log = logging.getLogger("coreroll.server")
 TEMP_PREFIX = ".upload-"
 
-MAX_UPLOAD = 4 * 1024**3
+_BATCH = 1024 * 1024  # bytes handed to the worker thread at a time
 MAX_SIGNED = 512 * 1024**2  # a coreroll container is verified in memory
 MAX_SYNTHETIC = 64 * 1024**2
 _FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -84,35 +87,17 @@ def _place(tmp: Path, final: Path) -> None:
     os.replace(tmp, final)
 
 
-def payload_format(head: bytes, opaque: bool) -> str:
-    """The format of a payload starting with ``head``: update_engine, coreroll or opaque; else 422."""
-    found = header_version(head)
-    if found == UPDATE_ENGINE_PAYLOAD_VERSION:
-        return "update_engine"
-    if found == PAYLOAD_VERSION:
-        return "coreroll"
-    if opaque:
-        return "opaque"
-    if found is not None:
-        raise CatalogError(
-            422,
-            f"payload is CrAU version {found}: Flatcar's update_engine applies version "
-            f"{UPDATE_ENGINE_PAYLOAD_VERSION} only",
-        )
-    raise CatalogError(
-        422,
-        f"not an update_engine payload: it starts with {head[:12]!r}, not b'CrAU' + version "
-        f"{UPDATE_ENGINE_PAYLOAD_VERSION} (big-endian u64); to publish other bytes for coreroll "
-        "agents only, pass opaque=true (release publish --opaque)",
-    )
-
-
 class Publisher:
     def __init__(self, settings: ServerSettings, catalog: Catalog) -> None:
         self.settings = settings
         self.catalog = catalog
         self._keys: tuple[rsa.RSAPrivateKey, rsa.RSAPublicKey] | None = None
         self._key_lock = threading.Lock()
+        self.payload_key = load_public_key(settings.payload_key) if settings.payload_key else None
+        if self.payload_key is None:
+            log.info("no --payload-key: signatures of uploaded payloads are checked for presence only")
+        else:
+            log.info("uploaded payloads and extras must be signed by --payload-key %s", settings.payload_key)
 
     @property
     def public_key_path(self) -> Path:
@@ -193,26 +178,25 @@ class Publisher:
         fd, name = tempfile.mkstemp(dir=self.settings.packages_dir, prefix=TEMP_PREFIX)
         tmp = Path(name)
         try:
-            sha256, sha1, size, head = hashlib.sha256(), hashlib.sha1(), 0, b""
             with os.fdopen(fd, "wb") as handle:
+                sink = UploadSink(handle, filename, kind, opaque, self.payload_key)
+                batch: list[bytes] = []
+                batched = 0
                 async for chunk in chunks:
-                    size += len(chunk)
-                    if size > MAX_UPLOAD:
-                        raise CatalogError(413, f"upload is over {MAX_UPLOAD} bytes")
-                    if len(head) < 16:
-                        head += chunk[: 16 - len(head)]
-                    sha256.update(chunk)
-                    sha1.update(chunk)
-                    handle.write(chunk)
-                handle.flush()
-                os.fsync(handle.fileno())
-            if size == 0:
-                raise CatalogError(400, "upload is empty")
-            fmt = payload_format(head, opaque) if kind == PAYLOAD else EXTRA
-            if fmt == "coreroll":
-                await self._verify(tmp, version, size)
-            hashes = (size, b64(sha256.digest()), b64(sha1.digest()))
-            return await self._install(tmp, version, board, filename, kind, fmt, hashes, channel)
+                    batch.append(chunk)
+                    batched += len(chunk)
+                    if batched >= _BATCH:
+                        await asyncio.to_thread(sink.write, b"".join(batch))
+                        batch, batched = [], 0
+                if batch:
+                    await asyncio.to_thread(sink.write, b"".join(batch))
+                upload = await asyncio.to_thread(sink.finish)
+            if upload.format == "coreroll":
+                await self._verify(tmp, version, upload.size)
+            if upload.checked is not None:
+                log.info("%s %s %s: %s", version, board, filename, describe(upload.checked))
+            hashes = (upload.size, upload.sha256_b64, upload.sha1_b64)
+            return await self._install(tmp, version, board, filename, kind, upload.format, hashes, channel)
         finally:
             _discard(tmp)
 

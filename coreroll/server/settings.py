@@ -3,8 +3,9 @@
 ``ServerSettings`` holds everything `coreroll server` can be told: listen address, database URL
 (``sqlite:///path`` default under the data dir, or ``postgresql://...``), data dir (payloads, token,
 signing key, SQLite file), the admin token (else generated on first start into ``<data>/token``),
-the stale window, trusted proxies for ``X-Forwarded-For``, a cap on registered instances and on
-connected feed clients.
+the stale window, trusted proxies (their ``X-Forwarded-For``/``-Proto``/``-Host`` are believed), the
+public URL every handed-out link starts with, a cap on registered instances and on connected feed
+clients, the public key uploaded payloads must be signed by.
 ``default_data_dir()`` is where the server and the CLI look by default.
 """
 
@@ -16,6 +17,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from coreroll.server.forwarded import check_public_url, parse_networks
 
 DEFAULT_LISTEN = "127.0.0.1:8400"
 _SECRET = re.compile(r"^[A-Za-z0-9._~-]{8,128}$")
@@ -49,7 +52,9 @@ class ServerSettings:
     instance_cap: int = 1_000_000
     new_instances_per_source: int = 1000  # new registrations per source IP per window (0: no limit)
     new_instances_window: float = 3600.0
-    public_url: str | None = None  # base URL for payload links; None: from the request's Host
+    # the base of every URL handed out (Omaha codebase, API links, redirects); None: each request's
+    # own origin (Host, or X-Forwarded-Host/-Proto from a trusted proxy: coreroll.server.forwarded)
+    public_url: str | None = None
     poll_interval: int | None = None  # PollInterval sent with update checks
     feed_retention: int = 200_000  # changes kept for Last-Event-ID resumes
     # Connected /api/v1/feed clients; one more gets 503 (each costs a socket and a wake-up per
@@ -69,10 +74,15 @@ class ServerSettings:
     tls_key: Path | None = None
     # Nebraska's --api-endpoint-suffix: when set, Omaha is served only at /v1/update/<secret>/
     omaha_secret: str | None = None
+    # The fleet's update-payload-key.pub.pem: uploaded payloads and extras must be signed by it
+    payload_key: Path | None = None
     clock: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
+        parse_networks(self.trusted_proxies)  # a typo must not silently trust nobody
+        if self.public_url is not None:
+            self.public_url = check_public_url(self.public_url)
         if self.max_feed_clients < 0:
             raise ValueError(f"--max-feed-clients {self.max_feed_clients}: expected 0 (no feed) or more")
         if self.history_days < 0:

@@ -9,6 +9,8 @@
   ``promotion_source(to)``: the channel a release must have been on to be promoted to ``to``.
 - ``LEGACY_TRACKS``: CoreOS's amd64 and arm64 group UUIDs -> track names (still sent by old
   machines; Nebraska's ``initialFlatcarGroups``).
+- ``retired_track_reason(track)``: why a machine on CoreOS's retired ``edge`` channel (by name or
+  legacy UUID) is held when no group has that track; None for any other track.
 - ``DEFAULT_BOARD`` (``amd64-usr``, what a request without ``board`` means, as in Nebraska),
   ``KNOWN_BOARDS``, ``valid_board(board)``: the boards a payload can be published for.
 """
@@ -33,11 +35,22 @@ LEGACY_TRACKS: dict[str, str] = {
     "11a585f6-9418-4df0-8863-78b2fd3240f8": "stable",
     "b4b2fa22-c1ea-498c-a8ac-c1dc0b1d7c17": "edge",
 }
+RETIRED_TRACKS = frozenset({"edge"})
 DEFAULT_BOARD = "amd64-usr"
 KNOWN_BOARDS: tuple[str, ...] = ("amd64-usr", "arm64-usr")
 _BOARD_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,30}-usr$")
 _VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$")
 _PART_RE = re.compile(r"([0-9]+)|([^0-9]+)")  # ASCII digits only: "²" and "٣" are text here
+
+
+def retired_track_reason(track: str) -> str | None:
+    name = LEGACY_TRACKS.get(track.strip("{}").lower(), track)
+    if name not in RETIRED_TRACKS:
+        return None
+    return (
+        f"track {name} (CoreOS's retired {name} channel): no group has track {name}; "
+        f"create one on a channel {name} to serve these machines"
+    )
 
 
 def coreos_major(day: dt.date) -> int:

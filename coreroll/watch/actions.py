@@ -5,11 +5,17 @@
 
 - `check(ids)`: queue `{action: "check", args: {}, by, at}` at `coreroll/v1/commands/<id>/<sortable-id>`
   for each node (the agent runs it and deletes the key).
-- `set_channel(ids, channel)`: refused, before anything is written, unless the server lists
-  `channel` (`GET /api/v1/channels`); then queues `{action: "set-channel", args: {channel}}`.
-- `unlock(group, holder)`: removes `holder` from the reboot-lock semaphore (CAS, via coreroll.locks).
-  A holder that released meanwhile gives `ok=False` and a clear message, not an exception.
-- `set_max(group, n)`: the semaphore's max (available moves by the difference, as locksmith does).
+- `set_channel(ids, channel)`: refused, before anything is written, unless `channel` is a
+  channel name (`coreroll.wire.channel`) and the server lists it (`GET /api/v1/channels`); then
+  queues `{action: "set-channel", args: {channel}}`.
+- `unlock(group, holder, api=None)`: removes `holder` from the reboot-lock semaphore (CAS, via
+  coreroll.locks). A holder that released meanwhile gives `ok=False` and a clear message, not an
+  exception.
+- `set_max(group, n, api=None)`: the semaphore's max (available moves by the difference, as
+  locksmith does).
+  `api` is the etcd API the semaphore lives on ("v2"/"v3": the lock panel knows it); None uses the
+  configured `--etcd-api` (auto: where that group's semaphore is, `coreroll.locks.auto`). An
+  airlock (FleetLock) semaphore is refused: coreroll never writes airlock's keys.
 - `pause_group(group)` / `resume_group(group)`: the server's admin API with the bearer token.
 
 Every attempted change writes an audit record (`coreroll.audit.append_audit`: action, target,
@@ -22,6 +28,7 @@ the guarantee behind that. No Textual here.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -31,8 +38,17 @@ import httpx
 from coreroll.audit import append_audit, current_user, new_sortable_id
 from coreroll.etcd.config import EtcdConfig
 from coreroll.etcd.v3 import connect_v3
-from coreroll.locks import HolderNotFoundError, LockError, audit_target, group_label, open_lock_store
+from coreroll.locks import (
+    HolderNotFoundError,
+    LockError,
+    LockStore,
+    audit_target,
+    group_label,
+    open_chosen_store,
+    open_lock_store,
+)
 from coreroll.watch.outcome import ActionResult, ReadOnlyError
+from coreroll.wire.channel import channel_problem
 from coreroll.wire.keys import command_key
 
 
@@ -133,7 +149,11 @@ class Actions:
         ids = list(dict.fromkeys(ids))
         if not ids:
             return ActionResult(False, "no node selected")
-        # refuse before anything is written (no command, no audit record)
+        # refuse before anything is written (no command, no audit record); the name is checked
+        # first: a server may list a channel no node should be sent (control characters, `$(...)`)
+        problem = channel_problem(channel)
+        if problem is not None:
+            return ActionResult(False, f"channel not switched: {problem}")
         try:
             known = await self.server_channels()
         except Exception as exc:
@@ -161,14 +181,26 @@ class Actions:
 
     # --- reboot locks --------------------------------------------------------------------------
 
-    async def unlock(self, group: str, holder: str) -> ActionResult:
+    async def _lock_store(self, group: str, api: str | None) -> LockStore:
+        """The store of `group`'s semaphore on `api` (None: as configured; auto resolves)."""
+        assert self.etcd_config is not None
+        if api in ("v2", "v3"):
+            return open_lock_store(dataclasses.replace(self.etcd_config, api=api))
+        store, _ = await open_chosen_store(self.etcd_config, group)
+        return store
+
+    async def unlock(self, group: str, holder: str, api: str | None = None) -> ActionResult:
         self._guard("unlock")
+        if api == "airlock":
+            return ActionResult(
+                False, f"cannot unlock {holder}: coreroll never writes airlock's (FleetLock) keys"
+            )
         if self.etcd_config is None:
             return ActionResult(False, "cannot unlock: no etcd configured")
         target = audit_target(group, holder)
         name = group_label(group)
         try:
-            async with open_lock_store(self.etcd_config) as store:
+            async with await self._lock_store(group, api) as store:
                 await store.unlock(group, holder)
         except HolderNotFoundError:
             message = f"{holder} no longer holds lock group {name} (released meanwhile); nothing changed"
@@ -181,8 +213,10 @@ class Actions:
             )
         return await self._finish("unlock", target, True, f"unlocked {holder} in lock group {name}", "ok")
 
-    async def set_max(self, group: str, new_max: int) -> ActionResult:
+    async def set_max(self, group: str, new_max: int, api: str | None = None) -> ActionResult:
         self._guard("set-max")
+        if api == "airlock":
+            return ActionResult(False, "cannot set max: coreroll never writes airlock's (FleetLock) keys")
         if self.etcd_config is None:
             return ActionResult(False, "cannot set max: no etcd configured")
         if new_max < 0:
@@ -190,7 +224,7 @@ class Actions:
         target = audit_target(group)
         name = group_label(group)
         try:
-            async with open_lock_store(self.etcd_config) as store:
+            async with await self._lock_store(group, api) as store:
                 old, new = await store.set_max(group, new_max)
         except LockError as exc:
             return await self._finish("set-max", target, False, f"max not changed: {exc}", f"refused: {exc}")

@@ -9,11 +9,17 @@ next one):
 - `coreroll/v1/nodes/<id>/status` and `/alive`  -> `NodeStatus`, `NodeAlive`
 - `coreroll/v1/commands/<id>/<cid>`             -> `NodeCommand`
 - `coreroll/v1/audit/<id>` (the newest `audit_limit` at listing, then every new one) -> `AuditRecord`
-- locksmith semaphores `coreos.com/updateengine/rebootlock/...` -> `LockState(kind="v3")`, or, when
-  `config.api == "v2"`, the v2 lock store (coreroll.locks) listed then watched -> `LockState(kind="v2")`
+- locksmith semaphores `coreos.com/updateengine/rebootlock/...`, by `config.api`:
+  "v3" -> `LockState(kind="v3")` from the v3 listing and watch; "v2" -> the v2 lock store
+  (coreroll.locks) listed then watched -> `LockState(kind="v2")`; "auto" (the dashboard's default)
+  -> both: v3 always, v2 whenever etcd serves it, so a semaphore appearing later on either API shows
+  up. The snapshot's `lock_kinds` says which APIs are watched (the header shows them). With "auto",
+  a v2 API that is absent is skipped silently, one that fails otherwise is skipped with a warning
+  in the event log (the nodes and the v3 locks still show).
 - with `airlock=True`: `com.coreos.airlock/groups/<g>/v1/semaphore` -> `LockState(kind="airlock")`
-In v2 mode only the locks come through the v2 API: node keys are v3 (coreroll agents write v3), so
-an etcd without the v3 API shows as down.
+Only the locks come through the v2 API: node keys are v3 (coreroll agents write v3), so an etcd
+without the v3 API shows as down. An explicit "v2" on an etcd that does not serve it shows as down
+with a reason naming `--etcd-api v2` (`api_origin`), retried like any outage.
 
 Each (re)connection sends one `EtcdSnapshot` (the model replaces all etcd-derived state with it, so
 keys deleted while we were away vanish) followed by single updates. When etcd has compacted the
@@ -28,18 +34,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aetcd
+import httpx
 from aetcd import exceptions as aetcd_exceptions
 from aetcd import rpc
 from aetcd.utils import prefix_range_end
 
 from coreroll.etcd.config import EtcdConfig
+from coreroll.etcd.errors import EtcdError, V2ApiMissingError
 from coreroll.etcd.v3 import connect_v3
 from coreroll.locks.airlock import _AIRLOCK_KEY, parse_airlock
+from coreroll.locks.auto import v2_missing
 from coreroll.locks.keys import group_from_key, is_semaphore_key, query_unescape
 from coreroll.locks.semaphore import SemaphoreFormatError, parse_semaphore
 from coreroll.watch import updates as u
@@ -168,8 +178,10 @@ class EtcdSource(ReconnectingSource):
         page_size: int = 1000,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.time,
+        api_origin: str = "--etcd-api v2",
     ) -> None:
         self.config = config
+        self.api_origin = api_origin
         self.sink = sink
         self.airlock = airlock
         self.audit_limit = audit_limit
@@ -185,13 +197,15 @@ class EtcdSource(ReconnectingSource):
         self.compactions = 0  # relists because the watch's start revision was compacted
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._v2_locks = config.api == "v2"
+        self._v3_locks = config.api in ("v3", "auto")
+        self._v2_locks = config.api in ("v2", "auto")
+        self._v2_problem: str | None = None  # the last v2 error "auto" worked around, noted once
         self._stopped = False
 
     @property
     def prefixes(self) -> list[str]:
         prefixes = [NODES_PREFIX, COMMANDS_PREFIX, AUDIT_PREFIX]
-        if not self._v2_locks:
+        if self._v3_locks:
             prefixes.append(LOCK_PREFIX)
         if self.airlock:
             prefixes.append(AIRLOCK_PREFIX)
@@ -211,7 +225,8 @@ class EtcdSource(ReconnectingSource):
                 snapshot = await self._list(client)
                 if self._v2_locks:
                     lock_store, lock_snapshot = await self._list_v2_locks()
-                    snapshot = _with_locks(snapshot, lock_snapshot, "v2")
+                    if lock_store is not None:
+                        snapshot = _with_locks(snapshot, lock_snapshot, "v2")
                 self.revision = snapshot.revision
                 self.sink(snapshot)
                 self.resyncs += 1
@@ -230,6 +245,8 @@ class EtcdSource(ReconnectingSource):
                         ) from None
         except asyncio.CancelledError:
             raise
+        except V2ApiMissingError as exc:
+            self._state(DOWN, v2_missing(exc, self.api_origin))
         except Exception as exc:
             self._state(DOWN, describe(exc))
         finally:
@@ -262,15 +279,41 @@ class EtcdSource(ReconnectingSource):
             commands=tuple(x for x in found if isinstance(x, u.NodeCommand)),
             locks=tuple(x for x in found if isinstance(x, u.LockState)),
             audit=tuple(x for x in found if isinstance(x, u.AuditRecord)),
-            lock_kinds=frozenset({"v3"} if not self._v2_locks else set())
+            lock_kinds=frozenset({"v3"} if self._v3_locks else set())
             | ({"airlock"} if self.airlock else set()),
         )
 
     async def _list_v2_locks(self) -> tuple[Any, list[u.LockState]]:
+        """The v2 lock store (to watch) and its groups; (None, []) when "auto" finds no v2 API."""
         from coreroll.locks import open_lock_store
 
-        store = open_lock_store(self.config)
-        states = await store.group_states()
+        store = open_lock_store(dataclasses.replace(self.config, api="v2"))
+        try:
+            states = await store.group_states()
+        except V2ApiMissingError:
+            await store.close()
+            if self.config.api == "auto":
+                return None, []  # etcd without v2 (3.4+ default, 3.6): the locks are v3 only
+            raise
+        except (EtcdError, httpx.HTTPError) as exc:
+            await store.close()
+            if self.config.api != "auto":
+                raise
+            # auto: the nodes and the v3 locks still show; say once why v2's are missing
+            problem = describe(exc)
+            if problem != self._v2_problem:
+                self._v2_problem = problem
+                self.sink(
+                    u.Note(
+                        f"etcd's v2 API could not be read ({problem}): reboot locks from v3 only",
+                        "warning",
+                        "Locks",
+                    )
+                )
+            return None, []
+        except BaseException:
+            await store.close()
+            raise
         return store, [_v2_state(s) for s in states.values()]
 
     async def _follow(self, client: aetcd.Client, revision: int, lock_store: Any) -> None:

@@ -27,7 +27,10 @@ immutable by convention: the model replaces a record when something in it change
   Query language in `coreroll.watch.query` (free text and `channel:beta status:error lock:held
   online:no`, `!` negates); raises `QueryError` with a message to show. Sort columns: `SORT_KEYS`.
 - `model.lock_groups() -> list[LockGroupView]` (holders with `since`, `stale`, `stale_reason`,
-  `rebooting`, `offline_since`), `model.lock_group(ident)`, `model.stale_holders()`.
+  `rebooting`, `offline_since`), `model.lock_group(ident, kind=None)`, `model.stale_holders()`.
+  `model.lock_apis_watched` (the locksmith APIs the etcd source lists: v2, v3 or both, from its
+  snapshot) and `model.locks.apis_holding` (those with a semaphore) feed the header; the first
+  time both hold semaphores, the event log says so (Flatcar's locksmithd reads only v2).
   A holder is stale when it is unknown to the fleet, has held the lock longer than
   `lock_stale_after`, or has been offline longer than `stale_offline_grace` (default 300 s on the
   model's clock: a normal reboot takes the alive key away for a minute or two, so a holder offline
@@ -146,6 +149,7 @@ class FleetModel:
         self._offline_since: dict[str, tuple[float, bool]] = {}
         self._commands: dict[str, dict[str, CommandView]] = {}
         self.locks = LockBook()
+        self.lock_apis_watched: frozenset[str] = frozenset()
         # server-derived
         self._instances: dict[str, InstanceView] = {}
         self._channels: dict[str, dict[str, object]] = {}
@@ -193,7 +197,7 @@ class FleetModel:
                 alive=mid in self._alive,
                 instance=self._instances.get(mid),
                 commands=self._commands.get(mid),
-                held=self.locks.held_by.get(mid),
+                held=self.locks.held_idents(mid),
                 locks_known=locks_known,
             )
             if new is None or new.online is not False:
@@ -279,10 +283,19 @@ class FleetModel:
 
     def _locks_moved(self, change: Callable[[float], tuple[bool, set[str]]]) -> set[str]:
         known = self.locks.known
+        apis_before = self.locks.apis_holding
         moved, touched = change(self.clock())
         if moved:
             self.locks_version += 1
             self._bump()
+            apis = self.locks.apis_holding
+            if len(apis) == 2 and apis != apis_before:
+                self.note(
+                    "reboot-lock semaphores exist in both etcd APIs (v2 and v3, marked in the lock "
+                    "panel); Flatcar's locksmithd reads only v2",
+                    "warning",
+                    kind="Locks",
+                )
         if known != self.locks.known:
             touched |= set(self.rows)  # the holds_lock column changes its source for every row
         return self._touch(touched)
@@ -308,6 +321,11 @@ class FleetModel:
         for record in sorted(snap.audit, key=lambda r: r.id):
             self._audit(record)
         after = set(self._reports) | set(self._errors) | self._alive | set(self._commands)
+        watched = snap.lock_kinds & {"v2", "v3"}
+        if watched != self.lock_apis_watched:
+            self.lock_apis_watched = watched
+            self.locks_version += 1  # the header and the panel's v2/v3 marks follow it
+            self._bump()
         changed = self._locks_moved(lambda now: self.locks.replace(snap.locks, snap.lock_kinds, now))
         return changed | self._touch(before | after)
 
@@ -451,8 +469,12 @@ class FleetModel:
             offline_grace=self.stale_offline_grace,
         )
 
-    def lock_group(self, ident: str) -> LockGroupView | None:
-        return next((view for view in self.lock_groups() if view.ident == ident), None)
+    def lock_group(self, ident: str, kind: str | None = None) -> LockGroupView | None:
+        """The group named `ident` (of `kind` when given: a name may exist in v2 and v3 at once)."""
+        return next(
+            (view for view in self.lock_groups() if view.ident == ident and kind in (None, view.kind)),
+            None,
+        )
 
     def stale_holders(self) -> list[tuple[LockGroupView, HolderView]]:
         return [(view, h) for view in self.lock_groups() for h in view.holders if h.stale]

@@ -324,8 +324,14 @@ class LockGroupView:
 
     @property
     def ident(self) -> str:
-        """Unique id across kinds: the group name for locksmith, `airlock/<group>` for airlock."""
+        """Its name across kinds: the group name for locksmith, `airlock/<group>` for airlock (a
+        group in both the v2 and the v3 keyspace has one ident for two semaphores: see `ref`)."""
         return f"airlock/{self.group}" if self.kind == "airlock" else self.group
+
+    @property
+    def ref(self) -> tuple[str, str]:
+        """(kind, group): unique across kinds and APIs."""
+        return (self.kind, self.group)
 
     @property
     def display_name(self) -> str:
@@ -440,3 +446,6 @@ class HeaderInfo:
     frozen: bool = False
     loading: int = 0  # updates still being read in (first listing of a big fleet)
     now: float | None = None
+    session: str = ""  # who is watching, e.g. "browser: read-only" (empty in a terminal)
+    lock_apis_watched: frozenset[str] = frozenset()  # locksmith APIs the etcd source watches
+    lock_apis_holding: frozenset[str] = frozenset()  # those with at least one semaphore

@@ -1,18 +1,25 @@
-"""Running a HostReporter in a test against the session etcd, and waiting on what it published."""
+"""Running a HostReporter in a test against the session etcd, and waiting on what it published;
+reading a host whose files may be FIFOs without a test that hangs."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from coreroll.etcd.config import EtcdConfig
 from coreroll.host.reporter import HostReporter, ReportOptions
 from coreroll.host.restart import Restarter
 from coreroll.node.nodestatus import alive_key, status_key
+
+T = TypeVar("T")
 
 
 async def start_reporter(
@@ -63,3 +70,22 @@ async def wait_status(
 async def alive(etcd: Any, machine_id: str) -> dict[str, Any] | None:
     kv = await etcd.get(alive_key(machine_id).encode())
     return None if kv is None else json.loads(kv.value)
+
+
+def without_hanging(call: Callable[[], T], fifos: Sequence[Path], seconds: float = 5.0) -> T:
+    """`call()` in a thread, its result or exception. Still running after `seconds` means it is
+    blocked opening one of `fifos`: a writer then opens each (so the read ends, and the thread with
+    it) and the test fails."""
+    pool = ThreadPoolExecutor(1)
+    future = pool.submit(call)
+    try:
+        return future.result(timeout=seconds)
+    except FutureTimeout:
+        for fifo in fifos:
+            with contextlib.suppress(OSError):
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        raise AssertionError(
+            f"still reading after {seconds}s: blocked on one of {list(map(str, fifos))}"
+        ) from None
+    finally:
+        pool.shutdown(wait=True)

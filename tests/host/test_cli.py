@@ -54,3 +54,20 @@ async def test_report_process_uses_the_hosts_locksmithd_endpoint_and_stops_clean
     assert process.returncode == 0, stderr
     assert "stopping: revoking the alive lease" in stderr
     assert await alive(v3, MACHINE_ID) is None
+
+
+async def test_the_hosts_locksmithd_endpoint_is_logged_with_escapes_visible(host: Path) -> None:
+    """Issue 16 defect 13 (part): update.conf's LOCKSMITHD_ENDPOINT reached stderr raw (a terminal
+    showing the log would have been retitled)."""
+    endpoint = "http://127.0.0.1:9\x1b]0;pwned\x07"
+    write(host / "etc/flatcar/update.conf", ETC_UPDATE_CONF + f"LOCKSMITHD_ENDPOINT={endpoint}\n")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "coreroll", "report", "--root", str(host), "--dbus-address", "unix:path=/nonexistent",
+        "--cgpt", "/nonexistent/cgpt",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={"PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    stderr = err.decode()
+    assert process.returncode == 1, stderr  # that endpoint cannot be reached
+    assert "connecting to etcd at http://127.0.0.1:9\\x1b]0;pwned\\x07" in stderr
+    assert "\x1b" not in stderr and "\x07" not in stderr

@@ -1,11 +1,14 @@
-"""set-channel on a host's files: a symlinked update.conf is written through (the link kept), and
-a file that cannot be read is never written."""
+"""set-channel on a host's files: a symlinked update.conf is written through (the link kept), a
+file that cannot be read is never written, and the file keeps its mode and owner."""
 
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from coreroll.host.commands import HostCommands
 from tests.host.fakehost import ETC_UPDATE_CONF, write
@@ -47,5 +50,23 @@ async def test_unreadable_update_conf_is_not_written(host: Path) -> None:
     conf.mkdir()  # not a file: reading fails
     recorder = Recorder()
     result, refused = await commands(host, recorder).set_channel({"channel": "alpha"})
-    assert refused and result.startswith(f"set-channel refused: {conf}: cannot read")
+    assert refused and result == f"set-channel refused: {conf}: a directory, not a regular file; not read"
     assert conf.is_dir() and os.listdir(conf) == [] and recorder.restarts == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file another owner needs root")
+async def test_a_channel_switch_keeps_update_conf_mode_and_owner(host: Path) -> None:
+    """Issue 16 defect 4: the switch used to leave update.conf 0600 and owned by the reporter."""
+    conf = host / "etc/flatcar/update.conf"
+    os.chmod(conf, 0o644)
+    os.chown(conf, 500, 500)
+    recorder = Recorder()
+    result, refused = await commands(host, recorder).set_channel({"channel": "alpha"})
+    assert not refused, result
+    st = conf.stat()
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o644, 500, 500)
+    conf.unlink()  # no /etc/flatcar/update.conf yet: created as Flatcar ships it
+    result, refused = await commands(host, recorder).set_channel({"channel": "beta"})
+    assert not refused, result
+    st = conf.stat()
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, conf.read_text()) == (0o644, 0, "GROUP=beta\n")

@@ -14,8 +14,11 @@ from coreroll.host.cgpt import parse_cgpt_show
 from coreroll.host.engine_status import parse_client_status, snapshot_from_dbus
 from coreroll.host.facts import HostFileError, read_facts
 from coreroll.host.usr import active_usr, parse_cmdline_usr
+from coreroll.host.view import HostView
 from coreroll.node.partitions import PARTUUIDS, Disk, cgpt_show
 from tests.host.fakehost import MACHINE_ID, make_host, write
+
+PUBLIC_SERVER = "https://public.update.flatcar-linux.net/v1/update/"  # /usr/share/flatcar/update.conf's
 
 
 def test_facts_overlay_update_conf_layers(host: Path) -> None:
@@ -166,7 +169,7 @@ def test_update_engine_client_status_output() -> None:
 def test_hostile_update_engine_values_are_bounded_and_reported() -> None:
     text = "LAST_CHECKED_TIME=99999999999999999999999\nPROGRESS=nan\nCURRENT_OP=\x1b[31mEVIL\nNEW_SIZE=-5\n"
     snapshot, problems = parse_client_status(text, "uec")
-    assert (snapshot.last_checked_time, snapshot.progress, snapshot.new_size) == (0, 0.0, 0)
+    assert (snapshot.last_checked_time, snapshot.progress, snapshot.new_size) == (None, 0.0, None)
     assert snapshot.status == "unknown status: \\x1b[31mEVIL"
     assert "uec: no NEW_VERSION line in the output" in problems
     assert "uec: progress 'nan' is not a number" in problems
@@ -205,3 +208,41 @@ def test_missing_machine_id_exits_1_naming_the_file(tmp_path: Path) -> None:
         result.stderr.strip()
         == f"coreroll report: {tmp_path / 'etc/machine-id'}: missing (is --root the host's / ?)"
     )
+
+
+def test_update_conf_lines_end_only_at_a_newline(host: Path) -> None:
+    """Issue 16 defect 1: `GROUP=beta<NEL>SERVER=http://evil/` is one line for update_engine."""
+    conf = host / "etc/flatcar/update.conf"
+    write(conf, "# written by Ignition\nGROUP=beta\x85SERVER=http://evil/\n".encode())
+    view = HostView(host, None)
+    doc = view.document(1795770600.0)
+    assert (doc["server"], doc["channel"]) == (PUBLIC_SERVER, None)
+    assert (
+        f"{conf}:2: GROUP 'beta\\x85SERVER=http://evil/' is not a channel name "
+        "(1-255 of A-Z a-z 0-9 . _ -, starting with a letter or digit); channel unknown"
+    ) in view.problems()
+
+
+def test_times_beyond_the_dashboards_bound_are_null_and_a_problem(host: Path) -> None:
+    """Issue 16 defect 9: a btime or last_checked_time after 9999-12-31 is unknown, with a problem;
+    the document is still built (a btime of year 33658 used to stop every status report)."""
+    write(host / "proc/stat", "cpu  1 2 3 4\nbtime 999999999999\nprocesses 42\n")
+    view = HostView(host, None)
+    snapshot, problems = snapshot_from_dbus(
+        [2**63 - 1, 0.0, "UPDATE_STATUS_IDLE", "", 253402300800], "GetStatus"
+    )
+    view.set_engine(snapshot, problems)
+    doc = view.document(1795770600.0)
+    assert (doc["booted_at"], doc["update"]["last_checked_time"], doc["update"]["new_size"]) == (
+        None, None, 253402300800,
+    )  # fmt: skip
+    assert problems == [
+        "GetStatus: last checked time '9223372036854775807' is out of range (0 to 253402300799); unknown"
+    ]
+    assert (
+        f"{host / 'proc/stat'}: btime='999999999999' is out of range (0 to 253402300799); boot time unknown"
+        in view.problems()
+    )
+    snapshot, problems = snapshot_from_dbus([253402300800, 0.0, "UPDATE_STATUS_IDLE", "", 2**63], "GetStatus")
+    assert (snapshot.last_checked_time, snapshot.new_size) == (None, None)
+    assert len(problems) == 2

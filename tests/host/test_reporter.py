@@ -146,9 +146,9 @@ async def test_queued_set_channel_rewrites_update_conf_and_restarts_update_engin
         )
         await queue(v3, "0002", "set-channel", {"channel": "bad channel"})
         doc = await wait_status(v3, MACHINE_ID, lambda d: ran(d, "0002"))
-        assert (
-            doc["last_command"]["result"]
-            == "set-channel refused: args.channel 'bad channel' is not a channel name"
+        assert doc["last_command"]["result"] == (
+            "set-channel refused: args.channel 'bad channel' is not a channel name "
+            "(1-255 of A-Z a-z 0-9 . _ -, starting with a letter or digit)"
         )
         assert conf.read_text() == ETC_UPDATE_CONF.replace("GROUP=beta", "GROUP=alpha")
         assert len(services.systemd.restarts) == 1
@@ -217,7 +217,8 @@ async def test_hostile_host_files_are_reported_as_unknown(
     reporter = await start_reporter(host, v3, clean_etcd, bus_address=services.address)
     try:
         doc = await wait_status(v3, MACHINE_ID, lambda d: d["update"]["status"] == "UPDATE_STATUS_IDLE")
-        assert (doc["active_partition"], doc["version"], doc["channel"]) == (None, None, "beta")
+        # update_engine would send the track "'unterminated" (it only drops a matching pair of quotes)
+        assert (doc["active_partition"], doc["version"], doc["channel"]) == (None, None, None)
         problems = reporter.view.problems()
         assert any("is not a PARTUUID" in p and "\\x1b[2J" in p for p in problems), problems
         assert any(
@@ -230,6 +231,13 @@ async def test_hostile_host_files_are_reported_as_unknown(
         )
         assert any("FLATCAR_RELEASE_VERSION='99999" in p and "...' is not a version" in p for p in problems)
         assert any("ignoring malformed line" in p for p in problems)
+        assert any(
+            p.endswith(
+                ":8: GROUP ''unterminated' is not a channel name (1-255 of A-Z a-z 0-9 . _ -, "
+                "starting with a letter or digit); channel unknown"
+            )
+            for p in problems
+        ), problems
         # the host is repaired: the next read reports it (no restart needed)
         make_host(host.parent / "fixed")
         write(host / "proc/cmdline", (host.parent / "fixed/proc/cmdline").read_text())
@@ -253,5 +261,61 @@ async def test_signals_still_arrive_after_update_engine_restarts(
             v3, MACHINE_ID, lambda d: d["update"]["status"] == "UPDATE_STATUS_DOWNLOADING", deadline=5.0
         )
         assert doc["update"]["progress"] == 0.1
+    finally:
+        await reporter.stop()
+
+
+HOSTILE_CHANNELS = {
+    "nul": "beta\x00",
+    "escape": "\x1b]0;pwned\x07",
+    "command substitution": "$(reboot)",
+    "70,000 characters": "a" * 70_000,
+    "non-ASCII letter": "bêta",
+    "leading dot": ".hidden",
+}
+
+
+async def test_set_channel_refuses_what_is_not_a_channel_name(
+    host: Path, services: Services, v3: Any, clean_etcd: str
+) -> None:
+    """Issue 16 defect 3: any channel without whitespace was written into update.conf (the last one
+    made it larger than coreroll reads, so every later switch was refused)."""
+    conf = host / "etc/flatcar/update.conf"
+    before = conf.read_bytes()
+    reporter = await start_reporter(host, v3, clean_etcd, bus_address=services.address)
+    try:
+        for number, channel in enumerate(HOSTILE_CHANNELS.values(), start=1):
+            await queue(v3, f"{number:04d}", "set-channel", {"channel": channel})
+            doc = await wait_status(v3, MACHINE_ID, lambda d, n=number: ran(d, f"{n:04d}"))
+            result = doc["last_command"]["result"]
+            assert result.startswith("set-channel refused: args.channel '"), result
+            assert result.endswith(
+                "is not a channel name (1-255 of A-Z a-z 0-9 . _ -, starting with a letter or digit)"
+            )
+            assert "\x00" not in result and "\x1b" not in result and len(result) < 300
+        assert conf.read_bytes() == before and services.systemd.restarts == []
+        await queue(v3, "0100", "set-channel", {"channel": "lts-2024"})  # a real one still switches
+        doc = await wait_status(v3, MACHINE_ID, lambda d: ran(d, "0100"))
+        assert doc["channel"] == "lts-2024"
+        assert conf.read_bytes() == before.replace(b"GROUP=beta", b"GROUP=lts-2024")
+    finally:
+        await reporter.stop()
+
+
+async def test_out_of_range_times_are_published_as_null(
+    host: Path, services: Services, v3: Any, clean_etcd: str
+) -> None:
+    """Issue 16 defect 9: a btime beyond 9999 stopped every status report (logged as an etcd
+    failure), and a last_checked_time of 2^63-1 was published for the dashboard to refuse."""
+    write(host / "proc/stat", "cpu  1 2 3 4\nbtime 999999999999\nprocesses 42\n")
+    services.engine.values = [2**63 - 1, 0.0, "UPDATE_STATUS_IDLE", "0.0.0.0", 0]
+    reporter = await start_reporter(host, v3, clean_etcd, bus_address=services.address)
+    try:
+        doc = await wait_status(v3, MACHINE_ID, lambda d: d["update"]["status"] == "UPDATE_STATUS_IDLE")
+        assert (doc["booted_at"], doc["update"]["last_checked_time"]) == (None, None)
+        assert doc["version"] == "3815.2.1"  # the rest is reported
+        problems = reporter.view.problems()
+        assert any("btime='999999999999' is out of range" in p for p in problems), problems
+        assert any("last checked time '9223372036854775807' is out of range" in p for p in problems)
     finally:
         await reporter.stop()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import json
 from urllib.parse import quote
 
 import httpx
+
+from coreroll.locks.keys import semaphore_key
 
 
 def _b64(data: bytes | str) -> str:
@@ -59,3 +62,32 @@ def raw_keys(endpoint: str, api: str, prefix: str) -> list[str]:
     if reply.status_code == 200:
         walk(reply.json()["node"])
     return sorted(out)
+
+
+# What Flatcar's locksmithd sends (flatcar/locksmith lock/etcd.go through the vendored v2 client,
+# vendor/go.etcd.io/etcd/client/keys.go): Init = PUT ?prevExist=false with `value` as a form field,
+# then Get and PUT ?prevIndex=<modifiedIndex>. These are Go's json.Marshal bytes of its Semaphore.
+# The key is the v3 key with a leading / (tests/wire/test_locksmith_keys.py checks it against Go's).
+LOCKSMITHD_INITIAL = b'{"semaphore":1,"max":1,"holders":null}'
+
+
+def locksmithd_lock(endpoint: str, machine_id: str, group: str = "") -> bytes:
+    """Take a slot for `machine_id` over etcd's v2 API, byte for byte as locksmithd does (on an
+    untouched semaphore: available 1 -> 0); returns the bytes written."""
+    url = f"{endpoint}/v2/keys/{quote(semaphore_key(group), safe='/')}"
+    created = httpx.put(
+        url, params={"prevExist": "false"}, data={"value": LOCKSMITHD_INITIAL.decode()}, timeout=5
+    )
+    assert created.status_code in (201, 412), created.text  # 412: errorCode 105, node exists
+    node = httpx.get(url, timeout=5).json()["node"]
+    current = json.loads(node["value"])
+    holders = sorted((current["holders"] or []) + [machine_id])
+    value = json.dumps(
+        {"semaphore": current["semaphore"] - 1, "max": current["max"], "holders": holders},
+        separators=(",", ":"),
+    ).encode()
+    reply = httpx.put(
+        url, params={"prevIndex": str(node["modifiedIndex"])}, data={"value": value.decode()}, timeout=5
+    )
+    reply.raise_for_status()
+    return value

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,40 +19,18 @@ from coreroll.cli import main
 from coreroll.etcd.config import EtcdConfig
 from coreroll.locks import semaphore_key
 from coreroll.wire.keys import LOCK_DEFAULT_KEY
+from tests.locks.conftest import MID, Result
 from tests.locks.rawetcd import raw_get, raw_put
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_ambient_settings")]
 
-MID = "69d27b356a94476da859461d3a3bc6fd"
 DEFAULT_KEY = LOCK_DEFAULT_KEY
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-@pytest.fixture(autouse=True)
-def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.startswith("LOCKSMITHCTL_") or name == "COREROLL_ETCD":
-            monkeypatch.delenv(name)
-    machine_id = tmp_path / "machine-id"
-    machine_id.write_text(MID + "\n")
-    monkeypatch.setenv("COREROLL_MACHINE_ID_FILE", str(machine_id))
-
-
 @pytest.fixture
-def cli(clean_etcd: str, api: str, capsys: pytest.CaptureFixture[str]):
+def cli(clean_etcd: str, api: str, lock_cli: Callable[..., Result]) -> Callable[..., Result]:
     def run(*argv: str, endpoint: bool = True) -> Result:
-        args = ["lock", *argv]
-        if endpoint:
-            args += ["--endpoint", clean_etcd, "--etcd-api", api]
-        code = main(args)
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
+        return lock_cli(*argv, *(["--endpoint", clean_etcd, "--etcd-api", api] if endpoint else []))
 
     return run
 
@@ -80,12 +58,13 @@ def test_unlock_of_non_holder(cli, clean_etcd: str, api: str) -> None:
     assert raw_get(clean_etcd, api, DEFAULT_KEY) == before
 
 
-def test_json_output(cli) -> None:
+def test_json_output(cli, api: str) -> None:
     status = cli("status", "--json")
     assert status.code == 0
     assert json.loads(status.out) | {"revision": 0} == {
         "group": "",
         "key": DEFAULT_KEY,
+        "api": api,
         "semaphore": 1,
         "max": 1,
         "holders": [],
@@ -93,10 +72,10 @@ def test_json_output(cli) -> None:
     }
     locked = json.loads(cli("--json", "lock", "a").out)
     assert (locked["group"], locked["holder"], locked["action"]) == ("", "a", "lock")
-    assert json.loads(cli("set-max", "3", "--json").out) == {"group": "", "old_max": 1, "max": 3}
+    assert json.loads(cli("set-max", "3", "--json").out) == {"group": "", "old_max": 1, "max": 3, "api": api}
     groups = json.loads(cli("groups", "--json").out)
-    assert [(g["group"], g["semaphore"], g["max"], g["holders"], g["error"]) for g in groups] == [
-        ("", 2, 3, ["a"], None)
+    assert [(g["group"], g["api"], g["semaphore"], g["max"], g["holders"], g["error"]) for g in groups] == [
+        ("", api, 2, 3, ["a"], None)
     ]
 
 

@@ -171,7 +171,7 @@ async def put_command(client: aetcd.Client, machine_id: str, command_id: str, do
     return key
 
 
-async def test_unknown_command_is_reported_deleted_and_nothing_else_happens(
+async def test_refused_commands_are_reported_deleted_and_nothing_else_happens(
     tmp_path: Path, etcd_client: aetcd.Client, http: httpx.AsyncClient, clean_etcd: str
 ) -> None:
     agent = make_agent(tmp_path, etcd_client, http, clean_etcd)
@@ -191,8 +191,17 @@ async def test_unknown_command_is_reported_deleted_and_nothing_else_happens(
         assert "unknown action" in doc["last_command"]["result"]
         audit = await read_audit(EtcdConfig(endpoints=(clean_etcd,)), client=etcd_client)
         assert any(r["target"] == agent.machine_id and "unknown action" in r["result"] for r in audit)
+        # issue 16 defect 3: what is not a channel name is refused where the command is read
+        for number, channel in enumerate(["$(reboot)", "beta\x00", "\x1b[2J", "a" * 70_000], start=2):
+            command = {"action": "set-channel", "args": {"channel": channel}}
+            await put_command(etcd_client, agent.machine_id, f"{number:04d}", command)
+            doc = await wait_for(
+                lambda n=number: _with_command(etcd_client, agent.machine_id, f"{n:04d}"), what="refusal"
+            )
+            assert doc["last_command"]["result"].startswith("set-channel refused: args.channel '")
+            assert "is not a channel name" in doc["last_command"]["result"]
         # Nothing else: same engine, no check, update.conf untouched.
-        assert agent.engine is engine and not engine.attempts
+        assert agent.engine is engine and not engine.attempts and agent.conf.group == "stable"
         assert (tmp_path / "update.conf").read_bytes() == conf_before
     finally:
         await agent.stop()

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import hashlib
+import re
 import time
 
 import pytest
+from lxml import etree
 
 from coreroll.omaha.codes import (
     APP_ID,
@@ -18,6 +23,7 @@ from coreroll.omaha.codes import (
 from coreroll.omaha.protocol import (
     MAX_BODY,
     AppResponse,
+    ExtraPackage,
     OmahaEvent,
     OmahaParseError,
     UpdateOffer,
@@ -122,6 +128,28 @@ def test_offer_round_trips_through_update_engine_rules() -> None:
     assert info.poll_interval == 3600
     assert info.payload_urls == ("https://updates.example/packages/3975.2.2/flatcar_production_update.gz",)
     assert info.disable_payload_backoff is True
+
+
+def test_extra_packages_carry_hash_sha256_in_hex_as_ue_rs_reads_it() -> None:
+    """ue-rs (omaha/src/response.rs) reads ``hash_sha256`` with ``sha256_from_hex_str``: hex, 64 digits;
+    a base64 value there makes download_sysext reject the whole response. ``hash`` stays base64 SHA-1,
+    the postinstall ``sha256`` base64 SHA-256 (what update_engine compares)."""
+    data = b"an oem sysext payload"
+    extra = ExtraPackage(
+        "oem-azure.gz",
+        len(data),
+        base64.b64encode(hashlib.sha256(data).digest()).decode(),
+        base64.b64encode(hashlib.sha1(data).digest()).decode(),
+    )
+    app = parse_request(UPDATE_ENGINE_REQUEST).apps[0]
+    offer = dataclasses.replace(OFFER, extras=(extra,))
+    root = etree.fromstring(build_response([app_response(app, offer)]))
+    main, listed = root.findall("app/updatecheck/manifest/packages/package")
+    assert listed.get("hash_sha256") == hashlib.sha256(data).hexdigest()
+    assert re.fullmatch("[0-9a-f]{64}", listed.get("hash_sha256"))
+    assert listed.get("hash") == base64.b64encode(hashlib.sha1(data).digest()).decode()
+    assert main.get("hash_sha256") is None and main.get("hash") == OFFER.sha1_b64
+    assert root.find("app/updatecheck/manifest/actions/action").get("sha256") == OFFER.sha256_b64
 
 
 def test_noupdate_event_acks_and_no_updatecheck_when_not_asked() -> None:

@@ -11,6 +11,7 @@ import httpx
 from lxml import etree
 
 from coreroll.omaha.protocol import OmahaEvent, build_request
+from tests.omaha.crau_builder import build_crau, image_bytes
 
 # One client for every helper: creating an httpx.Client builds an SSL context (~0.1 s on a busy machine).
 HTTP = httpx.Client(timeout=15)
@@ -98,8 +99,9 @@ def publish(server: Any, version: str, channel: str = "stable") -> dict[str, Any
 
 
 def real_payload(tag: str, size: int = 3000) -> bytes:
-    """Bytes shaped like an update_engine payload: ``CrAU``, u64 version 1, then filler."""
-    return b"CrAU" + (1).to_bytes(8, "big") + (tag.encode() * size)[:size]
+    """A real update_engine payload (CrAU version 1, manifest, operations, signed by the fleet's test key)
+    of a ``size``-byte image that differs per ``tag``."""
+    return build_crau(image_bytes(tag, size))
 
 
 def upload(server: Any, version: str, data: bytes, **params: str) -> httpx.Response:

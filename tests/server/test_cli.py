@@ -12,7 +12,7 @@ import pytest
 from coreroll.cli import main
 from coreroll.server.runner import RunningServer
 from tests.server.conftest import start
-from tests.server.helpers import HTTP, check_status, omaha, request_xml
+from tests.server.helpers import HTTP, check_status, omaha, real_payload, request_xml
 
 pytestmark = pytest.mark.slow
 
@@ -75,7 +75,7 @@ def test_release_publish_file(env: RunningServer, capsys: pytest.CaptureFixture[
     assert code == 1 and "4000.0.0" in err
     # A real update_engine payload keeps its file's name and is offered to update_engine itself.
     real = tmp_path / "flatcar_production_update.gz"
-    real.write_bytes(b"CrAU" + (1).to_bytes(8, "big") + b"x" * 5000)
+    real.write_bytes(real_payload("4002.0.0", 5000))
     code, out, _ = run(capsys, "release", "publish", "--file", str(real), "--version", "4002.0.0",
                        "--channel", "stable")  # fmt: skip
     assert code == 0 and "update_engine" in out and real.name in out
@@ -100,9 +100,9 @@ def test_release_publish_boards_extras_and_floor(
     env: RunningServer, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     arm = tmp_path / "flatcar_production_update.gz"
-    arm.write_bytes(b"CrAU" + (1).to_bytes(8, "big") + b"arm64" * 500)
+    arm.write_bytes(real_payload("arm64", 2500))
     oem = tmp_path / "oem-ampere.gz"
-    oem.write_bytes(b"\x1f\x8b ampere oem sysext")
+    oem.write_bytes(real_payload("ampere oem sysext", 2000))
     code, out, _ = run(capsys, "release", "publish", "--file", str(arm), "--version", "4010.0.0", "--board",
                        "arm64-usr", "--extra", str(oem), "--channel", "stable", "--floor", "--floor-reason",
                        "needed by 4100")  # fmt: skip

@@ -10,9 +10,12 @@ import hashlib
 
 from lxml import etree
 
+from coreroll.omaha.crau import PayloadChecker
+from coreroll.omaha.crau_layout import Reader
 from coreroll.omaha.protocol import OmahaEvent, build_request, parse_response
 from coreroll.server.omaha_handler import anonymous_machine_key
 from coreroll.server.runner import RunningServer
+from tests.omaha.crau_builder import build_crau, fleet_key, image_bytes
 from tests.omaha.fixtures import (
     UPDATE_ENGINE_ARM64_REQUEST,
     UPDATE_ENGINE_DEFERRED_CHECK,
@@ -100,17 +103,13 @@ def test_the_payload_is_chosen_by_the_requests_board(server: RunningServer) -> N
 
 def test_extra_packages_are_listed_after_the_payload_as_nebraska_does(server: RunningServer) -> None:
     publish_real(server, "3976.0.0", "stable")
-    extras = {"oem-azure.gz": b"\x1f\x8b azure sysext " * 50, "flatcar-zfs.gz": b"\x1f\x8b zfs sysext " * 70}
+    extras = {name: build_crau(image_bytes(name, 5000)) for name in ("oem-azure.gz", "flatcar-zfs.gz")}
     for name, data in extras.items():
         reply = upload(server, "3976.0.0", data, kind="extra", board="amd64-usr", filename=name)
         assert reply.status_code == 201, reply.text
     # An extra for another board is not listed for amd64.
-    assert (
-        upload(
-            server, "3976.0.0", b"arm oem", kind="extra", board="arm64-usr", filename="oem-ampere.gz"
-        ).status_code
-        == 201
-    )
+    arm = build_crau(image_bytes("oem-ampere", 3000))
+    assert upload(server, "3976.0.0", arm, kind="extra", board="arm64-usr", filename="oem-ampere.gz").status_code == 201
 
     root = omaha(server.url, UPDATE_ENGINE_REQUEST)
     _, codebase, packages = offered(root)
@@ -123,9 +122,20 @@ def test_extra_packages_are_listed_after_the_payload_as_nebraska_does(server: Ru
     for package in packages[1:]:
         data = extras[package.get("name")]
         assert list(package.attrib) == ["name", "hash", "hash_sha256", "size", "required"]
-        assert package.get("hash") == b64sha1(data) and package.get("hash_sha256") == b64sha256(data)
+        # hash: base64 SHA-1; hash_sha256: hex, as ue-rs's download_sysext reads it (omaha/src/response.rs)
+        assert package.get("hash") == b64sha1(data) and package.get("hash_sha256") == hashlib.sha256(data).hexdigest()
         assert package.get("size") == str(len(data)) and package.get("required") == "false"
         assert HTTP.get(codebase + package.get("name")).content == data  # same codebase as the payload
+    # What flatcar-postinst's download_sysext does with the saved answer (ue-rs): hex SHA-256 and
+    # base64 SHA-1 of each package checked against the download, then the file read as a CrAU payload
+    # signed by the node's update-payload-key.pub.pem.
+    for package in packages[1:]:
+        served = HTTP.get(codebase + package.get("name")).content
+        assert bytes.fromhex(package.get("hash_sha256")) == hashlib.sha256(served).digest()
+        assert base64.b64decode(package.get("hash"), validate=True) == hashlib.sha1(served).digest()
+        checker = PayloadChecker(Reader.DOWNLOAD_SYSEXT, fleet_key().public_key())
+        checker.feed(served)
+        assert checker.finish().signature_verified
     # update_engine itself takes the first package: the payload.
     info = parse_response(etree.tostring(root))
     assert info.offer is not None and info.offer.package_name == "flatcar_production_update.gz"
@@ -196,11 +206,25 @@ def test_event_3_9_never_fails_the_update_check_in_the_same_request(server: Runn
     assert post(server.url, as_machine(odd, "e" * 32)).status_code == 200
 
 
+def test_an_opaque_payload_is_held_back_from_update_engine_saying_why(server: RunningServer) -> None:
+    reply = upload(server, "3976.0.0", b"\x1f\x8b not a CrAU payload", channel="stable", opaque="true",
+                   filename="flatcar_production_update.gz")  # fmt: skip
+    assert reply.status_code == 201, reply.text
+    assert check_status(omaha(server.url, UPDATE_ENGINE_REQUEST)) == "noupdate"
+    assert instance(server, MACHINE)["status_reason"] == (
+        "release 3976.0.0 has an opaque payload for amd64-usr: only coreroll agents can apply it, "
+        "not update_engine"
+    )
+
+
 def test_synthetic_payloads_are_offered_to_coreroll_agents_only(server: RunningServer) -> None:
     publish(server, "3976.0.0", "stable")  # a coreroll signed (synthetic) payload
     assert check_status(omaha(server.url, UPDATE_ENGINE_REQUEST)) == "noupdate"
     held = instance(server, MACHINE)
-    assert held["status"] == "OnHold" and "only coreroll agents" in held["status_reason"]
+    assert held["status"] == "OnHold" and held["status_reason"] == (
+        "release 3976.0.0 has a coreroll payload for amd64-usr: only coreroll agents can apply it, "
+        "not update_engine"
+    )
     # The agent's request: update_engine's bytes plus coreroll_agent="1" on <request>.
     agent = build_request(
         version="3975.2.1", track="stable", machineid="f" * 32, bootid="{3c9c0e11-...}", oem="ami",

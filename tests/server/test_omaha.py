@@ -142,8 +142,9 @@ def test_failed_update_reports_error_and_activity(server: RunningServer) -> None
     failed = get(server, "/api/v1/activity")["activity"][-1]
     assert failed["kind"] == "InstanceUpdateFailed" and failed["severity"] == "error"
     assert failed["instance"] == MACHINE and failed["version"] == "4000.0.0"
-    # The same update is not offered again at once (a bad payload must not loop).
-    assert check_status(omaha(server.url, request_xml(MACHINE, "3999.0.0"))) == "noupdate"
+    # As in Nebraska, the next check goes to the policy again (tests/server/test_rollout.py: the
+    # retry counts toward the group's limits, and in safe mode the failure has halted the group).
+    assert check_status(omaha(server.url, request_xml(MACHINE, "3999.0.0"))) == "ok"
 
 
 def test_rollback_is_detected(server: RunningServer) -> None:
@@ -176,6 +177,36 @@ def test_unknown_app_and_unknown_track(server: RunningServer) -> None:
     legacy = request_xml(MACHINE, "3999.0.0", track="{9a2deb70-37be-4026-853f-bfdd6b347bbe}")
     assert check_status(omaha(server.url, legacy)) == "ok"
     assert instance(server, MACHINE)["group"] == "stable"
+
+
+# the legacy edge group UUIDs of amd64 and arm64, as old machines send them
+EDGE_UUIDS = ("{72834a2b-ad86-4d6d-b498-e08a19ebe54e}", "b4b2fa22-c1ea-498c-a8ac-c1dc0b1d7c17")
+
+
+def test_the_retired_edge_channel_is_held_not_an_error(server: RunningServer) -> None:
+    """CoreOS's edge track (by name or legacy UUID) with no group for it: noupdate and a hold reason
+    (before: error-unknownApplicationOrGroup, which update_engine counts as error 34 at every check)."""
+    publish(server, "4000.0.0", "stable")
+    for n, track in enumerate(("edge", *EDGE_UUIDS)):
+        machine = f"e{n}" * 16
+        app = omaha(server.url, request_xml(machine, "3999.0.0", track=track)).find("app")
+        assert app.get("status") == "ok" and app.find("updatecheck").get("status") == "noupdate"
+        held = instance(server, machine)
+        assert held["status"] == "OnHold" and held["group"] is None and held["track"] == track
+        assert held["status_reason"] == (
+            "track edge (CoreOS's retired edge channel): no group has track edge; "
+            "create one on a channel edge to serve these machines"
+        )
+    # Its events are recorded like anyone's (here a 3/0 while nothing is in progress).
+    omaha(server.url, event_xml("e0" * 16, "3999.0.0", 3, 0, errorcode=9, track="edge"))
+    assert instance(server, "e0" * 16)["history"][0]["event"] == "3/0"
+    # With a channel edge and a group on it, those machines are served.
+    assert call(server, "PUT", "/api/v1/channels/edge", {"version": "4000.0.0"}).status_code == 200
+    created = call(server, "POST", "/api/v1/groups", {"id": "edge", "channel": "edge"})
+    assert created.status_code == 201, created.text
+    for n, track in enumerate(("edge", *EDGE_UUIDS)):
+        assert check_status(omaha(server.url, request_xml(f"e{n}" * 16, "3999.0.0", track=track))) == "ok"
+        assert instance(server, f"e{n}" * 16)["group"] == "edge"
 
 
 def test_up_to_date_instance_gets_noupdate_and_no_release_means_noupdate(server: RunningServer) -> None:

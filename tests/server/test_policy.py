@@ -108,6 +108,21 @@ def test_lifecycle_events() -> None:
     assert outcome.completed and inst.status == InstanceStatus.Complete and not inst.update_in_progress
 
 
+def test_an_anonymous_instance_is_done_once_installed() -> None:
+    """machineid="": the next boot is a new record, so Installed ends this one's update; it is not
+    offered the update again while it waits for its reboot, and it never times out."""
+    inst = Instance("anon-" + "0" * 27, version="1.0.0")
+    grant(inst, "2.0.0", 0.0)
+    for pair in ((13, 1), (14, 1), (3, 1)):
+        apply_event(inst, OmahaEvent(*pair), 1.0)
+    assert inst.status == InstanceStatus.Installed and not inst.update_in_progress
+    assert classify_check(inst, "2.0.0", 10_000.0, 60) is Check.IN_PROGRESS
+    named = _inst()
+    grant(named, "2.0.0", 0.0)
+    apply_event(named, OmahaEvent(3, 1), 1.0)
+    assert named.update_in_progress  # a named machine completes with 3/2 under the same id
+
+
 def test_error_without_update_in_progress_is_only_recorded() -> None:
     inst = _inst()
     outcome = apply_event(inst, OmahaEvent(3, 0, 37), 1.0)
@@ -128,6 +143,10 @@ def test_classify_check() -> None:
     assert classify_check(inst, "2.0.0", 100, 60) is Check.NEEDS_GRANT  # timed out
     inst.version = "2.0.0"
     assert classify_check(inst, "2.0.0", 10, 60) is Check.LANDED
+    failed = _inst()
+    grant(failed, "2.0.0", 0)
+    assert apply_event(failed, OmahaEvent(3, 0, 9), 1).failure  # one transfer error
+    assert classify_check(failed, "2.0.0", 2, 60) is Check.NEEDS_GRANT  # the policy decides again now
     held = _inst()
     assert hold(held, "x") is not None and hold(held, "x") is None  # same reason: no new history
 

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from coreroll.server.runner import RunningServer, start_server_process
+from tests.omaha.crau_builder import build_crau, image_bytes
 from tests.server.conftest import start
 from tests.server.helpers import (
     HTTP,
@@ -24,6 +25,7 @@ from tests.server.helpers import (
     omaha,
     publish,
     publish_real,
+    real_payload,
     request_xml,
     wait_until,
 )
@@ -32,8 +34,8 @@ ROUNDS = 6
 
 
 def _payload(tag: bytes, size: int = 256 * 1024) -> bytes:
-    """update_engine-shaped bytes (CrAU, u64 version 1), different per tag."""
-    return b"CrAU" + (1).to_bytes(8, "big") + (tag * size)[:size]
+    """A real update_engine payload of a ``size``-byte image, different per tag."""
+    return build_crau(image_bytes(tag.decode(), size))
 
 
 def _held_body(data: bytes, barrier: threading.Barrier) -> Iterator[bytes]:
@@ -93,7 +95,7 @@ def test_leftover_upload_temp_files_are_removed_at_start(tmp_path: Path) -> None
     release = threading.Event()
 
     def body() -> Iterator[bytes]:
-        yield b"CrAU" + (1).to_bytes(8, "big") + b"x" * 65536
+        yield real_payload("killed mid-upload", 200_000)[:65536]
         sent.set()
         release.wait(timeout=30)  # the server is killed while this upload is open
         yield b"never sent"

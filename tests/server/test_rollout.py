@@ -130,6 +130,40 @@ def test_a_failure_in_safe_mode_halts_the_group(server: RunningServer) -> None:
     assert check(server, "other") == "ok"
 
 
+def fail(server: RunningServer, machine: str, errorcode: int = 9) -> None:
+    """The node started downloading, then the download failed (9: DownloadTransferError, one 503)."""
+    omaha(server.url, event_xml(machine, OLD, 13, 1))
+    omaha(server.url, event_xml(machine, OLD, 3, 0, errorcode=errorcode))
+    assert instance(server, machine)["status"] == "Error"
+
+
+def test_a_failed_update_is_offered_again_at_the_next_check(server: RunningServer) -> None:
+    """As Nebraska does: not an hour (the update timeout) of noupdate after one transfer error."""
+    publish(server, NEW)
+    assert check(server, "n1") == "ok"
+    fail(server, "n1")
+    assert check(server, "n1") == "ok"
+    assert instance(server, "n1")["status"] == "UpdateGranted"
+    complete(server, "n1")
+
+
+def test_a_retry_after_a_failure_counts_toward_the_limits(server: RunningServer) -> None:
+    publish(server, NEW)
+    set_policy(server, max_concurrent=1)
+    assert [check(server, m) for m in ("n1", "n2")] == ["ok", "noupdate"]
+    fail(server, "n1")  # n1's slot is free again: the next machine to check takes it
+    assert [check(server, m) for m in ("n2", "n1")] == ["ok", "noupdate"]
+    assert instance(server, "n1")["status_reason"] == "max concurrent updates reached (1)"
+    # Per period, Nebraska counts machines by their last grant (last_update_granted_ts): n1's own
+    # earlier grant fills the period's second place, its retry then takes that place, not another.
+    set_policy(server, max_concurrent=999_999, max_updates_per_period=2, period_seconds=3600)
+    complete(server, "n2")
+    assert check(server, "n1") == "noupdate"
+    assert instance(server, "n1")["status_reason"] == "max updates per period reached (2 per 3600 s)"
+    set_policy(server, max_updates_per_period=3)
+    assert [check(server, m) for m in ("n1", "n3", "n4")] == ["ok", "ok", "noupdate"]
+
+
 def test_pause_and_resume(server: RunningServer) -> None:
     publish(server, NEW)
     paused = call(server, "POST", "/api/v1/groups/stable/pause").json()

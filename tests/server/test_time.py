@@ -9,11 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from coreroll.omaha.client import build_request
+from coreroll.omaha.protocol import OmahaEvent
+from coreroll.server.omaha_handler import anonymous_machine_key
 from coreroll.server.runner import RunningServer
 from coreroll.server.settings import ServerSettings
 from tests.server.conftest import start
 from tests.server.helpers import (
     HTTP,
+    activity_kinds,
     call,
     check_status,
     event_xml,
@@ -172,3 +176,42 @@ def test_history_and_activity_older_than_the_retention_are_deleted(
 def test_a_negative_history_retention_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="--history-days -1: expected 0"):
         ServerSettings(data_dir=tmp_path, history_days=-1)
+
+
+def anonymous(version: str, bootid: str, *, updatecheck: bool = True, events: list[OmahaEvent]) -> bytes:
+    """update_engine's request from a machine with an empty machineid (its boot id differs per boot)."""
+    return build_request(version=version, track="stable", machineid="", bootid=bootid, oem="ami",
+                         oemversion="0.1", alephversion="3510.2.0", board="amd64-usr", ping=True,
+                         updatecheck=updatecheck, events=events, coreroll_agent=True)  # fmt: skip
+
+
+def test_an_anonymous_machine_that_rebooted_into_the_update_never_times_out(
+    tmp_path: Path, db_url: str, clock: Clock
+) -> None:
+    """machineid="": after the reboot the node is a new record (new boot id); the old record, left
+    Installed, is done, not an update in progress that times out and halts a safe-mode group."""
+    server = start(tmp_path, db_url, clock=clock)
+    try:
+        publish(server, "4000.0.0")
+        call(
+            server, "PUT", "/api/v1/groups/stable/policy", {"safe_mode": True, "update_timeout_seconds": 900}
+        )
+        first, second = "{00000000-0000-4000-8000-00000000b001}", "{00000000-0000-4000-8000-00000000b002}"
+        fresh = [OmahaEvent(3, 2, None, "0.0.0.0")]
+        assert check_status(omaha(server.url, anonymous("3999.0.0", first, events=fresh))) == "ok"
+        for etype in (13, 14, 3):
+            omaha(server.url, anonymous("3999.0.0", first, updatecheck=False, events=[OmahaEvent(etype, 1)]))
+        booted = [OmahaEvent(3, 2, None, "3999.0.0")]
+        assert check_status(omaha(server.url, anonymous("4000.0.0", second, events=booted))) == "noupdate"
+        old, new = (instance(server, anonymous_machine_key(b, "127.0.0.1")) for b in (first, second))
+        assert new["status"] == "Complete" and new["version"] == "4000.0.0"
+        assert old["status"] == "Installed" and old["update_in_progress"] is False
+        assert "new instance" in old["status_reason"]
+        # The only machine of the group is on the new version: the rollout finished.
+        assert "RolloutFinished" in activity_kinds(server)
+        clock.now += 901  # past the update timeout since the old record's grant
+        assert check(server, "late") == "ok"
+        group = get(server, "/api/v1/groups/stable")
+        assert group["policy"]["updates_enabled"] is True and group["halted_reason"] is None
+    finally:
+        server.stop()

@@ -160,6 +160,11 @@ def test_every_key_of_the_enum_is_known_to_the_check() -> None:
     assert {"table.down", "list.down", "dialog.confirm", "help.close", "detail.close"} <= known
 
 
+SERVE = ["--serve", "127.0.0.1:0"]  # refused before listening, not in every browser tab
+
+
+@pytest.mark.timeout(20)  # before the check, --serve listened and waited for Ctrl+C
+@pytest.mark.parametrize("serve", [[], SERVE], ids=["terminal", "serve"])
 @pytest.mark.parametrize(
     ("argv", "env", "message"),
     [
@@ -173,20 +178,22 @@ def test_every_key_of_the_enum_is_known_to_the_check() -> None:
     ],
 )
 def test_the_dashboard_command_exits_1_naming_the_problem(
-    monkeypatch: pytest.MonkeyPatch, argv: list[str], env: str, message: str
+    monkeypatch: pytest.MonkeyPatch, serve: list[str], argv: list[str], env: str, message: str
 ) -> None:
     monkeypatch.setenv("COREROLL_KEYMAP", env)
     stderr = io.StringIO()
     with redirect_stderr(stderr):
-        assert dash_main([*ETCD, *argv]) == 1
+        assert dash_main([*ETCD, *serve, *argv]) == 1
     assert stderr.getvalue().startswith(message), stderr.getvalue()
 
 
-def test_each_problem_is_its_own_line_on_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("serve", [[], SERVE], ids=["terminal", "serve"])
+def test_each_problem_is_its_own_line_on_stderr(monkeypatch: pytest.MonkeyPatch, serve: list[str]) -> None:
     monkeypatch.setenv("COREROLL_KEYMAP", "check=,chek=C")
     stderr = io.StringIO()
     with redirect_stderr(stderr):
-        assert dash_main(ETCD) == 1
+        assert dash_main([*ETCD, *serve]) == 1
     assert stderr.getvalue().splitlines() == [
         "coreroll dash: COREROLL_KEYMAP: check: no key given",
         "coreroll dash: COREROLL_KEYMAP: no binding has the id 'chek' (did you mean 'check'?)",

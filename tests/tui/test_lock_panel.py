@@ -43,3 +43,17 @@ def test_dash_flag_sets_the_offline_grace() -> None:
     assert build_app(parser.parse_args(base)).model.stale_offline_grace == 300.0
     args = parser.parse_args([*base, "--stale-offline-grace", "900"])
     assert build_app(args).model.stale_offline_grace == 900.0
+
+
+def test_a_group_on_both_apis_is_two_marked_entries_and_each_release_counts() -> None:
+    model = FleetModel(clock=FakeClock())
+    model.apply(u.LockState("lb", "v2", "/v2key", 0, 1, ("n1",)))
+    assert panel_lines(model, 0)[0] == "lb (v2)  0/1 free  1 stale"  # a v2 group is always marked
+    model.apply(u.LockState("lb", "v3", "v3key", 0, 2, ("n1", "n2")))
+    heads = [line for line in panel_lines(model, 0) if not line.startswith(" ")]
+    assert heads == ["lb (v2)  0/1 free  1 stale", "lb (v3)  0/2 free  2 stale"]  # unknown to the fleet
+    assert [v.ref for v in model.lock_groups()] == [("v2", "lb"), ("v3", "lb")]
+    model.apply(u.LockState("lb", "v3", "v3key", 2, 2, ()))  # n1 released its v3 slot only
+    assert model.locks.held_idents("n1") == {"lb"} and model.locks.held_idents("n2") is None
+    assert panel_lines(model, 0)[0].startswith("lb (v2)  0/1 free")
+    assert panel_lines(model, 0)[2].startswith("lb (v3)  2/2 free")

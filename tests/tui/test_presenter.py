@@ -72,3 +72,23 @@ def test_held_locks_only_while_someone_holds_one() -> None:
     assert empty.held_locks() is None
     assert presenter.node_name(machine_id(2)) == model.rows[machine_id(2)].hostname
     assert presenter.node_name("nobody") is None
+
+
+def test_header_names_the_etcd_api_of_the_locks() -> None:
+    from widgets.header import render_header
+
+    presenter, model, _ = loaded(4)  # the sample's etcd listing covers v3 locks
+    assert model.lock_apis_watched == {"v3"}
+    assert render_header(presenter.header(shown=4, frozen=False, loading=0)).plain.endswith("locks: v3")
+    auto = u.EtcdSnapshot(revision=2, lock_kinds=frozenset({"v2", "v3"}))
+    model.apply(auto)  # --etcd-api auto: both watched, none holds a semaphore yet
+    lines = [render_header(presenter.header(shown=4, frozen=False, loading=0)).plain]
+    model.apply(u.LockState("", "v2", "/k", 1, 1))
+    lines.append(render_header(presenter.header(shown=4, frozen=False, loading=0)).plain)
+    model.apply(u.LockState("db", "v3", "k", 1, 1))
+    lines.append(render_header(presenter.header(shown=4, frozen=False, loading=0)).plain)
+    assert [line.rsplit("  ", 1)[-1] for line in lines] == [
+        "locks: none yet (v2, v3 watched)",
+        "locks: v2",
+        "locks: v2+v3 BOTH hold semaphores",
+    ]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -110,3 +113,50 @@ async def test_check_many_marked_nodes(config: EtcdConfig, v3: Any) -> None:
     assert result.ok and result.message == "update check queued for 150 nodes"
     listing = await v3.get_prefix(COMMANDS_PREFIX.encode(), keys_only=True)
     assert sorted(kv.key.decode().split("/")[3] for kv in listing) == ids
+
+
+@pytest.fixture
+def hostile_server() -> Iterator[str]:
+    """A real HTTP server on loopback that lists channels no node should be sent to."""
+    names = ["stable", "$(reboot)", "beta\x1b]0;pwned\x07", "x" * 70_000]
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"channels": [{"name": n} for n in names]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+async def test_set_channel_refuses_what_is_not_a_channel_name(
+    config: EtcdConfig, v3: Any, hostile_server: str
+) -> None:
+    """Issue 16 defect 3: a name the server lists is still refused when it is not a channel name
+    (the node would refuse it too); nothing is written."""
+    actions = Actions(config, hostile_server, None, by=BY)
+    for name, shown in (
+        ("$(reboot)", "'$(reboot)'"),
+        ("beta\x1b]0;pwned\x07", "'beta\\x1b]0;pwned\\x07'"),
+        ("x" * 70_000, "'" + "x" * 60 + "... (70000 characters)'"),
+    ):
+        result = await actions.set_channel(["n1"], name)
+        assert not result.ok
+        assert result.message == (
+            f"channel not switched: {shown} is not a channel name "
+            "(1-255 of A-Z a-z 0-9 . _ -, starting with a letter or digit)"
+        )
+    assert (await v3.get_prefix(b"coreroll/")).count == 0  # no command, no audit record
+    assert (await actions.set_channel(["n1"], "stable")).ok  # the server's real channel still works

@@ -179,15 +179,26 @@ class MainScreen(PromptScreen):
         panel = self.query_one("#locks", LockPanel)
         group: str | None = None
         holder: str | None = None
+        view = None
         if panel.has_focus:
             selected = panel.selected_holder()
             if selected is not None:
-                group, holder = selected[0].ident, selected[1]
+                view, holder = selected
             else:
-                selected_group = panel.selected_group()
-                group = selected_group.ident if selected_group else None
+                view = panel.selected_group()
         elif row is not None and row.lock_groups_held:
-            group, holder = row.lock_groups_held[0], row.machine_id
+            holder = row.machine_id
+            view = panel.group_held_by(holder)
+            group = row.lock_groups_held[0] if view is None else None
         elif row is not None:
             group = row.lock_group
-        return messages.Selection(tuple(self.table.selected_keys()), row, group, holder, panel.has_focus)
+        if view is not None:
+            group = view.group
+        return messages.Selection(
+            tuple(self.table.selected_keys()),
+            row,
+            group,
+            holder,
+            panel.has_focus,
+            view.kind if view is not None else None,
+        )
