@@ -9,10 +9,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from textual.command import CommandList, CommandPalette
+from textual.command import CommandPalette
 
 from coreroll.watch import updates as u
 from coreroll.watch.actions import ActionResult
+from tests.tui.helpers import palette_hits as hits
 from tests.tui.helpers import screen_text, wait_for, wait_for_text
 from tests.tui.test_screen import RecordingActions, make_app
 from tui.app import DashApp
@@ -22,14 +23,6 @@ from tui.sample import STATUS_KEY, machine_id, status_json
 from widgets.dialogs import TextDialog
 
 pytestmark = pytest.mark.slow
-
-
-def hits(app: DashApp) -> list[str]:
-    """The palette's list as shown, each hit's text."""
-    if not CommandPalette.is_open(app):
-        return []
-    options = app.screen.query_one(CommandList)
-    return [str(options.get_option_at_index(i).hit.text) for i in range(options.option_count)]  # type: ignore[attr-defined]
 
 
 async def run_from_palette(pilot: object, app: DashApp, typed: str, first: str) -> None:
