@@ -19,7 +19,7 @@ characters made visible (`shown()`); a choice still returns its raw value.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from rich.text import Text
 from textual import on
@@ -39,6 +39,8 @@ def shown(text: str) -> str:
     character written out (see coreroll.textsafe.visible)."""
     return "\n".join(visible(line) for line in text.split("\n"))
 
+
+ResultT = TypeVar("ResultT")
 
 DIALOG_CSS = """
 {name} {{
@@ -159,83 +161,88 @@ class ChoiceDialog(ModalScreen[str | None]):
         self.dismiss(event.option.id)
 
 
-class NumberDialog(ModalScreen[int | None]):
+class LineDialog(ModalScreen[ResultT | None]):
+    """A title, a body and one input line; Enter passes the line to `check`, whose ValueError is
+    shown under it while the dialog stays open. Subclasses give the input and the check."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
+
+    def __init__(self, title: str, body: str) -> None:
+        super().__init__()
+        self._title = title
+        self._body = body
+
+    def make_input(self) -> Input:
+        raise NotImplementedError
+
+    def check(self, text: str) -> ResultT:
+        raise NotImplementedError
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(shown(self._title), classes="title", markup=False)
+            yield Label(shown(self._body), classes="body", markup=False)
+            yield self.make_input()
+            yield Label("", classes="error", id="error", markup=False)
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        try:
+            value = self.check(event.value.strip())
+        except ValueError as exc:
+            self.query_one("#error", Label).update(str(exc))
+            return
+        self.dismiss(value)
+
+
+class NumberDialog(LineDialog[int]):
     """Ask for one integer >= `minimum`; bad input is explained and the dialog stays open."""
 
     DEFAULT_CSS = DIALOG_CSS.format(name="NumberDialog")
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
 
     def __init__(
         self, title: str, body: str, value: int | None = None, minimum: int = 0, maximum: int | None = None
     ) -> None:
-        super().__init__()
-        self._title = title
-        self._body = body
+        super().__init__(title, body)
         self._value = value
         self._minimum = minimum
         self._maximum = maximum
 
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Label(shown(self._title), classes="title", markup=False)
-            yield Label(shown(self._body), classes="body", markup=False)
-            yield Input(value="" if self._value is None else str(self._value), type="integer", id="number")
-            yield Label("", classes="error", id="error", markup=False)
+    def make_input(self) -> Input:
+        return Input(value="" if self._value is None else str(self._value), type="integer", id="number")
 
-    def on_mount(self) -> None:
-        self.query_one(Input).focus()
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-    @on(Input.Submitted)
-    def _submitted(self, event: Input.Submitted) -> None:
-        text = event.value.strip()
-        error = self.query_one("#error", Label)
+    def check(self, text: str) -> int:
         try:
             number = int(text)
         except ValueError:
-            error.update(f"not a whole number: {text!r}")
-            return
+            raise ValueError(f"not a whole number: {text!r}") from None
         if number < self._minimum:
-            error.update(f"must be at least {self._minimum}, got {number}")
-            return
+            raise ValueError(f"must be at least {self._minimum}, got {number}")
         if self._maximum is not None and number > self._maximum:
-            error.update(f"must be at most {self._maximum}, got {number}")
-            return
-        self.dismiss(number)
+            raise ValueError(f"must be at most {self._maximum}, got {number}")
+        return number
 
 
-class TextDialog(ModalScreen[str | None]):
+class TextDialog(LineDialog[str]):
     """Ask for one line of text (a name); blank input is refused, saying so, and the dialog stays."""
 
     DEFAULT_CSS = DIALOG_CSS.format(name="TextDialog")
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
 
     def __init__(self, title: str, body: str, value: str = "", max_length: int = 200) -> None:
-        super().__init__()
-        self._title = title
-        self._body = body
+        super().__init__(title, body)
         self._value = value
         self._max_length = max_length
 
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Label(shown(self._title), classes="title", markup=False)
-            yield Label(shown(self._body), classes="body", markup=False)
-            yield Input(value=self._value, max_length=self._max_length, id="text")
-            yield Label("", classes="error", id="error", markup=False)
+    def make_input(self) -> Input:
+        return Input(value=self._value, max_length=self._max_length, id="text")
 
-    def on_mount(self) -> None:
-        self.query_one(Input).focus()
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-    @on(Input.Submitted)
-    def _submitted(self, event: Input.Submitted) -> None:
-        text = event.value.strip()
+    def check(self, text: str) -> str:
         if not text:
-            self.query_one("#error", Label).update("type a name (Esc cancels)")
-            return
-        self.dismiss(text)
+            raise ValueError("type a name (Esc cancels)")
+        return text
