@@ -64,7 +64,7 @@ class DemoApp(DashApp):
         buffer = UpdateBuffer()
         sources: list[Any] = [
             EtcdSource(system.etcd_config, buffer.put, clock=clock),
-            FeedSource(system.server_url, buffer.put, clock=clock),
+            FeedSource(system.server_url, buffer.put, clock=clock, token=system.token),
         ]
         super().__init__(
             FleetModel(clock=clock),

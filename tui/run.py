@@ -67,10 +67,10 @@ def build_app(args: argparse.Namespace, app_class: type[DashApp] = DashApp) -> D
     if use_etcd:
         sources.append(EtcdSource(config, buffer.put, airlock=args.airlock, api_origin=api_origin(args)))
         configured.append("etcd")
-    if server:
-        sources.append(FeedSource(server, buffer.put))
-        configured.append("server")
     token = None if args.read_only else _token(args)  # watching needs no token: never load it
+    if server:
+        sources.append(FeedSource(server, buffer.put, token=token))  # with the token: always a feed slot
+        configured.append("server")
     actions = make_actions(config if use_etcd else None, server, token, args.read_only)
     cluster = ",".join(config.endpoints) if use_etcd else (server or "")
     return app_class(

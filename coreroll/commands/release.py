@@ -3,7 +3,8 @@
 ``publish --file F`` uploads F under its own name (``--filename`` overrides) as the payload for
 ``--board`` (default amd64-usr); each ``--extra E`` is uploaded after it as an extra package of the
 same board; ``--channel`` goes with the last upload, so a channel never points at a release whose
-extras are still on their way. ``--floor`` then marks the release mandatory. Before uploading
+extras are still on their way; with ``--extra`` alone it is refused unless the release already has
+a payload. ``--floor`` then marks the release mandatory. Before uploading
 anything, an update_engine payload (CrAU version 1) is read whole as update_engine reads it and each
 extra as download_sysext reads it (``coreroll.omaha.crau``, no key: the server verifies signatures
 with its ``--payload-key``), so a broken file is refused here, naming what is wrong, in seconds.
@@ -119,6 +120,20 @@ def _upload(api: ApiClient, path: Path, params: dict[str, str]) -> dict[str, Any
         return dict(api.upload("/api/v1/releases", handle, params))
 
 
+def _payload_missing(api: ApiClient, version: str, channel: str) -> str | None:
+    """Why ``--channel`` cannot go with extras alone (None: the release has a payload): the
+    channel would point at a release with nothing to install, and every node be put on hold."""
+    releases = api.get("/api/v1/releases").get("releases", [])
+    release = next((r for r in releases if isinstance(r, dict) and r.get("version") == version), None)
+    if release is not None and release.get("payloads"):
+        return None
+    return (
+        f"release {version} has no payload: --channel {channel} with --extra alone would point "
+        f"{channel} at a release every node is put on hold for; publish the payload with it "
+        "(--file or --synthetic), or leave out --channel"
+    )
+
+
 def run_publish(args: argparse.Namespace) -> int:
     if not (args.file or args.synthetic or args.extra):
         print("coreroll release publish: give --file, --synthetic or --extra", file=sys.stderr)
@@ -137,6 +152,11 @@ def run_publish(args: argparse.Namespace) -> int:
         return _fail(exc)
     try:
         with ApiClient.from_args(args) as api:
+            if args.channel and not (args.file or args.synthetic):
+                refusal = _payload_missing(api, args.version, args.channel)
+                if refusal:
+                    print(f"coreroll release publish: {refusal}", file=sys.stderr)
+                    return 2
             uploads: list[tuple[Path, dict[str, str]]] = []
             if args.file:
                 path = Path(args.file)

@@ -9,8 +9,15 @@ import sys
 import time
 from pathlib import Path
 
+from coreroll.commands import server_limits
 from coreroll.server.forwarded import startup_note
 from coreroll.server.settings import DEFAULT_LISTEN, ServerSettings, default_data_dir, parse_listen
+
+# Secrets a flag puts in /proc/<pid>/cmdline (readable by every local user), and where to put them instead
+SECRET_FLAGS = (
+    ("token", "--token", "COREROLL_TOKEN"),
+    ("omaha_secret", "--omaha-secret", "COREROLL_OMAHA_SECRET"),
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,8 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--data", metavar="DIR", help=f"data directory (default {default_data_dir()})")
     parser.add_argument(
-        "--token", metavar="T", help="admin bearer token (default: COREROLL_TOKEN, else <data>/token)"
-    )
+        "--token", metavar="T", help="admin bearer token (default: COREROLL_TOKEN, else <data>/token); on the "
+        "command line every local user can read it (/proc/<pid>/cmdline): prefer COREROLL_TOKEN"
+    )  # fmt: skip
     parser.add_argument("--stale-window", type=float, default=7200.0, metavar="SECONDS",
                         help="an instance not seen for this long is stale (default 7200)")  # fmt: skip
     parser.add_argument("--trusted-proxy", action="append", default=[], metavar="CIDR",
@@ -49,8 +57,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="delete instance history and activity older than this (default 90, 0: keep all; "
                         "instances themselves are kept)")  # fmt: skip
     parser.add_argument("--max-feed-clients", type=int, default=256, metavar="N",
-                        help="live feed (/api/v1/feed) clients connected at once; one more gets 503 "
-                        "(default 256)")  # fmt: skip
+                        help="anonymous live feed (/api/v1/feed) clients connected at once; one more gets 503 "
+                        "(default 256; a client sending the admin token is not counted)")  # fmt: skip
+    server_limits.add_arguments(parser)
     parser.add_argument("--public-url", metavar="URL",
                         help="https://NAME[:PORT][/PATH] nodes and clients reach the server at (behind a "
                         "proxy); every URL handed out starts with it (default: each request's origin)")  # fmt: skip
@@ -61,7 +70,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
     parser.add_argument("--omaha-secret", metavar="S",
                         help="serve Omaha only at /v1/update/S/ (Nebraska's --api-endpoint-suffix; "
-                        "default COREROLL_OMAHA_SECRET); update.conf then says SERVER=.../v1/update/S/")  # fmt: skip
+                        "default COREROLL_OMAHA_SECRET); update.conf then says SERVER=.../v1/update/S/. "
+                        "On the command line every local user can read it: prefer COREROLL_OMAHA_SECRET")  # fmt: skip
     parser.add_argument("--payload-key", metavar="PEM",
                         help="the nodes' update-payload-key.pub.pem: refuse uploaded payloads and extras "
                         "not signed by it (without: a signature must be there, unverified)")  # fmt: skip
@@ -98,7 +108,26 @@ def _settings(args: argparse.Namespace) -> ServerSettings:
         tls_key=Path(args.tls_key) if args.tls_key else None,
         omaha_secret=args.omaha_secret or os.environ.get("COREROLL_OMAHA_SECRET") or None,
         payload_key=Path(args.payload_key) if args.payload_key else None,
+        **server_limits.settings_from(args),
     )
+
+
+def secret_warnings(args: argparse.Namespace) -> list[str]:
+    """A warning for each secret given as a flag: any local user can read a command line."""
+    return [
+        f"warning: {flag} on the command line is visible to every local user (ps, /proc/<pid>/cmdline); "
+        f"set {variable} instead (systemd: in the unit's EnvironmentFile, mode 0600)"
+        for attribute, flag, variable in SECRET_FLAGS
+        if getattr(args, attribute, None)
+    ]
+
+
+class _EncryptedKey(Exception):
+    """OpenSSL asked for the key's pass phrase (without a callback it would prompt on the terminal)."""
+
+
+def _no_pass_phrase() -> bytes:
+    raise _EncryptedKey
 
 
 def check_payload_key(settings: ServerSettings) -> None:
@@ -121,8 +150,14 @@ def check_tls(settings: ServerSettings) -> None:
 
     try:
         ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
-            settings.tls_cert, settings.tls_key
+            settings.tls_cert, settings.tls_key, password=_no_pass_phrase
         )
+    except _EncryptedKey:
+        raise ValueError(
+            f"--tls-key {settings.tls_key}: encrypted key, no pass phrase (the server cannot ask for one); "
+            f"write a decrypted copy only the server's user can read: "
+            f"openssl pkey -in {settings.tls_key} -out KEY.pem && chmod 600 KEY.pem"
+        ) from None
     except (OSError, ssl.SSLError) as exc:
         raise ValueError(f"--tls-cert {settings.tls_cert} / --tls-key {settings.tls_key}: {exc}") from exc
 
@@ -151,6 +186,13 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, StorageError) as exc:
         print(f"coreroll server: {exc}", file=sys.stderr)
         return 2
+    for warning in secret_warnings(args):
+        print(f"coreroll server: {warning}", file=sys.stderr)
+    from coreroll.server.connguard import fit_to_file_limit
+
+    settings.max_connections, too_few_files = fit_to_file_limit(settings.max_connections)
+    if too_few_files:
+        print(f"coreroll server: warning: {too_few_files}", file=sys.stderr)
     from coreroll.server.auth import TokenFileError, load_or_create_token
 
     try:

@@ -260,6 +260,8 @@ def _read_manifest(data: bytes) -> tuple[dict[str, object], int]:
         manifest = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as err:
         raise PayloadError(ErrorCode.DownloadManifestParseError, f"manifest is not JSON: {err}") from None
+    except RecursionError:  # json recurses per nesting level: 60,000 '[' exhaust the stack
+        raise PayloadError(ErrorCode.DownloadManifestParseError, "manifest is nested too deeply") from None
     if not (
         isinstance(manifest, dict)
         and isinstance(manifest.get("version"), str)

@@ -39,6 +39,8 @@ async def _json_object(request: Request) -> dict[str, Any]:
         body = json.loads(raw or b"{}")
     except ValueError as exc:
         raise CatalogError(400, f"body is not valid JSON: {exc}") from None
+    except RecursionError:  # json recurses per nesting level
+        raise CatalogError(400, "body is not valid JSON: nested too deeply") from None
     if not isinstance(body, dict):
         raise CatalogError(400, "body must be a JSON object")
     return body

@@ -1,6 +1,7 @@
 """Read API (no auth): ``/api/v1/info``, ``snapshot``, ``channels``, ``releases``, ``groups``,
 ``groups/{id}``, ``instances``, ``instances/{id}``, ``instances/{id}/history``, ``activity``, and the
-SSE ``feed``. Shapes: docs/api.md."""
+SSE ``feed`` (the admin token, when sent, gets a feed slot past the client limits).
+Shapes: docs/api.md."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from sqlalchemy import select
 from coreroll import __version__
 from coreroll.omaha.codes import APP_ID
 from coreroll.server import schema
+from coreroll.server.auth import token_matches
 from coreroll.server.catalog import CatalogError
-from coreroll.server.feed import FeedResponse, parse_last_id
+from coreroll.server.feed import FeedRefused, FeedResponse, parse_last_id
 from coreroll.server.records import activity_json, status_code
 from coreroll.server.state import ServerState, base_url, core
 from coreroll.wirenum import NumberError, parse_int
@@ -184,14 +186,11 @@ async def feed(request: Request) -> Response:
         )
     except NumberError as exc:
         raise CatalogError(400, f"feed position: {exc}") from None
-    subscriber = state.feed.subscribe()
-    if subscriber is None:
-        limit = state.feed.max_clients
-        message = (
-            "the server is shutting down"
-            if state.stopping.is_set()
-            else f"feed client limit reached: {limit} clients are connected; "
-            f"start the server with --max-feed-clients N (N > {limit}) to allow more"
+    authenticated = token_matches(request.headers.get("authorization"), state.token)
+    try:
+        subscriber = state.feed.subscribe(state.client_address(request), authenticated)
+    except FeedRefused as refused:
+        return JSONResponse(
+            {"error": refused.message}, status_code=refused.status, headers={"Retry-After": "10"}
         )
-        return JSONResponse({"error": message}, status_code=503, headers={"Retry-After": "10"})
     return FeedResponse(state.feed, subscriber, after)

@@ -27,6 +27,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from coreroll.omaha.protocol import MAX_BODY
@@ -192,9 +193,12 @@ def create_app(settings: ServerSettings) -> FastAPI:
             metrics=metrics,
             handler=OmahaHandler(settings, storage, catalog, registry, metrics),
             publisher=publisher,
-            feed=FeedHub(storage, metrics, settings.max_feed_clients, stopping),
+            feed=FeedHub(
+                storage, metrics, settings.max_feed_clients, stopping, settings.max_feed_clients_per_address
+            ),
             token=load_or_create_token(settings),
             stopping=stopping,
+            client_address=lambda request: client_ip(request, settings.trusted_proxies),
         )
         app.state.core = state
         if settings.freeze_gc:
@@ -241,6 +245,12 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(_request: Request, _exc: ClientDisconnect) -> Response:
+        # The client left mid-body (or the connection guard dropped it): nobody reads a reply,
+        # and it is no server error to log.
+        return Response(status_code=499)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

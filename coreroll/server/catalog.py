@@ -21,6 +21,9 @@ Writes (``publish_file``, ``set_floor``, ``point_channel``, ``promote``, ``creat
 events and activity, and update the cache only after the commit. With several server processes on
 one PostgreSQL, ``maybe_refresh()`` reloads the cache every ``refresh_seconds``.
 
+A channel never points at a release without a payload (``require_payload``: 409), whichever way
+it is moved (publish with a channel, point, promote).
+
 Errors: ``CatalogError(status, message)`` (404 unknown, 409 conflict, 400 invalid).
 """
 
@@ -367,6 +370,8 @@ class Catalog:
             raise CatalogError(404, f"no channel {channel!r}")
         async with self.storage.write() as tx:
             await self._sync()
+            if channel is not None:
+                self.require_payload(file.version, file)
             created = False
             same = self._find(file.version, file.board, file.filename)
             if same is not None:
@@ -447,12 +452,25 @@ class Catalog:
                           channel=channel, version=version)  # fmt: skip
         return obj
 
+    def require_payload(self, version: str, adding: ReleaseFile | None = None) -> None:
+        """A channel may point only at a release with a payload (with ``adding``, if given): with
+        extra packages alone, every node of the channel would be put on hold."""
+        files = [*self.files.get(version, ()), *([adding] if adding is not None else [])]
+        if not any(f.kind == PAYLOAD for f in files):
+            raise CatalogError(
+                409,
+                f"release {version} has no payload, only extra packages: a channel pointed at it would "
+                "put every node on hold; publish its payload first (with the channel), or the extras "
+                "without one",
+            )
+
     async def point_channel(self, channel: str, version: str) -> dict[str, Any]:
         check_name("channel", channel)
         if version not in self.releases:
             raise CatalogError(404, f"no release {version!r}")
         async with self.storage.write() as tx:
             await self._sync()
+            self.require_payload(version)
             return await self._point(tx, channel, version)
 
     async def promote(self, version: str, to: str) -> dict[str, Any]:
@@ -467,6 +485,7 @@ class Catalog:
             )
         async with self.storage.write() as tx:
             await self._sync()
+            self.require_payload(version)
             return await self._point(tx, to, version)
 
     async def create_group(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -13,23 +13,31 @@ Omaha check cost 300 queries on the pool the Omaha path needs, and checks went f
 not grow with the commit rate (and each chunk is encoded once, for all). A client reads the change log itself only to catch up: on connect,
 and when it fell ``BACKLOG`` fan-outs behind (a slow or stalled reader: its backlog is dropped
 and it resumes from its last id, so it loses nothing and holds up nobody). With several servers
-on one PostgreSQL the hub also polls every second. At most ``max_clients`` clients: one more is
-refused (``FeedHub.subscribe`` returns None; the route answers 503).
+on one PostgreSQL the hub also polls every second.
+
+Slots (issue 16, defect 2): at most ``max_clients`` anonymous clients, and ``per_address`` from one
+client address (an IPv6 address counts as its /64; loopback is exempt, as for new instances); one
+more is refused (``FeedHub.subscribe`` raises ``FeedRefused``: 503 for the total, 429 for the
+address). A client sending the admin token (the operator's dashboard) is counted in neither, so it
+always gets a slot. A client that stops reading is dropped by the connection guard's write timeout
+(``coreroll.server.connguard``), which gives its slot back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from coreroll.server.limits import SourceLimiter
 from coreroll.server.metrics import Metrics
 from coreroll.server.storage import Storage
 from coreroll.wirenum import parse_int
@@ -70,16 +78,45 @@ class Chunk:
     events: tuple[tuple[int, bytes], ...]
 
 
+class FeedRefused(Exception):
+    """No slot for this client: ``status`` (503: all anonymous slots taken or the server stops;
+    429: its address has its share) and a message saying which limit and how to get past it."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def address_key(address: str) -> str | None:
+    """What a client address is counted under: the address, an IPv6 address's /64 (one host
+    usually has the whole /64), or None when it is not limited (loopback)."""
+    if SourceLimiter.exempt(address):
+        return None
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
 class Subscriber:
-    """One connected client's backlog. Filled by the hub (never blocks), drained by the client."""
+    """One connected client's backlog. Filled by the hub (never blocks), drained by the client.
+    ``counted``: anonymous (it holds one of ``max_clients``); ``address``: its per-address key."""
 
-    __slots__ = ("backlog", "closed", "overflowed", "wake")
+    __slots__ = ("address", "backlog", "closed", "counted", "overflowed", "wake")
 
-    def __init__(self) -> None:
+    def __init__(self, counted: bool = True, address: str | None = None) -> None:
         self.backlog: deque[Chunk | None] = deque()  # None: a keepalive
         self.wake = asyncio.Event()
         self.overflowed = False
         self.closed = False
+        self.counted = counted
+        self.address = address
 
     def push(self, chunk: Chunk | None) -> bool:
         """Hand ``chunk`` over; True when this one made the backlog overflow."""
@@ -99,24 +136,56 @@ class Subscriber:
 
 
 class FeedHub:
-    def __init__(self, storage: Storage, metrics: Metrics, max_clients: int, stopping: asyncio.Event) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        metrics: Metrics,
+        max_clients: int,
+        stopping: asyncio.Event,
+        per_address: int = 0,
+    ) -> None:
         self.storage = storage
         self.metrics = metrics
         self.max_clients = max_clients
+        self.per_address = per_address  # 0: no per-address limit
         self.stopping = stopping
         self._subscribers: set[Subscriber] = set()
+        self._anonymous = 0
+        self._by_address: Counter[str] = Counter()
         self._after = 0  # the last change fanned out
 
     @property
     def clients(self) -> int:
         return len(self._subscribers)
 
-    def subscribe(self) -> Subscriber | None:
-        """A new client's backlog, or None when ``max_clients`` are connected (or the server stops)."""
-        if len(self._subscribers) >= self.max_clients or self.stopping.is_set():
-            self.metrics.feed_refused.inc()
-            return None
-        subscriber = Subscriber()
+    def subscribe(self, address: str = "", authenticated: bool = False) -> Subscriber:
+        """A new client's backlog; ``FeedRefused`` when it gets no slot (module docstring)."""
+        if self.stopping.is_set():
+            raise FeedRefused(503, "the server is shutting down")
+        if authenticated:
+            subscriber = Subscriber(counted=False)
+        else:
+            key = address_key(address)
+            if self._anonymous >= self.max_clients:
+                self.metrics.feed_refused.inc()
+                raise FeedRefused(
+                    503,
+                    f"feed client limit reached: {self.max_clients} clients are connected; start the "
+                    f"server with --max-feed-clients N (N > {self.max_clients}) to allow more, or "
+                    "send the admin token (a dashboard with --token always gets a slot)",
+                )
+            if key is not None and self.per_address and self._by_address[key] >= self.per_address:
+                self.metrics.feed_refused.inc()
+                raise FeedRefused(
+                    429,
+                    f"feed client limit per address reached: {self._by_address[key]} clients from "
+                    f"{key} are connected (--max-feed-clients-per-address {self.per_address}); close "
+                    "one, or send the admin token (a dashboard with --token always gets a slot)",
+                )
+            subscriber = Subscriber(counted=True, address=key)
+            self._anonymous += 1
+            if key is not None:
+                self._by_address[key] += 1
         self._subscribers.add(subscriber)
         self.metrics.feed_clients.inc()
         return subscriber
@@ -125,6 +194,12 @@ class FeedHub:
         if subscriber in self._subscribers:
             self._subscribers.remove(subscriber)
             self.metrics.feed_clients.dec()
+            if subscriber.counted:
+                self._anonymous -= 1
+            if subscriber.address is not None:
+                self._by_address[subscriber.address] -= 1
+                if self._by_address[subscriber.address] <= 0:
+                    del self._by_address[subscriber.address]
 
     def close(self) -> None:
         for subscriber in self._subscribers:

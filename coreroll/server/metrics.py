@@ -2,7 +2,8 @@
 
 ``Metrics()``: ``requests`` (counter by result), ``latency`` (histogram of Omaha handling),
 ``granted`` / ``failures`` (by group), ``feed_clients`` (gauge), ``feed_reads`` (by reason:
-fanout, catchup), ``feed_overflows``, ``feed_refused``; ``render(status_counts)`` returns
+fanout, catchup), ``feed_overflows``, ``feed_refused``,
+``connections`` (gauge) and ``connections_dropped`` (by reason); ``render(status_counts)`` returns
 the text exposition with ``coreroll_instances{group,status}`` filled from the registry.
 """
 
@@ -45,7 +46,14 @@ class Metrics:
         )
         self.feed_refused = Counter(
             "coreroll_feed_refused",
-            "Feed clients refused (--max-feed-clients reached)",
+            "Feed clients refused (--max-feed-clients or --max-feed-clients-per-address reached)",
+            registry=self.registry,
+        )
+        self.connections = Gauge("coreroll_connections", "Open HTTP connections", registry=self.registry)
+        self.connections_dropped = Counter(
+            "coreroll_connections_dropped",
+            "Connections closed by the server's bounds (coreroll.server.connguard), by reason",
+            ["reason"],
             registry=self.registry,
         )
         self._children: dict[str, Counter] = {}

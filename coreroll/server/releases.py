@@ -16,7 +16,8 @@
   - any other bytes with ``opaque=True`` (agents only: they install the bytes as an image);
   anything else is refused (422) and nothing is stored. An extra package (``kind="extra"``, e.g.
   ``oem-azure.gz``) must be a CrAU payload download_sysext would accept; it is stored next to the
-  board's payload.
+  board's payload; with a channel, it is refused (409, before the body is read) while the release
+  has no payload (``Catalog.require_payload``).
 - ``payload_key``: the public key of ``--payload-key`` (None without), loaded at construction.
   Both return ``(release object, created)``; the same bytes again give ``created`` False.
 - ``clean_temp_files()`` (server start): removes ``.upload-*`` files a crash left behind, logged.
@@ -174,6 +175,8 @@ class Publisher:
         self._check(version, channel, filename, board)
         if kind not in (PAYLOAD, EXTRA):
             raise CatalogError(400, f"kind {kind!r}: expected {PAYLOAD!r} or {EXTRA!r}")
+        if kind == EXTRA and channel is not None:
+            self.catalog.require_payload(version)  # refused before the upload is read
         self.settings.packages_dir.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=self.settings.packages_dir, prefix=TEMP_PREFIX)
         tmp = Path(name)

@@ -5,8 +5,9 @@ tests), or in the foreground (``coreroll server``).
   (``settings.listen`` is rewritten to it; https with ``settings.tls_cert``), returns once the
   server answers; ``RunningServer.url``,
   ``.token``, ``.settings``, ``.stop()``; also a context manager.
-- ``start_server_process(data_dir, db_url=None, token=None, extra_args=()) -> ServerProcess``: runs
-  ``python -m coreroll server`` on a free port in a child process and waits until it is healthy;
+- ``start_server_process(data_dir, db_url=None, token=None, extra_args=(), open_files=None) ->
+  ServerProcess``: runs ``python -m coreroll server`` on a free port in a child process (with that
+  open-file limit) and waits until it is healthy;
   ``.url``, ``.token``, ``.kill()`` (SIGKILL), ``.stop()`` (SIGTERM), ``.pid``.
 - ``serve_forever(settings)``: blocking, with SIGINT/SIGTERM ending it cleanly (open feed streams
   are closed so shutdown does not wait on them).
@@ -18,12 +19,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
@@ -31,9 +34,11 @@ from typing import Any
 
 import httpx
 import uvicorn
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from coreroll.server.app import create_app
 from coreroll.server.auth import load_or_create_token
+from coreroll.server.connguard import SWEEP_TICKS, ConnectionGuard, ConnectionLimits, guarded_protocol
 from coreroll.server.settings import ServerSettings, parse_listen
 
 
@@ -44,7 +49,12 @@ def free_port() -> int:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn.Server that also tells the app to end its feed streams when asked to exit."""
+    """uvicorn.Server that also tells the app to end its feed streams when asked to exit, and
+    applies the connection bounds (``coreroll.server.connguard``) on its main loop's ticks."""
+
+    def __init__(self, config: uvicorn.Config, guard: ConnectionGuard) -> None:
+        super().__init__(config)
+        self.guard = guard
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         state = getattr(self.config.app.state, "core", None)  # type: ignore[union-attr]
@@ -52,14 +62,34 @@ class _Server(uvicorn.Server):
             state.stopping.set()
         super().handle_exit(sig, frame)
 
+    async def on_tick(self, counter: int) -> bool:
+        if counter % SWEEP_TICKS == 0:
+            connections = self.server_state.connections
+            self.guard.sweep(connections)
+            state = getattr(self.config.app.state, "core", None)  # type: ignore[union-attr]
+            if state is not None:
+                state.metrics.connections.set(len(connections))
+        return await super().on_tick(counter)
 
-def _config(settings: ServerSettings, **extra: Any) -> uvicorn.Config:
+
+def _server(settings: ServerSettings, **extra: Any) -> _Server:
     host, port = parse_listen(settings.listen)
     if settings.tls_cert is not None:
         extra.setdefault("ssl_certfile", str(settings.tls_cert))
         extra.setdefault("ssl_keyfile", str(settings.tls_key))
-    return uvicorn.Config(
-        create_app(settings),
+    app = create_app(settings)
+
+    def count_drop(reason: str) -> None:
+        state = getattr(app.state, "core", None)
+        if state is not None:
+            state.metrics.connections_dropped.labels(reason).inc()
+
+    limits = ConnectionLimits(
+        settings.max_connections, settings.header_timeout, settings.body_timeout, settings.write_timeout
+    )
+    guard = ConnectionGuard(limits, count_drop)
+    config = uvicorn.Config(
+        app,
         host=host,
         port=port,
         log_level="warning",
@@ -67,8 +97,14 @@ def _config(settings: ServerSettings, **extra: Any) -> uvicorn.Config:
         timeout_graceful_shutdown=2,
         proxy_headers=False,  # X-Forwarded-For is honoured only from --trusted-proxy, by app.client_ip()
         lifespan="on",
+        # uvicorn's own limit_concurrency is not used: it counts half-open connections too and
+        # answers 503 to everyone once they fill it; the guard's cap closes those first.
+        http=guarded_protocol(AutoHTTPProtocol, guard),
+        ws="none",  # no WebSocket routes: an Upgrade is an ordinary request
+        timeout_keep_alive=settings.keep_alive_timeout,  # type: ignore[arg-type]  # a float works
         **extra,
     )
+    return _Server(config, guard)
 
 
 @dataclass
@@ -98,7 +134,7 @@ def run_server_in_thread(settings: ServerSettings, timeout: float = 20.0) -> Run
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     token = load_or_create_token(settings)
     settings.token = token
-    server = _Server(_config(settings))
+    server = _server(settings)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # not the main thread
     loop_box: list[asyncio.AbstractEventLoop] = []
     failure: list[BaseException] = []
@@ -130,7 +166,7 @@ def run_server_in_thread(settings: ServerSettings, timeout: float = 20.0) -> Run
 
 def serve_forever(settings: ServerSettings) -> bool:
     """Serve until SIGINT/SIGTERM; False when the server could not start (the error is logged)."""
-    server = _Server(_config(settings))
+    server = _server(settings)
     try:
         server.run()  # uvloop + httptools when installed
     except SystemExit:  # uvicorn exits this way when startup (e.g. opening the database) fails
@@ -162,18 +198,32 @@ class ServerProcess:
                 self.kill()
 
 
+def _open_file_limit(limit: int) -> Callable[[], None]:
+    def apply() -> None:  # in the child, before exec
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+    return apply
+
+
 def start_server_process(
-    data_dir: Path, db_url: str | None = None, token: str = "test-token", extra_args: tuple[str, ...] = ()
+    data_dir: Path,
+    db_url: str | None = None,
+    token: str = "test-token",
+    extra_args: tuple[str, ...] = (),
+    open_files: int | None = None,
 ) -> ServerProcess:
+    """``open_files``: the child's open-file limit (soft and hard), as systemd's LimitNOFILE sets it."""
     port = free_port()
     argv = [sys.executable, "-m", "coreroll.server", "--listen", f"127.0.0.1:{port}",
-            "--data", str(data_dir), f"--token={token}", *extra_args]  # fmt: skip
+            "--data", str(data_dir), *extra_args]  # fmt: skip
     if db_url:
         argv += ["--db", db_url]
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "server.log"
     with log_path.open("ab") as log:  # a file, not a pipe: a chatty child can never block on it
-        process = subprocess.Popen(argv, stdout=log, stderr=log, env=dict(os.environ))
+        preexec = None if open_files is None else _open_file_limit(open_files)
+        env = {**os.environ, "COREROLL_TOKEN": token}  # not --token: a command line is public
+        process = subprocess.Popen(argv, stdout=log, stderr=log, env=env, preexec_fn=preexec)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:

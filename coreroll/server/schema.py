@@ -8,6 +8,11 @@ Version 2 adds ``release_files`` (one payload per board and the extra packages o
 and ``release_floors``; a version 1 database is upgraded on start (the new tables are created, and
 the server adopts each old release's file as its ``amd64-usr`` payload: ``Publisher.adopt_legacy``).
 A version 1 server refuses a version 2 database (it would offer one board's payload to all).
+
+Version 3 makes ``releases.size`` a BIGINT: PostgreSQL's INTEGER stops at 2 GiB, uploads may be
+4 GiB. ``UPGRADES[v]`` are the statements that bring a version v-1 database to v, per dialect
+(``Storage`` runs them on start, in the transaction that creates new tables); on SQLite every
+INTEGER is 64-bit already, so there is nothing to run.
 """
 
 from __future__ import annotations
@@ -37,7 +42,10 @@ from coreroll.omaha.protocol import (
 )
 from coreroll.server.policy import MAX_TIMEZONE
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+UPGRADES: dict[int, dict[str, tuple[str, ...]]] = {
+    3: {"postgresql": ("ALTER TABLE releases ALTER COLUMN size TYPE BIGINT",)},
+}
 MAX_IP = 64  # characters of a client address (app.client_ip never returns a longer one)
 
 metadata = MetaData()
@@ -73,7 +81,7 @@ releases = Table(
     metadata,
     Column("version", String(64), primary_key=True),
     Column("filename", String(255), nullable=False),
-    Column("size", Integer, nullable=False),
+    Column("size", BigInteger, nullable=False),
     Column("sha256", String(64), nullable=False),  # base64, as update_engine compares it
     Column("sha1", String(64), nullable=False),  # base64
     Column("signed", Boolean, nullable=False),

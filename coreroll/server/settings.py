@@ -5,7 +5,9 @@
 signing key, SQLite file), the admin token (else generated on first start into ``<data>/token``),
 the stale window, trusted proxies (their ``X-Forwarded-For``/``-Proto``/``-Host`` are believed), the
 public URL every handed-out link starts with, a cap on registered instances and on connected feed
-clients, the public key uploaded payloads must be signed by.
+clients (in all, and anonymous ones per address), the public key uploaded payloads must be signed
+by, and the connection bounds (``coreroll.server.connguard``: open connections, head/body/write
+timeouts, keep-alive).
 ``default_data_dir()`` is where the server and the CLI look by default.
 """
 
@@ -57,8 +59,8 @@ class ServerSettings:
     public_url: str | None = None
     poll_interval: int | None = None  # PollInterval sent with update checks
     feed_retention: int = 200_000  # changes kept for Last-Event-ID resumes
-    # Connected /api/v1/feed clients; one more gets 503 (each costs a socket and a wake-up per
-    # fan-out; a dashboard is one client).
+    # Connected anonymous /api/v1/feed clients; one more gets 503 (each costs a socket and a wake-up
+    # per fan-out; a dashboard is one client; one sending the admin token is not counted).
     max_feed_clients: int = 256
     prune_interval_seconds: float = 60.0  # how often older changes (and old history) are deleted
     # instance history and activity older than this many days are deleted (0: kept for ever); the
@@ -74,6 +76,16 @@ class ServerSettings:
     tls_key: Path | None = None
     # Nebraska's --api-endpoint-suffix: when set, Omaha is served only at /v1/update/<secret>/
     omaha_secret: str | None = None
+    # Anonymous feed clients per client address (IPv6: per /64; loopback exempt; 0: no limit). A
+    # client sending the admin token is not counted here nor against max_feed_clients.
+    max_feed_clients_per_address: int = 8
+    # HTTP connections (coreroll.server.connguard): open at once; seconds a request head may take;
+    # longest pause in a request body; seconds a client may take no response bytes; keep-alive idle.
+    max_connections: int = 4096
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    write_timeout: float = 60.0
+    keep_alive_timeout: float = 5.0
     # The fleet's update-payload-key.pub.pem: uploaded payloads and extras must be signed by it
     payload_key: Path | None = None
     clock: Callable[[], float] = time.time
@@ -84,7 +96,19 @@ class ServerSettings:
         if self.public_url is not None:
             self.public_url = check_public_url(self.public_url)
         if self.max_feed_clients < 0:
-            raise ValueError(f"--max-feed-clients {self.max_feed_clients}: expected 0 (no feed) or more")
+            raise ValueError(
+                f"--max-feed-clients {self.max_feed_clients}: expected 0 (only clients with the token) or more"
+            )
+        if self.max_feed_clients_per_address < 0:
+            raise ValueError(
+                f"--max-feed-clients-per-address {self.max_feed_clients_per_address}: expected 0 (no limit) or more"
+            )
+        if self.max_connections < 1:
+            raise ValueError(f"--max-connections {self.max_connections}: expected 1 or more")
+        for flag, seconds in (("--header-timeout", self.header_timeout), ("--body-timeout", self.body_timeout),
+                              ("--write-timeout", self.write_timeout), ("--keep-alive", self.keep_alive_timeout)):  # fmt: skip
+            if not 0 < seconds < 86400:
+                raise ValueError(f"{flag} {seconds:g}: expected seconds between 0 and 86400")
         if self.history_days < 0:
             raise ValueError(f"--history-days {self.history_days:g}: expected 0 (keep all) or more days")
         if (self.tls_cert is None) != (self.tls_key is None):

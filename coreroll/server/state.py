@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from starlette.requests import Request
@@ -30,6 +31,8 @@ class ServerState:
     feed: FeedHub
     token: str
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    # The client's address as this server believes it (--trusted-proxy applied): app.client_ip
+    client_address: Callable[[Request], str] = lambda request: request.client.host if request.client else ""
 
 
 def core(request: Request) -> ServerState:

@@ -1,6 +1,7 @@
 """Storage: the async engine, schema creation/versioning, write transactions and the change log.
 
-``Storage(url, clock)``; ``await storage.start()`` creates the schema (or checks its version) and
+``Storage(url, clock)``; ``await storage.start()`` creates the schema (or checks its version and
+upgrades an older one: ``schema.UPGRADES``) and
 ``await storage.close()``. URLs: ``sqlite:///path.db`` (WAL, synchronous=NORMAL: a committed write
 survives kill -9 of the server) or ``postgresql://user@host/db`` (asyncpg). A SQLite database is
 served by one process at a time: ``start()`` takes ``<db>.lock`` (``SqliteLock``) and refuses with
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -34,6 +36,7 @@ from coreroll.server.records import activity_json
 from coreroll.server.sqlite_lock import DatabaseInUse, SqliteLock
 
 T = TypeVar("T")
+log = logging.getLogger("coreroll.server.storage")
 BATCH_MAX = 256  # jobs per group-commit transaction
 _ADVISORY_LOCK = 7_263_001  # arbitrary constant shared by every coreroll server on one database
 
@@ -170,7 +173,9 @@ class Storage:
                     await conn.execute(text(f"SELECT pg_advisory_xact_lock({_ADVISORY_LOCK})"))
                 await conn.run_sync(schema.metadata.create_all)
                 found = (await conn.execute(select(func.max(schema.schema_version.c.version)))).scalar()
-                if found is None or found < schema.SCHEMA_VERSION:  # new, or upgraded by create_all
+                if found is not None and found < schema.SCHEMA_VERSION:
+                    await _upgrade(conn, found)
+                if found is None or found < schema.SCHEMA_VERSION:  # new, or upgraded
                     await conn.execute(
                         insert(schema.schema_version).values(
                             version=schema.SCHEMA_VERSION, applied_at=self.clock()
@@ -309,6 +314,15 @@ class Storage:
     async def ping(self) -> None:
         async with self.read() as conn:
             await conn.execute(text("SELECT 1"))
+
+
+async def _upgrade(conn: AsyncConnection, found: int) -> None:
+    """Bring a database from schema version ``found`` to ``schema.SCHEMA_VERSION`` (new tables are
+    already there: ``create_all``); logged, as it changes the operator's database."""
+    for version in range(found + 1, schema.SCHEMA_VERSION + 1):
+        for statement in schema.UPGRADES.get(version, {}).get(conn.dialect.name, ()):
+            await conn.execute(text(statement))
+    log.warning("database schema upgraded from version %d to %d", found, schema.SCHEMA_VERSION)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

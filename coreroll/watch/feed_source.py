@@ -13,7 +13,9 @@ Faults: when the stream breaks, the server stops answering `/healthz` (probed ev
 `probe_interval` s, since an idle stream only carries a keepalive every 15 s) or a reply is not
 what the API documents, the source reports `Connection("server", "down", reason)`, waits (backoff)
 and starts over with a new snapshot, so what changed meanwhile (including removals) is picked up.
-No Textual here.
+With `token` (the admin token the dashboard has for its actions) every request carries
+`Authorization: Bearer <token>`: the server always gives such a feed client a slot, however many
+anonymous clients hold the others. No Textual here.
 """
 
 from __future__ import annotations
@@ -71,8 +73,10 @@ class FeedSource(ReconnectingSource):
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.time,
         transport: httpx.AsyncBaseTransport | None = None,
+        token: str | None = None,
     ) -> None:
         self.server_url = server_url.rstrip("/")
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.sink = sink
         self.probe_interval = probe_interval
         # a busy etcd/server may take a few seconds to answer; interval + timeout stays under the
@@ -93,7 +97,7 @@ class FeedSource(ReconnectingSource):
         # the stream itself has no read timeout: the probe notices a dead server instead
         timeout = httpx.Timeout(self.timeout, read=None)
         async with httpx.AsyncClient(
-            base_url=self.server_url, timeout=timeout, transport=self.transport
+            base_url=self.server_url, timeout=timeout, transport=self.transport, headers=self.headers
         ) as http:
             try:
                 while True:

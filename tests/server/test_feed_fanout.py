@@ -23,9 +23,12 @@ _ID = re.compile(rb"^id: ([0-9]+)$", re.M)
 
 class RawFeed:
     """A feed client on a plain socket (HTTP/1.0: no chunking), reading only when asked to, so a
-    test can make it stall. ``rcvbuf`` shrinks its receive buffer (a stalled reader fills it fast)."""
+    test can make it stall. ``rcvbuf`` shrinks its receive buffer (a stalled reader fills it fast);
+    ``headers``: more request header lines (``Name: value\r\n`` each)."""
 
-    def __init__(self, url: str, last_id: int | None = None, rcvbuf: int | None = None) -> None:
+    def __init__(
+        self, url: str, last_id: int | None = None, rcvbuf: int | None = None, headers: str = ""
+    ) -> None:
         host, port = url.removeprefix("http://").split(":")
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:
@@ -33,7 +36,7 @@ class RawFeed:
         self.sock.settimeout(15)
         self.sock.connect((host, int(port)))
         resume = f"Last-Event-ID: {last_id}\r\n" if last_id is not None else ""
-        self.sock.sendall(f"GET /api/v1/feed HTTP/1.0\r\nHost: {host}\r\n{resume}\r\n".encode())
+        self.sock.sendall(f"GET /api/v1/feed HTTP/1.0\r\nHost: {host}\r\n{resume}{headers}\r\n".encode())
         self.data = b""
         while b"\r\n\r\n" not in self.data:
             self._recv()

@@ -29,7 +29,7 @@ from tests.server.nginx import Nginx
 
 VERSION = "3976.0.0"
 PAYLOAD = real_payload("through the proxy ", 20_000)
-EXTRA = b"\x1f\x8b oem sysext " * 300
+EXTRA = real_payload("oem sysext ", 4000)  # ue-rs and the upload check want CrAU v1 for extras too
 XML = {"Content-Type": "text/xml"}
 
 Behind = Callable[..., tuple[RunningServer, Nginx]]

@@ -165,6 +165,8 @@ def test_a_version_1_database_is_upgraded_and_its_releases_still_served(
         assert check_status(omaha(server.url, request_xml("b" * 32, "3999.0.0", agent=False))) == "noupdate"
         assert check_status(omaha(server.url, request_xml("c" * 32, "3999.0.0"))) == "ok"
         with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as db:
-            assert db.execute("SELECT max(version) FROM schema_version").fetchone()[0] == 2
+            assert (
+                db.execute("SELECT max(version) FROM schema_version").fetchone()[0] == 3
+            )  # upgraded through 2 (boards) to 3 (64-bit sizes)
     finally:
         server.stop()
