@@ -107,7 +107,7 @@ def test_a_name_that_changes_length_when_lowercased_is_found_without_highlight()
 
 @pytest.mark.timeout(20)
 def test_a_long_hostile_name_costs_linear_time() -> None:
-    """Textual's fuzzy matcher (textual/fuzzy.py, get_offsets) enumerates every way the letters
+    """Textual's fuzzy matcher (textual.fuzzy, get_offsets) enumerates every way the letters
     fit: on this 253-character name "aaab" takes 9 s there, "aaaab" minutes. Here: one pass."""
     hostile = ("a" * 20 + "-") * 12 + "b"
     index = NodeIndex([(f"{i:032x}", hostile) for i in range(2000)])
