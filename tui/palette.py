@@ -21,7 +21,7 @@ import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import Any, ClassVar, cast
 from weakref import WeakKeyDictionary
 
 from textual.binding import Binding
@@ -34,9 +34,7 @@ from coreroll.watch.model import FleetModel
 from tui import palette_actions
 from tui.keymap import DashAction
 from tui.node_search import HOSTNAME, NodeIndex, NodeMatch, match_one
-
-if TYPE_CHECKING:
-    from tui.app import DashApp
+from tui.palette_actions import PaletteHost
 
 GO_TO_NODE = "go to node "
 COMMAND_BONUS = 0.05  # a command ranks above a node of the same score: commands are what ctrl+p is for
@@ -73,8 +71,8 @@ class DashCommands(Provider):
     _commands: list[PaletteCommand]
 
     @property
-    def dash(self) -> DashApp:
-        return cast("DashApp", self.app)
+    def dash(self) -> PaletteHost:
+        return cast(PaletteHost, self.app)
 
     async def startup(self) -> None:
         self._commands = list(self.commands())
@@ -160,8 +158,8 @@ class NodeCommands(Provider):
     _index: NodeIndex
 
     @property
-    def dash(self) -> DashApp:
-        return cast("DashApp", self.app)
+    def dash(self) -> PaletteHost:
+        return cast(PaletteHost, self.app)
 
     async def startup(self) -> None:
         self._index = await node_index(self.dash.model)
@@ -208,5 +206,5 @@ def node_help(model: FleetModel, match: NodeMatch) -> str:
     return "  ".join(visible(part) for part in parts if part)
 
 
-def open_go_to_node(app: DashApp) -> None:
+def open_go_to_node(app: PaletteHost) -> None:
     app.push_screen(CommandPalette(providers=[GoToNode], placeholder="go to node: hostname or machine id"))

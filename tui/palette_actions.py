@@ -9,26 +9,50 @@ dashboard never stops over it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import Any, Protocol
 from weakref import WeakKeyDictionary
 
+from textual.binding import Binding
+from textual.dom import DOMNode
+from textual.screen import Screen
+
 from coreroll.watch.query import QueryError
+from tui.interventions import Host
 from tui.keymap import DashAction
 from tui.saved_filters import FilterStore, SavedFilter
+from tui.screens.main import MainScreen
 from tui.user_config import ConfigError
 from widgets.dialogs import ConfirmDialog, TextDialog
 
-if TYPE_CHECKING:
-    from tui.app import DashApp
+
+class PaletteHost(Host, Protocol):
+    """What the palette uses of the app (`tui.app.DashApp`, which lists the palette's providers:
+    naming its class here would close an import circle)."""
+
+    filter_store: FilterStore
+    keymap: dict[str, str]  # binding id -> keys, as remapped
+    theme: str
+
+    @property
+    def query(self) -> str: ...
+    @property
+    def main_screen(self) -> MainScreen: ...
+    def set_query(self, text: str) -> None: ...
+    def push_screen(self, screen: Screen[Any]) -> Any: ...
+    def run_worker(self, work: Coroutine[Any, Any, Any], *, group: str, description: str) -> Any: ...
+    async def run_action(self, action: str, default_namespace: DOMNode | None = None) -> bool: ...
+    def get_key_display(self, binding: Binding) -> str: ...
+    def search_themes(self) -> None: ...
 
 
-async def run_dash_action(app: DashApp, action: DashAction) -> None:
+async def run_dash_action(app: PaletteHost, action: DashAction) -> None:
     """What `action`'s key does, on the screen the key belongs to."""
     target = app if action.value.app_wide else app.main_screen
     await app.run_action(action.textual_action, target)
 
 
-def go_to_node(app: DashApp, machine_id: str) -> None:
+def go_to_node(app: PaletteHost, machine_id: str) -> None:
     """Put the table's cursor on the node (clearing a filter that hides it) and focus the table."""
     row = app.model.get(machine_id)
     if row is None:
@@ -48,7 +72,7 @@ def go_to_node(app: DashApp, machine_id: str) -> None:
 _REPORTED: WeakKeyDictionary[FilterStore, tuple[str, ...]] = WeakKeyDictionary()
 
 
-def saved_filters(app: DashApp) -> list[SavedFilter]:
+def saved_filters(app: PaletteHost) -> list[SavedFilter]:
     """The saved filters, read again (the operator may have edited the file); a problem with the
     file is notified once (until it changes), and the palette goes on without what is wrong."""
     store = app.filter_store
@@ -63,7 +87,7 @@ def saved_filters(app: DashApp) -> list[SavedFilter]:
     return loaded.filters if loaded is not None else []
 
 
-def apply_filter(app: DashApp, saved: SavedFilter) -> None:
+def apply_filter(app: PaletteHost, saved: SavedFilter) -> None:
     try:
         app.set_query(saved.query)
     except QueryError as exc:  # checked when loaded; the model's stale holders may still refuse it
@@ -72,11 +96,11 @@ def apply_filter(app: DashApp, saved: SavedFilter) -> None:
     app.notify(f"filter {saved.name!r}: {saved.query}", timeout=3)
 
 
-def save_filter(app: DashApp) -> None:
+def save_filter(app: PaletteHost) -> None:
     app.run_worker(_save_filter(app), group="palette", description="save filter")
 
 
-async def _save_filter(app: DashApp) -> None:
+async def _save_filter(app: PaletteHost) -> None:
     query = app.query
     if not query:
         app.notify("no filter to save: type one with /", severity="warning")
@@ -100,11 +124,11 @@ async def _save_filter(app: DashApp) -> None:
     app.notify(f"saved filter {name!r} in {store.path}")
 
 
-def forget_filter(app: DashApp, saved: SavedFilter) -> None:
+def forget_filter(app: PaletteHost, saved: SavedFilter) -> None:
     app.run_worker(_forget_filter(app, saved), group="palette", description="forget filter")
 
 
-async def _forget_filter(app: DashApp, saved: SavedFilter) -> None:
+async def _forget_filter(app: PaletteHost, saved: SavedFilter) -> None:
     if not await app.push_screen_wait(
         ConfirmDialog("forget a saved filter", f"forget {saved.name!r} ({saved.query})?", "Forget")
     ):
