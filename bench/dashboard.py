@@ -1,12 +1,14 @@
 """Dashboard benchmark, headless: is the screen fast enough at fleet scale?
 
     .venv/bin/python bench/dashboard.py [--duration 60] [--nodes 10000] [--big 100000] [--rate 1000]
-                                        [--no-baseline] [--out bench/results/dashboard.json]
+                                        [--wire-duration 20] [--no-baseline] [--repeat 3]
+                                        [--out bench/results/dashboard.json]
 
 What is measured (each scenario in its own process, so memory numbers do not mix):
 - first paint: from creating the app, with the whole fleet (one EtcdSnapshot of N node status
   JSON values + a FeedSnapshot) waiting in its buffer, to the end of the first screen update that
-  shows the table's rows. Includes parsing every status JSON in the model.
+  shows the table's rows; and to the first that shows every node ("all loaded and on screen").
+  Includes parsing every status JSON in the model. Median of `--repeat` fresh processes.
 - load: `--rate` node status changes per second for `--duration` seconds, fed to the model
   DIRECTLY (through the app's UpdateBuffer, exactly where EtcdSource would put them; no etcd in
   the loop, so the numbers are the dashboard's own). Status JSON is pre-built from templates so
@@ -19,6 +21,10 @@ What is measured (each scenario in its own process, so memory numbers do not mix
     backspace it away; every edit re-filters the 10,000 rows).
   - CPU: process CPU seconds / wall seconds over the load; memory: peak RSS.
 - baseline (same run): Textual's DataTable with the same N rows and columns, time to first paint.
+- terminal bytes/s (`bench/terminal_bytes.py`, skipped with `--wire-duration 0`): the real
+  dashboard in a real pty at 80x24 and 160x48 over an embedded etcd with N nodes taking `--rate`
+  changes/s, beside a baseline in the same run: the same app redrawing the whole screen at every
+  repaint. Median bytes/s over 1-second windows, and what a 256 kbit/s link makes of it.
 Prints a table and writes JSON (medians and ratios).
 """
 
@@ -42,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 import psutil  # noqa: E402
 from textual import events  # noqa: E402
 
+from bench import terminal_bytes  # noqa: E402
 from bench.results_file import write_results  # noqa: E402
 from coreroll.watch import updates as u  # noqa: E402
 from coreroll.watch.model import FleetModel  # noqa: E402
@@ -58,8 +65,12 @@ class BenchApp(DisplayHookApp, DashApp):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.t_created = time.monotonic()
+        self.cpu_created = time.process_time()
         self.first_paint: float | None = None
+        self.first_paint_cpu: float | None = None
         self.all_loaded: float | None = None  # every node in the table and on screen
+        self.all_loaded_cpu: float | None = None  # the same on this process's CPU clock
+        self.repaints_to_load = 0
         self.expect_rows = 0
         self.applied: list[
             list[tuple[float, float]]
@@ -85,8 +96,11 @@ class BenchApp(DisplayHookApp, DashApp):
                 shown = 0
             if shown and self.first_paint is None:
                 self.first_paint = now - self.t_created
+                self.first_paint_cpu = time.process_time() - self.cpu_created
             if shown >= self.expect_rows and self.expect_rows and self.all_loaded is None:
                 self.all_loaded = now - self.t_created
+                self.all_loaded_cpu = time.process_time() - self.cpu_created
+                self.repaints_to_load = self.repaints
         cpu = time.process_time()
         if self.applied:
             for batch in self.applied:
@@ -128,6 +142,7 @@ def make_app(n: int) -> BenchApp:
     app = BenchApp(FleetModel(), watch_tty=False)
     app.expect_rows = n
     app.t_created = time.monotonic()
+    app.cpu_created = time.process_time()
     for update in fleet:
         app.buffer.put(update)
     return app
@@ -146,7 +161,10 @@ async def scenario_paint(n: int) -> dict[str, Any]:
     return {
         "nodes": n,
         "first_paint_s": app.first_paint,
+        "first_paint_cpu_s": app.first_paint_cpu,
         "all_loaded_s": app.all_loaded,
+        "all_loaded_cpu_s": app.all_loaded_cpu,
+        "repaints_to_load": app.repaints_to_load,
         "rss_mb": psutil.Process().memory_info().rss / 2**20,
     }
 
@@ -301,13 +319,39 @@ def pct(values: list[float]) -> dict[str, float | int | None]:
     }
 
 
-def run_child(args: list[str]) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--child", *args]
-    print(f"  running: {' '.join(args)} ...", file=sys.stderr, flush=True)
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False, env=dict(os.environ))
+def run_child(args: list[str], tree: Path = ROOT) -> dict[str, Any]:
+    """A scenario in a fresh process, run by `tree`'s copy of this bench (another checkout: the
+    code before a change, measured in the same run)."""
+    cmd = [sys.executable, str(tree / "bench" / "dashboard.py"), "--child", *args]
+    where = "" if tree == ROOT else f" (in {tree})"
+    print(f"  running: {' '.join(args)}{where} ...", file=sys.stderr, flush=True)
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env, cwd=tree)
     if out.returncode != 0:
         raise SystemExit(f"scenario {args} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def median_runs(args: list[str], repeat: int, trees: list[Path]) -> list[dict[str, Any]]:
+    """`repeat` runs of a paint scenario in each tree, interleaved (a busy spell of the shared
+    machine hits both alike), each in a fresh process: per tree, the median of every number, and
+    each run's load-to-screen time (`runs_all_loaded_s`) to show the spread."""
+    runs: list[list[dict[str, Any]]] = [[] for _ in trees]
+    for _ in range(repeat):
+        for tree, done in zip(trees, runs, strict=True):
+            done.append(run_child(args, tree))
+    return [_medians(done) for done in runs]
+
+
+def _medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = dict(runs[0])
+    for name, value in runs[0].items():
+        if isinstance(value, float):
+            values = [r[name] for r in runs if r[name] is not None]
+            out[name] = statistics.median(values) if values else None
+    out["runs"] = len(runs)
+    out["runs_all_loaded_s"] = [r["all_loaded_s"] for r in runs]
+    return out
 
 
 def main() -> int:
@@ -316,12 +360,22 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, default=10_000)
     parser.add_argument("--big", type=int, default=100_000)
     parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument("--wire-duration", type=float, default=20.0, help="seconds per pty run; 0 skips")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each paint scenario (median)")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="another checkout (e.g. `git archive main | tar -x -C DIR`): its paint and load scenarios "
+        "run in the same session, interleaved with these, for a before/after",
+    )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "dashboard.json"))
-    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         kind, *rest = args.child
+        if kind == "tty-full":
+            return terminal_bytes.run_full_repaint_app(rest)
         if kind == "paint":
             result = asyncio.run(scenario_paint(int(rest[0])))
         elif kind == "load":
@@ -335,13 +389,24 @@ def main() -> int:
         f"dashboard benchmark: {args.nodes} nodes, {args.rate} changes/s for {args.duration:.0f}s",
         file=sys.stderr,
     )
-    results: dict[str, Any] = {
-        "paint": run_child(["paint", str(args.nodes)]),
-        "paint_big": run_child(["paint", str(args.big)]),
-        "load": run_child(["load", str(args.nodes), str(args.rate), str(args.duration)]),
-    }
+    trees = [ROOT] if args.before is None else [ROOT, args.before.resolve()]
+    paint = median_runs(["paint", str(args.nodes)], args.repeat, trees)
+    paint_big = median_runs(["paint", str(args.big)], args.repeat, trees)
+    load = [run_child(["load", str(args.nodes), str(args.rate), str(args.duration)], t) for t in trees]
+    results: dict[str, Any] = {"paint": paint[0], "paint_big": paint_big[0], "load": load[0]}
+    if args.before is not None:
+        results["before"] = {
+            "tree": str(trees[1]),
+            "paint": paint[1],
+            "paint_big": paint_big[1],
+            "load": load[1],
+        }
     if not args.no_baseline:
         results["datatable_baseline"] = run_child(["datatable", str(args.nodes)])
+    if args.wire_duration > 0:
+        results["terminal_bytes"] = terminal_bytes.measure(
+            args.nodes, args.rate, args.wire_duration, [(80, 24), (160, 48)]
+        )
     load = results["load"]
     targets = [
         (f"first paint, {args.nodes} nodes", results["paint"]["first_paint_s"], 1.0, "s"),
@@ -354,7 +419,10 @@ def main() -> int:
         ("  (CPU clock: own time only)", load["cpu_clock"]["key_filter_ms"]["p99"], 50.0, "ms"),
         ("app CPU (cores)", load["cpu_cores"], 1.0, ""),
         ("peak memory", load["peak_rss_mb"], 300.0, "MB"),
+        (f"all loaded and on screen, {args.big} nodes", results["paint_big"]["all_loaded_s"], 2.0, "s"),
     ]
+    for pair in results.get("terminal_bytes", {}).get("pairs", []):
+        targets.append((f"terminal bytes/s {pair['size']} / full repaint", pair["ratio"], 0.25, ""))
     rows = []
     for name, value, limit, unit in targets:
         ok = value is not None and value < limit
@@ -390,6 +458,10 @@ def main() -> int:
         f"{results['paint_big']['all_loaded_s']:.2f}s ({args.big}); "
         f"machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, nice {os.nice(0)}"
     )
+    if "before" in results:
+        print_before_after(results)
+    if "terminal_bytes" in results:
+        terminal_bytes.print_pairs(results["terminal_bytes"])
     if "datatable_baseline" in results:
         print(
             f"baseline DataTable first paint, {args.nodes} rows: {results['datatable_baseline']['first_paint_s']:.2f}s "
@@ -397,6 +469,24 @@ def main() -> int:
         )
     write_results(args.out, results)
     return 0
+
+
+def print_before_after(results: dict[str, Any]) -> None:
+    before = results["before"]
+    pairs = [
+        ("first paint", ("paint", "first_paint_s")),
+        ("first paint, big", ("paint_big", "first_paint_s")),
+        ("all loaded and on screen, big", ("paint_big", "all_loaded_s")),
+        ("  (CPU clock)", ("paint_big", "all_loaded_cpu_s")),
+    ]
+    print(f"before ({before['tree']}) / now, medians:")
+    for name, (scenario, key) in pairs:
+        old, new = before[scenario].get(key), results[scenario].get(key)
+        if old and new:
+            print(f"  {name:<30} {old:8.2f}s {new:8.2f}s  ({new / old:.2f}x)")
+    for key in ("key_cursor_ms", "key_filter_ms", "change_to_screen_ms"):
+        old, new = before["load"][key], results["load"][key]
+        print(f"  {key:<30} p50 {old['p50']} -> {new['p50']} ms, p99 {old['p99']} -> {new['p99']} ms")
 
 
 if __name__ == "__main__":

@@ -288,7 +288,8 @@ class DashApp(App[int]):
     def _update_rows(self, table: NodeTable, full: bool) -> None:
         changed = self.pump.take_changed()
         rows = self.presenter.rows(table.rows, table.row_index, changed, full)
-        table.set_rows(rows, None if full else changed, same_order=self.view.same_order)
+        view = self.view
+        table.set_rows(rows, None if full else changed, same_order=view.same_order, index=view.shown_index)
         self._rows_dirty = False
 
     def _repaint_panels(self, main: MainScreen, full: bool) -> None:

@@ -15,6 +15,7 @@ this only decides when they must run.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 from coreroll.watch.model import FleetModel
 from coreroll.watch.query import SORT_KEYS, Query, parse_query
 
+_machine_id = operator.attrgetter("machine_id")
 _PLAIN = re.compile(r"\w[\w.-]*")  # one text term: no negation, field:value, quotes or spaces
 
 
@@ -64,6 +66,9 @@ class RowView:
         self._all_index: dict[str, int] = {}
         self.same_order = False  # the last `rows()` only swapped rows in place: same keys, same order
         self._shown_text: str | None = None  # the filter the table's list was built with
+        # {machine id: position} of what the last `rows()` returned, when it is known already
+        # (the unfiltered list: its index is kept for swap_in_place); never mutated, only replaced
+        self.shown_index: dict[str, int] | None = None
 
     def set_query(self, text: str, model: FleetModel) -> bool:
         """Use a new filter (raises QueryError); False when it is the same as before."""
@@ -112,8 +117,10 @@ class RowView:
         if rows is None:
             if self.all_rows is None:
                 self.all_rows = model.filter_rows("", self.sort_column, self.reverse)
-                self._all_index = {row.machine_id: i for i, row in enumerate(self.all_rows)}
+                ids = map(_machine_id, self.all_rows)
+                self._all_index = dict(zip(ids, range(len(self.all_rows)), strict=True))
             rows = self.all_rows if self.query is None else self.query.select(self.all_rows)
         self.order_dirty = False
         self._shown_text = self.query_text
+        self.shown_index = self._all_index if rows is self.all_rows else None
         return rows

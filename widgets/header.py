@@ -4,7 +4,8 @@ state, time of the last update, flags `[R]` (read-only), `[browser: admin]` / `[
 reboot locks (`locks: v2`, `locks: v3`; with `--etcd-api auto` watching both: the one holding
 semaphores, `locks: v2+v3 BOTH hold semaphores` when both do, `locks: none yet (v2, v3 watched)`).
 
-Call `show(HeaderInfo(...))` once per tick; it repaints only when the text changed. A source that
+Call `show(HeaderInfo(...))` once per tick; it repaints only the lines that changed, each up to
+its last changed cell (`widgets.line_diff`: over SSH the header was most of the traffic). A source that
 is down is written in capitals with how long ago it was last reachable, so the operator knows the
 table below is the last known state, not the current one.
 """
@@ -14,10 +15,12 @@ from __future__ import annotations
 import time
 
 from rich.text import Text
+from textual.geometry import Region
 from textual.widget import Widget
 
 from coreroll.textsafe import visible
 from coreroll.watch.views import CONNECTED, ConnectionState, HeaderInfo
+from widgets.line_diff import changed_lines
 
 __all__ = ["DashHeader", "HeaderInfo", "render_header"]
 
@@ -115,6 +118,8 @@ class DashHeader(Widget):
     def show(self, info: HeaderInfo) -> None:
         self.info = info
         text = render_header(info)
-        if text != self._text:
+        changed = changed_lines(self._text, text)
+        if changed:
             self._text = text
-            self.refresh()
+            for y, end in changed:
+                self.refresh(Region(0, y, end, 1))

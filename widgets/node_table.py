@@ -9,6 +9,8 @@ rows on screen, straight from the model's already filtered and sorted row list:
   those rows' screen lines are refreshed, otherwise the whole widget is. `None` = assume all.
   `same_order=True` is the caller's promise that the keys are those of the last call, in the same
   order (rows swapped in place), which skips comparing every key (ms at 10,000s of rows).
+  `index`, when given, is the caller's {key: position} of `rows` (never mutated afterwards):
+  building one for 100,000 rows costs as much as sorting them.
 - The cursor follows the row's key (machine id) across sorts and filters; when its row leaves the
   list the cursor stays at the same position.
 - `marked` (a set of keys) is toggled with `toggle_mark()`; `cursor_key` / `cursor_row`.
@@ -45,6 +47,7 @@ GUTTER = 2  # cursor mark ">" and row mark "*" (readable without colour)
 
 
 class NodeTable(ScrollView, can_focus=True):
+    MANY_CHANGED = 8192  # a reordered list with more changed rows than this: drop the strip cache
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "node-table--header",
         "node-table--cursor",
@@ -104,14 +107,20 @@ class NodeTable(ScrollView, can_focus=True):
 
     # -- data in ---------------------------------------------------------------------------
     def set_rows(
-        self, rows: Sequence[Any], changed: Collection[str] | None = None, *, same_order: bool = False
+        self,
+        rows: Sequence[Any],
+        changed: Collection[str] | None = None,
+        *,
+        same_order: bool = False,
+        index: dict[str, int] | None = None,
     ) -> None:
         keys = self._keys
         if not same_order:
             keys = list(map(self.spec.key, rows))
             same_order = keys == self._keys
         self.rows = rows
-        if changed is None:
+        if changed is None or (not same_order and len(changed) > self.MANY_CHANGED):
+            # (dropping every cached strip forgets the changed rows' too: no version to bump)
             self._cache.clear()
         else:
             versions = self._versions
@@ -124,7 +133,7 @@ class NodeTable(ScrollView, can_focus=True):
                 self._refresh_keys(changed)
             return
         self._keys = keys
-        self._index = dict(zip(keys, range(len(keys)), strict=True))
+        self._index = dict(zip(keys, range(len(keys)), strict=True)) if index is None else index
         self._set_virtual_height(len(keys) + 1)
         if self._cursor_key is not None and self._cursor_key in self._index:
             self._cursor = self._index[self._cursor_key]

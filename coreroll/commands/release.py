@@ -1,6 +1,8 @@
 """`coreroll release publish|promote|point|floor|list`: releases and channels over the server's HTTP API.
 
-``publish --file F`` uploads F under its own name (``--filename`` overrides) as the payload for
+``publish --url URL`` records a payload served elsewhere (URL mode; ``--file F`` computes its size
+and hashes from a local copy, else ``--size/--sha1/--sha256``; each ``--extra`` is then served
+from the URL's directory). ``publish --file F`` uploads F under its own name (``--filename`` overrides) as the payload for
 ``--board`` (default amd64-usr); each ``--extra E`` is uploaded after it as an extra package of the
 same board; ``--channel`` goes with the last upload, so a channel never points at a release whose
 extras are still on their way; with ``--extra`` alone it is refused unless the release already has
@@ -30,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "publish", help="publish a payload (a file, or a synthetic signed one) and extra packages"
     )
     source = publish.add_mutually_exclusive_group()
-    source.add_argument(
+    publish.add_argument(
         "--file", metavar="F", help="payload file: an update_engine payload (CrAU version 1, e.g. "
         "flatcar_production_update.gz, checked whole before upload) or a coreroll signed payload; "
         "served under its own name"
@@ -38,6 +40,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument(
         "--synthetic", action="store_true", help="have the server build and sign a synthetic payload"
     )
+    source.add_argument("--url", metavar="URL",
+                        help="URL mode: the payload is served there (any HTTP server, CDN or object store; "
+                        "nodes download it from there, so servers on one PostgreSQL need no shared data dir); "
+                        "with --file F its size and hashes are computed from F, else give --size, --sha1, "
+                        "--sha256; each --extra F is then served from the URL's directory")  # fmt: skip
+    publish.add_argument("--size", type=int, metavar="BYTES", help="--url without --file: the payload's size")
+    publish.add_argument("--sha1", metavar="HASH", help="--url without --file: its SHA-1 (base64 or hex)")
+    publish.add_argument("--sha256", metavar="HASH", help="--url without --file: its SHA-256 (base64 or hex)")
     publish.add_argument("--version", metavar="V",
                          help="release version (required with --file; --synthetic defaults to today's CoreOS "
                          "version, major = days since 2013-07-13)")  # fmt: skip
@@ -134,9 +144,76 @@ def _payload_missing(api: ApiClient, version: str, channel: str) -> str | None:
     )
 
 
+def _url_bodies(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """URL mode: the JSON bodies to publish (the payload, then each --extra), hashes from the local
+    copies or the flags; raises ValueError (a usage error) or OSError."""
+    from coreroll.omaha.payload import UPDATE_ENGINE_PAYLOAD_VERSION, file_hashes, header_version
+
+    common = {"version": args.version, "board": args.board}
+    if args.file:
+        with open(args.file, "rb") as handle:
+            head = handle.read(12)
+        if header_version(head) != UPDATE_ENGINE_PAYLOAD_VERSION and not args.opaque:
+            raise ValueError(f"--file {args.file}: not an update_engine payload (CrAU version 1); "
+                             "--opaque offers other bytes to coreroll agents only")  # fmt: skip
+        print(f"hashing {args.file} ...", file=sys.stderr)
+        size, sha256, sha1 = file_hashes(args.file)
+    elif None in (args.size, args.sha1, args.sha256):
+        raise ValueError("--url needs --file F (to compute size and hashes) or all of --size, --sha1, --sha256")
+    else:
+        size, sha256, sha1 = args.size, args.sha256, args.sha1
+    fmt = "update_engine" if not args.opaque else "opaque"
+    bodies = [{"url": args.url, "size": size, "sha256": sha256, "sha1": sha1, "format": fmt, **common}]
+    directory = args.url.rpartition("/")[0]
+    for extra in args.extra:
+        size, sha256, sha1 = file_hashes(extra)
+        bodies.append({"url": f"{directory}/{Path(extra).name}", "size": size, "sha256": sha256,
+                       "sha1": sha1, "kind": "extra", **common})  # fmt: skip
+    if args.channel:
+        bodies[-1]["channel"] = args.channel  # the channel moves once every file is recorded
+    return bodies
+
+
+def _publish_urls(args: argparse.Namespace) -> int:
+    try:
+        bodies = _url_bodies(args)
+    except ValueError as exc:
+        print(f"coreroll release publish: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        return _fail(exc)
+    try:
+        with ApiClient.from_args(args) as api:
+            for body in bodies:
+                release = api.send("POST", "/api/v1/releases", body)
+            if args.floor:
+                release = api.send("PUT", f"/api/v1/releases/{release['version']}/floor",
+                                   {"floor": True, "reason": args.floor_reason})  # fmt: skip
+    except ApiError as exc:
+        return _fail(exc)
+    if args.json:
+        print(json.dumps(release, indent=2))
+        return 0
+    where = f", channel {args.channel}" if args.channel else ""
+    print(f"published {release['version']} {args.board} at {args.url} ({bodies[0]['size']} bytes){where}"
+          f"{', floor' if release.get('floor') else ''}")  # fmt: skip
+    for body in bodies[1:]:
+        print(f"  extra at {body['url']} ({body['size']} bytes)")
+    return 0
+
+
 def run_publish(args: argparse.Namespace) -> int:
-    if not (args.file or args.synthetic or args.extra):
-        print("coreroll release publish: give --file, --synthetic or --extra", file=sys.stderr)
+    if not (args.file or args.synthetic or args.extra or args.url):
+        print("coreroll release publish: give --file, --synthetic, --url or --extra", file=sys.stderr)
+        return 2
+    if args.synthetic and args.file:
+        print("coreroll release publish: --synthetic and --file go separately", file=sys.stderr)
+        return 2
+    if (args.size, args.sha1, args.sha256) != (None, None, None) and (args.file or not args.url):
+        print("coreroll release publish: --size, --sha1, --sha256 are for --url without --file", file=sys.stderr)
+        return 2
+    if args.url and not args.version:
+        print("coreroll release publish: --url needs --version", file=sys.stderr)
         return 2
     if (args.file or args.extra) and not args.version:
         print("coreroll release publish: --file and --extra need --version", file=sys.stderr)
@@ -150,6 +227,8 @@ def run_publish(args: argparse.Namespace) -> int:
         return 1
     except OSError as exc:
         return _fail(exc)
+    if args.url:
+        return _publish_urls(args)
     try:
         with ApiClient.from_args(args) as api:
             if args.channel and not (args.file or args.synthetic):

@@ -10,8 +10,16 @@ import time
 from pathlib import Path
 
 from coreroll.commands import server_limits
+from coreroll.commands.group import duration
 from coreroll.server.forwarded import startup_note
-from coreroll.server.settings import DEFAULT_LISTEN, ServerSettings, default_data_dir, parse_listen
+from coreroll.server.settings import (
+    DEFAULT_LISTEN,
+    FLATCAR_UPSTREAM,
+    ServerSettings,
+    default_data_dir,
+    parse_listen,
+)
+from coreroll.server.versions import KNOWN_BOARDS
 
 # Secrets a flag puts in /proc/<pid>/cmdline (readable by every local user), and where to put them instead
 SECRET_FLAGS = (
@@ -75,6 +83,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--payload-key", metavar="PEM",
                         help="the nodes' update-payload-key.pub.pem: refuse uploaded payloads and extras "
                         "not signed by it (without: a signature must be there, unverified)")  # fmt: skip
+    parser.add_argument("--sync", nargs="?", const=FLATCAR_UPSTREAM, metavar="URL",
+                        help="follow an upstream update server, as Nebraska's syncer does: record every "
+                        f"new release per channel and board, move unpinned channels (default {FLATCAR_UPSTREAM})")  # fmt: skip
+    parser.add_argument("--sync-interval", type=duration, default=3600, metavar="DURATION",
+                        help="time between sync passes (default 1h, at least 1m; failures retry sooner, "
+                        "with backoff)")  # fmt: skip
+    parser.add_argument("--sync-channels", type=_names, default=("alpha", "beta", "stable"), metavar="A,B",
+                        help="channels to follow (default alpha,beta,stable)")  # fmt: skip
+    parser.add_argument("--sync-boards", type=_names, default=KNOWN_BOARDS, metavar="A,B",
+                        help=f"boards to follow (default {','.join(KNOWN_BOARDS)})")  # fmt: skip
+    parser.add_argument("--host-packages", action="store_true",
+                        help="mirror each synced payload and extra into <data>/packages (checked whole, with "
+                        "--payload-key) and serve it here, for air-gapped fleets; without it nodes download "
+                        "from upstream's URLs")  # fmt: skip
     parser.add_argument("--bench-fixed-route", action="store_true", help=argparse.SUPPRESS)  # bench/omaha.py
     parser.set_defaults(handler=run)
     sub = parser.add_subparsers(dest="server_command", metavar="SUBCOMMAND")
@@ -108,6 +130,11 @@ def _settings(args: argparse.Namespace) -> ServerSettings:
         tls_key=Path(args.tls_key) if args.tls_key else None,
         omaha_secret=args.omaha_secret or os.environ.get("COREROLL_OMAHA_SECRET") or None,
         payload_key=Path(args.payload_key) if args.payload_key else None,
+        sync_url=_sync_url(args.sync),
+        sync_interval=float(args.sync_interval),
+        sync_channels=args.sync_channels,
+        sync_boards=args.sync_boards,
+        host_packages=args.host_packages,
         **server_limits.settings_from(args),
     )
 
@@ -128,6 +155,27 @@ class _EncryptedKey(Exception):
 
 def _no_pass_phrase() -> bytes:
     raise _EncryptedKey
+
+
+def _names(text: str) -> tuple[str, ...]:
+    """``"a,b"`` -> ("a", "b"): channel or board names (letters, digits, '-', '_', '.')."""
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+    if not names or any(len(n) > 64 or not set(n) <= allowed for n in names):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected names of letters, digits, '-', '_', '.', comma-separated")
+    return names
+
+
+def _sync_url(url: str | None) -> str | None:
+    """--sync's URL, checked here so a typo is one line at start, not a failure an hour later."""
+    if url is None:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"--sync {url!r}: expected an http:// or https:// URL of an Omaha endpoint")
+    return url
 
 
 def check_payload_key(settings: ServerSettings) -> None:

@@ -99,8 +99,10 @@ def build_request(
     os_sp: str | None = None,
     updater_version: str = UPDATER_VERSION,
     coreroll_agent: bool = False,
+    multi_manifest_ok: bool = False,
 ) -> bytes:
-    """The request update_engine would send (reference 1.2), as UTF-8 bytes."""
+    """The request update_engine would send (reference 1.2), as UTF-8 bytes; ``multi_manifest_ok``
+    adds ``multi_manifest_ok="true"`` to ``<app>`` (a syncer's request: coreroll.omaha.upstream)."""
     if os_sp is None:
         os_sp = f"{version}_{_BOARD_ARCH.get(board, board.split('-')[0] or 'x86_64')}"
     body = ""
@@ -112,6 +114,7 @@ def build_request(
     enc = xml_encode
     updater = enc(updater_version)
     agent = ' coreroll_agent="1"' if coreroll_agent else ""
+    multi = ' multi_manifest_ok="true"' if multi_manifest_ok else ""
     text = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f'<request protocol="3.0" version="{updater}" updaterversion="{updater}" '
@@ -120,7 +123,7 @@ def build_request(
         f'    <app appid="{enc(appid)}" version="{enc(version)}" track="{enc(track)}" bootid="{enc(bootid)}" '
         f'oem="{enc(oem)}" oemversion="{enc(oemversion)}" alephversion="{enc(alephversion)}" '
         f'machineid="{enc(machineid)}" machinealias="{enc(machinealias)}" lang="{enc(lang)}" '
-        f'board="{enc(board)}" hardware_class="{enc(hardware_class)}" delta_okay="false" >\n'
+        f'board="{enc(board)}" hardware_class="{enc(hardware_class)}" delta_okay="false"{multi} >\n'
         f"{body}"
         "    </app>\n"
         "</request>\n"

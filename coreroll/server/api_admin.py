@@ -1,5 +1,6 @@
-"""Admin API (``Authorization: Bearer TOKEN``): publish releases, point and promote channels,
-create groups, change group policy, pause and resume. Shapes: docs/api.md."""
+"""Admin API (``Authorization: Bearer TOKEN``): publish releases (uploaded, synthetic, or served
+elsewhere: URL mode), point, promote, pin and unpin channels, start an upstream sync pass, create
+groups, change group policy, pause and resume. Shapes: docs/api.md."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from coreroll.server import pins
 from coreroll.server.auth import token_matches
 from coreroll.server.catalog import PAYLOAD, CatalogError
 from coreroll.server.releases import DEFAULT_FILENAME
 from coreroll.server.state import base_url, core
+from coreroll.server.sync_state import sync_report
+from coreroll.server.url_payloads import check_metadata
 from coreroll.server.versions import DEFAULT_BOARD
+from coreroll.wirenum import NumberError, parse_int
 
 
 class Unauthorized(Exception):
@@ -98,10 +103,13 @@ async def publish(request: Request) -> Any:
             ),
         )
     body = await _json_object(request)
+    if "url" in body:
+        return _published(request, await _publish_url(request, body))
     if body.get("synthetic") is not True:
         raise CatalogError(
             400,
-            'send {"synthetic": true, "version": ...} as JSON, or the payload as application/octet-stream',
+            'send {"synthetic": true, "version": ...} or {"url": ..., "size": ..., "sha256": ..., '
+            '"sha1": ..., "version": ...} as JSON, or the payload as application/octet-stream',
         )
     size = body.get("image_size", 65536)
     if isinstance(size, bool) or not isinstance(size, int):
@@ -110,6 +118,49 @@ async def publish(request: Request) -> Any:
     board = _optional_str(body, "board") or DEFAULT_BOARD
     published = await state.publisher.publish_synthetic(version, _optional_str(body, "channel"), size, board)
     return _published(request, published)
+
+
+async def _publish_url(request: Request, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """URL mode: a payload or extra served by another HTTP server, CDN or object store."""
+    meta = check_metadata(body.get("url"), body.get("size"), body.get("sha256"), body.get("sha1"))
+    return await core(request).publisher.publish_url(
+        meta,
+        _str(body, "version"),
+        _optional_str(body, "channel"),
+        _optional_str(body, "board") or DEFAULT_BOARD,
+        _optional_str(body, "kind") or PAYLOAD,
+        _optional_str(body, "format") or "update_engine",
+    )
+
+
+@router.put("/channels/{name}/pin")
+async def pin_channel(request: Request, name: str) -> Any:
+    body = await _json_object(request)
+    return await pins.pin(core(request).catalog, name, _str(body, "version"))
+
+
+@router.delete("/channels/{name}/pin")
+async def unpin_channel(request: Request, name: str) -> Any:
+    return await pins.unpin(core(request).catalog, name)
+
+
+@router.post("/sync")
+async def sync_now(request: Request) -> Any:
+    """Start an upstream sync pass now; ``?wait=SECONDS`` (at most 3600) answers when it has ended."""
+    state = core(request)
+    if state.syncer is None:
+        raise CatalogError(409, "this server does not sync: start it with --sync [URL]")
+    raw = request.query_params.get("wait")
+    if not raw:
+        state.syncer.wake()
+        return JSONResponse({"started": True}, status_code=202)
+    try:
+        wait = parse_int(raw, "wait", 1, 3600)
+    except NumberError as exc:
+        raise CatalogError(400, f"query parameter {exc}") from None
+    if not await state.syncer.sync_now(float(wait)):
+        raise CatalogError(504, f"the sync pass did not end within {wait} s; see GET /api/v1/sync")
+    return await sync_report(state.storage, state.catalog, state.syncer.status())
 
 
 @router.put("/releases/{version}/floor")

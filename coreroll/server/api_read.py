@@ -1,7 +1,7 @@
 """Read API (no auth): ``/api/v1/info``, ``snapshot``, ``channels``, ``releases``, ``groups``,
-``groups/{id}``, ``instances``, ``instances/{id}``, ``instances/{id}/history``, ``activity``, and the
-SSE ``feed`` (the admin token, when sent, gets a feed slot past the client limits).
-Shapes: docs/api.md."""
+``groups/{id}``, ``instances``, ``instances/{id}``, ``instances/{id}/history``, ``activity``,
+``sync`` (the upstream sync: coreroll.server.sync_state) and the SSE ``feed`` (the admin token, when
+sent, gets a feed slot past the client limits). Shapes: docs/api.md."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from coreroll.server.catalog import CatalogError
 from coreroll.server.feed import FeedRefused, FeedResponse, parse_last_id
 from coreroll.server.records import activity_json, status_code
 from coreroll.server.state import ServerState, base_url, core
+from coreroll.server.sync_state import sync_report
 from coreroll.wirenum import NumberError, parse_int
 
 router = APIRouter(prefix="/api/v1")
@@ -167,6 +168,12 @@ async def instance(request: Request, machine_id: str) -> dict[str, Any]:
 async def instance_history(request: Request, machine_id: str) -> dict[str, Any]:
     limit = _int(request.query_params.get("limit"), "limit", 100, 1, MAX_LIMIT)
     return {"history": await core(request).registry.history(machine_id, limit)}
+
+
+@router.get("/sync")
+async def sync_status(request: Request) -> dict[str, Any]:
+    state = await _state(request)
+    return await sync_report(state.storage, state.catalog, state.syncer.status() if state.syncer else None)
 
 
 @router.get("/activity")

@@ -3,8 +3,9 @@
 On startup (lifespan): open storage (schema created/checked), remove ``.upload-*`` temp files an
 interrupted publish left in the packages dir (logged), load the catalog and create the default
 channels and groups, record pre-board releases as amd64-usr payloads, count instances, load or
-create the admin token, and start pruning the change log and the feed's fan-out task
-(``coreroll.server.feed.FeedHub``). With ``settings.omaha_secret`` the Omaha endpoint is
+create the admin token, and start pruning the change log, the feed's fan-out task
+(``coreroll.server.feed.FeedHub``) and, with ``settings.sync_url``, the upstream sync
+(``coreroll.server.sync.Syncer``). With ``settings.omaha_secret`` the Omaha endpoint is
 ``/v1/update/<secret>/`` only (as Nebraska's ``--api-endpoint-suffix``): any other ``/v1/update/...``
 path is a 404 that does not say whether a secret is set. With ``settings.public_url`` or trusted proxies,
 ``coreroll.server.forwarded.PublicOrigin`` gives each request the origin its client used, so every
@@ -46,6 +47,7 @@ from coreroll.server.schema import MAX_IP
 from coreroll.server.settings import ServerSettings
 from coreroll.server.state import ServerState, base_url, core
 from coreroll.server.storage import Storage
+from coreroll.server.sync import Syncer
 from coreroll.wirenum import parse_capped
 
 log = logging.getLogger("coreroll.server")
@@ -206,12 +208,16 @@ def create_app(settings: ServerSettings) -> FastAPI:
             gc.freeze()
         pruner = asyncio.create_task(_prune_forever(state))
         fan_out = asyncio.create_task(state.feed.run())
+        tasks = [pruner, fan_out]
+        if settings.sync_url is not None:
+            state.syncer = Syncer(settings, storage, catalog, publisher, stopping)
+            tasks.append(asyncio.create_task(state.syncer.run()))
         try:
             yield
         finally:
             state.stopping.set()
             state.feed.close()
-            for task in (pruner, fan_out):
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

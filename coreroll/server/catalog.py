@@ -93,6 +93,7 @@ class ReleaseFile:
     sha1: str  # base64
     format: str  # "update_engine" | "coreroll" | "opaque" | "extra"
     created_at: float
+    url: str | None = None  # URL mode: served there (its directory is the codebase), not from here
 
     def row(self) -> dict[str, Any]:
         return {f: getattr(self, f) for f in self.__slots__}
@@ -105,11 +106,19 @@ class ReleaseFile:
     def directory(self) -> str:
         return self.path.rpartition("/")[0]
 
+    def codebase(self, base_url: str) -> str:
+        """The Omaha codebase a node joins with ``filename``: the URL's directory in URL mode (as
+        Nebraska's package URL), else this server's /packages/ directory of the file."""
+        if self.url is not None:
+            return self.url.rpartition("/")[0] + "/"
+        return f"{base_url.rstrip('/')}/packages/{self.directory}/"
+
     def to_json(self, base_url: str) -> dict[str, Any]:
         return {
             "board": self.board,
             "filename": self.filename,
-            "url": f"{base_url.rstrip('/')}/packages/{self.path}",
+            "url": self.url or f"{base_url.rstrip('/')}/packages/{self.path}",
+            "hosted": self.url is None,
             "size": self.size,
             "sha256": self.sha256,
             "sha1": self.sha1,
@@ -153,6 +162,11 @@ def _group_from_row(row: Any) -> Group:
     )  # fmt: skip
 
 
+def _identity(file: ReleaseFile) -> tuple[str, int, str, str | None]:
+    """What must match for a second publish of one file to be the same file (idempotent)."""
+    return file.sha256, file.size, file.kind, file.url
+
+
 def check_name(kind: str, name: Any) -> str:
     if not isinstance(name, str) or not name or len(name) > 64 or not set(name) <= _NAME_OK:
         raise CatalogError(400, f"{kind} {name!r}: use 1-64 of letters, digits, '-', '_', '.'")
@@ -180,6 +194,7 @@ class Catalog:
         self.files: dict[str, list[ReleaseFile]] = {}  # version -> its files
         self._by_path: dict[str, ReleaseFile] = {}
         self.floors: dict[str, str | None] = {}  # version -> reason
+        self.pins: dict[str, str] = {}  # channel -> the version it is pinned at (coreroll.server.pins)
         self._loaded_at = 0.0
 
     # ---- cache -------------------------------------------------------------------------------
@@ -195,6 +210,7 @@ class Catalog:
                 ReleaseFile(**dict(r._mapping)) for r in await conn.execute(select(schema.release_files))
             ]
             floors = list(await conn.execute(select(schema.release_floors)))
+            pins = list(await conn.execute(select(schema.channel_pins)))
         self.groups = {g.id: g for g in groups}
         self._reindex()
         self.channels = {c["name"]: c for c in channels}
@@ -208,11 +224,13 @@ class Catalog:
         for f in files:
             self._store_file(f)
         self.floors = {f.version: f.reason for f in floors}
+        self.pins = {p.channel: p.version for p in pins}
         self._loaded_at = time.monotonic()
 
     def _store_file(self, file: ReleaseFile) -> None:
         self.files.setdefault(file.version, []).append(file)
-        self._by_path[file.path] = file
+        if file.url is None:  # a URL-mode file is not served under /packages/
+            self._by_path[file.path] = file
 
     async def _sync(self) -> None:
         """Under the write lock, with several servers on one database: start from what they committed."""
@@ -290,7 +308,10 @@ class Catalog:
         return self._release_preview(self.releases[version], None, base_url)
 
     def channel_list(self) -> list[dict[str, Any]]:
-        return [channel_json(self.channels[n]) for n in sorted(self.channels, key=channel_sort_key)]
+        return [
+            channel_json(self.channels[n], self.pins.get(n))
+            for n in sorted(self.channels, key=channel_sort_key)
+        ]
 
     def release_list(self, base_url: str) -> list[dict[str, Any]]:
         ordered = sorted(self.releases.values(), key=lambda r: r.created_at, reverse=True)
@@ -323,7 +344,7 @@ class Catalog:
             await tx.conn.execute(
                 insert(schema.channel_history).values(channel=name, version=version, at=tx.now)
             )
-        tx.emit("channel", channel_json(row))
+        tx.emit("channel", channel_json(row, self.pins.get(name)))
 
         def apply() -> None:
             self.channels[name] = row
@@ -333,7 +354,7 @@ class Catalog:
                     seen.append(name)
 
         tx.after_commit.append(apply)
-        return channel_json(row)
+        return channel_json(row, self.pins.get(name))
 
     async def _insert_group(self, tx: Tx, group: Group) -> None:
         await tx.conn.execute(insert(schema.groups).values(**group.row(), updated_at=tx.now))
@@ -372,14 +393,16 @@ class Catalog:
             await self._sync()
             if channel is not None:
                 self.require_payload(file.version, file)
+                self.refuse_if_pinned(channel)
             created = False
             same = self._find(file.version, file.board, file.filename)
             if same is not None:
-                if (same.sha256, same.size, same.kind) != (file.sha256, file.size, file.kind):
+                if _identity(same) != _identity(file):
+                    where = f", at {same.url}" if same.url else ", hosted here"
                     raise CatalogError(
                         409,
                         f"release {file.version} already has {file.board}/{file.filename} "
-                        f"({same.kind}, {same.size} bytes, sha256 {same.sha256}); publish other "
+                        f"({same.kind}, {same.size} bytes, sha256 {same.sha256}{where}); publish other "
                         "bytes as a new version",
                     )
             else:
@@ -446,9 +469,9 @@ class Catalog:
             await tx.activity("ReleaseFloorChanged", "info", text, version=version)
         return obj
 
-    async def _point(self, tx: Tx, channel: str, version: str) -> dict[str, Any]:
+    async def _point(self, tx: Tx, channel: str, version: str, why: str = "") -> dict[str, Any]:
         obj = await self._put_channel(tx, channel, version)
-        await tx.activity("ChannelUpdated", "info", f"channel {channel} now offers {version}",
+        await tx.activity("ChannelUpdated", "info", f"channel {channel} now offers {version}{why}",
                           channel=channel, version=version)  # fmt: skip
         return obj
 
@@ -464,6 +487,23 @@ class Catalog:
                 "without one",
             )
 
+    async def point_in(self, tx: Tx, channel: str, version: str, why: str = "") -> dict[str, Any]:
+        """Point ``channel`` at ``version`` inside ``tx`` (pins and the upstream sync; no checks)."""
+        return await self._point(tx, channel, version, why)
+
+    async def refresh_under_lock(self) -> None:
+        """Inside a write transaction: start from what other servers on the database committed."""
+        await self._sync()
+
+    def refuse_if_pinned(self, channel: str) -> None:
+        pinned = self.pins.get(channel)
+        if pinned is not None:
+            raise CatalogError(
+                409,
+                f"channel {channel} is pinned at {pinned}: `coreroll channel unpin {channel}` first, "
+                f"or pin it at another version",
+            )
+
     async def point_channel(self, channel: str, version: str) -> dict[str, Any]:
         check_name("channel", channel)
         if version not in self.releases:
@@ -471,6 +511,7 @@ class Catalog:
         async with self.storage.write() as tx:
             await self._sync()
             self.require_payload(version)
+            self.refuse_if_pinned(channel)
             return await self._point(tx, channel, version)
 
     async def promote(self, version: str, to: str) -> dict[str, Any]:
@@ -486,6 +527,7 @@ class Catalog:
         async with self.storage.write() as tx:
             await self._sync()
             self.require_payload(version)
+            self.refuse_if_pinned(to)
             return await self._point(tx, to, version)
 
     async def create_group(self, body: dict[str, Any]) -> dict[str, Any]:

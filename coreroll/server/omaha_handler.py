@@ -14,7 +14,7 @@ concurrent checks.
 
 What is offered: the channel's release, or first the next floor below it (``Catalog.next_floor``),
 and of that release the payload for the request's ``board`` (``amd64-usr`` when absent) with the
-board's extra packages. No payload for the board, or a payload only coreroll agents can apply
+board's extra packages, at this server's ``/packages/`` or, in URL mode, at the payload URL's directory. No payload for the board, or a payload only coreroll agents can apply
 (synthetic or opaque) asked for by a request without ``coreroll_agent="1"`` (a real
 update_engine), answers ``noupdate`` and holds the instance with that reason.
 
@@ -159,7 +159,7 @@ class OmahaHandler:
         )
         return UpdateOffer(
             version=payload.version,
-            codebase_url=f"{base}/packages/{payload.directory}/",
+            codebase_url=payload.codebase(base),  # URL mode: the URL's directory
             package_name=payload.filename,
             size=payload.size,
             sha256_b64=payload.sha256,

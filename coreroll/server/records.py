@@ -34,8 +34,14 @@ def status_code(name: str) -> int | None:
     return None
 
 
-def channel_json(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {"name": row["name"], "version": row["version"], "updated_at": iso(row["updated_at"])}
+def channel_json(row: Mapping[str, Any], pinned: str | None = None) -> dict[str, Any]:
+    """``pinned``: the version the channel is pinned at (the upstream sync never moves it), or None."""
+    return {
+        "name": row["name"],
+        "version": row["version"],
+        "updated_at": iso(row["updated_at"]),
+        "pinned": pinned,
+    }
 
 
 def release_json(

@@ -32,7 +32,6 @@ import asyncio
 import hashlib
 import logging
 import os
-import re
 import tempfile
 import threading
 from collections.abc import AsyncIterator
@@ -57,7 +56,8 @@ from coreroll.omaha.payload import (
 )
 from coreroll.server.catalog import EXTRA, PAYLOAD, Catalog, CatalogError, Release, ReleaseFile
 from coreroll.server.settings import ServerSettings
-from coreroll.server.upload import UploadSink, describe
+from coreroll.server.upload import Upload, UploadSink, describe
+from coreroll.server.url_payloads import FILENAME, FileMetadata, directory_of
 from coreroll.server.versions import DEFAULT_BOARD, next_free_version, valid_board, valid_version
 
 log = logging.getLogger("coreroll.server")
@@ -66,8 +66,8 @@ TEMP_PREFIX = ".upload-"
 _BATCH = 1024 * 1024  # bytes handed to the worker thread at a time
 MAX_SIGNED = 512 * 1024**2  # a coreroll container is verified in memory
 MAX_SYNTHETIC = 64 * 1024**2
-_FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 DEFAULT_FILENAME = "update.gz"
+URL_FORMATS = ("update_engine", "opaque")  # what a URL-mode payload can be said to be
 
 
 def synthetic_image(version: str, size: int) -> bytes:
@@ -80,6 +80,18 @@ def synthetic_image(version: str, size: int) -> bytes:
 
 def _discard(path: Path) -> None:
     path.unlink(missing_ok=True)
+
+
+def _compare(filename: str, upload: Upload, expected: FileMetadata) -> None:
+    """The downloaded bytes against what their source declared (size, SHA-256, SHA-1)."""
+    found = (upload.size, upload.sha256_b64, upload.sha1_b64)
+    declared = (expected.size, expected.sha256_b64, expected.sha1_b64)
+    for name, got, want in zip(("size", "sha256", "sha1"), found, declared, strict=True):
+        if got != want:
+            raise CatalogError(
+                422,
+                f"{filename} from {expected.url} refused: its {name} is {got}, the source declared {want}",
+            )
 
 
 def _place(tmp: Path, final: Path) -> None:
@@ -121,12 +133,29 @@ class Publisher:
             raise CatalogError(400, f"version {version!r}: use 1-64 of letters, digits, '.', '+', '_', '-'")
         if channel is not None and channel not in self.catalog.channels:
             raise CatalogError(404, f"no channel {channel!r}")
-        if not _FILENAME.match(filename):
+        if not FILENAME.match(filename):
             raise CatalogError(
                 400, f"filename {filename!r}: a plain file name of letters, digits, '.', '_', '-'"
             )
         if not isinstance(board, str) or not valid_board(board):
             raise CatalogError(400, f"board {board!r}: expected amd64-usr, arm64-usr or another <arch>-usr")
+
+    def _same_place(self, version: str, board: str, url: str | None) -> None:
+        """A board's payload and extras share one codebase (a node fetches each extra from the
+        payload's directory, as flatcar-postinst does): hosted here together, or in one URL directory."""
+        where = None if url is None else directory_of(url)
+        for other in self.catalog.files.get(version, ()):
+            if other.board != board:
+                continue
+            there = None if other.url is None else directory_of(other.url)
+            if there != where:
+                raise CatalogError(
+                    409,
+                    f"release {version} {board}: {other.filename} is "
+                    + (f"served from {there}" if there else "hosted on this server")
+                    + "; a board's payload and extras must be in one place (a node downloads the "
+                    "extras from the payload's directory)",
+                )
 
     def _path(self, version: str, board: str, filename: str, kind: str) -> str:
         payload = self.catalog.payload(version, board) if kind == EXTRA else None
@@ -171,12 +200,15 @@ class Publisher:
         board: str = DEFAULT_BOARD,
         kind: str = PAYLOAD,
         opaque: bool = False,
+        expected: FileMetadata | None = None,
     ) -> tuple[dict[str, Any], bool]:
+        """``expected``: what the source declared (the upstream sync); other bytes are refused (422)."""
         self._check(version, channel, filename, board)
         if kind not in (PAYLOAD, EXTRA):
             raise CatalogError(400, f"kind {kind!r}: expected {PAYLOAD!r} or {EXTRA!r}")
         if kind == EXTRA and channel is not None:
             self.catalog.require_payload(version)  # refused before the upload is read
+        self._same_place(version, board, None)
         self.settings.packages_dir.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=self.settings.packages_dir, prefix=TEMP_PREFIX)
         tmp = Path(name)
@@ -194,6 +226,8 @@ class Publisher:
                 if batch:
                     await asyncio.to_thread(sink.write, b"".join(batch))
                 upload = await asyncio.to_thread(sink.finish)
+            if expected is not None:
+                _compare(filename, upload, expected)
             if upload.format == "coreroll":
                 await self._verify(tmp, version, upload.size)
             if upload.checked is not None:
@@ -202,6 +236,34 @@ class Publisher:
             return await self._install(tmp, version, board, filename, kind, upload.format, hashes, channel)
         finally:
             _discard(tmp)
+
+    async def publish_url(
+        self,
+        meta: FileMetadata,
+        version: str,
+        channel: str | None,
+        board: str = DEFAULT_BOARD,
+        kind: str = PAYLOAD,
+        fmt: str = "update_engine",
+    ) -> tuple[dict[str, Any], bool]:
+        """Record a file served at ``meta.url`` (URL mode): nothing is stored here, nodes download it there."""
+        self._check(version, channel, meta.filename, board)
+        if kind not in (PAYLOAD, EXTRA):
+            raise CatalogError(400, f"kind {kind!r}: expected {PAYLOAD!r} or {EXTRA!r}")
+        if kind == EXTRA:
+            fmt = EXTRA
+        elif fmt not in URL_FORMATS:
+            raise CatalogError(400, f"format {fmt!r}: expected one of {', '.join(URL_FORMATS)}")
+        self._same_place(version, board, meta.url)
+        now = self.settings.clock()
+        file = ReleaseFile(version, board, meta.filename, kind, f"{version}/{board}/{meta.filename}",
+                           meta.size, meta.sha256_b64, meta.sha1_b64, fmt, now, meta.url)  # fmt: skip
+        release = Release(version, meta.filename, meta.size, meta.sha256_b64, meta.sha1_b64, False, now)
+
+        async def nothing_to_place() -> None:
+            return None
+
+        return await self.catalog.publish_file(release, file, channel, nothing_to_place)
 
     async def _verify(self, path: Path, version: str, size: int) -> None:
         if size > MAX_SIGNED:

@@ -10,9 +10,16 @@ the server adopts each old release's file as its ``amd64-usr`` payload: ``Publis
 A version 1 server refuses a version 2 database (it would offer one board's payload to all).
 
 Version 3 makes ``releases.size`` a BIGINT: PostgreSQL's INTEGER stops at 2 GiB, uploads may be
-4 GiB. ``UPGRADES[v]`` are the statements that bring a version v-1 database to v, per dialect
-(``Storage`` runs them on start, in the transaction that creates new tables); on SQLite every
-INTEGER is 64-bit already, so there is nothing to run.
+4 GiB; on SQLite every INTEGER is 64-bit already, so there is nothing to run.
+
+Version 4 ("sync", issue 18): ``release_files.url`` (a payload or extra served by another HTTP
+server, CDN or object store: the node downloads it from there), ``channel_pins`` (a channel the
+upstream sync must not move), ``sync_state`` (per channel and board: what upstream offers, when it
+was last asked, the last failure) and ``sync_refusals`` (upstream releases refused at the door).
+``UPGRADES[v]`` are the statements that bring a version v-1 database to v, per dialect, and
+``ADDED_COLUMNS[v]`` the (table, column) pairs version v added to existing tables (each added, with
+its type from the table below, only where missing: a table ``create_all`` just made has it). Both
+run on start in ``Storage``, in the transaction that creates the new tables.
 """
 
 from __future__ import annotations
@@ -42,10 +49,12 @@ from coreroll.omaha.protocol import (
 )
 from coreroll.server.policy import MAX_TIMEZONE
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4  # 3: 64-bit release sizes; 4: sync (release URL, pins, sync state)
 UPGRADES: dict[int, dict[str, tuple[str, ...]]] = {
     3: {"postgresql": ("ALTER TABLE releases ALTER COLUMN size TYPE BIGINT",)},
 }
+ADDED_COLUMNS: dict[int, tuple[tuple[str, str], ...]] = {4: (("release_files", "url"),)}
+MAX_URL = 2048  # characters of a payload URL (release publish --url, upstream codebases)
 MAX_IP = 64  # characters of a client address (app.client_ip never returns a longer one)
 
 metadata = MetaData()
@@ -106,6 +115,8 @@ release_files = Table(
     Column("sha1", String(64), nullable=False),  # base64
     Column("format", String(16), nullable=False),
     Column("created_at", Float, nullable=False),
+    # Set: the file is served there (URL mode), not from <data>/packages; None: hosted here.
+    Column("url", String(2048), nullable=True),
 )
 
 # Releases marked mandatory: a node below one is offered it before anything newer (see catalog).
@@ -115,6 +126,41 @@ release_floors = Table(
     Column("version", String(64), primary_key=True),
     Column("reason", Text, nullable=True),
     Column("created_at", Float, nullable=False),
+)
+
+# A pinned channel stays at its version: the upstream sync records new releases but never moves it.
+channel_pins = Table(
+    "channel_pins",
+    metadata,
+    Column("channel", String(64), primary_key=True),
+    Column("version", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+# The upstream sync, per channel and board: the version upstream last offered (its target), the
+# newest version stored here for it, when upstream was last asked and answered, the last failure.
+sync_state = Table(
+    "sync_state",
+    metadata,
+    Column("channel", String(64), primary_key=True),
+    Column("board", String(64), primary_key=True),
+    Column("upstream_version", String(64), nullable=True),
+    Column("synced_version", String(64), nullable=True),
+    Column("last_attempt_at", Float, nullable=True),
+    Column("last_success_at", Float, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("failures", Integer, nullable=False),
+)
+
+# Upstream releases refused at the door (bad metadata, bytes that do not match, a payload no node
+# could apply): never offered; cleared when the same version and board is later stored.
+sync_refusals = Table(
+    "sync_refusals",
+    metadata,
+    Column("version", String(64), primary_key=True),
+    Column("board", String(64), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("at", Float, nullable=False),
 )
 
 groups = Table(

@@ -7,7 +7,9 @@ the stale window, trusted proxies (their ``X-Forwarded-For``/``-Proto``/``-Host`
 public URL every handed-out link starts with, a cap on registered instances and on connected feed
 clients (in all, and anonymous ones per address), the public key uploaded payloads must be signed
 by, and the connection bounds (``coreroll.server.connguard``: open connections, head/body/write
-timeouts, keep-alive).
+timeouts, keep-alive),
+and the upstream sync (``--sync``: the server to follow, how often, which channels and boards,
+``--host-packages``).
 ``default_data_dir()`` is where the server and the CLI look by default.
 """
 
@@ -23,6 +25,8 @@ from pathlib import Path
 from coreroll.server.forwarded import check_public_url, parse_networks
 
 DEFAULT_LISTEN = "127.0.0.1:8400"
+FLATCAR_UPSTREAM = "https://public.update.flatcar-linux.net/v1/update/"  # `--sync` without a URL
+MIN_SYNC_INTERVAL = 60.0
 _SECRET = re.compile(r"^[A-Za-z0-9._~-]{8,128}$")
 
 
@@ -88,6 +92,12 @@ class ServerSettings:
     keep_alive_timeout: float = 5.0
     # The fleet's update-payload-key.pub.pem: uploaded payloads and extras must be signed by it
     payload_key: Path | None = None
+    # Follow this upstream Omaha server (coreroll.server.sync); None: no sync
+    sync_url: str | None = None
+    sync_interval: float = 3600.0  # seconds between passes (at least MIN_SYNC_INTERVAL)
+    sync_channels: tuple[str, ...] = ("alpha", "beta", "stable")
+    sync_boards: tuple[str, ...] = ("amd64-usr", "arm64-usr")
+    host_packages: bool = False  # mirror synced payloads and extras into <data>/packages and serve them
     clock: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
@@ -113,6 +123,10 @@ class ServerSettings:
             raise ValueError(f"--history-days {self.history_days:g}: expected 0 (keep all) or more days")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("--tls-cert and --tls-key go together: give both, or neither")
+        if self.sync_interval < MIN_SYNC_INTERVAL:
+            raise ValueError(f"--sync-interval {self.sync_interval:g}: at least {MIN_SYNC_INTERVAL:g} seconds")
+        if self.host_packages and self.sync_url is None:
+            raise ValueError("--host-packages mirrors what --sync brings: give --sync too")
         if self.omaha_secret is not None and not _SECRET.match(self.omaha_secret):
             raise ValueError(
                 "--omaha-secret: use 8-128 of letters, digits, '-', '_', '.', '~' (it becomes a URL path part)"

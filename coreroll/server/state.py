@@ -17,6 +17,7 @@ from coreroll.server.registry import Registry
 from coreroll.server.releases import Publisher
 from coreroll.server.settings import ServerSettings
 from coreroll.server.storage import Storage
+from coreroll.server.sync import Syncer
 
 
 @dataclass
@@ -33,6 +34,7 @@ class ServerState:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     # The client's address as this server believes it (--trusted-proxy applied): app.client_ip
     client_address: Callable[[Request], str] = lambda request: request.client.host if request.client else ""
+    syncer: Syncer | None = None  # with --sync
 
 
 def core(request: Request) -> ServerState:

@@ -28,7 +28,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import event, func, insert, select, text
+from sqlalchemy import event, func, insert, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from coreroll.server import schema
@@ -322,7 +322,18 @@ async def _upgrade(conn: AsyncConnection, found: int) -> None:
     for version in range(found + 1, schema.SCHEMA_VERSION + 1):
         for statement in schema.UPGRADES.get(version, {}).get(conn.dialect.name, ()):
             await conn.execute(text(statement))
+        for table, column in schema.ADDED_COLUMNS.get(version, ()):
+            await _add_column(conn, table, column)
     log.warning("database schema upgraded from version %d to %d", found, schema.SCHEMA_VERSION)
+
+
+async def _add_column(conn: AsyncConnection, table: str, column: str) -> None:
+    """``ALTER TABLE table ADD COLUMN`` (nullable, the type of ``schema``'s definition) unless it is there."""
+    existing = await conn.run_sync(lambda sync: {c["name"] for c in inspect(sync).get_columns(table)})
+    if column in existing:
+        return
+    kind = schema.metadata.tables[table].c[column].type.compile(dialect=conn.dialect)
+    await conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -142,7 +142,7 @@ def search_text(mid: str, report: NodeReport | None, instance: InstanceView | No
         ip,
         lock_group,
     )
-    return SEARCH_SEP.join([p for p in parts if p]).lower()
+    return SEARCH_SEP.join(filter(None, parts)).lower()
 
 
 def format_duration(seconds: float) -> str:

@@ -68,6 +68,7 @@ from coreroll.watch.merge import ACTIVE_STATES, build_row
 from coreroll.watch.parse import (
     NodeReport,
     ValueFormatError,
+    instance_id,
     opt_str,
     opt_time,
     parse_command,
@@ -175,7 +176,9 @@ class FleetModel:
         handler = self._handlers.get(type(update))
         if handler is None:
             raise TypeError(f"not a watch update: {update!r}")
-        with _gc_paused(type(update) in (u.EtcdSnapshot, u.FeedSnapshot)):
+        if type(update) not in _WHOLE_LISTINGS:  # (no context manager: this runs 1,000s of times a second)
+            return handler(self, update)
+        with _gc_paused(True):
             return handler(self, update)
 
     def _touch(self, ids: Iterable[str]) -> set[str]:
@@ -262,6 +265,18 @@ class FleetModel:
             self.locks_version += 1  # a holder going offline makes it stale in the lock panel
         return self._touch([update.machine_id])
 
+    def _node_batch(self, batch: u.NodeBatch) -> set[str]:
+        for status in batch.statuses:
+            self._set_status(status)
+        self._alive |= batch.alive
+        ids = {status.machine_id for status in batch.statuses} | batch.alive
+        for data in batch.instances:
+            mid = instance_id(data)
+            if mid is not None:
+                self._instances[mid] = parse_instance(data)
+                ids.add(mid)
+        return self._touch(ids)
+
     def _node_command(self, update: u.NodeCommand) -> set[str]:
         self._set_command(update)
         return self._touch([update.machine_id])
@@ -332,7 +347,7 @@ class FleetModel:
     def _feed_snapshot(self, snap: u.FeedSnapshot) -> set[str]:
         before = set(self._instances)
         self._instances = {
-            str(i["machine_id"]): parse_instance(i) for i in snap.instances if i.get("machine_id")
+            mid: parse_instance(i) for i in snap.instances if (mid := instance_id(i)) is not None
         }
         self._channels = {str(c["name"]): c for c in snap.channels if c.get("name")}
         self._groups = {str(g["id"]): g for g in snap.groups if g.get("id") is not None}
@@ -390,6 +405,7 @@ class FleetModel:
     _handlers: ClassVar[dict[type, Callable[[FleetModel, Any], set[str]]]] = {
         u.NodeStatus: _node_status,
         u.NodeAlive: _node_alive,
+        u.NodeBatch: _node_batch,
         u.NodeCommand: _node_command,
         u.LockState: _lock_state,
         u.LockSnapshot: _lock_snapshot,
@@ -528,6 +544,7 @@ class FleetModel:
 
 
 BIG_BATCH = 500
+_WHOLE_LISTINGS = (u.EtcdSnapshot, u.FeedSnapshot)
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ from coreroll.watch.views import (
     STATE_ERROR,
     STATE_ONHOLD,
     STATE_UNREADABLE,
+    STATES,
     ChannelView,
     NodeRow,
     RolloutProgress,
@@ -34,6 +35,9 @@ def _category(state: str) -> int:
     return _ON_HOLD if state == STATE_ONHOLD else _OTHER
 
 
+_CATEGORY = {state: _category(state) for state in STATES}  # (looked up for every row change)
+
+
 class RolloutIndex:
     """Rows tallied by channel and by server group, kept up to date one row at a time
     (FleetModel calls `update` for every row it replaces), so a channel's or group's progress
@@ -48,7 +52,7 @@ class RolloutIndex:
 
     def update(self, machine_id: str, row: NodeRow | None) -> None:
         """`row` is the machine's new row (None: gone)."""
-        key = None if row is None else (row.channel, row.group, row.version, _category(row.state))
+        key = None if row is None else (row.channel, row.group, row.version, _CATEGORY[row.state])
         old = self._keys.get(machine_id)
         if old == key:
             return

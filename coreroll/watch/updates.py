@@ -33,6 +33,18 @@ class NodeAlive:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeBatch:
+    """Statuses and alive keys of many nodes, applied with one row rebuild per node: the rest of a
+    big first listing, cut in pieces (`coreroll.watch.intake`). It only adds: `alive` names the
+    machines whose alive key is present; `instances` are the server's objects for some of them
+    (as in FeedSnapshot); nothing is removed (unlike EtcdSnapshot)."""
+
+    statuses: tuple[NodeStatus, ...] = ()
+    alive: frozenset[str] = frozenset()
+    instances: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class NodeCommand:
     """`coreroll/v1/commands/<machine_id>/<command_id>` was written (raw) or done/deleted (None)."""
 
@@ -133,6 +145,7 @@ class Note:
 Update = (
     NodeStatus
     | NodeAlive
+    | NodeBatch
     | NodeCommand
     | LockState
     | AuditRecord

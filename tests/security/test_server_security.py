@@ -71,6 +71,8 @@ ADMIN_BODIES = {
     "/api/v1/groups/{group_id}/policy": {"updates_enabled": False},
     "/api/v1/groups/{group_id}/pause": {},
     "/api/v1/groups/{group_id}/resume": {},
+    "/api/v1/channels/{name}/pin": {"version": "9.9.9"},
+    "/api/v1/sync": {},
 }
 PATH_VALUES = {"name": "stable", "version": "9.9.9", "group_id": "stable"}
 

@@ -122,8 +122,8 @@ def test_a_version_2_database_is_upgraded_to_64_bit_sizes(
 ) -> None:
     asyncio.run(_as_version_2(db_url))
     column, version = asyncio.run(_reopened(db_url))
-    assert version == 3
+    assert version == schema.SCHEMA_VERSION
     assert column in ("bigint", None)
-    assert "database schema upgraded from version 2 to 3" in caplog.text
+    assert f"database schema upgraded from version 2 to {schema.SCHEMA_VERSION}" in caplog.text
     published = asyncio.run(publish_sparse(db_url, tmp_path / "packages"))
     assert published["payloads"][0]["size"] == SIZE

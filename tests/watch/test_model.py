@@ -382,7 +382,7 @@ def test_fast_and_careful_readers_agree(overrides: dict[str, object]) -> None:
     from coreroll.watch.parse import _checked_report, _well_formed_report
 
     data = json.loads(status_bytes("n1", **overrides))
-    fast = _well_formed_report(data)
+    fast = _well_formed_report(json.dumps(data).encode())
     careful, problem = _checked_report(data, "k")
     assert fast is not None and problem is None
     assert fast == careful

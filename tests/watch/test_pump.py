@@ -8,12 +8,13 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
 from coreroll.watch.model import FleetModel
 from coreroll.watch.pump import UpdatePump
-from coreroll.watch.updates import NodeStatus, Update, UpdateBuffer
+from coreroll.watch.updates import EtcdSnapshot, NodeStatus, Update, UpdateBuffer
 from coreroll.wire.keys import status_key
 from tui.sample import STATUS_KEY, machine_id, sample_updates, status_json
 
@@ -97,6 +98,7 @@ async def test_a_big_first_listing_paints_early_then_fills_in() -> None:
     clock = FakeClock(step=0.001)
     pump, _, buffer = make_pump(clock, on_repaint)
     pump.CHUNK, pump.SLICE, pump.FIRST_BUDGET, pump.LOAD_BUDGET = 10, 0.0, 0.002, 0.002
+    pump.LOAD_REPAINT_SHARE = 1.0  # (the fake clock's ticks make a repaint as long as a budget)
     for update in sample_updates(300):
         buffer.put(update)
     pump.attach()
@@ -104,6 +106,31 @@ async def test_a_big_first_listing_paints_early_then_fills_in() -> None:
     first_rows, first_loading = seen[0]
     assert 10 <= first_rows < 300 and first_loading > 0  # rows show before the listing is in
     assert seen[-1] == (300, 0) and len(seen) >= 3
+
+
+async def test_slow_repaints_take_a_bounded_share_of_a_big_first_listing() -> None:
+    # a repaint of a big table costs as much as thousands of rows' model work: repainting after
+    # every LOAD_BUDGET regardless made the repaints a quarter of the load on a busy machine
+    clock = FakeClock(step=0.001)
+    repaint_time = 0.0
+    done = asyncio.Event()
+
+    def slow_repaint(pump: UpdatePump) -> None:
+        nonlocal repaint_time
+        clock.now += 0.005  # each repaint takes 5 ms: 2.5 times a load budget
+        repaint_time += 0.005
+        if not pump.loading:
+            done.set()
+
+    pump, _, buffer = make_pump(clock, slow_repaint)
+    pump.CHUNK, pump.SLICE, pump.FIRST_BUDGET, pump.LOAD_BUDGET = 10, 0.0, 0.002, 0.002
+    for update in sample_updates(3000):
+        buffer.put(update)
+    start = clock.now
+    pump.attach()
+    await asyncio.wait_for(done.wait(), 10)
+    assert pump.repaints >= 3  # the rows still fill in step by step
+    assert repaint_time <= 0.15 * (clock.now - start)  # LOAD_REPAINT_SHARE, with some slack
 
 
 async def test_model_work_waits_for_a_key_to_paint_first() -> None:
@@ -184,3 +211,61 @@ async def test_an_update_the_model_cannot_apply_is_noted_and_skipped() -> None:
 def test_the_pump_and_the_presenter_do_not_import_textual() -> None:
     code = "import sys, coreroll.watch.pump, tui.presenter; sys.exit('textual' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+async def test_a_big_first_listing_in_pieces_ends_as_the_whole_listing_would() -> None:
+    fleet = sample_updates(700)  # some nodes offline; the 500-row head, then NodeBatches
+    snapshot = next(x for x in fleet if isinstance(x, EtcdSnapshot))
+    alive_only = machine_id(9999)  # an alive key with no status yet (a node just booting)
+    fleet = [replace(x, alive=x.alive | {alive_only}) if x is snapshot else x for x in fleet]
+    whole = FleetModel()
+    whole.apply_many(fleet)
+    loaded = asyncio.Event()
+    pump, model, buffer = make_pump(on_repaint=lambda p: None if p.loading else loaded.set())
+    for update in fleet:
+        buffer.put(update)
+    pump.attach()
+    await asyncio.wait_for(loaded.wait(), 10)
+    assert len(model.rows) == len(whole.rows) == 701
+    for mid, row in whole.rows.items():
+        mine = model.rows[mid]
+        assert (mine.online, mine.state, mine.hostname, mine.version, mine.group, mine.search_text) == (
+            row.online, row.state, row.hostname, row.version, row.group, row.search_text
+        ), mid  # fmt: skip
+    assert model.rows[alive_only].online is True
+    assert model.counts() == whole.counts()
+    assert sum(not row.online for row in model.rows.values()) > 10  # the offline ones stayed offline
+
+
+@pytest.mark.parametrize("enabled_before", [True, False])
+async def test_the_collector_waits_while_the_first_listing_is_read_in(enabled_before: bool) -> None:
+    import gc
+
+    during: list[bool] = []
+    loaded = asyncio.Event()
+
+    def on_repaint(pump: UpdatePump) -> None:
+        during.append(gc.isenabled())
+        if not pump.loading:
+            loaded.set()
+
+    pump, model, buffer = make_pump(on_repaint=on_repaint)
+    for update in sample_updates(1200):
+        buffer.put(update)
+    if not enabled_before:
+        gc.disable()
+    try:
+        pump.attach()
+        await asyncio.wait_for(loaded.wait(), 10)
+        await asyncio.sleep(0)  # (the flush's last lines run after the repaint)
+        assert len(model.rows) == 1200 and pump.settled
+        assert during and not any(during)
+        assert gc.isenabled() is enabled_before  # put back as it was
+        loaded.clear()
+        buffer.put(one_status(5, "UPDATE_STATUS_DOWNLOADING"))  # steady state: the collector runs
+        await asyncio.wait_for(loaded.wait(), 5)
+        assert model.rows[machine_id(5)].update_status == "UPDATE_STATUS_DOWNLOADING"
+        assert during[-1] is enabled_before
+    finally:
+        gc.enable()
+        gc.unfreeze()

@@ -77,7 +77,7 @@ def test_fast_and_careful_readers_agree_on_an_extended_table(
 ) -> None:
     monkeypatch.setattr(wire, "STATUS_FIELDS", (*wire.STATUS_FIELDS, ETA))
     data = wire.sample_document("n1", eta=eta)
-    fast = _well_formed_report(data)
+    fast = _well_formed_report(json.dumps(data).encode())
     careful, problem = _checked_report(data, "k")
     assert fast is not None and problem is None and fast == careful
     assert fast.extra == {"update.eta": eta}
