@@ -11,7 +11,7 @@ Node names, machine ids, channels and saved filters are outside data: every prom
 is a `Content` made from `visible()` text, never a str, because the palette reads a str prompt or
 help as markup. For the same reason (and because Textual's fuzzy matcher is exponential on a long
 hostile name) matching and highlighting are ours: `tui.node_search`. The node index is built in a
-thread when the palette opens (0.4 s at 100,000 nodes) and kept while the model's version stays;
+thread when the palette opens (0.3 s at 100,000 nodes) and kept while the model's version stays;
 a keystroke's search then costs about 3 ms at 10,000 nodes, 30 ms at 100,000 (bench/palette.py).
 """
 
