@@ -11,7 +11,12 @@ Then it runs the dashboard headless against that etcd and server (the same wirin
 - main-160x48.svg, main-80x24.svg: the main screen, wide and at the SSH minimum;
 - node-detail.svg: a node's detail (partitions as cgpt shows them, status, server history);
 - lock-panel-stale.svg: the lock panel focused on the stale holder (the dead db node);
-- read-only.svg: the same dashboard with --read-only ([R], no intervention keys).
+- read-only.svg: the same dashboard with --read-only ([R], no intervention keys);
+- palette.svg, palette-go-to-node.svg: the command palette (ctrl+p) as it opens, and its
+  "go to node" with a few letters typed.
+
+`--only palette,palette-go-to-node` writes only those (names without .svg) and skips waiting for the
+rest (the stuck lock takes minutes).
 
 Says what it waits for; exits 1 with the reason when something does not show up in time.
 """
@@ -28,6 +33,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from textual.command import CommandPalette  # noqa: E402
 
 from coreroll.demo.system import DemoOptions, DemoSystem  # noqa: E402
 from coreroll.demo.threaded import DemoThread  # noqa: E402
@@ -72,7 +79,12 @@ async def until(condition: Callable[[], Any], what: str, timeout: float) -> None
         await asyncio.sleep(0.2)
 
 
+ONLY: set[str] = set()  # --only: the pictures to write (empty: all)
+
+
 def save(app: DashApp, out: Path, name: str) -> None:
+    if ONLY and name.removesuffix(".svg") not in ONLY:
+        return
     path = out / name
     path.write_text(app.export_screenshot(title=f"coreroll - {name.removesuffix('.svg')}"))
     say(f"wrote {path}")
@@ -93,6 +105,9 @@ async def shoot(system: DemoSystem, out: Path, nodes: int) -> None:
         )
         await pilot.pause(1.0)
         save(app, out, "main-160x48.svg")
+        await shoot_palette(app, pilot, out)
+        if ONLY and ONLY <= {"palette", "palette-go-to-node"}:
+            return
         await pilot.resize_terminal(80, 24)
         await pilot.pause(0.5)
         save(app, out, "main-80x24.svg")
@@ -129,12 +144,28 @@ async def shoot(system: DemoSystem, out: Path, nodes: int) -> None:
         save(app, out, "read-only.svg")
 
 
+async def shoot_palette(app: DashApp, pilot: Any, out: Path) -> None:
+    await pilot.press("ctrl+p")
+    await until(lambda: CommandPalette.is_open(app), "the command palette", 10)
+    await pilot.pause(0.5)
+    save(app, out, "palette.svg")
+    await pilot.press(*"go to node", "enter")
+    await until(lambda: CommandPalette.is_open(app), "the go-to-node palette", 10)
+    await pilot.press(*"nd1")
+    await pilot.pause(0.8)
+    save(app, out, "palette-go-to-node.svg")
+    await pilot.press("escape")
+    await until(lambda: not CommandPalette.is_open(app), "the palette to close", 10)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(ROOT / "screenshots"))
     parser.add_argument("--nodes", type=int, default=24)
     parser.add_argument("--time-factor", type=float, default=60.0)
+    parser.add_argument("--only", default="", help="comma-separated picture names (default: all)")
     args = parser.parse_args()
+    ONLY.update(name.strip() for name in args.only.split(",") if name.strip())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     options = DemoOptions(nodes=args.nodes, time_factor=args.time_factor, scenario="stuck-lock")

@@ -45,6 +45,7 @@ from typing import Any, ClassVar, Protocol
 from textual import events, on
 from textual.app import App
 from textual.binding import BindingType
+from textual.command import Provider
 from textual.css.query import NoMatches
 from textual.notifications import SeverityLevel
 
@@ -55,7 +56,8 @@ from coreroll.watch.query import QueryError
 from coreroll.watch.updates import UpdateBuffer
 from tui import interventions
 from tui.interventions import ActionLayer
-from tui.keymap import APP_BINDINGS, action_allowed, help_rows, keymap_from_env
+from tui.keymap import APP_BINDINGS, action_allowed, help_rows
+from tui.keymap_config import LoadedKeymap, load_keymap
 from tui.messages import (
     DetailRequested,
     FilterRequested,
@@ -63,8 +65,10 @@ from tui.messages import (
     InterventionRequested,
     SortRequested,
 )
+from tui.palette import DashCommands, NodeCommands
 from tui.presenter import Presenter
 from tui.rows import RowView
+from tui.saved_filters import FilterStore
 from tui.screens.detail import NodeDetailScreen
 from tui.screens.main import MainScreen
 from widgets.channel_bar import ChannelBar
@@ -88,7 +92,8 @@ class DashApp(App[int]):
     CSS_PATH = str(Path(__file__).with_name("app.tcss"))  # absolute: subclasses live elsewhere
     TITLE = "coreroll"
     BINDINGS: ClassVar[list[BindingType]] = list(APP_BINDINGS)
-    ENABLE_COMMAND_PALETTE = False
+    ENABLE_COMMAND_PALETTE = True  # opened by DashAction.COMMAND_PALETTE's binding (Textual adds none)
+    COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {DashCommands, NodeCommands}
 
     def __init__(
         self,
@@ -104,8 +109,18 @@ class DashApp(App[int]):
         clock: Callable[[], float] = time.time,
         watch_tty: bool = True,
         sources_configured: Sequence[str] = ("etcd", "server"),
+        keymap: LoadedKeymap | None = None,
+        theme: str | None = None,
+        filter_store: FilterStore | None = None,
     ) -> None:
         super().__init__()
+        if theme is not None:
+            if theme not in self.available_themes:
+                raise ValueError(
+                    f"no theme {theme!r}; the themes: {', '.join(sorted(self.available_themes))}"
+                )
+            self.theme = theme
+        self.filter_store = filter_store if filter_store is not None else FilterStore()
         self.model = model if model is not None else FleetModel()
         self.buffer = buffer if buffer is not None else UpdateBuffer()
         self.sources = list(sources)
@@ -136,7 +151,11 @@ class DashApp(App[int]):
         self._ticks = 0
         self.repaints = 0
         self.on_repaint: Callable[[], None] | None = None  # bench/test hook, after each repaint
-        self.keymap = keymap_from_env()  # binding id -> keys (COREROLL_KEYMAP)
+        # keys.toml / --keymap and COREROLL_KEYMAP, checked (tui.keymap_config); by default the
+        # environment only. Raises KeymapError naming every problem.
+        loaded = keymap if keymap is not None else load_keymap(type(self))
+        self.keymap = loaded.keys  # binding id -> keys
+        self.keymap_sources = loaded.sources
         if self.keymap:
             self.set_keymap(self.keymap)
 
@@ -372,13 +391,19 @@ class DashApp(App[int]):
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return
-        self.push_screen(
-            HelpScreen(self.help_rows(), title="coreroll keys" + (" [R] read-only" if self.read_only else ""))
-        )
+        title = "coreroll keys" + (" [R] read-only" if self.read_only else "")
+        if self.keymap_sources:
+            title += " (remapped by " + " over ".join(self.keymap_sources) + ")"
+        self.push_screen(HelpScreen(self.help_rows(), title=title))
+
+    def action_command_palette(self) -> None:
+        """The palette acts on the main screen: it opens there only (not over a dialog)."""
+        if isinstance(self.screen, MainScreen):
+            super().action_command_palette()
 
     def help_rows(self) -> list[tuple[str, str, str]]:
         """(key, description, binding id) for every binding, as currently mapped."""
-        classes = (type(self.main_screen), NodeTable, type(self))
+        classes = (type(self.main_screen), type(self), NodeTable, LockPanel)
         return help_rows(classes, self.keymap, self.read_only, self.get_key_display)
 
     # -- read-only ------------------------------------------------------------------------

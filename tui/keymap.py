@@ -4,8 +4,9 @@ Each member says its binding id, default key, key-bar label ("" = not in the key
 `?` shows for it, and whether it changes anything (`mutating`). Everything else is derived from it:
 
 - the Textual bindings (`MAIN_BINDINGS` on the main screen, `APP_BINDINGS` on the app), each with
-  the member's id, so users can remap it: `COREROLL_KEYMAP="check=C,freeze=F"` (binding id =
-  key[,key]), parsed by `keymap_from_env` and applied with `App.set_keymap`;
+  the member's id, so users can remap it in keys.toml or `COREROLL_KEYMAP="check=C,freeze=F"`
+  (read and checked by `tui.keymap_config`, applied with `App.set_keymap`);
+- the command palette (tui.palette lists every member by its description);
 - the key bar (`widgets.key_bar` shows the screen's active bindings that have a label);
 - the `?` screen (`help_rows`: every binding of the app, the main screen and the node table, with
   the keymap applied, described by the member);
@@ -24,20 +25,22 @@ and logged). Nothing else changes; tests/tui/test_actions.py checks that every m
 has a handler, every other member its `action_<id>` method, and that no other file in tui/ or
 widgets/ names a mutating key. (Then add a row to the key table in README.md.)
 
-Not in the enum: the node table's own movement keys (`table.*`, widgets/node_table.py, listed in
-`?` from `NAVIGATION_HELP`) and the close / confirm keys of the detail screen (`DETAIL_BINDINGS`),
-the `?` screen and the dialogs, which only act inside those screens.
+Not in the enum: the movement keys of the node table (`table.*`, widgets/node_table.py) and of
+the other lists (`list.*`, widgets/list_keys.py), listed in `?` from `NAVIGATION_HELP`, and the
+close / confirm keys of the detail screen (`DETAIL_BINDINGS`), the `?` screen and the dialogs,
+which only act inside those screens.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
 
 from textual.binding import Binding
 from textual.dom import DOMNode
+
+from widgets.list_keys import LIST_HELP
 
 INTERVENE = "intervene"
 """The Textual action every mutating key runs, with the member's id as its one parameter."""
@@ -91,7 +94,14 @@ class DashAction(Enum):
     FOCUS_TABLE = KeySpec("focus_table", "t", "focus the node table")
     BACK = KeySpec("back", "escape", "close filter, clear marks, then clear the filter")
     FREEZE = KeySpec("freeze", "f", "freeze the display; data keeps flowing underneath", "Freeze")
-    HELP = KeySpec("help", "question_mark", "this list", "Help", app_wide=True)
+    COMMAND_PALETTE = KeySpec(
+        "command_palette",
+        "ctrl+p,colon",
+        "palette: actions by name, go to node, saved filters, theme",
+        "Palette",
+        app_wide=True,
+    )
+    HELP = KeySpec("help", "question_mark", "every key, as mapped now (this list)", "Help", app_wide=True)
     QUIT = KeySpec("quit", "q", "quit", "Quit", app_wide=True)
 
     @property
@@ -145,8 +155,10 @@ NAVIGATION_HELP: dict[str, str] = {
     "table.pagedown": "page down",
     "table.home": "first row",
     "table.end": "last row",
+    **LIST_HELP,
 }
-"""Lines for `?` for the node table's own bindings (widgets.node_table), by binding id."""
+"""Lines for `?` for the movement keys of the node table (widgets.node_table) and of every other
+list (widgets.list_keys), by binding id."""
 
 
 def action_allowed(action: str, parameters: tuple[object, ...], read_only: bool) -> bool:
@@ -213,21 +225,3 @@ def _help_line(binding: Binding, read_only: bool) -> str:
     if read_only and member.mutating:
         return member.description + "  (hidden: read-only)"
     return member.description
-
-
-def keymap_from_env(value: str | None = None) -> dict[str, str]:
-    """Parse `id=key[,key];id=key` (or comma-separated pairs) from COREROLL_KEYMAP."""
-    value = os.environ.get("COREROLL_KEYMAP", "") if value is None else value
-    keymap: dict[str, str] = {}
-    current: str | None = None
-    for piece in value.replace(";", ",").split(","):
-        piece = piece.strip()
-        if not piece:
-            continue
-        if "=" in piece:
-            current, _, key = piece.partition("=")
-            current = current.strip()
-            keymap[current] = key.strip()
-        elif current is not None:  # "id=a,b": extra keys for the same binding
-            keymap[current] += f",{piece}"
-    return keymap

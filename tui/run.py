@@ -24,6 +24,7 @@ from coreroll.watch.feed_source import FeedSource
 from coreroll.watch.model import FleetModel
 from coreroll.watch.updates import UpdateBuffer
 from tui.app import DashApp
+from tui.keymap_config import LoadedKeymap, keymap_file, load_keymap
 
 
 def _token(args: argparse.Namespace) -> str | None:
@@ -82,7 +83,26 @@ def build_app(args: argparse.Namespace, app_class: type[DashApp] = DashApp) -> D
         refresh_interval=max(args.refresh, 0.05),
         history=history_loader(server) if server else None,
         sources_configured=configured,
+        keymap=user_keymap(args, app_class),
+        theme=args.theme,
     )
+
+
+def user_keymap(args: argparse.Namespace, app_class: type[DashApp] = DashApp) -> LoadedKeymap:
+    """The key map of --keymap FILE (else keys.toml) and COREROLL_KEYMAP, checked (KeymapError)."""
+    keymap_path, named = keymap_file(args.keymap)
+    return load_keymap(app_class, file=keymap_path, file_wins=named)
+
+
+def check_keys_and_theme(args: argparse.Namespace) -> None:
+    """Refuse (ValueError) what build_app would of the key map and --theme, building nothing else:
+    `--serve` checks once here instead of failing in every browser tab."""
+    DashApp(watch_tty=False, keymap=user_keymap(args), theme=args.theme)
+
+
+def report(exc: Exception) -> None:
+    """A configuration problem on stderr, each line of it (a key map lists several) prefixed."""
+    print(f"coreroll dash: {exc}".replace("\n", "\ncoreroll dash: "), file=sys.stderr)
 
 
 def make_actions(config: EtcdConfig | None, server: str | None, token: str | None, read_only: bool) -> Any:
@@ -96,8 +116,8 @@ def make_actions(config: EtcdConfig | None, server: str | None, token: str | Non
 def run_dashboard(args: argparse.Namespace) -> int:
     try:
         app = build_app(args)
-    except (ValueError, OSError) as exc:
-        print(f"coreroll dash: {exc}", file=sys.stderr)
+    except (ValueError, OSError) as exc:  # a key map error lists every problem, one a line
+        report(exc)
         return 1
     result = app.run(mouse=bool(args.mouse))
     return int(result or 0)

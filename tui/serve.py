@@ -49,7 +49,7 @@ from textual_serve.server import Server
 
 from coreroll.commands.lock import resolve
 from tui.browser_session import SESSION_ENV, encode_settings
-from tui.run import _token
+from tui.run import _token, check_keys_and_theme, report
 
 DEFAULT_HOST = "127.0.0.1"
 MAX_SESSIONS = 8
@@ -258,6 +258,7 @@ async def serve(args: argparse.Namespace) -> int:
     host, port = parse_listen(args.serve)
     public = public_origin(args.serve_public_url) if args.serve_public_url else None
     resolve(args)  # a bad etcd flag fails here, once, not in every browser tab
+    check_keys_and_theme(args)  # so does a bad key map or --theme
     admin = prepare_environment(args, os.environ)
     server = DashServer(session_command(), host, port, public)
     try:
@@ -296,5 +297,5 @@ def serve_dashboard(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(serve(args))
     except ValueError as exc:
-        print(f"coreroll dash: {exc}", file=sys.stderr)
+        report(exc)
         return 1

@@ -4,9 +4,11 @@
   (k9s's delete dialog does the same), so a stray Enter never does the destructive thing.
   `escape` and `n` cancel, `y` confirms.
 - `ChoiceDialog(title, choices, current=None)` -> `str | None`: pick one of `choices` (the channel
-  picker). Enter picks the highlighted one, escape cancels.
+  picker). Enter picks the highlighted one (j/k/g/G move, as in every list), escape cancels.
 - `NumberDialog(title, body, value, minimum, maximum=None)` -> `int | None`: an integer input (the
   lock max); refuses anything but an integer within the bounds, saying why, and keeps the dialog open.
+- `TextDialog(title, body, value="")` -> `str | None`: one line of text (a saved filter's name);
+  blank input is refused, saying so.
 
 Each is a `ModalScreen`; push it with `app.push_screen(dialog, callback)` or
 `await app.push_screen_wait(dialog)` from a worker. Titles, bodies and choices name things from etcd
@@ -17,7 +19,7 @@ characters made visible (`shown()`); a choice still returns its raw value.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from rich.text import Text
 from textual import on
@@ -29,6 +31,7 @@ from textual.widgets import Button, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from coreroll.textsafe import visible
+from widgets.list_keys import NavOptionList
 
 
 def shown(text: str) -> str:
@@ -36,6 +39,8 @@ def shown(text: str) -> str:
     character written out (see coreroll.textsafe.visible)."""
     return "\n".join(visible(line) for line in text.split("\n"))
 
+
+ResultT = TypeVar("ResultT")
 
 DIALOG_CSS = """
 {name} {{
@@ -140,7 +145,7 @@ class ChoiceDialog(ModalScreen[str | None]):
                 Option(Text(visible(c) + ("  (current)" if c == self._current else "")), id=c)
                 for c in self._choices
             ]
-            yield OptionList(*options)
+            yield NavOptionList(*options)
 
     def on_mount(self) -> None:
         options = self.query_one(OptionList)
@@ -156,27 +161,28 @@ class ChoiceDialog(ModalScreen[str | None]):
         self.dismiss(event.option.id)
 
 
-class NumberDialog(ModalScreen[int | None]):
-    """Ask for one integer >= `minimum`; bad input is explained and the dialog stays open."""
+class LineDialog(ModalScreen[ResultT | None]):
+    """A title, a body and one input line; Enter passes the line to `check`, whose ValueError is
+    shown under it while the dialog stays open. Subclasses give the input and the check."""
 
-    DEFAULT_CSS = DIALOG_CSS.format(name="NumberDialog")
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
 
-    def __init__(
-        self, title: str, body: str, value: int | None = None, minimum: int = 0, maximum: int | None = None
-    ) -> None:
+    def __init__(self, title: str, body: str) -> None:
         super().__init__()
         self._title = title
         self._body = body
-        self._value = value
-        self._minimum = minimum
-        self._maximum = maximum
+
+    def make_input(self) -> Input:
+        raise NotImplementedError
+
+    def check(self, text: str) -> ResultT:
+        raise NotImplementedError
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(shown(self._title), classes="title", markup=False)
             yield Label(shown(self._body), classes="body", markup=False)
-            yield Input(value="" if self._value is None else str(self._value), type="integer", id="number")
+            yield self.make_input()
             yield Label("", classes="error", id="error", markup=False)
 
     def on_mount(self) -> None:
@@ -187,17 +193,56 @@ class NumberDialog(ModalScreen[int | None]):
 
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:
-        text = event.value.strip()
-        error = self.query_one("#error", Label)
+        try:
+            value = self.check(event.value.strip())
+        except ValueError as exc:
+            self.query_one("#error", Label).update(str(exc))
+            return
+        self.dismiss(value)
+
+
+class NumberDialog(LineDialog[int]):
+    """Ask for one integer >= `minimum`; bad input is explained and the dialog stays open."""
+
+    DEFAULT_CSS = DIALOG_CSS.format(name="NumberDialog")
+
+    def __init__(
+        self, title: str, body: str, value: int | None = None, minimum: int = 0, maximum: int | None = None
+    ) -> None:
+        super().__init__(title, body)
+        self._value = value
+        self._minimum = minimum
+        self._maximum = maximum
+
+    def make_input(self) -> Input:
+        return Input(value="" if self._value is None else str(self._value), type="integer", id="number")
+
+    def check(self, text: str) -> int:
         try:
             number = int(text)
         except ValueError:
-            error.update(f"not a whole number: {text!r}")
-            return
+            raise ValueError(f"not a whole number: {text!r}") from None
         if number < self._minimum:
-            error.update(f"must be at least {self._minimum}, got {number}")
-            return
+            raise ValueError(f"must be at least {self._minimum}, got {number}")
         if self._maximum is not None and number > self._maximum:
-            error.update(f"must be at most {self._maximum}, got {number}")
-            return
-        self.dismiss(number)
+            raise ValueError(f"must be at most {self._maximum}, got {number}")
+        return number
+
+
+class TextDialog(LineDialog[str]):
+    """Ask for one line of text (a name); blank input is refused, saying so, and the dialog stays."""
+
+    DEFAULT_CSS = DIALOG_CSS.format(name="TextDialog")
+
+    def __init__(self, title: str, body: str, value: str = "", max_length: int = 200) -> None:
+        super().__init__(title, body)
+        self._value = value
+        self._max_length = max_length
+
+    def make_input(self) -> Input:
+        return Input(value=self._value, max_length=self._max_length, id="text")
+
+    def check(self, text: str) -> str:
+        if not text:
+            raise ValueError("type a name (Esc cancels)")
+        return text

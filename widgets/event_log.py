@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from typing import ClassVar
 
 from rich.text import Text
+from textual.binding import BindingType
 from textual.widgets import RichLog
 
 from coreroll.textsafe import visible
 from coreroll.watch.views import ActivityEntry
+from widgets.list_keys import SCROLL_BINDINGS
 
 SEVERITY_STYLES = {"error": "bold red", "warning": "yellow", "info": ""}
 SOURCE_MARK = {"server": "srv", "audit": "act", "dashboard": "ui "}
@@ -33,6 +36,7 @@ def format_entry(entry: ActivityEntry) -> Text:
 
 
 class EventLog(RichLog):
+    BINDINGS: ClassVar[list[BindingType]] = list(SCROLL_BINDINGS)  # j/k/g/G as in every list
     DEFAULT_CSS = """
     EventLog {
         height: 1fr; border: round $primary 50%; border-title-color: $text-accent;

@@ -14,16 +14,17 @@ from typing import ClassVar
 from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
+
+from widgets.list_keys import NavScroll
 
 
 class HelpScreen(ModalScreen[None]):
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll {
-        width: 96; max-width: 100%; height: 90%;
+    HelpScreen > NavScroll {
+        width: 104; max-width: 100%; height: 90%;
         border: thick $accent; background: $panel; padding: 0 1;
     }
     HelpScreen Static { width: auto; }
@@ -44,11 +45,11 @@ class HelpScreen(ModalScreen[None]):
         table.add_column("binding id", style="dim", no_wrap=True)
         for key, description, binding_id in self._rows:
             table.add_row(key, description, binding_id)
-        with VerticalScroll():
+        with NavScroll():
             yield Static(table)
 
     def on_mount(self) -> None:
-        self.query_one(VerticalScroll).focus()
+        self.query_one(NavScroll).focus()
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -7,7 +7,8 @@ while status changes stream in), which held the next keypress past its 50 ms bud
 of text needs no children: a change of bindings is a repaint of this line and nothing else.
 
 The hints are the screen's active bindings with `show=True`, in order, one per action, as
-`key description`; keys of disabled actions are dimmed. The line is cropped at the right edge.
+`key description`; keys of disabled actions are dimmed. When they do not fit, the spaces around
+the keys go (all of them fit at 80 columns); then the line is cropped at the right edge.
 """
 
 from __future__ import annotations
@@ -66,8 +67,15 @@ class KeyBar(Widget):
         description_style = self.get_component_rich_style("key-bar--description")
         disabled = self.get_component_rich_style("key-bar--disabled")
         line = Text(no_wrap=True, overflow="crop", end="")
-        for key, description, enabled in self.hints:
+        # " c Check  s Chan ", or where that does not fit (80 columns) "c Check s Chan"
+        roomy = sum(len(key) + len(text) + 3 for key, text, _ in self.hints) <= self.size.width
+        for n, (key, description, enabled) in enumerate(self.hints):
             dim = Style() if enabled else disabled
-            line.append(f" {key} ", key_style + dim)
-            line.append(f"{description} ", description_style + dim)
+            if roomy:
+                line.append(f" {key} ", key_style + dim)
+                line.append(f"{description} ", description_style + dim)
+            else:
+                line.append(" " if n else "", description_style)
+                line.append(key, key_style + dim)
+                line.append(f" {description}", description_style + dim)
         return line

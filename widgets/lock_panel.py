@@ -6,7 +6,7 @@ unreadable semaphore shows its error (naming the key). A group is marked with it
 not a v3 locksmith semaphore (`(v2)`, `(airlock)`), and every locksmith group is marked `(v2)` or
 `(v3)` while semaphores of both APIs are shown.
 
-It is an OptionList, so holders can be selected with the keyboard: `selected_group()` and
+It is an OptionList (with j/k/g/G, widgets.list_keys), so holders can be selected with the keyboard: `selected_group()` and
 `selected_holder()` tell the app what `u` (unlock) and `m` (set max) act on, with the group's
 kind (the etcd API its semaphore lives on); `group_held_by(machine_id)` is the first group a
 machine holds. Option ids name (kind, group[, holder]). `show(groups, now)`
@@ -22,11 +22,11 @@ import time
 from collections.abc import Callable, Sequence
 
 from rich.text import Text
-from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from coreroll.textsafe import visible
 from coreroll.watch.views import LockGroupView
+from widgets.list_keys import NavOptionList
 
 
 def option_id(*parts: str) -> str:
@@ -98,7 +98,7 @@ def group_options(
     return options
 
 
-class LockPanel(OptionList):
+class LockPanel(NavOptionList):
     DEFAULT_CSS = """
     LockPanel {
         height: 1fr; border: round $primary 50%; border-title-color: $text-accent;

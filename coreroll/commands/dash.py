@@ -3,12 +3,13 @@
     coreroll [dash] [--etcd URL[,URL]] [--server URL] [--etcd-api auto|v2|v3] [--etcd-cafile F]
                     [--etcd-certfile F] [--etcd-keyfile F] [--etcd-username U] [--etcd-password P]
                     [--token T] [--read-only] [--airlock] [--refresh SECONDS] [--mouse]
-                    [--serve [HOST:]PORT [--serve-public-url URL]]
+                    [--keymap FILE] [--theme NAME] [--serve [HOST:]PORT [--serve-public-url URL]]
 
 Endpoints and secrets: `--etcd` / COREROLL_ETCD / LOCKSMITHCTL_ENDPOINT, the TLS/auth flags also
 from LOCKSMITHCTL_ETCD_* (resolved exactly as `coreroll lock` does); `--server` / COREROLL_SERVER;
 `--token` / COREROLL_TOKEN, else the token file the server wrote (`<data dir>/token`).
 With neither --etcd nor --server the dashboard uses locksmithctl's default etcd endpoints.
+Keys: `--keymap FILE` > COREROLL_KEYMAP > `$XDG_CONFIG_HOME/coreroll/keys.toml`, per binding id.
 `--serve [HOST:]PORT` serves the same dashboard to browsers (textual-serve) instead, on 127.0.0.1
 unless HOST says otherwise: each browser tab is a session, read-only until it is given the admin
 token in its sign-in form (`tui.serve`).
@@ -66,6 +67,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a lock holder offline this long is flagged stale; before that it shows as rebooting (default 300)",
     )  # fmt: skip
     parser.add_argument("--mouse", action="store_true", help="enable the mouse (off by default, for SSH)")
+    parser.add_argument(
+        "--keymap", metavar="FILE",
+        help="key map (TOML, binding id = key) instead of $XDG_CONFIG_HOME/coreroll/keys.toml; wins over COREROLL_KEYMAP",
+    )  # fmt: skip
+    parser.add_argument(
+        "--theme", metavar="NAME", help="colour theme (Textual's; the palette lists them); NO_COLOR wins"
+    )
     parser.add_argument(
         "--serve", metavar="[HOST:]PORT",
         help="serve the dashboard to browsers on HOST:PORT (HOST 127.0.0.1 unless given); each "

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 from textual.app import App
+from textual.command import CommandList, CommandPalette
 
 from tui.textual_compat import screen_text
 
@@ -38,3 +39,11 @@ async def wait_for_text(app: App, text: str, timeout: float = 5.0, present: bool
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n--- screen ---\n{seen}") from None
     return seen
+
+
+def palette_hits(app: App) -> list[str]:
+    """The command palette's list as shown, each hit's text ([] when it is not open)."""
+    if not CommandPalette.is_open(app):
+        return []
+    options = app.screen.query_one(CommandList)
+    return [str(options.get_option_at_index(i).hit.text) for i in range(options.option_count)]  # type: ignore[attr-defined]

@@ -32,7 +32,7 @@ def test_every_binding_comes_from_the_enum() -> None:
     assert len({a.id for a in DashAction}) == len(DashAction)
     assert MUTATING == {"check", "switch_channel", "unlock", "set_max", "pause"}
     shown = [b.description for b in MAIN_BINDINGS + APP_BINDINGS if b.show]
-    assert shown == ["Check", "Chan", "Unlock", "Max", "Pause", "Filter", "Freeze", "Help", "Quit"]
+    assert shown == ["Check", "Chan", "Unlock", "Max", "Pause", "Filter", "Freeze", "Palette", "Help", "Quit"]
 
 
 def test_every_mutating_key_has_a_handler_and_every_other_key_its_action() -> None:

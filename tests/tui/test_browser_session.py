@@ -10,10 +10,11 @@ import argparse
 import json
 
 import pytest
+from textual.command import CommandPalette
 
 from coreroll.commands.dash import add_arguments
 from coreroll.wire.keys import AUDIT_PREFIX
-from tests.tui.helpers import screen_text, wait_for, wait_for_text
+from tests.tui.helpers import palette_hits, screen_text, wait_for, wait_for_text
 from tests.tui.live import Etcd, commands_for
 from tui.browser_session import (
     ADMIN_LABEL,
@@ -25,6 +26,7 @@ from tui.browser_session import (
     session_app,
     take_settings,
 )
+from tui.keymap import DashAction
 from tui.sample import machine_id, sample_updates
 from tui.screens.sign_in import SignInScreen
 
@@ -85,6 +87,17 @@ async def type_token(pilot: object, text: str) -> None:
     await pilot.press(*text, "enter")  # type: ignore[attr-defined]
 
 
+async def palette_lines(pilot: object, app: BrowserDashApp) -> list[str]:
+    """The command palette's list before typing (opened with ctrl+p, then closed)."""
+    await pilot.press("ctrl+p")  # type: ignore[attr-defined]
+    await wait_for(lambda: CommandPalette.is_open(app), 5, "the command palette")
+    await wait_for(lambda: bool(palette_hits(app)), 5, "the palette's list")
+    listed = palette_hits(app)
+    await pilot.press("escape")  # type: ignore[attr-defined]
+    await wait_for(lambda: not CommandPalette.is_open(app), 5, "the palette to close")
+    return listed
+
+
 @pytest.mark.slow
 async def test_the_right_token_makes_the_session_admin_and_it_writes(clean_etcd: str) -> None:
     app = session(clean_etcd)
@@ -99,6 +112,7 @@ async def test_the_right_token_makes_the_session_admin_and_it_writes(clean_etcd:
         text = await wait_for_text(app, f"[{ADMIN_LABEL}]")
         assert "[R]" not in text and "Unlock" in text.splitlines()[-1]
         assert app.actions is not None and not app.actions.read_only  # type: ignore[attr-defined]
+        assert DashAction.UNLOCK.description in await palette_lines(pilot, app)  # signed in: listed
         await pilot.press("c")  # check the selected node: written to etcd, audited as the browser
         etcd = Etcd(clean_etcd)
         await wait_for(lambda: commands_for(etcd, machine_id(0)), 5, "the check command in etcd")
@@ -119,6 +133,7 @@ async def test_escape_or_three_wrong_tokens_keep_the_session_read_only(clean_etc
             await pilot.press("c", "u", "m", "p")
             await pilot.pause()
             assert len(app.screen_stack) == 2 and app.read_only  # no dialog, nothing unlocked
+            assert DashAction.UNLOCK.description not in await palette_lines(pilot, app)
         assert Etcd(clean_etcd).prefix("coreroll/") == {}, keys  # nothing written, not even audit
 
 

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import BindingType
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Static
 
@@ -27,6 +27,7 @@ from coreroll.watch.model import FleetModel
 from coreroll.watch.views import NodeRow
 from tui.keymap import DETAIL_BINDINGS
 from widgets.key_bar import KeyBar
+from widgets.list_keys import NavScroll
 
 _ROW = "{:>12}{:>12}{:>8}  {}"
 _MORE = " " * 32 + "  {}"
@@ -168,7 +169,7 @@ class NodeDetailScreen(Screen[None]):
         self._last_rev = -1
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(id="detail"):
+        with NavScroll(id="detail"):
             with Horizontal(id="columns"):
                 yield Static(id="about")
                 with Vertical(id="right"):
