@@ -10,9 +10,13 @@ Every method is async:
   client does on start-up: create-if-absent, so an existing value is never replaced).
   `revision` is the key's v3 mod_revision or v2 modifiedIndex.
 - `lock(group, holder) -> revision`, `unlock(group, holder) -> revision`,
-  `set_max(group, n) -> (old, new)`: read, apply the rule, write with CAS; a lost race retries with
-  jittered exponential backoff (`LockConflictError` after `conflict_deadline` seconds). Rule errors
-  (`SemaphoreFullError`, `HolderExistsError`, `HolderNotFoundError`) are raised without retrying.
+  `set_max(group, n) -> (old, new)`: apply the rule to the value and write it with CAS. Callers of
+  one store take turns per key in arrival order (they never race each other); each change starts
+  from the last value the store saw (read only when it has none). A lost race to another client is
+  retried at once against the value v3's failed compare returns, then with bounded full-jitter
+  backoff and a fresh read (`LockConflictError` after `conflict_deadline` seconds). Rule errors
+  (`SemaphoreFullError`, `HolderExistsError`, `HolderNotFoundError`) are raised without retrying,
+  but only when a value just read from etcd refuses the change.
 - `groups() -> {group: Semaphore}` every valid semaphore under the prefix (never creates one);
   `group_states() -> {group: GroupState}` also reports unparsable ones with `error` set.
 - `watch() -> AsyncIterator[GroupState]`: first the current state of every group, then each new
@@ -79,8 +83,9 @@ class LockStore(abc.ABC):
     # Backoff after a lost compare-and-swap: full jitter between 0 and base * 2**n, capped.
     backoff_base = 0.002
     backoff_cap = 0.25
-    # Lost compares retried at once against the value the failure returned (v3), before backing off.
-    immediate_retries = 3
+    # Lost compares retried at once against the value the failure returned (v3) before backing off;
+    # more would only make every client that lost retry together (a thundering herd).
+    immediate_retries = 1
 
     def __init__(self, config: EtcdConfig, *, conflict_deadline: float = 30.0) -> None:
         self.config = config
@@ -178,11 +183,13 @@ class LockStore(abc.ABC):
                     f"gave up on {key} after {attempt} conflicting writes in {self.conflict_deadline:.0f}s"
                 )
             if seen is not None and seen[0] is not None and attempt <= self.immediate_retries:
-                # The failed compare told us the winner's value: retry against it at once, before
-                # it is old again (a sleep here would make the next compare fail too).
+                # The failed compare returned the winner's value (v3): retry against it at once,
+                # with no read, before it is old again.
                 raw, revision = seen[0], seen[1]
+                self._known[key] = (raw, revision)
             else:
-                # Another client keeps winning: step aside briefly, then read what is current.
+                # Other clients keep winning: step aside (full jitter, bounded), then read what is
+                # current; a value learnt before the sleep would most likely be old after it.
                 await asyncio.sleep(random.uniform(0, min(self.backoff_cap, self.backoff_base * 2**attempt)))
                 raw, revision = await self._current(key)
             fresh = True
