@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import os
@@ -56,6 +57,12 @@ MAX_SESSIONS = 8
 TEMPLATES = Path(__file__).with_name("templates")
 # never inherited by a session: the token itself, and Textual's log (it would record each key typed)
 SCRUBBED_ENV = ("COREROLL_TOKEN", "TEXTUAL_LOG", "TEXTUAL")
+
+SESSION_EXIT_TIMEOUT = 10.0  # seconds a session process gets to exit after its quit message
+# textual-serve's private names used here (tests/tui/test_serve_compat.py checks each still exists):
+# Server._process_messages (the page's key/resize relay), Server._make_app (the aiohttp app) and
+# AppService._process (the session process: textual-serve stops reading it at EOF, not at its exit)
+HOOKED_SERVE = {Server: ("_process_messages", "_make_app"), AppService: ("_process",)}
 
 log = logging.getLogger("coreroll.serve")
 
@@ -211,6 +218,7 @@ class DashServer(Server):
         finally:
             self.sessions.discard(websocket)
             await service.stop()
+            await _session_exited(service)
             await websocket.close()
             log.info("session closed (%d open)", len(self.sessions))
         return websocket
@@ -252,6 +260,22 @@ def prepare_environment(args: argparse.Namespace, environ: os._Environ[str] | di
         environ.pop(name, None)
     environ[SESSION_ENV] = encode_settings(args, token)
     return token
+
+
+async def _session_exited(service: AppService) -> None:
+    """Until the session's process has exited: textual-serve's `stop` returns once the process
+    closes its output, which it does before it exits, so a stopping server would otherwise leave
+    sessions behind for a moment (or for good, if one hangs while exiting)."""
+    process = service._process
+    if process is None or process.returncode is not None:
+        return
+    try:
+        await asyncio.wait_for(process.wait(), SESSION_EXIT_TIMEOUT)
+    except TimeoutError:
+        log.warning("session process %d did not exit after quit: killing it", process.pid)
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
 
 
 async def serve(args: argparse.Namespace) -> int:
