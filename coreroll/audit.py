@@ -76,6 +76,7 @@ async def read_audit(
     active = client if client is not None else await connect_v3(config)
     try:
         await active.connect()
+        assert active.kvstub is not None  # connect() set it
         prefix = AUDIT_PREFIX.encode()
         request = rpc.RangeRequest(
             key=prefix,

@@ -89,10 +89,11 @@ class DemoApp(DashApp):
         if self._relaying:  # before mount there is no loop to post to; on_mount reads system.phase
             self.post_message(PhaseChanged(phase))
 
-    async def on_mount(self, event: events.Mount) -> None:
+    async def on_mount(self, event: events.Mount | None = None) -> None:  # Textual passes the event
         # Textual would also call DashApp.on_mount after this one (it walks the MRO); run it
         # here, first, and stop the walk, so the main screen exists before the line joins it.
-        event.prevent_default()
+        if event is not None:
+            event.prevent_default()
         await super().on_mount()
         main = self.main_screen
         self.phase_text = self.system.phase.line()

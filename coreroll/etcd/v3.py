@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import aetcd
@@ -54,7 +54,7 @@ class TLSClient(aetcd.Client):
         timeout: float | None = None,
         target: str | None = None,
     ) -> None:
-        super().__init__(host=host, port=port, username=username, password=password, timeout=timeout)  # type: ignore[arg-type]
+        super().__init__(host=host, port=port, username=username, password=password, timeout=timeout)  # pyright: ignore[reportArgumentType]  # aetcd annotates timeout as int; it takes seconds as a float
         self.endpoint = endpoint
         self._credentials = credentials
         self._target = target
@@ -82,7 +82,7 @@ class TLSClient(aetcd.Client):
                 try:
                     reply = await self.auth_stub.Authenticate(request, timeout=self._timeout)
                 except rpc.AioRpcError as exc:
-                    aetcd_exceptions._handle_exception(exc)
+                    raise_translated(exc)
                 self.metadata = (("token", reply.token),)
             self.kvstub = rpc.KVStub(self.channel)
             self.clusterstub = rpc.ClusterStub(self.channel)
@@ -192,10 +192,11 @@ async def connect_v3(config: EtcdConfig) -> TLSClient:
 
 async def _probe(client: TLSClient, seconds: float) -> None:
     await client.connect()
+    assert client.maintenancestub is not None  # connect() set it
     try:
         await client.maintenancestub.Status(rpc.StatusRequest(), timeout=seconds, metadata=client.metadata)
     except rpc.AioRpcError as exc:
-        aetcd_exceptions._handle_exception(exc)
+        raise_translated(exc)
 
 
 async def _close_quietly(client: aetcd.Client) -> None:
@@ -216,10 +217,17 @@ async def get_at_revision(client: aetcd.Client, key: bytes, revision: int) -> rt
     """`key` as it was at `revision` (None when it did not exist then)."""
     await client.connect()
     request: Any = rpc.RangeRequest(key=key, revision=revision)
+    assert client.kvstub is not None  # connect() set it
     try:
         reply = await client.kvstub.Range(request, timeout=client._timeout, metadata=client.metadata)
     except rpc.AioRpcError as exc:
-        aetcd_exceptions._handle_exception(exc)
+        raise_translated(exc)
     if not reply.kvs:
         return None
     return rtypes.KeyValue(reply.kvs[0])
+
+
+def raise_translated(exc: Exception) -> NoReturn:
+    """Raise aetcd's exception for a gRPC error (ConnectionFailedError, RevisionCompactedError...)."""
+    aetcd_exceptions._handle_exception(exc)
+    raise exc  # not reached: _handle_exception always raises

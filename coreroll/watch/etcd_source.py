@@ -47,7 +47,7 @@ from aetcd.utils import prefix_range_end
 
 from coreroll.etcd.config import EtcdConfig
 from coreroll.etcd.errors import EtcdError, V2ApiMissingError
-from coreroll.etcd.v3 import connect_v3
+from coreroll.etcd.v3 import connect_v3, raise_translated
 from coreroll.locks.airlock import _AIRLOCK_KEY, parse_airlock
 from coreroll.locks.auto import v2_missing
 from coreroll.locks.keys import group_from_key, is_semaphore_key, query_unescape
@@ -143,10 +143,11 @@ async def range_pages(
         if newest is not None:
             request.sort_order = rpc.RangeRequest.DESCEND
             request.sort_target = rpc.RangeRequest.KEY
+        assert client.kvstub is not None  # connected: aetcd sets its stubs in connect()
         try:
             reply = await client.kvstub.Range(request, timeout=rpc_timeout, metadata=client.metadata)
         except rpc.AioRpcError as exc:
-            aetcd_exceptions._handle_exception(exc)
+            raise_translated(exc)
         revision = revision or int(reply.header.revision)
         yield revision, reply.kvs
         if newest is not None or not reply.more or not reply.kvs:
@@ -354,6 +355,7 @@ class EtcdSource(ReconnectingSource):
         """A Status call every `probe_interval`: a silent watch cannot tell us etcd is gone."""
         while True:
             await asyncio.sleep(self.probe_interval)
+            assert client.maintenancestub is not None  # connected: aetcd sets its stubs in connect()
             try:
                 await asyncio.wait_for(
                     client.maintenancestub.Status(
