@@ -8,7 +8,6 @@ autogenerate) and writes ``versions/v<N+1>_<slug>.py`` with the difference. Read
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import tempfile
 from pathlib import Path
@@ -36,12 +35,11 @@ def main(argv: list[str] | None = None) -> int:
             config = Config()
             config.set_main_option("script_location", str(Path(__file__).parent))
             config.attributes["connection"] = conn
-            slug = re.sub(r"[^a-z0-9]+", "_", args.message.lower()).strip("_")[:40]
             command.revision(
                 config, args.message, autogenerate=True, rev_id=f"v{number}", head=head or "base"
             )
         engine.dispose()
-    print(f"wrote revision v{number} ({slug}) in {Path(__file__).parent / 'versions'}", file=sys.stderr)
+    print(f"wrote revision v{number}: complete it, then run ruff format on it", file=sys.stderr)
     return 0
 
 

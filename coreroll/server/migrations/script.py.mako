@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = ${repr(up_revision)}
-down_revision = ${repr(down_revision)}
+revision = "${up_revision}"
+down_revision = "${down_revision}"
 branch_labels = None
 depends_on = None
 
@@ -21,3 +21,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     raise NotImplementedError("coreroll never downgrades a database: restore a backup instead")
+
