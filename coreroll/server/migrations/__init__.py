@@ -75,7 +75,7 @@ def upgrade(conn: Connection, now: float) -> Upgrade:
     applied: list[str] = []
 
     def steps(heads: Iterable[str], _context: MigrationContext) -> list[RevisionStep]:
-        return script._upgrade_revs(head, tuple(heads))
+        return script._upgrade_revs(head, tuple(heads))  # what alembic.command.upgrade runs
 
     def applied_one(*, step: Any, **_: Any) -> None:
         revision = step.up_revision_id
@@ -110,8 +110,9 @@ def _found_revision(
     """The database's revision: Alembic's, else the pre-Alembic ``schema_version`` mapped to ``v<N>``."""
     heads = context.get_current_heads()
     if heads:
+        known = {r.revision for r in script.walk_revisions()}
         for revision in heads:
-            if revision not in {r.revision for r in script.walk_revisions()}:
+            if revision not in known:
                 raise NewerSchema(
                     f"database schema revision {revision} is newer than this server's ({head}); upgrade coreroll"
                 )
