@@ -102,11 +102,11 @@ class Http1Client:
                 asyncio.open_connection(host, port, ssl=context, limit=MAX_HEADER_LINE * 4), self.timeout
             )
         except TimeoutError as exc:
-            raise HttpConnectError(f"{scheme}://{host}:{port}: connect timed out") from exc
+            raise HttpConnectError("connect timed out") from exc
         except ssl.SSLError as exc:
-            raise HttpConnectError(f"{scheme}://{host}:{port}: TLS failed: {exc.reason or exc}") from exc
+            raise HttpConnectError(f"TLS failed: {exc.reason or exc}") from exc
         except OSError as exc:
-            raise HttpConnectError(f"{scheme}://{host}:{port}: {exc.strerror or exc}") from exc
+            raise HttpConnectError(str(exc.strerror or exc)) from exc
         self._open.add(writer)
         return reader, writer
 

@@ -46,6 +46,7 @@ from coreroll.locks import (
     group_label,
     open_chosen_store,
     open_lock_store,
+    set_max_result,
 )
 from coreroll.watch.outcome import ActionResult, ReadOnlyError
 from coreroll.wire.channel import channel_problem
@@ -233,7 +234,7 @@ class Actions:
                 "set-max", target, False, f"max not changed: {_short(exc)}", f"failed: {_short(exc)}"
             )
         return await self._finish(
-            "set-max", target, True, f"lock group {name}: max {old} -> {new}", f"ok: max {old} -> {new}"
+            "set-max", target, True, f"lock group {name}: max {old} -> {new}", set_max_result(old, new)
         )
 
     # --- server groups -------------------------------------------------------------------------
