@@ -147,7 +147,8 @@ class GatewayWatch:
                     yield WatchEvent("delete", kv.key, None, kv.mod_revision)
                 else:
                     yield WatchEvent("put", kv.key, kv.value, kv.mod_revision)
-        raise EtcdUnavailableError((self._kv.endpoint,), "etcd closed the watch")
+        if self._results is not None:  # not cancelled
+            raise EtcdUnavailableError((self._kv.endpoint,), "etcd closed the watch")
 
     async def cancel(self) -> None:
         stream, self._stream = self._stream, None
@@ -223,7 +224,9 @@ class GatewayKV:
         kvs = doc.get("kvs") or []
         return _kv(kvs[0], "range") if isinstance(kvs, list) and kvs else None
 
-    async def get_prefix(self, prefix: str, *, revision: int = 0, newest: int | None = None) -> Listing:
+    async def get_prefix(
+        self, prefix: str, *, revision: int = 0, newest: int | None = None, page: int = PAGE
+    ) -> Listing:
         start = prefix.encode()
         end = _b64(prefix_range_end(start))
         found: list[KeyValue] = []
@@ -232,7 +235,7 @@ class GatewayKV:
                 "key": _b64(start),
                 "range_end": end,
                 "revision": revision,
-                "limit": newest or PAGE,
+                "limit": newest or page,
             }
             if newest is not None:
                 body |= {"sort_order": "DESCEND", "sort_target": "KEY"}

@@ -106,8 +106,11 @@ class EtcdKV(Protocol):
 
     async def get(self, key: str) -> KeyValue | None: ...
 
-    async def get_prefix(self, prefix: str, *, revision: int = 0, newest: int | None = None) -> Listing:
-        """Every key under `prefix` (at `revision`, 0 = now), or only the `newest` N by key."""
+    async def get_prefix(
+        self, prefix: str, *, revision: int = 0, newest: int | None = None, page: int = 1000
+    ) -> Listing:
+        """Every key under `prefix` (at `revision`, 0 = now), or only the `newest` N by key; read
+        `page` keys per request where the API pages (gRPC refuses replies over 4 MiB)."""
         ...
 
     async def put(self, key: str, value: bytes, *, lease: int = 0) -> int: ...

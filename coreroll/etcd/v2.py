@@ -147,7 +147,9 @@ class V2Client:
         try:
             doc = json.loads(reply.body)
         except (ValueError, RecursionError) as exc:
-            raise EtcdError(f"etcd v2 answered HTTP {reply.status} without JSON: {reply.text[:120]!r}") from exc
+            raise EtcdError(
+                f"etcd v2 answered HTTP {reply.status} without JSON: {reply.text[:120]!r}"
+            ) from exc
         if not isinstance(doc, dict):
             raise EtcdError(f"etcd v2 answered HTTP {reply.status} with JSON that is not an object")
         if "errorCode" in doc:
@@ -194,7 +196,9 @@ class V2Client:
         if ttl is not None:
             data["ttl"] = str(ttl)
         if value is not None and not refresh:
-            data["value"] = value.decode("utf-8", errors="surrogateescape") if isinstance(value, bytes) else value
+            data["value"] = (
+                value.decode("utf-8", errors="surrogateescape") if isinstance(value, bytes) else value
+            )
         return await self._request("PUT", key, params, data=data)
 
     async def version(self) -> bytes:

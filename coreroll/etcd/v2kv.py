@@ -42,7 +42,9 @@ def _path(key: str) -> str:
 
 
 def _kv(node: V2Node) -> KeyValue:
-    value = b"" if node.dir or node.value is None else node.value.encode()  # a dir where a value belongs: unparsable
+    value = (
+        b"" if node.dir or node.value is None else node.value.encode()
+    )  # a dir where a value belongs: unparsable
     return KeyValue(node.key.lstrip("/"), value, node.modified_index, node.created_index)
 
 
@@ -66,7 +68,9 @@ class V2Watch:
                 event = await self._kv.client.watch(directory, wait_index=self._next, recursive=True)
             except V2KeyError as exc:
                 if exc.code == EVENT_INDEX_CLEARED:
-                    raise EtcdCompactedError(f"etcd's v2 history no longer reaches index {self._next}") from exc
+                    raise EtcdCompactedError(
+                        f"etcd's v2 history no longer reaches index {self._next}"
+                    ) from exc
                 raise
             self._next = event.node.modified_index + 1
             key = event.node.key.lstrip("/")
@@ -110,7 +114,10 @@ class V2KV:
             raise
         return _kv(reply.node)
 
-    async def get_prefix(self, prefix: str, *, revision: int = 0, newest: int | None = None) -> Listing:
+    async def get_prefix(
+        self, prefix: str, *, revision: int = 0, newest: int | None = None, page: int = 0
+    ) -> Listing:
+        del page  # v2 lists a directory in one reply
         if revision:
             raise EtcdError("the v2 keys API cannot read a past revision")
         directory, wanted = _split_prefix(prefix)

@@ -65,6 +65,7 @@ class AetcdWatch:
     def __init__(self, watch: Any, endpoint: str) -> None:
         self._watch = watch
         self._endpoint = endpoint
+        self._cancelled = False
 
     async def __aiter__(self) -> AsyncIterator[WatchEvent]:
         try:
@@ -78,10 +79,14 @@ class AetcdWatch:
                     int(kv.mod_revision),
                 )
         except aetcd_exceptions.ClientError as exc:
+            if self._cancelled:
+                return
             raise translate(exc, self._endpoint) from exc
-        raise EtcdUnavailableError((self._endpoint,), "etcd closed the watch")
+        if not self._cancelled:
+            raise EtcdUnavailableError((self._endpoint,), "etcd closed the watch")
 
     async def cancel(self) -> None:
+        self._cancelled = True
         with contextlib.suppress(Exception):  # the stream may already be gone
             async with asyncio.timeout(1.0):
                 await self._watch.cancel()
@@ -125,14 +130,16 @@ class AetcdKV:
         got = await self._call(lambda c: c.get(key.encode()))
         return _kv(got) if got is not None else None
 
-    async def get_prefix(self, prefix: str, *, revision: int = 0, newest: int | None = None) -> Listing:
+    async def get_prefix(
+        self, prefix: str, *, revision: int = 0, newest: int | None = None, page: int = PAGE
+    ) -> Listing:
         start = prefix.encode()
         end = prefix_range_end(start)
         found: list[KeyValue] = []
         while True:
             reply = await self._call(
                 lambda c, s=start, r=revision: range_request(
-                    c, s, end, revision=r, limit=newest or PAGE, newest_first=newest is not None,
+                    c, s, end, revision=r, limit=newest or page, newest_first=newest is not None,
                     rpc_seconds=self.rpc_seconds,
                 )
             )  # fmt: skip
@@ -157,7 +164,11 @@ class AetcdKV:
         raw = key.encode()
 
         async def op(c: aetcd.Client) -> CasResult:
-            compare = c.transactions.version(raw) == 0 if mod_revision == 0 else c.transactions.mod(raw) == mod_revision
+            compare = (
+                c.transactions.version(raw) == 0
+                if mod_revision == 0
+                else c.transactions.mod(raw) == mod_revision
+            )
             ok, responses = await c.transaction(
                 compare=[compare],
                 success=[c.transactions.put(raw, value)],

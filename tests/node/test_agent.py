@@ -14,6 +14,7 @@ import pytest
 
 from coreroll.audit import read_audit
 from coreroll.etcd.config import EtcdConfig
+from coreroll.etcd.v3kv import AetcdKV
 from coreroll.node.agent import AgentOptions, NodeAgent, provision_node
 from coreroll.node.clock import ScaledClock
 from coreroll.node.engine import EngineTimings
@@ -58,7 +59,7 @@ def make_agent(
         )
     return NodeAgent(
         state,
-        etcd,
+        AetcdKV(etcd),
         http,
         ScaledClock(1000),
         options=AgentOptions(
