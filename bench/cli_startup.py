@@ -62,7 +62,7 @@ def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float, int]:
 def measure(rounds: int, env: dict[str, str], table: dict[str, tuple[list[str], bool]]) -> dict[str, Any]:
     walls: dict[str, list[float]] = {name: [] for name in table}
     cpus: dict[str, list[float]] = {name: [] for name in table}
-    for name, (argv, _) in table.items():  # warm-up: page cache, .pyc files
+    for argv, _ in table.values():  # warm-up: page cache, .pyc files
         run_once(argv, env)
     for index in range(rounds):
         for name, (argv, _) in table.items():
