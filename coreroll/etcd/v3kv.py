@@ -1,8 +1,8 @@
 """The `EtcdKV` port on etcd v3 over gRPC (aetcd): `await connect(config) -> AetcdKV`.
 
 `AetcdKV(client, config=None)` wraps a connected aetcd client (`coreroll.etcd.v3.connect_v3`).
-When it opened the client itself (`connect`), a call that finds the member gone (gRPC
-UNAVAILABLE) reconnects through `config.endpoints` once and repeats (reads, CAS and puts are safe
+When it opened the client itself (`connect`) from several endpoints, a call that finds the
+member gone (gRPC UNAVAILABLE) reconnects through `config.endpoints` once and repeats (reads, CAS and puts are safe
 to repeat: a CAS that applied fails its compare the second time and the caller re-reads). aetcd's
 errors come out as coreroll's: `EtcdUnavailableError`, `EtcdCompactedError`, `EtcdError`.
 Listings are paged (gRPC refuses replies over 4 MiB; 10,000 node statuses are ~8 MB).
@@ -115,8 +115,8 @@ class AetcdKV:
             try:
                 return await op(client)
             except aetcd_exceptions.ConnectionFailedError:
-                if not self._own or self.config is None:
-                    raise
+                if not self._own or self.config is None or len(self.config.endpoints) < 2:
+                    raise  # one endpoint: gRPC reconnects the channel by itself
                 async with self._reconnecting:
                     if self.client is client:
                         with contextlib.suppress(Exception):

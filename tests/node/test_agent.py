@@ -190,7 +190,7 @@ async def test_refused_commands_are_reported_deleted_and_nothing_else_happens(
         )
         assert doc["last_command"]["action"] == "reformat-disk"
         assert "unknown action" in doc["last_command"]["result"]
-        audit = await read_audit(EtcdConfig(endpoints=(clean_etcd,)), client=etcd_client)
+        audit = await read_audit(EtcdConfig(endpoints=(clean_etcd,)), kv=AetcdKV(etcd_client))
         assert any(r["target"] == agent.machine_id and "unknown action" in r["result"] for r in audit)
         # issue 16 defect 3: what is not a channel name is refused where the command is read
         for number, channel in enumerate(["$(reboot)", "beta\x00", "\x1b[2J", "a" * 70_000], start=2):
@@ -239,7 +239,7 @@ async def test_commands_queued_before_start_run_in_order_then_set_channel_restar
         conf = (tmp_path / "update.conf").read_text()
         assert "GROUP=beta" in conf and "# keep me\nFOO=bar" in conf
         assert agent.engine is not None and agent.engine.track == "beta"
-        audit = await read_audit(EtcdConfig(endpoints=(clean_etcd,)), client=etcd_client)
+        audit = await read_audit(EtcdConfig(endpoints=(clean_etcd,)), kv=AetcdKV(etcd_client))
         assert any("unreadable command" in r["result"] for r in audit)
 
         engine = agent.engine
