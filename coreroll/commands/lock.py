@@ -26,14 +26,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from coreroll.etcd.config import DEFAULT_ENDPOINTS, EtcdConfig, split_endpoints
 from coreroll.locks.semaphore import INT64_MAX, in_int64
-from coreroll.textsafe import visible
+from coreroll.textsafe import print_error, visible
 
 # Only what parsing needs is imported here (`coreroll lock --help` must start fast); running a
 # subcommand loads coreroll/commands/lock_ops.py, which talks to etcd.
@@ -99,8 +98,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def _err(text: str) -> None:
-    print(visible(text), file=sys.stderr, flush=True)
+_err = print_error
 
 
 def _env(name: str) -> str | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import unicodedata
 
-from coreroll.commands.lock import _err
 from coreroll.etcd.config import EtcdConfig
 from coreroll.etcd.errors import EtcdError, EtcdUnavailableError, V2ApiMissingError
 from coreroll.locks import (
@@ -27,6 +26,7 @@ from coreroll.locks import (
 )
 from coreroll.locks.auto import close_stores, stores_for, v2_missing
 from coreroll.locks.store import GroupState
+from coreroll.textsafe import print_error as _err
 from coreroll.textsafe import visible
 
 
