@@ -43,5 +43,11 @@ class V2ApiMissingError(EtcdError):
         )
 
 
+class GatewayUnusableError(EtcdError):
+    """etcd's JSON gateway cannot serve us though etcd answers: no gateway (HTTP 404), or the
+    gateway cannot reach etcd's own gRPC (with --client-cert-auth, a server certificate without
+    the clientAuth usage: "authentication handshake failed"). The gRPC backend still works."""
+
+
 class EtcdCompactedError(EtcdError):
     """A watch asked for history etcd no longer keeps (v3 compaction; v2 keeps 1000 events)."""

@@ -12,7 +12,10 @@ fields at their zero value are left out (`succeeded` is absent when false, a PUT
 call. Endpoints are tried in order with a Status call; with user/password, `/v3/auth/authenticate`
 gives the token sent as `Authorization`. gRPC error codes in the error body map to coreroll's
 errors (UNAVAILABLE -> `EtcdUnavailableError`, OUT_OF_RANGE "compacted" -> `EtcdCompactedError`,
-failed authentication -> `EtcdConfigError`).
+failed authentication -> `EtcdConfigError`). A gateway that cannot serve at all (none: HTTP 404;
+or, with `--client-cert-auth`, one whose server certificate lacks the clientAuth usage it needs
+to reach etcd's own gRPC) raises `GatewayUnusableError` when connecting: `open_kv` then uses the
+gRPC backend.
 """
 
 from __future__ import annotations
@@ -25,7 +28,13 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from coreroll.etcd.config import EtcdConfig
-from coreroll.etcd.errors import EtcdCompactedError, EtcdConfigError, EtcdError, EtcdUnavailableError
+from coreroll.etcd.errors import (
+    EtcdCompactedError,
+    EtcdConfigError,
+    EtcdError,
+    EtcdUnavailableError,
+    GatewayUnusableError,
+)
 from coreroll.etcd.http1 import Http1Client, HttpConnectError, HttpProtocolError
 from coreroll.etcd.port import (
     CasResult,
@@ -185,6 +194,10 @@ class GatewayKV:
     def _error(self, status: int, doc: Mapping[str, Any], where: str) -> EtcdError:
         message = str(doc.get("message") or doc.get("error") or f"HTTP {status}")[:200]
         code = doc.get("code")
+        if code == GRPC_UNAVAILABLE and "handshake failed" in message:
+            return GatewayUnusableError(
+                f"etcd's JSON gateway at {self.endpoint} cannot reach etcd: {message}"
+            )
         if code == GRPC_UNAVAILABLE:
             return EtcdUnavailableError((self.endpoint,), message)
         if code == GRPC_OUT_OF_RANGE and "compacted" in message:
@@ -196,7 +209,7 @@ class GatewayKV:
         ):
             return EtcdConfigError(f"etcd at {self.endpoint} refused the credentials: {message}")
         if status == 404:
-            return EtcdError(f"etcd at {self.endpoint} has no JSON gateway at {where} (HTTP 404)")
+            return GatewayUnusableError(f"etcd at {self.endpoint} has no JSON gateway at {where} (HTTP 404)")
         return EtcdError(f"etcd at {self.endpoint} {where}: {message}")
 
     async def call(self, path: str, body: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -151,9 +151,15 @@ def backend_name(config: EtcdConfig, api: str | None = None) -> str:
 
 
 async def open_kv(config: EtcdConfig, api: str | None = None) -> EtcdKV:
-    """A connected `EtcdKV` for `api` (default `config.api`); raises what `connect` raises."""
-    module = importlib.import_module(BACKENDS[backend_name(config, api)])
-    kv: EtcdKV = await module.connect(config)
+    """A connected `EtcdKV` for `api` (default `config.api`); raises what `connect` raises. An
+    unusable JSON gateway (`GatewayUnusableError`) falls back to gRPC."""
+    from coreroll.etcd.errors import GatewayUnusableError
+
+    name = backend_name(config, api)
+    try:
+        kv: EtcdKV = await importlib.import_module(BACKENDS[name]).connect(config)
+    except GatewayUnusableError:
+        kv = await importlib.import_module(BACKENDS["v3"]).connect(config)
     return kv
 
 

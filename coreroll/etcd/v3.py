@@ -16,7 +16,7 @@ listed), the returned client's gRPC channel holds every member, the one that ans
 gRPC's pick_first policy then moves to the next member when the one in use dies, for every part
 of coreroll sharing that client (an agent's reporter, reboot locks and command watch). Endpoints
 given by host name stay pinned to the member that answered; the lock store still reconnects
-through the list (`coreroll.locks.v3store`).
+through the list (`coreroll.etcd.v3kv`, when it owns the client).
 
 `await get_at_revision(client, key, revision)` reads one key as it was at a past revision
 (`None` when absent then); tests use it to walk a key's history.
