@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 import httpx
@@ -103,14 +103,20 @@ class Actions:
         problem = await self._audit(action, target, result, kv)
         return ActionResult(ok, f"{message} ({problem})" if problem else message)
 
-    async def _v3(self) -> EtcdKV | None:
-        """The action's one v3 connection (commands, v3 locks and the audit record share it);
-        None when etcd cannot be reached now (the step that needs it then reports why)."""
+    async def _with_v3(self, step: Callable[[EtcdKV | None], Awaitable[ActionResult]]) -> ActionResult:
+        """Run `step` with the action's one v3 connection (commands, v3 locks and the audit record
+        share it), closed afterwards; None when etcd cannot be reached now (the part that needs
+        it then reports why)."""
         assert self.etcd_config is not None
         try:
-            return await open_kv(self.etcd_config, "v3")
+            v3: EtcdKV | None = await open_kv(self.etcd_config, "v3")
         except Exception:
-            return None
+            v3 = None
+        try:
+            return await step(v3)
+        finally:
+            if v3 is not None:
+                await v3.close()
 
     # --- node commands -------------------------------------------------------------------------
 
@@ -132,8 +138,7 @@ class Actions:
 
     async def _queue_and_audit(self, action: str, ids: list[str], args: dict[str, object], target: str,
                                failed: str, done: str) -> ActionResult:  # fmt: skip
-        kv = await self._v3()
-        try:
+        async def step(kv: EtcdKV | None) -> ActionResult:
             try:
                 await self._queue(action, ids, args, kv)
             except Exception as exc:
@@ -141,9 +146,8 @@ class Actions:
                     action, target, False, f"{failed}: {_short(exc)}", f"failed: {_short(exc)}", kv
                 )
             return await self._finish(action, target, True, done, "ok", kv)
-        finally:
-            if kv is not None:
-                await kv.close()
+
+        return await self._with_v3(step)
 
     async def check(self, ids: Sequence[str]) -> ActionResult:
         self._guard("check")
@@ -221,12 +225,7 @@ class Actions:
             )
         if self.etcd_config is None:
             return ActionResult(False, "cannot unlock: no etcd configured")
-        v3 = await self._v3()
-        try:
-            return await self._unlock(group, holder, api, v3)
-        finally:
-            if v3 is not None:
-                await v3.close()
+        return await self._with_v3(lambda v3: self._unlock(group, holder, api, v3))
 
     async def _unlock(self, group: str, holder: str, api: str | None, v3: EtcdKV | None) -> ActionResult:
         target = audit_target(group, holder)
@@ -255,12 +254,7 @@ class Actions:
             return ActionResult(False, "cannot set max: no etcd configured")
         if new_max < 0:
             return ActionResult(False, f"max must be 0 or more, not {new_max}")
-        v3 = await self._v3()
-        try:
-            return await self._set_max(group, new_max, api, v3)
-        finally:
-            if v3 is not None:
-                await v3.close()
+        return await self._with_v3(lambda v3: self._set_max(group, new_max, api, v3))
 
     async def _set_max(self, group: str, new_max: int, api: str | None, v3: EtcdKV | None) -> ActionResult:
         target = audit_target(group)
