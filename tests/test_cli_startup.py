@@ -14,6 +14,7 @@ import pytest
 
 from coreroll import commands
 
+pytestmark = pytest.mark.slow  # real etcd / one process per case: several seconds together
 HEAVY = ("grpc", "aetcd", "httpx", "fastapi", "uvicorn", "sqlalchemy", "textual", "tui", "widgets",
          "coreroll.server", "coreroll.watch", "coreroll.fleet", "coreroll.node", "coreroll.demo")  # fmt: skip
 DEAD = "http://127.0.0.1:9"

@@ -15,6 +15,7 @@ from coreroll.etcd.config import EtcdConfig
 from coreroll.etcd.errors import EtcdCompactedError, EtcdUnavailableError
 from coreroll.etcd.port import BACKENDS, EtcdKV, WatchEvent, open_kv
 
+pytestmark = pytest.mark.slow  # real etcd / one process per case: several seconds together
 DEAD = "http://127.0.0.1:9"
 V3_BACKENDS = [name for name in BACKENDS if name.startswith("v3")]
 
