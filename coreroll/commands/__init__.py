@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 SUMMARIES = {
     "agent": "run one node: update engine, reboot manager, status in etcd",
+    "channel": "list channels, pin or unpin one, sync with upstream now",
     "dash": "the live dashboard (default command)",
     "demo": "the whole system on this machine: etcd, server, a simulated fleet, a rollout, the dashboard",
     "etcd": "run an embedded etcd (127.0.0.1, free port), optionally around a command",
