@@ -12,10 +12,8 @@ import json
 import re
 from dataclasses import dataclass, field
 
-import aetcd
-
 from coreroll.etcd.config import EtcdConfig
-from coreroll.etcd.v3 import connect_v3
+from coreroll.etcd.port import EtcdKV, open_kv
 from coreroll.locks.keys import query_escape, query_unescape
 from coreroll.locks.semaphore import SemaphoreFormatError, in_int64
 from coreroll.wire.keys import AIRLOCK_PREFIX, AIRLOCK_SEMAPHORE_LEAF, airlock_group_key
@@ -62,18 +60,17 @@ def airlock_key(group: str) -> str:
 
 
 async def read_airlock_groups(
-    config: EtcdConfig, *, client: aetcd.Client | None = None
+    config: EtcdConfig, *, kv: EtcdKV | None = None
 ) -> dict[str, AirlockSemaphore]:
-    own = client is None
-    active = client if client is not None else await connect_v3(config)
+    active = kv if kv is not None else await open_kv(config, "v3")
     try:
-        listing = await active.get_prefix(AIRLOCK_PREFIX.encode())
+        listing = await active.get_prefix(AIRLOCK_PREFIX)
     finally:
-        if own:
+        if kv is None:
             await active.close()
     groups: dict[str, AirlockSemaphore] = {}
-    for kv in listing:
-        key = kv.key.decode("utf-8", errors="replace")
+    for item in listing.kvs:
+        key = item.key
         match = _AIRLOCK_KEY.match(key)
         if not match:
             continue
@@ -81,5 +78,5 @@ async def read_airlock_groups(
             group = query_unescape(match.group(1))
         except ValueError:
             group = match.group(1)
-        groups[group] = parse_airlock(kv.value, key)
+        groups[group] = parse_airlock(item.value, key)
     return dict(sorted(groups.items()))
