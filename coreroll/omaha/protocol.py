@@ -100,6 +100,7 @@ _STORED_WIDTHS = (
     ("board", MAX_BOARD),
 )
 _INT64 = 2**63 - 1
+_NARROWEST = min(MAX_MACHINE_ID, MAX_VERSION, *(width for _, width in _STORED_WIDTHS))
 
 
 def _app_where(appid: str) -> str:
@@ -112,12 +113,16 @@ def _event_where(appid: str, number: int) -> str:
 
 
 def _int_attr(
-    el: etree._Element, name: str, appid: str, number: int, low: int = -(2**31), high: int = 2**31 - 1
+    attrs: dict[str, str], name: str, appid: str, number: int, low: int = -(2**31), high: int = 2**31 - 1
 ) -> int | None:
     """An integer attribute: ASCII digits, within [low, high] (default: the database's 32-bit INTEGER)."""
-    raw = el.get(name)
+    raw = attrs.get(name)
     if raw is None:
         return None
+    if len(raw) < 10 and raw.isascii() and raw.isdigit():  # the common case: what parse_int accepts
+        value = int(raw)
+        if low <= value <= high:
+            return value
     try:
         return parse_int(raw, name, low, high, signed=True)
     except NumberError as exc:
@@ -128,45 +133,49 @@ def _too_long(where: str, name: str, value: str, width: int) -> OmahaParseError:
     return OmahaParseError(f"{where}: {name} is over {width} characters ({len(value)})")
 
 
-def _version_attr(el: etree._Element, name: str, where: str, default: str | None = "") -> str | None:
-    """A version attribute, at most ``MAX_VERSION`` characters (its numbers are compared, and it is stored)."""
-    value = el.get(name, default)
-    if value is not None and len(value) > MAX_VERSION:
-        raise _too_long(where, name, value, MAX_VERSION)
-    return value
-
-
 def _parse_event(el: etree._Element, appid: str, number: int, accept_any: bool) -> OmahaEvent:
-    etype = _int_attr(el, "eventtype", appid, number)
-    result = _int_attr(el, "eventresult", appid, number)
+    attrs = dict(el.items())  # one call into lxml; plain dict lookups from here on
+    etype = _int_attr(attrs, "eventtype", appid, number)
+    result = _int_attr(attrs, "eventresult", appid, number)
     if etype is None or result is None:
         raise OmahaParseError(f"{_event_where(appid, number)}: eventtype and eventresult are required")
     if not accept_any and (etype, result) not in ACCEPTED_EVENTS:
         raise OmahaParseError(
             f"{_event_where(appid, number)}: event {etype}/{result} is not an accepted (type, result) pair"
         )
-    code = _int_attr(el, "errorcode", appid, number, -_INT64, _INT64)  # range checked below, by name
+    code = _int_attr(attrs, "errorcode", appid, number, -_INT64, _INT64)  # range checked below, by name
     if code is not None:
         if not -(2**31) <= code < 2**32:
             raise OmahaParseError(
                 f"{_event_where(appid, number)}: errorcode {code} is out of the 32-bit range"
             )
         code &= 0xFFFFFFFF  # update_engine prints with %d: DevModeFlag arrives negative
-    previous = _version_attr(el, "previousversion", _event_where(appid, number), None)
+    previous = attrs.get("previousversion")
+    if previous is not None and len(previous) > MAX_VERSION:
+        raise _too_long(_event_where(appid, number), "previousversion", previous, MAX_VERSION)
     return OmahaEvent(etype, result, code, previous)
 
 
-def _parse_app(el: etree._Element, index: int, accept_any: bool) -> OmahaApp:
-    appid = el.get("appid", "").strip()
-    if not appid:
-        raise OmahaParseError(f"app {index}: missing appid")
-    machineid = el.get("machineid", "").strip()
+def _check_widths(attrs: dict[str, str], appid: str, machineid: str) -> None:
+    """Refuse the first stored attribute longer than its column (machineid, then the others; the
+    version is checked after the events)."""
     if len(machineid) > MAX_MACHINE_ID:
         raise _too_long(_app_where(appid), "machineid", machineid, MAX_MACHINE_ID)
     for name, width in _STORED_WIDTHS:
-        value = el.get(name)
+        value = attrs.get(name)
         if value is not None and len(value) > width:
             raise _too_long(_app_where(appid), name, value, width)
+
+
+def _parse_app(el: etree._Element, index: int, accept_any: bool) -> OmahaApp:
+    attrs = dict(el.items())  # one call into lxml; plain dict lookups from here on
+    get = attrs.get
+    appid = get("appid", "").strip()
+    if not appid:
+        raise OmahaParseError(f"app {index}: missing appid")
+    machineid = get("machineid", "").strip()
+    if max(map(len, attrs.values())) > _NARROWEST:  # only then can one be over its width
+        _check_widths(attrs, appid, machineid)
     ping = updatecheck = False
     events: list[OmahaEvent] = []
     for child in el:
@@ -179,10 +188,12 @@ def _parse_app(el: etree._Element, index: int, accept_any: bool) -> OmahaApp:
             if len(events) >= MAX_EVENTS:
                 raise OmahaParseError(f"{_app_where(appid)}: more than {MAX_EVENTS} events")
             events.append(_parse_event(child, appid, len(events) + 1, accept_any))
-    get = el.get
+    version = get("version") or ""
+    if len(version) > MAX_VERSION:
+        raise _too_long(_app_where(appid), "version", version, MAX_VERSION)
     return OmahaApp(
         appid=appid,
-        version=_version_attr(el, "version", _app_where(appid)) or "",
+        version=version,
         track=get("track", ""),
         bootid=get("bootid", ""),
         machineid=machineid,

@@ -322,3 +322,17 @@ def test_body_at_the_limit_is_accepted() -> None:
     body = UPDATE_ENGINE_REQUEST.replace(b"</app>", b" " * padding + b"</app>")
     assert len(body) == MAX_BODY
     assert parse_request(body).apps[0].track == "stable"
+
+
+@pytest.mark.parametrize(
+    ("value", "parsed"),
+    [("3", 3), ("0000000003", 3), (" 3", 3), ("+3", 3), ("2147483647", 2**31 - 1),
+     ("2147483648", None), ("٣", None), ("3_0", None), ("", None)],
+)  # fmt: skip
+def test_event_numbers_are_plain_ascii_32_bit_integers(value: str, parsed: int | None) -> None:
+    body = UPDATE_ENGINE_REQUEST.replace(b'eventtype="3"', f'eventtype="{value}"'.encode())
+    if parsed is None:
+        with pytest.raises(OmahaParseError, match="eventtype="):
+            parse_request(body, accept_any_event=True)
+    else:
+        assert parse_request(body, accept_any_event=True).apps[0].events[0].event_type == parsed
