@@ -213,33 +213,35 @@ def parse_request(body: bytes, *, accept_any_event: bool = False) -> OmahaReques
     root = parse_untrusted_xml(body, MAX_BODY, "request body")
     if root.tag != "request":
         raise OmahaParseError(short(f"root element is <{root.tag}>, expected <request>"))
-    protocol = root.get("protocol")
+    attrs = dict(root.items())
+    protocol = attrs.get("protocol")
     if protocol is None:
         raise OmahaParseError("request has no protocol attribute (want 3.0)")
     if protocol != "3.0":
         raise OmahaParseError(short(f"unsupported protocol version {protocol!r} (want 3.0)"))
-    os_el = None
+    os_attrs: dict[str, str] | None = None
     apps: list[OmahaApp] = []
     for child in root:
-        if child.tag == "app":
+        tag = child.tag
+        if tag == "app":
             if len(apps) >= MAX_APPS:
                 raise OmahaParseError(f"request has more than {MAX_APPS} apps")
             apps.append(_parse_app(child, len(apps) + 1, accept_any_event))
-        elif child.tag == "os" and os_el is None:
-            os_el = child
+        elif tag == "os" and os_attrs is None:
+            os_attrs = dict(child.items())
     if not apps:
         raise OmahaParseError("request has no <app>")
-    os_get = os_el.get if os_el is not None else {}.get
+    os_get = (os_attrs or {}).get
     return OmahaRequest(
         protocol=protocol,
-        updater_version=root.get("updaterversion") or root.get("version", ""),
-        installsource=root.get("installsource", ""),
-        ismachine=root.get("ismachine", "") == "1",
+        updater_version=attrs.get("updaterversion") or attrs.get("version", ""),
+        installsource=attrs.get("installsource", ""),
+        ismachine=attrs.get("ismachine", "") == "1",
         os_platform=os_get("platform", ""),
         os_version=os_get("version", ""),
         os_sp=os_get("sp", ""),
         apps=apps,
-        coreroll_agent=root.get("coreroll_agent") == "1",
+        coreroll_agent=attrs.get("coreroll_agent") == "1",
     )
 
 
@@ -304,29 +306,49 @@ def _offer_xml(offer: UpdateOffer, poll: str) -> str:
     )
 
 
+_APP_XML_CACHED = 256  # answers without an offer kept serialised (app ids come from requests: bounded)
+_app_xml_cache: dict[tuple[str, str, str | None, bool, int, int | None], str] = {}
+
+
+def _app_xml(app: AppResponse) -> str:
+    parts = [f'<app appid="{escape_attr(app.appid)}" status="{escape_attr(app.status)}">']
+    if app.ping:
+        parts.append('<ping status="ok"/>')
+    check = app.updatecheck
+    if check is not None:
+        poll = f' PollInterval="{int(app.poll_interval)}"' if app.poll_interval else ""
+        if isinstance(check, UpdateOffer):
+            parts.append(_offer_xml(check, poll))
+        else:
+            parts.append(f'<updatecheck status="{escape_attr(check)}"{poll}/>')
+    parts.append('<event status="ok"/>' * app.event_count)
+    parts.append("</app>")
+    return "".join(parts)
+
+
+def _app_xml_cached(app: AppResponse) -> str:
+    """``_app_xml``; the same few noupdate/error answers go to every check, so they are built once."""
+    check = app.updatecheck
+    if isinstance(check, UpdateOffer):
+        return _app_xml(app)
+    key = (app.appid, app.status, check, app.ping, app.event_count, app.poll_interval)
+    xml = _app_xml_cache.get(key)
+    if xml is None:
+        xml = _app_xml(app)
+        if len(_app_xml_cache) < _APP_XML_CACHED:
+            _app_xml_cache[key] = xml
+    return xml
+
+
 def build_response(
     apps: list[AppResponse], server: str = "coreroll", *, elapsed_seconds: int | None = None
 ) -> bytes:
     """Serialise a response update_engine accepts (one line after the XML declaration)."""
     if elapsed_seconds is None:
         elapsed_seconds = int(time.time()) % 86400
-    parts = [
-        '<?xml version="1.0" encoding="UTF-8"?>\n',
-        f'<response protocol="3.0" server="{escape_attr(server)}">',
-        f'<daystart elapsed_seconds="{int(elapsed_seconds)}"/>',
-    ]
-    for app in apps:
-        parts.append(f'<app appid="{escape_attr(app.appid)}" status="{escape_attr(app.status)}">')
-        if app.ping:
-            parts.append('<ping status="ok"/>')
-        check = app.updatecheck
-        if check is not None:
-            poll = f' PollInterval="{int(app.poll_interval)}"' if app.poll_interval else ""
-            if isinstance(check, UpdateOffer):
-                parts.append(_offer_xml(check, poll))
-            else:
-                parts.append(f'<updatecheck status="{escape_attr(check)}"{poll}/>')
-        parts.append('<event status="ok"/>' * app.event_count)
-        parts.append("</app>")
-    parts.append("</response>\n")
-    return "".join(parts).encode("utf-8")
+    head = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<response protocol="3.0" server="{escape_attr(server)}">'
+        f'<daystart elapsed_seconds="{int(elapsed_seconds)}"/>'
+    )
+    return (head + "".join(map(_app_xml_cached, apps)) + "</response>\n").encode("utf-8")
