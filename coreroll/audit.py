@@ -1,7 +1,7 @@
 """The audit log: one etcd v3 key per intervention, `coreroll/v1/audit/<sortable-id>`.
 
 - `await append_audit(config, action, target, result, by=None, client=None) -> key` writes
-  `{"at": ISO 8601 UTC, "by": "user@host", "action", "target", "result"}`. Pass a connected aetcd
+  a `coreroll.wire.records.AuditRecord`: `{"at", "by": "user@host", "action", "target", "result"}`. Pass a connected aetcd
   `client` to reuse it; otherwise one is opened (and closed) with `connect_v3(config)`. The record
   always goes to the v3 keyspace, also when locks are kept through the v2 API.
 - `await read_audit(config, limit=100, client=None) -> list[dict]`: the newest `limit` records,
@@ -17,7 +17,6 @@ import json
 import secrets
 import socket
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import aetcd
@@ -26,7 +25,8 @@ from aetcd.utils import prefix_range_end
 
 from coreroll.etcd.config import EtcdConfig
 from coreroll.etcd.v3 import connect_v3
-from coreroll.wire.keys import AUDIT_PREFIX
+from coreroll.wire.keys import AUDIT_PREFIX, audit_key, parse_audit_key
+from coreroll.wire.records import AuditRecord
 
 
 def new_sortable_id() -> str:
@@ -51,18 +51,12 @@ async def append_audit(
     *,
     client: aetcd.Client | None = None,
 ) -> str:
-    record = {
-        "at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "by": by or current_user(),
-        "action": action,
-        "target": target,
-        "result": result,
-    }
-    key = AUDIT_PREFIX + new_sortable_id()
+    record = AuditRecord(action, target, result, by or current_user())
+    key = audit_key(new_sortable_id())
     own = client is None
     active = client if client is not None else await connect_v3(config)
     try:
-        await active.put(key.encode(), json.dumps(record, separators=(",", ":")).encode())
+        await active.put(key.encode(), record.encode())
     finally:
         if own:
             await active.close()
@@ -90,7 +84,9 @@ async def read_audit(
             await active.close()
     records: list[dict[str, Any]] = []
     for kv in reversed(reply.kvs):
-        record_id = kv.key.decode()[len(AUDIT_PREFIX) :]
+        record_id = parse_audit_key(kv.key.decode("utf-8", "replace"))
+        if record_id is None:  # under the prefix but not a record key (a nested path)
+            continue
         try:
             record = json.loads(kv.value)
         except ValueError:

@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 import httpx
 
@@ -50,6 +48,7 @@ from coreroll.locks import (
 from coreroll.watch.outcome import ActionResult, ReadOnlyError
 from coreroll.wire.channel import channel_problem
 from coreroll.wire.keys import command_key
+from coreroll.wire.records import CommandRecord
 
 
 def _short(exc: BaseException) -> str:
@@ -104,8 +103,7 @@ class Actions:
     async def _queue(self, action: str, ids: Sequence[str], args: dict[str, object]) -> list[str]:
         """Write one command per node; returns the keys written."""
         assert self.etcd_config is not None
-        at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        value = json.dumps({"action": action, "args": args, "by": self.by, "at": at}).encode()
+        value = CommandRecord(action, args, self.by).encode()
         client = await connect_v3(self.etcd_config)
         keys = [command_key(mid, new_sortable_id()) for mid in ids]
         try:
