@@ -17,9 +17,10 @@ token in its sign-in form (`tui.serve`).
 watches the semaphores on both v2 (where Flatcar's locksmithd keeps them) and v3, and the header
 says which hold them; node status, commands and audit records are always v3.
 
-This module and `dashboard.wiring` (flags -> `coreroll.watch.setup.DashboardSetup`) and `dashboard.session`
-(the browser sessions' settings) are the dashboard's composition root; the UI gets the finished
-setup through `coreroll.commands.dashboard.ui` and never imports the commands, etcd, the server or the locks.
+With `coreroll.commands.dashboard` (flags -> `coreroll.watch.setup.DashboardSetup`, the browser
+sessions' settings) this is the dashboard's composition root; the UI gets the finished setup
+through `coreroll.commands.dashboard.ui` and never imports the commands, etcd, the server or the
+locks (import-linter).
 """
 
 from __future__ import annotations

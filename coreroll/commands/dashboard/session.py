@@ -2,10 +2,11 @@
 
     COREROLL_BROWSER_SESSION='{"flags": {...}, "admin_token": "..."}' python -m coreroll.commands.dashboard.session
 
-The serving process (`serve_setup(args)`) checks the flags once, puts the sessions' settings in
-its environment (inherited by every session, which only the same user can read) and takes out
-what no session may inherit (the token variable, Textual's log, which would record each key);
-never on a command line (`ps` shows those to every user) nor in a URL. Each session takes the
+The serving process (`serve_setup(args)`) checks the flags once; once serving starts
+(`ServeSetup.prepare_environment`) the sessions' settings go into its environment (inherited by
+every session, which only the same user can read) and out go what no session may inherit (the
+token variable, Textual's log, which would record each key); never on a command line (`ps` shows
+those to every user) nor in a URL. Each session takes the
 settings out of its environment before anything else runs, builds a read-only dashboard
 (`wiring.dashboard_setup`) whose writing action layer, once the admin token is given in the
 sign-in form, signs its audit records `user@host via browser`, and runs `tui.browser_session`.
