@@ -22,6 +22,7 @@ from textual.widgets import Static
 
 from coreroll.watch.setup import DashboardSetup
 from tui.app import DashApp
+from tui.run import app_arguments
 from widgets.key_bar import KeyBar
 
 
@@ -48,18 +49,7 @@ class DemoApp(DashApp):
         on_ready: Callable[[], None] | None = None,
         watch_tty: bool = True,
     ) -> None:
-        super().__init__(
-            setup.model,
-            buffer=setup.buffer,
-            sources=setup.sources,
-            actions=setup.actions,
-            cluster=setup.cluster,
-            refresh_interval=setup.refresh_interval,
-            history=setup.history,
-            clock=setup.clock,
-            watch_tty=watch_tty,
-            sources_configured=setup.sources_configured,
-        )
+        super().__init__(**app_arguments(setup), watch_tty=watch_tty)
         self.on_ready = on_ready
         self.phase_text = phase_line
         self.phases_shown: list[str] = []

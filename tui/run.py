@@ -11,7 +11,7 @@ map is the UI's own: `setup.keymap_path` (--keymap) else keys.toml, and COREROLL
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from coreroll.watch.setup import DashboardSetup
 from tui.app import DashApp
@@ -29,19 +29,24 @@ def user_keymap(keymap_path: str | Path | None, app_class: type[DashApp] = DashA
 def build_app(setup: DashboardSetup, app_class: type[AppT] = DashApp) -> AppT:  # type: ignore[assignment]  # the default is the bound itself
     """The dashboard over `setup` (`app_class`: a DashApp subclass, e.g. a browser session's)."""
     return app_class(
-        setup.model,
-        buffer=setup.buffer,
-        sources=setup.sources,
-        actions=setup.actions,
-        read_only=setup.read_only,
-        cluster=setup.cluster,
-        refresh_interval=setup.refresh_interval,
-        history=setup.history,
-        clock=setup.clock,
-        sources_configured=setup.sources_configured,
-        keymap=user_keymap(setup.keymap_path, app_class),
-        theme=setup.theme,
+        **app_arguments(setup), keymap=user_keymap(setup.keymap_path, app_class), theme=setup.theme
     )
+
+
+def app_arguments(setup: DashboardSetup) -> dict[str, Any]:
+    """DashApp's arguments from what the setup wired (the key map and theme are the caller's)."""
+    return {
+        "model": setup.model,
+        "buffer": setup.buffer,
+        "sources": setup.sources,
+        "actions": setup.actions,
+        "read_only": setup.read_only,
+        "cluster": setup.cluster,
+        "refresh_interval": setup.refresh_interval,
+        "history": setup.history,
+        "clock": setup.clock,
+        "sources_configured": setup.sources_configured,
+    }
 
 
 def check_keys_and_theme(keymap_path: str | None, theme: str | None) -> None:
