@@ -39,7 +39,7 @@ import psutil  # noqa: E402
 from bench.results_file import write_results  # noqa: E402
 from coreroll.etcd.config import EtcdConfig  # noqa: E402
 from coreroll.etcd.launcher import EmbeddedEtcd  # noqa: E402
-from coreroll.etcd.v3 import connect_v3  # noqa: E402
+from coreroll.etcd.port import open_kv  # noqa: E402
 from coreroll.locks.v3store import V3LockStore  # noqa: E402
 from coreroll.node.agent import AgentOptions, NodeAgent, provision_node  # noqa: E402
 from coreroll.node.clock import ScaledClock  # noqa: E402
@@ -67,8 +67,8 @@ async def run_n(
         )
         key = load_public_key(work / f"server-{n}" / "keys" / "update-payload-key.pub.pem")
         config = EtcdConfig(endpoints=(etcd_endpoint,))
-        etcd = await connect_v3(config)
-        store = V3LockStore(config, client=etcd)
+        etcd = await open_kv(config, "v3")
+        store = V3LockStore(config, kv=etcd)
         waiter, router = LockWaiter(store), CommandRouter(etcd)
         await router.start()
         clock = ScaledClock(factor)

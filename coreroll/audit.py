@@ -1,10 +1,11 @@
 """The audit log: one etcd v3 key per intervention, `coreroll/v1/audit/<sortable-id>`.
 
-- `await append_audit(config, action, target, result, by=None, client=None) -> key` writes
-  a `coreroll.wire.records.AuditRecord`: `{"at", "by": "user@host", "action", "target", "result"}`. Pass a connected aetcd
-  `client` to reuse it; otherwise one is opened (and closed) with `connect_v3(config)`. The record
-  always goes to the v3 keyspace, also when locks are kept through the v2 API.
-- `await read_audit(config, limit=100, client=None) -> list[dict]`: the newest `limit` records,
+- `await append_audit(config, action, target, result, by=None, kv=None) -> key` writes
+  a `coreroll.wire.records.AuditRecord`, `{"at", "by": "user@host", "action", "target", "result"}`. Pass a connected v3
+  `EtcdKV` (coreroll.etcd.port) as `kv` to reuse it; otherwise one is opened (and closed) with
+  `open_kv(config, "v3")`. The record always goes to the v3 keyspace, also when locks are kept
+  through the v2 API.
+- `await read_audit(config, limit=100, kv=None) -> list[dict]`: the newest `limit` records,
   oldest first, each with its `id`.
 - `new_sortable_id()`: ids that sort by creation time (19-digit epoch nanoseconds + random suffix).
 - `current_user()`: "user@host".
@@ -19,12 +20,8 @@ import socket
 import time
 from typing import Any
 
-import aetcd
-from aetcd import rpc
-from aetcd.utils import prefix_range_end
-
 from coreroll.etcd.config import EtcdConfig
-from coreroll.etcd.v3 import connect_v3
+from coreroll.etcd.port import EtcdKV, open_kv
 from coreroll.wire.keys import AUDIT_PREFIX, audit_key, parse_audit_key
 from coreroll.wire.records import AuditRecord
 
@@ -49,49 +46,37 @@ async def append_audit(
     result: str,
     by: str | None = None,
     *,
-    client: aetcd.Client | None = None,
+    kv: EtcdKV | None = None,
 ) -> str:
     record = AuditRecord(action, target, result, by or current_user())
     key = audit_key(new_sortable_id())
-    own = client is None
-    active = client if client is not None else await connect_v3(config)
+    active = kv if kv is not None else await open_kv(config, "v3")
     try:
-        await active.put(key.encode(), record.encode())
+        await active.put(key, record.encode())
     finally:
-        if own:
+        if kv is None:
             await active.close()
     return key
 
 
-async def read_audit(
-    config: EtcdConfig, limit: int = 100, *, client: aetcd.Client | None = None
-) -> list[dict[str, Any]]:
-    own = client is None
-    active = client if client is not None else await connect_v3(config)
+
+async def read_audit(config: EtcdConfig, limit: int = 100, *, kv: EtcdKV | None = None) -> list[dict[str, Any]]:
+    active = kv if kv is not None else await open_kv(config, "v3")
     try:
-        await active.connect()
-        prefix = AUDIT_PREFIX.encode()
-        request = rpc.RangeRequest(
-            key=prefix,
-            range_end=prefix_range_end(prefix),
-            limit=limit,
-            sort_order=rpc.RangeRequest.DESCEND,
-            sort_target=rpc.RangeRequest.KEY,
-        )
-        reply = await active.kvstub.Range(request, timeout=config.timeout, metadata=active.metadata)
+        listing = await active.get_prefix(AUDIT_PREFIX, newest=limit)
     finally:
-        if own:
+        if kv is None:
             await active.close()
     records: list[dict[str, Any]] = []
-    for kv in reversed(reply.kvs):
-        record_id = parse_audit_key(kv.key.decode("utf-8", "replace"))
+    for item in listing.kvs:
+        record_id = parse_audit_key(item.key)
         if record_id is None:  # under the prefix but not a record key (a nested path)
             continue
         try:
-            record = json.loads(kv.value)
-        except ValueError:
-            record = {"error": f"{kv.key.decode()}: not JSON", "raw": kv.value.decode("utf-8", "replace")}
+            record = json.loads(item.value)
+        except (ValueError, RecursionError):
+            record = {"error": f"{item.key}: not JSON", "raw": item.value.decode("utf-8", "replace")}
         if not isinstance(record, dict):
-            record = {"error": f"{kv.key.decode()}: not a JSON object"}
+            record = {"error": f"{item.key}: not a JSON object"}
         records.append({"id": record_id, **record})
     return records

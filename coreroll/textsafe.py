@@ -30,3 +30,10 @@ def visible(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
+
+
+def print_error(text: str) -> None:
+    """One line on stderr, control characters made visible (what a command's refusal prints)."""
+    import sys
+
+    print(visible(text), file=sys.stderr, flush=True)

@@ -28,7 +28,7 @@ import httpx
 from coreroll.commands import log_daemon_to_stderr, stop_on_signals
 from coreroll.etcd.config import EtcdConfig, split_endpoints
 from coreroll.etcd.errors import EtcdConfigError, EtcdUnavailableError
-from coreroll.etcd.v3 import connect_v3
+from coreroll.etcd.port import open_kv
 from coreroll.node.agent import (
     MACHINE_ID,
     UPDATE_CONF,
@@ -116,7 +116,7 @@ async def run_agent(args: argparse.Namespace, config: EtcdConfig, clock: Clock) 
 
         public_key = load_public_key(args.public_key)
     log.info("connecting to etcd at %s", ",".join(config.endpoints))
-    etcd = await connect_v3(config)
+    etcd = await open_kv(config, "v3")
     stop = stop_on_signals()
     timings = EngineTimings()
     async with httpx.AsyncClient(timeout=30.0) as http:

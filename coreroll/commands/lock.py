@@ -1,6 +1,7 @@
 """`coreroll lock`: locksmithctl's reboot-lock commands, with the same output and exit codes.
 
-    coreroll lock [flags] status | lock [id] | unlock [id] | set-max N | groups
+    coreroll lock [flags] status | lock [id] | unlock [id] | set-max N | groups | help [COMMAND]
+    coreroll lock -version
 
 Flags may come before or after the subcommand, with one dash or two (Go's flag package accepts
 both): --endpoint (repeatable or comma-separated; alias --etcd), --group, --etcd-api auto|v2|v3,
@@ -23,36 +24,20 @@ etcd that does not serve it is one line naming the flag, exit 1.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import os
 import re
-import sys
-import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from coreroll.audit import append_audit
 from coreroll.etcd.config import DEFAULT_ENDPOINTS, EtcdConfig, split_endpoints
-from coreroll.etcd.errors import EtcdError, EtcdUnavailableError, V2ApiMissingError
-from coreroll.locks import (
-    INT64_MAX,
-    LockApiSurvey,
-    LockError,
-    LockStore,
-    audit_target,
-    group_label,
-    in_int64,
-    open_chosen_store,
-    semaphore_key,
-    survey_lock_apis,
-)
-from coreroll.locks.auto import close_stores, stores_for, v2_missing
-from coreroll.locks.store import GroupState
-from coreroll.textsafe import visible
+from coreroll.locks.semaphore import INT64_MAX, in_int64
+from coreroll.textsafe import print_error, visible
 
-ACTIONS = ("status", "lock", "unlock", "set-max", "groups")
+# Only what parsing needs is imported here (`coreroll lock --help` must start fast); running a
+# subcommand loads coreroll/commands/lock_ops.py, which talks to etcd.
+
+ACTIONS = ("status", "lock", "unlock", "set-max", "groups", "help")
 ENV_PREFIX = "LOCKSMITHCTL_"
 MACHINE_ID_FILE = "/etc/machine-id"
 # (flag, help); each is also read from LOCKSMITHCTL_<FLAG>.
@@ -107,13 +92,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for name, text in STRING_FLAGS:
         parser.add_argument(f"--{name}", f"-{name}", dest=name.replace("-", "_"), help=text)
     parser.add_argument("--json", "-json", action="store_true", default=None, help="print JSON")
+    parser.add_argument("--version", "-version", action="store_true", help="print the version and exit")
     parser.add_argument("action", nargs="?", metavar="SUBCOMMAND", help=" | ".join(ACTIONS))
     parser.add_argument("args", nargs="*", metavar="ARG", help="machine id (lock, unlock) or N (set-max)")
     parser.set_defaults(handler=run)
 
 
-def _err(text: str) -> None:
-    print(visible(text), file=sys.stderr, flush=True)
+_err = print_error
 
 
 def _env(name: str) -> str | None:
@@ -175,7 +160,41 @@ def read_machine_id() -> str:
     return machine_id
 
 
+PROGRAM = "coreroll lock"
+
+
+def _usage_flags() -> list[tuple[str, str, str]]:
+    """(name, default, usage) of every flag, for `help` laid out as locksmithctl's."""
+    flags = [
+        ("endpoint", ",".join(DEFAULT_ENDPOINTS), "etcd endpoint, repeatable or comma-separated"),
+        ("json", "false", "print JSON"),
+        ("version", "false", "print the version and exit"),
+    ]
+    return flags + [(name, "", text) for name, text in STRING_FLAGS]
+
+
+def _help(extra: list[str]) -> int:
+    from coreroll import __version__
+    from coreroll.locks.usage import command_usage, global_usage
+
+    if not extra:
+        print(global_usage(PROGRAM, __version__, _usage_flags()), end="", flush=True)
+        return 0
+    text = command_usage(PROGRAM, extra[0])
+    if text is None:
+        print(f"Unrecognized command: {visible(extra[0])}", flush=True)
+        return 1
+    print(text, end="", flush=True)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.version:
+        from coreroll import __version__
+        from coreroll.locks.usage import version_line
+
+        print(version_line(PROGRAM, __version__), flush=True)
+        return 0
     action = args.action
     if action is None:
         _err(f"coreroll lock: missing subcommand (one of {', '.join(ACTIONS)}); see coreroll lock --help")
@@ -184,6 +203,8 @@ def run(args: argparse.Namespace) -> int:
         _err(f'coreroll lock: unknown subcommand: "{action}" (one of {", ".join(ACTIONS)})')
         return 2
     extra = args.args
+    if action == "help":
+        return _help(extra)
     if action in ("status", "groups") and extra:
         _err(f"coreroll lock: {action} takes no arguments, got {' '.join(extra)}")
         return 2
@@ -223,197 +244,11 @@ def run(args: argparse.Namespace) -> int:
         except LookupError as exc:
             _err(str(exc))
             return 1
-    return asyncio.run(_run(action, extra, config, group, as_json, explicit, api_origin(args)))
+    import asyncio
+    import dataclasses
 
+    from coreroll.commands.lock_ops import run_action
 
-def _unavailable(exc: EtcdUnavailableError, explicit: bool) -> str:
-    if explicit:
-        return f"Error initializing etcd client: {exc}"
-    return (
-        f"Error initializing etcd client: no etcd endpoints available, tried: {','.join(exc.endpoints)} "
-        "(nothing listens there: give --endpoint URL or LOCKSMITHCTL_ENDPOINT, "
-        "or try `coreroll etcd -- coreroll lock status` for an embedded etcd)"
-    )
-
-
-async def _run(
-    action: str, extra: list[str], config: EtcdConfig, group: str, as_json: bool, explicit: bool, origin: str
-) -> int:
-    store: LockStore | None = None
-    try:
-        if action == "groups":
-            return await _groups(config, as_json)
-        store, survey = await open_chosen_store(config, group)
-        if survey is not None:
-            _survey_notes(survey, _api_of(store))
-        return await _dispatch(store, action, extra, config, group, as_json)
-    except EtcdUnavailableError as exc:
-        _err(_unavailable(exc, explicit))
-        return 1
-    except V2ApiMissingError as exc:
-        _err(f"Error initializing etcd client: {v2_missing(exc, origin)}")
-        return 1
-    except (LockError, EtcdError) as exc:
-        _err(f"{ERROR_PREFIX[action]} {exc}")
-        return 1
-    except Exception as exc:  # aetcd/gRPC errors mid-call: one line, not a traceback
-        if type(exc).__module__.startswith(("aetcd", "grpc", "httpx")):
-            _err(f"{ERROR_PREFIX[action]} {type(exc).__name__}: {exc}")
-            return 1
-        raise
-    finally:
-        if store is not None:
-            await store.close()
-
-
-def _survey_notes(survey: LockApiSurvey, used: str | None = None) -> None:
-    """What --etcd-api auto found that the user should know: both APIs hold semaphores, or v2
-    could not be read (so locksmithd's semaphores, if any, were not looked at)."""
-    if survey.v2_problem:
-        _err(f"note: etcd's v2 API could not be read ({survey.v2_problem}); only v3 was looked at")
-    note = survey.both_note(used)
-    if note:
-        _err(note)
-
-
-def _api_of(store: LockStore) -> str:
-    return store.config.api
-
-
-ERROR_PREFIX = {
-    "status": "Error reading semaphore:",
-    "lock": "Error locking:",
-    "unlock": "Error unlocking:",
-    "set-max": "Error setting value:",
-    "groups": "Error listing groups:",
-}
-
-
-async def _dispatch(
-    store: LockStore, action: str, extra: list[str], config: EtcdConfig, group: str, as_json: bool
-) -> int:
-    """status, lock, unlock or set-max on `store` (errors are reported by `_run`)."""
-    api = _api_of(store)
-    if action == "status":
-        return await _status(store, group, as_json)
-    if action in ("lock", "unlock"):
-        holder = extra[0]
-        if action == "lock":
-            revision = await store.lock(group, holder)
-        else:
-            revision = await store.unlock(group, holder)
-        await _audit(store, config, action, audit_target(group, holder), "ok")
-        if as_json:
-            _print_json(
-                {"group": group, "holder": holder, "action": action, "api": api, "revision": revision}
-            )
-        return 0
-    old, new = await store.set_max(group, int(extra[0]))
-    await _audit(store, config, "set-max", audit_target(group), f"Old-Max {old} -> Max {new}")
-    if as_json:
-        _print_json({"group": group, "old_max": old, "max": new, "api": api})
-    else:
-        print(f"Old-Max: {old}\nMax: {new}", flush=True)
-    if new == 0:
-        _err(
-            f"note: max is 0: no machine in group {group_label(group)} can take the reboot lock until set-max raises it"
-        )
-    return 0
-
-
-async def _audit(store: LockStore, config: EtcdConfig, action: str, target: str, result: str) -> None:
-    client = await store.v3_client()
-    try:
-        await append_audit(config, action, target, result, client=client)
-    except Exception as exc:  # the lock change is done; a missing audit record must not hide that
-        _err(f"warning: audit record not written: {exc}")
-
-
-def _width(text: str) -> int:
-    """Terminal columns: wide East Asian characters take two."""
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-
-
-def _print_json(doc: object) -> None:
-    print(json.dumps(doc, ensure_ascii=False), flush=True)
-
-
-async def _status(store: LockStore, group: str, as_json: bool) -> int:
-    sem, revision = await store.get(group)
-    if as_json:
-        _print_json(
-            {
-                "group": group,
-                "key": semaphore_key(group),
-                "api": _api_of(store),
-                "semaphore": sem.semaphore,
-                "max": sem.max,
-                "holders": sem.holders,
-                "revision": revision,
-            }
-        )
-        return 0
-    lines = [f"Available: {sem.semaphore}", f"Max: {sem.max}"]
-    if sem.holders:
-        lines += ["", "MACHINE ID", *map(visible, sem.holders)]
-    print("\n".join(lines), flush=True)
-    return 0
-
-
-async def _group_listing(config: EtcdConfig) -> tuple[list[tuple[str, GroupState]], LockApiSurvey | None]:
-    """(api, state) of every semaphore, and the survey when the API was auto."""
-    if config.api != "auto":
-        store, _ = await open_chosen_store(config)
-        try:
-            return [(config.api, s) for s in (await store.group_states()).values()], None
-        finally:
-            await store.close()
-    stores = stores_for(config)
-    try:
-        survey = await survey_lock_apis(stores)
-    finally:
-        await close_stores(stores)
-    listing = [(api, s) for api in survey.holding for s in survey.states[api].values()]
-    return sorted(listing, key=lambda item: (item[1].group, item[0])), survey
-
-
-async def _groups(config: EtcdConfig, as_json: bool) -> int:
-    listing, survey = await _group_listing(config)
-    bad = [s for _, s in listing if s.error]
-    both = survey is not None and survey.both
-    if survey is not None:
-        _survey_notes(survey)
-    if as_json:
-        _print_json(
-            [
-                {
-                    "group": s.group,
-                    "key": s.key,
-                    "api": api,
-                    "semaphore": s.semaphore.semaphore if s.semaphore else None,
-                    "max": s.semaphore.max if s.semaphore else None,
-                    "holders": s.semaphore.holders if s.semaphore else None,
-                    "revision": s.revision,
-                    "error": s.error,
-                }
-                for api, s in listing
-            ]
-        )
-    else:
-        rows = [("GROUP", "AVAILABLE", "MAX", "HOLDERS")]
-        for _, s in listing:
-            if s.semaphore is not None:
-                sem = s.semaphore
-                holders = visible(",".join(sem.holders))
-                rows.append((visible(group_label(s.group)), str(sem.semaphore), str(sem.max), holders))
-            else:
-                rows.append((visible(group_label(s.group)), "?", "?", "(unreadable)"))
-        if both:  # the same group name may be in both keyspaces: say which each row is
-            rows = [(row[0], "API" if i == 0 else listing[i - 1][0], *row[1:]) for i, row in enumerate(rows)]
-        widths = [max(_width(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-        for row in rows:
-            cells = [row[i] + " " * (widths[i] - _width(row[i])) for i in range(len(widths))] + [row[-1]]
-            print("  ".join(cells).rstrip(), flush=True)
-    for s in bad:
-        _err(f"{ERROR_PREFIX['groups']} {s.error}")
-    return 1 if bad else 0
+    # v3 through etcd's JSON gateway: importing gRPC alone would take longer than the command
+    config = dataclasses.replace(config, v3_transport="gateway")
+    return asyncio.run(run_action(action, extra, config, group, as_json, explicit, api_origin(args)))

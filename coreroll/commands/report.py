@@ -33,7 +33,7 @@ from coreroll.commands import log_daemon_to_stderr, stop_on_signals
 from coreroll.commands.lock import STRING_FLAGS, resolve
 from coreroll.etcd.config import EtcdConfig
 from coreroll.etcd.errors import EtcdConfigError, EtcdUnavailableError
-from coreroll.etcd.v3 import connect_v3
+from coreroll.etcd.port import open_kv
 from coreroll.host.dbus import SystemBus
 from coreroll.host.facts import HostFileError, read_facts
 from coreroll.host.reporter import HostReporter, ReportOptions
@@ -115,7 +115,7 @@ async def print_once(args: argparse.Namespace, root: Path) -> int:
 
 async def report(args: argparse.Namespace, root: Path, config: EtcdConfig) -> int:
     log.info("connecting to etcd at %s", visible(",".join(config.endpoints)))
-    etcd = await connect_v3(config)
+    etcd = await open_kv(config, "v3")
     stop = stop_on_signals()
     options = ReportOptions(
         report_interval=args.report_interval,

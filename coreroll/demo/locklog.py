@@ -17,8 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import aetcd
-
+from coreroll.etcd.port import EtcdKV
 from coreroll.fleet.history import LockEvent, RebootLike, check_capacity, check_reboots, read_lock_history
 from coreroll.locks import group_label
 
@@ -57,7 +56,7 @@ class LockReport:
 
 
 async def lock_report(
-    client: aetcd.Client,
+    client: EtcdKV,
     configured: dict[str, int],
     reboots: Iterable[RebootLike] = (),
     start_revision: int = 1,

@@ -192,7 +192,7 @@ async def stuck_lock(demo: DemoSystem) -> None:
             if victim.machine_id not in sem.holders:
                 break
             if not demo.facts.get("stale_seen"):
-                alive = await fleet.etcd.get(alive_key(victim.machine_id).encode())  # type: ignore[union-attr]
+                alive = await fleet.etcd.get(alive_key(victim.machine_id))  # type: ignore[union-attr]
                 if alive is None:  # what the dashboard flags: a holder that is not alive
                     demo.facts["stale_seen"] = True
                     if demo.options.auto_unlock_after is not None:

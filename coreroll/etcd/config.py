@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 DEFAULT_ENDPOINTS = ("http://127.0.0.1:2379", "http://127.0.0.1:4001")
 ETCD_APIS = ("auto", "v2", "v3")
+V3_TRANSPORTS = ("grpc", "gateway")
 
 
 def split_endpoints(values: Iterable[str]) -> tuple[str, ...]:
@@ -38,11 +39,14 @@ class EtcdConfig:
     username: str | None = None
     password: str | None = None
     timeout: float = 5.0
+    v3_transport: str = "grpc"  # "gateway": etcd's JSON gateway, for short commands (no gRPC import)
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.api not in ETCD_APIS:
             raise ValueError(f"--etcd-api must be auto, v2 or v3, not {self.api!r}")
+        if self.v3_transport not in V3_TRANSPORTS:
+            raise ValueError(f"v3 transport must be grpc or gateway, not {self.v3_transport!r}")
         if not self.endpoints:
             raise ValueError("at least one etcd endpoint is required")
         if bool(self.certfile) != bool(self.keyfile):

@@ -41,3 +41,13 @@ class V2ApiMissingError(EtcdError):
             f"etcd at {endpoint} does not serve the v2 keys API (HTTP 404 on /v2/keys: etcd 3.4 and 3.5 "
             "serve it only when started with --enable-v2, 3.6 removed it)"
         )
+
+
+class GatewayUnusableError(EtcdError):
+    """etcd's JSON gateway cannot serve us though etcd answers: no gateway (HTTP 404), or the
+    gateway cannot reach etcd's own gRPC (with --client-cert-auth, a server certificate without
+    the clientAuth usage: "authentication handshake failed"). The gRPC backend still works."""
+
+
+class EtcdCompactedError(EtcdError):
+    """A watch asked for history etcd no longer keeps (v3 compaction; v2 keeps 1000 events)."""

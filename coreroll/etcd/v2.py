@@ -2,30 +2,31 @@
 
 `V2Client(config)` (async context manager; `await close()`):
 - `get(key, recursive=False) -> V2Response`
-- `put(key, value, prev_index=None, prev_exist=None) -> V2Response` (CAS with `prevIndex`;
-  `prev_exist=False` = create only)
+- `put(key, value, prev_index=None, prev_exist=None, ttl=None, refresh=False) -> V2Response`
+  (CAS with `prevIndex`; `prev_exist=False` = create only; `refresh=True` renews the TTL only)
 - `create(key, value) -> V2Response` (= put with prevExist=false)
 - `delete(key, prev_index=None, recursive=False) -> V2Response`
 - `watch(key, wait_index=None, recursive=False) -> V2Response`: long-polls until the first change
   at or after `wait_index`.
+- `version() -> bytes`: the endpoint's `/version` body.
 Errors from etcd raise `V2KeyError(code, message, key, index)` (100 key not found, 101 compare
 failed, 105 node exists, 401 event index cleared, ...); an etcd that answers HTTP 404 without an
 etcd error body does not serve the v2 API at all: `V2ApiMissingError`. Endpoints are tried in
 order; when none can be reached `EtcdUnavailableError` names them all. TLS: CA file alone or with a client
-certificate; user/password go as HTTP basic auth, as locksmith's Go client sends them.
+certificate; user/password go as HTTP basic auth, as locksmith's Go client sends them. HTTP is
+`coreroll.etcd.http1` (stdlib only, so `coreroll lock` starts fast).
 """
 
 from __future__ import annotations
 
-import ssl
+import json
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
-
-import httpx
+from urllib.parse import quote, urlencode
 
 from coreroll.etcd.config import EtcdConfig
 from coreroll.etcd.errors import EtcdConfigError, EtcdError, EtcdUnavailableError, V2ApiMissingError
+from coreroll.etcd.http1 import Http1Client, HttpConnectError, HttpReply
 
 KEY_NOT_FOUND = 100
 COMPARE_FAILED = 101
@@ -80,18 +81,6 @@ class V2Response:
     etcd_index: int
 
 
-def _ssl_context(config: EtcdConfig) -> ssl.SSLContext | bool:
-    if not (config.cafile or config.certfile):
-        return True
-    try:
-        context = ssl.create_default_context(cafile=config.cafile or None)
-        if config.certfile:
-            context.load_cert_chain(config.certfile, config.keyfile)
-    except (OSError, ssl.SSLError) as exc:
-        raise EtcdConfigError(f"cannot load etcd TLS files: {exc}") from exc
-    return context
-
-
 class V2Client:
     def __init__(self, config: EtcdConfig) -> None:
         self.config = config
@@ -99,20 +88,14 @@ class V2Client:
             e.rstrip("/") if "://" in e else f"http://{e}".rstrip("/") for e in config.endpoints
         ]
         self._current = 0
-        auth = httpx.BasicAuth(config.username, config.password or "") if config.username else None
-        self._http = httpx.AsyncClient(
-            verify=_ssl_context(config),
-            auth=auth,
-            timeout=httpx.Timeout(config.timeout),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
-        )
+        self._http = Http1Client(config)
 
     @property
     def endpoint(self) -> str:
         return self.endpoints[self._current]
 
     async def close(self) -> None:
-        await self._http.aclose()
+        await self._http.close()
 
     async def __aenter__(self) -> V2Client:
         return self
@@ -126,7 +109,7 @@ class V2Client:
         key: str,
         params: dict[str, str],
         data: dict[str, str] | None = None,
-        http_timeout: httpx.Timeout | None = None,
+        long_poll: bool = False,
     ) -> V2Response:
         path = "/v2/keys/" + quote(key.lstrip("/"), safe="/")
         failures: list[str] = []
@@ -134,11 +117,17 @@ class V2Client:
         for step in range(len(self.endpoints)):
             index = (self._current + step) % len(self.endpoints)
             url = self.endpoints[index] + path
+            body = urlencode(data).encode() if data is not None else None
             try:
                 reply = await self._http.request(
-                    method, url, params=params, data=data, timeout=http_timeout or httpx.USE_CLIENT_DEFAULT
+                    method,
+                    url,
+                    query=params,
+                    body=body,
+                    content_type="application/x-www-form-urlencoded",
+                    long_poll=long_poll,  # connecting is still bounded by the client timeout
                 )
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            except HttpConnectError as exc:
                 failures.append(f"{self.endpoints[index]}: {exc or type(exc).__name__}")
                 continue
             self._current = index
@@ -146,20 +135,23 @@ class V2Client:
         raise EtcdUnavailableError(self.endpoints, "; ".join(failures))
 
     @staticmethod
-    def _parse(reply: httpx.Response, endpoint: str) -> V2Response:
-        etcd_index = int(reply.headers.get("X-Etcd-Index", "0") or 0)
-        if reply.status_code == 401 and "errorCode" not in reply.text:
+    def _parse(reply: HttpReply, endpoint: str) -> V2Response:
+        index_header = reply.headers.get("x-etcd-index", "0") or "0"
+        etcd_index = int(index_header) if index_header.isdigit() and len(index_header) < 20 else 0
+        if reply.status == 401 and "errorCode" not in reply.text:
             raise EtcdConfigError(f"etcd refused the credentials: {reply.text.strip()[:120]}")
-        if reply.status_code == 404 and "errorCode" not in reply.text:
+        if reply.status == 404 and "errorCode" not in reply.text:
             # every missing key is a 404 *with* an etcd error body; a bare 404 is a server
             # without the v2 API (Go's "404 page not found")
             raise V2ApiMissingError(endpoint)
         try:
-            doc = reply.json()
-        except ValueError as exc:
+            doc = json.loads(reply.body)
+        except (ValueError, RecursionError) as exc:
             raise EtcdError(
-                f"etcd v2 answered HTTP {reply.status_code} without JSON: {reply.text[:120]!r}"
+                f"etcd v2 answered HTTP {reply.status} without JSON: {reply.text[:120]!r}"
             ) from exc
+        if not isinstance(doc, dict):
+            raise EtcdError(f"etcd v2 answered HTTP {reply.status} with JSON that is not an object")
         if "errorCode" in doc:
             raise V2KeyError(
                 int(doc["errorCode"]),
@@ -167,8 +159,8 @@ class V2Client:
                 str(doc.get("cause", "")),
                 int(doc.get("index", 0)),
             )
-        if reply.status_code >= 400 or "node" not in doc:
-            raise EtcdError(f"etcd v2 answered HTTP {reply.status_code}: {reply.text[:120]!r}")
+        if reply.status >= 400 or not isinstance(doc.get("node"), dict):
+            raise EtcdError(f"etcd v2 answered HTTP {reply.status}: {reply.text[:120]!r}")
         prev = doc.get("prevNode")
         return V2Response(
             action=str(doc.get("action", "")),
@@ -182,15 +174,40 @@ class V2Client:
         return await self._request("GET", key, params)
 
     async def put(
-        self, key: str, value: str | bytes, prev_index: int | None = None, prev_exist: bool | None = None
+        self,
+        key: str,
+        value: str | bytes | None,
+        prev_index: int | None = None,
+        prev_exist: bool | None = None,
+        *,
+        ttl: int | None = None,
+        refresh: bool = False,
     ) -> V2Response:
+        """Set `key` (with `ttl` seconds to live); `refresh=True` only renews its TTL (no value)."""
         params: dict[str, str] = {}
         if prev_index is not None:
             params["prevIndex"] = str(prev_index)
+        if refresh:
+            params["refresh"] = "true"
+            prev_exist = True
         if prev_exist is not None:
             params["prevExist"] = "true" if prev_exist else "false"
-        text = value.decode("utf-8", errors="surrogateescape") if isinstance(value, bytes) else value
-        return await self._request("PUT", key, params, data={"value": text})
+        data: dict[str, str] = {}
+        if ttl is not None:
+            data["ttl"] = str(ttl)
+        if value is not None and not refresh:
+            data["value"] = (
+                value.decode("utf-8", errors="surrogateescape") if isinstance(value, bytes) else value
+            )
+        return await self._request("PUT", key, params, data=data)
+
+    async def version(self) -> bytes:
+        """The body of `GET /version` on the endpoint in use (`{"etcdserver": "3.5.x", ...}`)."""
+        try:
+            reply = await self._http.request("GET", self.endpoint + "/version")
+        except HttpConnectError as exc:
+            raise EtcdUnavailableError(self.endpoints, str(exc)) from exc
+        return reply.body
 
     async def create(self, key: str, value: str | bytes) -> V2Response:
         return await self.put(key, value, prev_exist=False)
@@ -209,6 +226,4 @@ class V2Client:
             params["waitIndex"] = str(wait_index)
         if recursive:
             params["recursive"] = "true"
-        # A long poll: no read timeout, but connecting is still bounded by the client timeout.
-        timeout = httpx.Timeout(None, connect=self.config.timeout)
-        return await self._request("GET", key, params, http_timeout=timeout)
+        return await self._request("GET", key, params, long_poll=True)

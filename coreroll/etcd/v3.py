@@ -5,7 +5,8 @@ whose endpoint answered a Status call within `config.timeout`; it raises `EtcdUn
 naming every endpoint tried, or `EtcdConfigError` for unusable TLS files or rejected credentials.
 
 aetcd 1.0 only opens insecure gRPC channels (`aetcd.Client(host, port, username, password,
-timeout, options, connect_wait_timeout)` has no TLS arguments), so `TLSClient` subclasses it and
+timeout, options, connect_wait_timeout)` has no TLS arguments), so `TLSClient`
+(coreroll/etcd/aetcd_private.py, with every other private name of aetcd) subclasses it and
 opens a secure channel when TLS is wanted. Unlike locksmithctl, a CA file alone is enough (server
 authentication only); a client certificate needs both `certfile` and `keyfile`. An `https://`
 endpoint with no CA file uses the system roots.
@@ -15,7 +16,7 @@ listed), the returned client's gRPC channel holds every member, the one that ans
 gRPC's pick_first policy then moves to the next member when the one in use dies, for every part
 of coreroll sharing that client (an agent's reporter, reboot locks and command watch). Endpoints
 given by host name stay pinned to the member that answered; the lock store still reconnects
-through the list (`coreroll.locks.v3store`).
+through the list (`coreroll.etcd.v3kv`, when it owns the client).
 
 `await get_at_revision(client, key, revision)` reads one key as it was at a past revision
 (`None` when absent then); tests use it to walk a key's history.
@@ -26,74 +27,16 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import aetcd
 import grpc
 from aetcd import exceptions as aetcd_exceptions
-from aetcd import rpc, rtypes, watcher
+from aetcd import rtypes
 
+from coreroll.etcd.aetcd_private import TLSClient, range_request, status_request
 from coreroll.etcd.config import EtcdConfig
 from coreroll.etcd.errors import EtcdConfigError, EtcdUnavailableError
-
-
-class TLSClient(aetcd.Client):
-    """aetcd.Client that can open a TLS channel (`credentials`) and remembers its endpoint;
-    `target` is a gRPC target naming several members (`ipv4:10.0.0.1:2379,10.0.0.2:2379`)."""
-
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        *,
-        endpoint: str,
-        credentials: grpc.ChannelCredentials | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        timeout: float | None = None,
-        target: str | None = None,
-    ) -> None:
-        super().__init__(host=host, port=port, username=username, password=password, timeout=timeout)  # type: ignore[arg-type]
-        self.endpoint = endpoint
-        self._credentials = credentials
-        self._target = target
-
-    async def connect(self) -> None:
-        # Same steps as aetcd.Client.connect, but the channel may be a secure one.
-        if self._connected.is_set():
-            return
-        if self._is_connecting:
-            await asyncio.wait_for(self._connected.wait(), self._connect_wait_timeout)
-            return
-        try:
-            self._is_connecting = True
-            target = self._target or f"{self._host}:{self._port}"
-            options = list(self._options.items())
-            if self._target:  # TLS names and :authority are the member that answered, not the list
-                options.append(("grpc.default_authority", f"{self._host}:{self._port}"))
-            if self._credentials is not None:
-                self.channel = grpc.aio.secure_channel(target, self._credentials, options=options)
-            else:
-                self.channel = grpc.aio.insecure_channel(target, options=options)
-            if self._username is not None and self._password is not None:
-                self.auth_stub = rpc.AuthStub(self.channel)
-                request = rpc.AuthenticateRequest(name=self._username, password=self._password)
-                try:
-                    reply = await self.auth_stub.Authenticate(request, timeout=self._timeout)
-                except rpc.AioRpcError as exc:
-                    aetcd_exceptions._handle_exception(exc)
-                self.metadata = (("token", reply.token),)
-            self.kvstub = rpc.KVStub(self.channel)
-            self.clusterstub = rpc.ClusterStub(self.channel)
-            self.leasestub = rpc.LeaseStub(self.channel)
-            self.maintenancestub = rpc.MaintenanceStub(self.channel)
-            self._watcher = watcher.Watcher(
-                rpc.WatchStub(self.channel), timeout=self._timeout, metadata=self.metadata
-            )
-            self._connected.set()
-        finally:
-            self._is_connecting = False
 
 
 def _read(path: str | None, what: str) -> bytes | None:
@@ -191,11 +134,7 @@ async def connect_v3(config: EtcdConfig) -> TLSClient:
 
 
 async def _probe(client: TLSClient, seconds: float) -> None:
-    await client.connect()
-    try:
-        await client.maintenancestub.Status(rpc.StatusRequest(), timeout=seconds, metadata=client.metadata)
-    except rpc.AioRpcError as exc:
-        aetcd_exceptions._handle_exception(exc)
+    await status_request(client, seconds)
 
 
 async def _close_quietly(client: aetcd.Client) -> None:
@@ -214,12 +153,7 @@ def _short(exc: BaseException) -> str:
 
 async def get_at_revision(client: aetcd.Client, key: bytes, revision: int) -> rtypes.KeyValue | None:
     """`key` as it was at `revision` (None when it did not exist then)."""
-    await client.connect()
-    request: Any = rpc.RangeRequest(key=key, revision=revision)
-    try:
-        reply = await client.kvstub.Range(request, timeout=client._timeout, metadata=client.metadata)
-    except rpc.AioRpcError as exc:
-        aetcd_exceptions._handle_exception(exc)
+    reply = await range_request(client, key, revision=revision)
     if not reply.kvs:
         return None
     return rtypes.KeyValue(reply.kvs[0])

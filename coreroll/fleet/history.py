@@ -17,13 +17,11 @@ start_revision=1, within=30.0) -> list[LockEvent]`, `holding_intervals(events) -
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-import aetcd
-
+from coreroll.etcd.port import EtcdKV
 from coreroll.locks import Semaphore, group_from_key
 from coreroll.locks.keys import LOCK_PREFIX, is_semaphore_key
 from coreroll.locks.store import state_from_value
@@ -44,29 +42,27 @@ class RebootLike(Protocol):
 
 
 async def read_lock_history(
-    client: aetcd.Client, start_revision: int = 1, within: float = 30.0
+    client: EtcdKV, start_revision: int = 1, within: float = 30.0
 ) -> list[LockEvent]:
     """Every write to a semaphore key from `start_revision` up to now, oldest first."""
-    listing = await client.get_prefix(LOCK_PREFIX.encode())
-    last = max((kv.mod_revision for kv in listing if is_semaphore_key(kv.key.decode())), default=0)
+    listing = await client.get_prefix(LOCK_PREFIX)
+    last = max((kv.mod_revision for kv in listing.kvs if is_semaphore_key(kv.key)), default=0)
     events: list[LockEvent] = []
     if last < start_revision:
         return events
-    watch = await client.watch_prefix(LOCK_PREFIX.encode(), start_revision=start_revision)
+    watch = await client.watch_prefix(LOCK_PREFIX, start_revision)
     try:
         async with asyncio.timeout(within):
             async for event in watch:
-                key = event.kv.key.decode("utf-8", errors="replace")
-                revision = event.kv.mod_revision
+                key = event.key
+                revision = event.mod_revision
                 if is_semaphore_key(key):
-                    value = None if event.kind == "DELETE" else event.kv.value
-                    state = state_from_value(key, value, revision)
+                    state = state_from_value(key, event.value, revision)
                     events.append(LockEvent(revision, group_from_key(key), state.semaphore))
                 if revision >= last:
                     break
     finally:
-        with contextlib.suppress(Exception):
-            await watch.cancel()
+        await watch.cancel()
     return events
 
 

@@ -2,7 +2,7 @@
 
 Every node is a real `coreroll.node.agent.NodeAgent` with its own state directory (disk,
 update.conf, machine-id), talking Omaha to the real server and taking real locks in etcd. What
-they share is the plumbing: one aetcd client, one lock store and `LockWaiter`, one command router,
+they share is the plumbing: one v3 `EtcdKV`, one lock store and `LockWaiter`, one command router,
 one httpx client (nodes with a corrupted-payload fault get their own). The scenario
 (`coreroll.fleet.scenario`) assigns channels, lock groups, download speeds and reboot durations,
 and picks the nodes that suffer faults:
@@ -44,11 +44,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import aetcd
 import httpx
 
 from coreroll.etcd.config import EtcdConfig
-from coreroll.etcd.v3 import connect_v3
+from coreroll.etcd.port import EtcdKV, open_kv
 from coreroll.fleet.corrupt import CorruptOnce
 from coreroll.fleet.records import FleetSnapshot, LockSpan, RebootRecord, SimNode
 from coreroll.fleet.scenario import NodePlan, Scenario
@@ -107,7 +106,7 @@ class Fleet:
         self.faults_fired: Counter[str] = Counter()
         self.started_at = 0.0
         self.start_revision = 1
-        self.etcd: aetcd.Client | None = None
+        self.etcd: EtcdKV | None = None
         self.lock_store: V3LockStore | None = None
         self.lock_waiter: LockWaiter | None = None
         self.router: CommandRouter | None = None
@@ -138,11 +137,11 @@ class Fleet:
         if faults.server_outage:
             self.server_proxy = await self._proxy(server_url)
             server_url = _via(server_url, self.server_proxy)
-        self.etcd = await connect_v3(etcd_config)
+        self.etcd = await open_kv(etcd_config, "v3")
         # etcd's history outlives deleted keys: checks of this run read from here on.
-        listing = await self.etcd.get_prefix(LOCK_PREFIX.encode())
-        self.start_revision = int(listing.header.revision) + 1
-        self.lock_store = V3LockStore(etcd_config, client=self.etcd)
+        listing = await self.etcd.get_prefix(LOCK_PREFIX)
+        self.start_revision = listing.revision + 1
+        self.lock_store = V3LockStore(etcd_config, kv=self.etcd)
         for spec in self.scenario.lock_groups:
             await self.lock_store.set_max(spec.name, spec.max)
         self.lock_waiter = LockWaiter(self.lock_store)

@@ -25,9 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aetcd
-
 from coreroll.etcd.config import EtcdConfig
+from coreroll.etcd.port import EtcdKV
 from coreroll.host.commands import HostCommands
 from coreroll.host.dbus import SystemBus
 from coreroll.host.restart import Restarter, systemd_restart
@@ -60,7 +59,7 @@ class HostReporter:
     def __init__(
         self,
         root: Path,
-        etcd: aetcd.Client,
+        etcd: EtcdKV,
         *,
         etcd_config: EtcdConfig,
         options: ReportOptions | None = None,

@@ -11,10 +11,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-import aetcd
-
 from coreroll.etcd.config import EtcdConfig
-from coreroll.etcd.v3 import connect_v3
+from coreroll.etcd.port import EtcdKV, open_kv
 from coreroll.locks.semaphore import SemaphoreFormatError, in_int64
 from coreroll.wire.keys import AIRLOCK_PREFIX, airlock_key, parse_airlock_key
 
@@ -51,20 +49,19 @@ def parse_airlock(raw: bytes, key: str) -> AirlockSemaphore:
 
 
 async def read_airlock_groups(
-    config: EtcdConfig, *, client: aetcd.Client | None = None
+    config: EtcdConfig, *, kv: EtcdKV | None = None
 ) -> dict[str, AirlockSemaphore]:
-    own = client is None
-    active = client if client is not None else await connect_v3(config)
+    active = kv if kv is not None else await open_kv(config, "v3")
     try:
-        listing = await active.get_prefix(AIRLOCK_PREFIX.encode())
+        listing = await active.get_prefix(AIRLOCK_PREFIX)
     finally:
-        if own:
+        if kv is None:
             await active.close()
     groups: dict[str, AirlockSemaphore] = {}
-    for kv in listing:
-        key = kv.key.decode("utf-8", errors="replace")
+    for item in listing.kvs:
+        key = item.key
         group = parse_airlock_key(key)
         if group is None:
             continue
-        groups[group] = parse_airlock(kv.value, key)
+        groups[group] = parse_airlock(item.value, key)
     return dict(sorted(groups.items()))

@@ -19,8 +19,9 @@ them in v3. The two keyspaces are separate: a v2 key is invisible through v3 and
   semaphore (v2 when both do); else v2 when it answers (locksmithd creates its semaphores there
   on its first start), else v3.
 - `LockApiSurvey.both_note(used)`: the warning shown when both APIs hold semaphores, or None.
-- `await open_chosen_store(config, group)` -> (the store to use, the survey or None): with an
-  explicit `config.api` just `open_lock_store(config)`, no survey.
+- `await open_chosen_store(config, group, v3_kv=None)` -> (the store to use, the survey or None):
+  with an explicit `config.api` just `open_lock_store(config)`, no survey; `v3_kv` is an open v3
+  connection the v3 store shares (the dashboard's actions write the audit record through it too).
 - `v2_missing(exc, origin)`: the one-line error for an explicit v2 on an etcd without it, naming
   how it was asked for (`origin`: "--etcd-api v2" or "LOCKSMITHCTL_ETCD_API=v2").
 """
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 
 from coreroll.etcd.config import EtcdConfig
 from coreroll.etcd.errors import EtcdError, EtcdUnavailableError, V2ApiMissingError
+from coreroll.etcd.port import EtcdKV
 from coreroll.locks.keys import group_label
 from coreroll.locks.store import GroupState, LockStore
 
@@ -126,12 +128,17 @@ async def survey_lock_apis(stores: Mapping[str, LockStore | Exception]) -> LockA
     )
 
 
-def stores_for(config: EtcdConfig) -> dict[str, LockStore | Exception]:
+def stores_for(config: EtcdConfig, v3_kv: EtcdKV | None = None) -> dict[str, LockStore | Exception]:
     """One (unconnected) store per API, for a survey; a store that cannot be built (v2 reads its
-    TLS files at once) is its error."""
+    TLS files at once) is its error. `v3_kv`: an open v3 connection for the v3 store to share."""
     stores: dict[str, LockStore | Exception] = {}
     for api in LOCK_APIS:
         try:
+            if api == "v3" and v3_kv is not None:
+                from coreroll.locks.v3store import V3LockStore
+
+                stores[api] = V3LockStore(dataclasses.replace(config, api=api), kv=v3_kv)
+                continue
             stores[api] = open_lock_store(dataclasses.replace(config, api=api))
         except EtcdError as exc:
             stores[api] = exc
@@ -144,11 +151,18 @@ async def close_stores(stores: Mapping[str, LockStore | Exception], keep: str | 
             await store.close()
 
 
-async def open_chosen_store(config: EtcdConfig, group: str = "") -> tuple[LockStore, LockApiSurvey | None]:
-    """The store a command on `group` uses, and the survey behind the choice (None if explicit)."""
+async def open_chosen_store(
+    config: EtcdConfig, group: str = "", *, v3_kv: EtcdKV | None = None
+) -> tuple[LockStore, LockApiSurvey | None]:
+    """The store a command on `group` uses, and the survey behind the choice (None if explicit).
+    `v3_kv`: an open v3 connection the v3 store shares (and leaves open)."""
+    if config.api == "v3" and v3_kv is not None:
+        from coreroll.locks.v3store import V3LockStore
+
+        return V3LockStore(config, kv=v3_kv), None
     if config.api != "auto":
         return open_lock_store(config), None
-    stores = stores_for(config)
+    stores = stores_for(config, v3_kv)
     chosen: str | None = None
     try:
         survey = await survey_lock_apis(stores)

@@ -1,7 +1,7 @@
 """The lock store: locksmith's semaphore kept in etcd, changed only by compare-and-swap.
 
-`LockStore` is the backend protocol: `V3LockStore` (coreroll/locks/v3store.py) and `V2LockStore`
-(coreroll/locks/v2store.py) implement it; `coreroll.locks.open_lock_store(config)` picks one by
+`LockStore` is the backend protocol: `KVLockStore` (coreroll/locks/kvstore.py, over the
+`coreroll.etcd.port.EtcdKV` port) implements it, as `V3LockStore` and `V2LockStore`; `coreroll.locks.open_lock_store(config)` picks one by
 `config.api` (the factory lives in coreroll/locks/auto.py, with `--etcd-api auto`'s choice, so this
 module never imports its backends).
 Every method is async:
@@ -124,8 +124,8 @@ class LockStore(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None: ...
 
-    async def v3_client(self) -> Any:
-        """The connected aetcd client when this store uses v3 (for audit records), else None."""
+    async def v3_kv(self) -> Any:
+        """The connected v3 `EtcdKV` when this store uses v3 (audit records go there), else None."""
         return None
 
     # --- the operations ----------------------------------------------------------------------

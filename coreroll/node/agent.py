@@ -24,7 +24,7 @@ and `update_engine.json`; `provision_node()` creates one. The agent:
   anything else is logged, recorded in the status (`last_command`) and the audit log, deleted,
   and nothing else happens.
 
-etcd, HTTP and the lock store are shared: pass one aetcd client, one httpx.AsyncClient, one
+etcd, HTTP and the lock store are shared: pass one v3 `EtcdKV` (coreroll.etcd.port), one httpx.AsyncClient, one
 `CommandRouter` and one `LockWaiter` to every agent of a process; no threads are used.
 
 Public API:
@@ -52,10 +52,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aetcd
 import httpx
 
 from coreroll.etcd.config import EtcdConfig
+from coreroll.etcd.port import EtcdKV
 from coreroll.locks import LockStore
 from coreroll.node.clock import Clock
 from coreroll.node.commandbus import CommandRouter
@@ -106,7 +106,7 @@ class NodeAgent:
     def __init__(
         self,
         state_dir: Path,
-        etcd: aetcd.Client,
+        etcd: EtcdKV,
         http: httpx.AsyncClient,
         clock: Clock,
         *,
@@ -140,7 +140,7 @@ class NodeAgent:
         if lock_store is None:
             from coreroll.locks.v3store import V3LockStore
 
-            lock_store = V3LockStore(self.etcd_config, client=etcd)
+            lock_store = V3LockStore(self.etcd_config, kv=etcd)
         self.lock_store = lock_store
         self._own_waiter = lock_waiter is None
         self.lock_waiter = lock_waiter or LockWaiter(lock_store)

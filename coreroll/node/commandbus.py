@@ -21,8 +21,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
-import aetcd
-
+from coreroll.etcd.port import EtcdKV, Watch
 from coreroll.wire.keys import COMMANDS_PREFIX, command_prefix, parse_command_key
 
 __all__ = ["COMMANDS_PREFIX", "Command", "CommandRouter", "command_prefix"]
@@ -38,8 +37,7 @@ class Command:
     value: bytes
 
 
-def _command(key: bytes, value: bytes) -> Command | None:
-    text = key.decode("utf-8", "replace")
+def _command(text: str, value: bytes) -> Command | None:
     parsed = parse_command_key(text)
     if parsed is None:  # not a command key the dashboard would show (an empty or nested id)
         return None
@@ -49,13 +47,13 @@ def _command(key: bytes, value: bytes) -> Command | None:
 class CommandRouter:
     """Fan the commands prefix out to per-machine queues; see the module docstring."""
 
-    def __init__(self, client: aetcd.Client, *, retry_initial: float = 0.25, retry_max: float = 10.0) -> None:
+    def __init__(self, client: EtcdKV, *, retry_initial: float = 0.25, retry_max: float = 10.0) -> None:
         self.client = client
         self.retry_initial = retry_initial
         self.retry_max = retry_max
         self._queues: dict[str, asyncio.Queue[Command]] = {}
         self._task: asyncio.Task[None] | None = None
-        self._watch: aetcd.rtypes.Watch | None = None
+        self._watch: Watch | None = None
         self.watching = asyncio.Event()  # set while a watch is established (tests wait on it)
 
     def subscribe(self, machine_id: str) -> asyncio.Queue[Command]:
@@ -87,12 +85,12 @@ class CommandRouter:
                     await watch.cancel()
 
     async def list_for(self, machine_id: str) -> list[Command]:
-        listing = await self.client.get_prefix(command_prefix(machine_id).encode(), sort_order="ascend")
-        out = [_command(kv.key, kv.value) for kv in listing]
+        listing = await self.client.get_prefix(command_prefix(machine_id))  # in key (= time) order
+        out = [_command(kv.key, kv.value) for kv in listing.kvs]
         return [c for c in out if c is not None]
 
     async def delete(self, command: Command) -> None:
-        await self.client.delete(command.key.encode())
+        await self.client.delete(command.key)
 
     def _deliver(self, command: Command | None) -> None:
         if command is None:
@@ -105,17 +103,15 @@ class CommandRouter:
         delay = self.retry_initial
         while True:
             try:
-                listing = await self.client.get_prefix(COMMANDS_PREFIX.encode(), sort_order="ascend")
-                for kv in listing:
+                listing = await self.client.get_prefix(COMMANDS_PREFIX)
+                for kv in listing.kvs:
                     self._deliver(_command(kv.key, kv.value))
-                start = listing.header.revision + 1
-                self._watch = await self.client.watch_prefix(
-                    COMMANDS_PREFIX.encode(), start_revision=start, kind=aetcd.rtypes.EventKind.PUT
-                )
+                self._watch = await self.client.watch_prefix(COMMANDS_PREFIX, listing.revision + 1)
                 self.watching.set()
                 delay = self.retry_initial
                 async for event in self._watch:
-                    self._deliver(_command(event.kv.key, event.kv.value))
+                    if event.value is not None:  # a put; deletes are the agents' own clean-up
+                        self._deliver(_command(event.key, event.value))
                 raise ConnectionError("watch ended")
             except asyncio.CancelledError:
                 raise

@@ -25,10 +25,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import aetcd
-
 from coreroll.audit import append_audit
 from coreroll.etcd.config import EtcdConfig
+from coreroll.etcd.port import EtcdKV
 from coreroll.node.clock import Clock
 from coreroll.node.commandbus import Command, CommandRouter
 from coreroll.node.nodestatus import iso_time
@@ -53,7 +52,7 @@ class CommandRunner:
         handlers: Mapping[str, Handler],
         *,
         clock: Clock,
-        etcd: aetcd.Client,
+        etcd: EtcdKV,
         etcd_config: EtcdConfig,
         hostname: str,
         on_done: Callable[[dict[str, Any]], None] | None = None,
@@ -105,7 +104,7 @@ class CommandRunner:
                     self.machine_id,
                     result,
                     by=f"coreroll-agent@{self.hostname}",
-                    client=self.etcd,
+                    kv=self.etcd,
                 )
         try:
             await self.router.delete(command)

@@ -19,8 +19,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import aetcd
-
+from coreroll.etcd.port import EtcdKV
 from coreroll.node.nodestatus import alive_key, encode_status, status_key
 
 __all__ = ["StatusReporter"]
@@ -35,7 +34,7 @@ class StatusReporter:
 
     def __init__(
         self,
-        etcd: aetcd.Client,
+        etcd: EtcdKV,
         machine_id: str,
         document: Callable[[], dict[str, Any]],
         alive_value: Callable[[], bytes],
@@ -52,7 +51,7 @@ class StatusReporter:
         self.min_write_gap = min_write_gap
         self._prefix = log_prefix
         self._dirty = asyncio.Event()
-        self._lease: aetcd.leases.Lease | None = None
+        self._lease: int | None = None  # lease id
         self._etcd_ok = True
 
     def mark_dirty(self) -> None:
@@ -62,16 +61,15 @@ class StatusReporter:
         return max(2, round(3 * self.report_interval))
 
     async def publish(self) -> None:
-        await self.etcd.put(status_key(self.machine_id).encode(), encode_status(self.document()))
+        await self.etcd.put(status_key(self.machine_id), encode_status(self.document()))
 
     async def _keep_alive(self) -> None:
         if self._lease is not None:
-            reply = await self.etcd.refresh_lease(self._lease.id)
-            if reply is not None and reply.TTL > 0:
+            if await self.etcd.keep_lease_alive(self._lease) > 0:
                 return
             self._lease = None  # expired while etcd was away: take a new one
-        lease = await self.etcd.lease(self._alive_ttl())
-        await self.etcd.put(alive_key(self.machine_id).encode(), self.alive_value(), lease=lease)
+        lease = await self.etcd.grant_lease(self._alive_ttl())
+        await self.etcd.put(alive_key(self.machine_id), self.alive_value(), lease=lease)
         self._lease = lease
 
     async def run(self) -> None:
@@ -118,5 +116,5 @@ class StatusReporter:
             if lease is not None:
                 with contextlib.suppress(Exception):
                     async with asyncio.timeout(_STOP_TIMEOUT):
-                        await self.etcd.revoke_lease(lease.id)
+                        await self.etcd.revoke_lease(lease)
         self._lease = None  # after a crash the lease is simply left to expire

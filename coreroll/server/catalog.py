@@ -322,17 +322,20 @@ class Catalog:
 
     # ---- writes ------------------------------------------------------------------------------
     async def ensure_defaults(self) -> None:
-        missing_channels = [c for c in DEFAULT_CHANNELS if c not in self.channels]
-        missing_groups = [
-            c for c in DEFAULT_CHANNELS if c not in self.groups and self.group_for_track(c) is None
-        ]
-        if not missing_channels and not missing_groups:
+        if not any(self._missing_defaults()):
             return
         async with self.storage.write() as tx:
+            await self._sync()  # a server starting at the same time may have created them since load()
+            missing_channels, missing_groups = self._missing_defaults()
             for name in missing_channels:
                 await self._put_channel(tx, name, None)
             for name in missing_groups:
                 await self._insert_group(tx, Group(name, name, name, name))
+
+    def _missing_defaults(self) -> tuple[list[str], list[str]]:
+        channels = [c for c in DEFAULT_CHANNELS if c not in self.channels]
+        groups = [c for c in DEFAULT_CHANNELS if c not in self.groups and self.group_for_track(c) is None]
+        return channels, groups
 
     async def _put_channel(self, tx: Tx, name: str, version: str | None) -> dict[str, Any]:
         row = {"name": name, "version": version, "updated_at": tx.now}
@@ -443,11 +446,17 @@ class Catalog:
             floor_reason=self.floors.get(release.version),
         )
 
-    async def adopt_files(self, files: list[ReleaseFile]) -> None:
-        """Record files of releases stored before ``release_files`` existed (server start)."""
+    async def adopt_files(self, files: list[ReleaseFile]) -> int:
+        """Record files of releases stored before ``release_files`` existed (server start); returns
+        how many were recorded here (not by another server starting at the same time)."""
         async with self.storage.write() as tx:
+            await self._sync()  # a server starting at the same time may have adopted them since load()
+            files = [f for f in files if not self.files.get(f.version)]
+            if not files:
+                return 0
             await tx.conn.execute(insert(schema.release_files), [f.row() for f in files])
             tx.after_commit.extend(functools.partial(self._store_file, file) for file in files)
+        return len(files)
 
     async def set_floor(self, version: str, floor: bool, reason: str | None) -> dict[str, Any]:
         """Mark ``version`` mandatory (a floor), or clear the mark."""

@@ -348,7 +348,7 @@ class Publisher:
                 fmt = "update_engine" if header_version(head) == UPDATE_ENGINE_PAYLOAD_VERSION else "opaque"
             adopted.append(ReleaseFile(release.version, DEFAULT_BOARD, release.filename, PAYLOAD, path,
                                        release.size, release.sha256, release.sha1, fmt, release.created_at))  # fmt: skip
-        if adopted:
-            await self.catalog.adopt_files(adopted)
-            log.info("recorded %d release(s) from before boards as amd64-usr payloads", len(adopted))
-        return len(adopted)
+        recorded = await self.catalog.adopt_files(adopted) if adopted else 0
+        if recorded:
+            log.info("recorded %d release(s) from before boards as amd64-usr payloads", recorded)
+        return recorded

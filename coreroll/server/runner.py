@@ -213,6 +213,20 @@ def start_server_process(
     open_files: int | None = None,
 ) -> ServerProcess:
     """``open_files``: the child's open-file limit (soft and hard), as systemd's LimitNOFILE sets it."""
+    server = spawn_server_process(data_dir, db_url, token, extra_args, open_files)
+    wait_until_healthy(server)
+    return server
+
+
+def spawn_server_process(
+    data_dir: Path,
+    db_url: str | None = None,
+    token: str = "test-token",
+    extra_args: tuple[str, ...] = (),
+    open_files: int | None = None,
+    env: dict[str, str] | None = None,
+) -> ServerProcess:
+    """Start ``coreroll server`` in a child process (``env``: extra variables) without waiting for it."""
     port = free_port()
     argv = [sys.executable, "-m", "coreroll.server", "--listen", f"127.0.0.1:{port}",
             "--data", str(data_dir), *extra_args]  # fmt: skip
@@ -222,18 +236,26 @@ def start_server_process(
     log_path = data_dir / "server.log"
     with log_path.open("ab") as log:  # a file, not a pipe: a chatty child can never block on it
         preexec = None if open_files is None else _open_file_limit(open_files)
-        env = {**os.environ, "COREROLL_TOKEN": token}  # not --token: a command line is public
-        process = subprocess.Popen(argv, stdout=log, stderr=log, env=env, preexec_fn=preexec)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+        # COREROLL_TOKEN, not --token: a command line is public
+        child_env = {**os.environ, "COREROLL_TOKEN": token, **(env or {})}
+        process = subprocess.Popen(argv, stdout=log, stderr=log, env=child_env, preexec_fn=preexec)
+    return ServerProcess(f"http://127.0.0.1:{port}", token, data_dir, process)
+
+
+def wait_until_healthy(server: ServerProcess, timeout: float = 30.0) -> None:
+    """Wait until ``/healthz`` answers 200; RuntimeError (with the log's tail) when the child exits."""
+    log_path = server.data_dir / "server.log"
+    deadline = time.monotonic() + timeout
     while True:
-        if process.poll() is not None:
+        if server.process.poll() is not None:
             err = log_path.read_text(errors="replace")
-            raise RuntimeError(f"coreroll server exited with {process.returncode}: {err.strip()[-500:]}")
+            raise RuntimeError(
+                f"coreroll server exited with {server.process.returncode}: {err.strip()[-500:]}"
+            )
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return ServerProcess(url, token, data_dir, process)
+            if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
+                return
         if time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError("coreroll server process did not become healthy within 30 s")
+            server.process.kill()
+            raise RuntimeError(f"coreroll server process did not become healthy within {timeout:g} s")
         time.sleep(0.05)

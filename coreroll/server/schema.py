@@ -1,25 +1,12 @@
 """Database tables (SQLAlchemy Core), shared by SQLite and PostgreSQL.
 
 Times are stored as float seconds since the epoch (UTC): portable, cheap to compare, and turned
-into ISO 8601 only at the JSON edge. ``SCHEMA_VERSION`` is written to ``schema_version``; a
-database written by a newer server is refused on start instead of being misread.
+into ISO 8601 only at the JSON edge.
 
-Version 2 adds ``release_files`` (one payload per board and the extra packages of each release)
-and ``release_floors``; a version 1 database is upgraded on start (the new tables are created, and
-the server adopts each old release's file as its ``amd64-usr`` payload: ``Publisher.adopt_legacy``).
-A version 1 server refuses a version 2 database (it would offer one board's payload to all).
-
-Version 3 makes ``releases.size`` a BIGINT: PostgreSQL's INTEGER stops at 2 GiB, uploads may be
-4 GiB; on SQLite every INTEGER is 64-bit already, so there is nothing to run.
-
-Version 4 ("sync", issue 18): ``release_files.url`` (a payload or extra served by another HTTP
-server, CDN or object store: the node downloads it from there), ``channel_pins`` (a channel the
-upstream sync must not move), ``sync_state`` (per channel and board: what upstream offers, when it
-was last asked, the last failure) and ``sync_refusals`` (upstream releases refused at the door).
-``UPGRADES[v]`` are the statements that bring a version v-1 database to v, per dialect, and
-``ADDED_COLUMNS[v]`` the (table, column) pairs version v added to existing tables (each added, with
-its type from the table below, only where missing: a table ``create_all`` just made has it). Both
-run on start in ``Storage``, in the transaction that creates the new tables.
+These tables are what the head revision of ``coreroll/server/migrations`` builds: a change here is
+a new revision there (``python -m coreroll.server.migrations revision -m "..."``), and a test
+fails when the two differ. ``schema_version`` numbered the versions before Alembic (1 to 4); it
+still records the head's number, so an older server refuses a database newer than itself.
 """
 
 from __future__ import annotations
@@ -49,11 +36,6 @@ from coreroll.omaha.protocol import (
 )
 from coreroll.server.policy import MAX_TIMEZONE
 
-SCHEMA_VERSION = 4  # 3: 64-bit release sizes; 4: sync (release URL, pins, sync state)
-UPGRADES: dict[int, dict[str, tuple[str, ...]]] = {
-    3: {"postgresql": ("ALTER TABLE releases ALTER COLUMN size TYPE BIGINT",)},
-}
-ADDED_COLUMNS: dict[int, tuple[tuple[str, str], ...]] = {4: (("release_files", "url"),)}
 MAX_URL = 2048  # characters of a payload URL (release publish --url, upstream codebases)
 MAX_IP = 64  # characters of a client address (app.client_ip never returns a longer one)
 

@@ -1,7 +1,7 @@
 """Storage: the async engine, schema creation/versioning, write transactions and the change log.
 
-``Storage(url, clock)``; ``await storage.start()`` creates the schema (or checks its version and
-upgrades an older one: ``schema.UPGRADES``) and
+``Storage(url, clock)``; ``await storage.start()`` creates the schema or upgrades an older one
+(the Alembic revisions in ``coreroll.server.migrations``; a newer one is refused) and
 ``await storage.close()``. URLs: ``sqlite:///path.db`` (WAL, synchronous=NORMAL: a committed write
 survives kill -9 of the server) or ``postgresql://user@host/db`` (asyncpg). A SQLite database is
 served by one process at a time: ``start()`` takes ``<db>.lock`` (``SqliteLock``) and refuses with
@@ -21,6 +21,7 @@ updates happen only for committed data).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -28,10 +29,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import event, func, insert, inspect, select, text
+from sqlalchemy import event, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from coreroll.server import schema
+from coreroll.server import migrations, schema
 from coreroll.server.records import activity_json
 from coreroll.server.sqlite_lock import DatabaseInUse, SqliteLock
 
@@ -168,31 +169,41 @@ class Storage:
 
     async def _open(self) -> None:
         try:
-            async with self.engine.begin() as conn:
-                if not self.is_sqlite:
-                    await conn.execute(text(f"SELECT pg_advisory_xact_lock({_ADVISORY_LOCK})"))
-                await conn.run_sync(schema.metadata.create_all)
-                found = (await conn.execute(select(func.max(schema.schema_version.c.version)))).scalar()
-                if found is not None and found < schema.SCHEMA_VERSION:
-                    await _upgrade(conn, found)
-                if found is None or found < schema.SCHEMA_VERSION:  # new, or upgraded
-                    await conn.execute(
-                        insert(schema.schema_version).values(
-                            version=schema.SCHEMA_VERSION, applied_at=self.clock()
-                        )
-                    )
-                elif found > schema.SCHEMA_VERSION:
-                    raise StorageError(
-                        f"database schema version {found} is newer than this server's "
-                        f"({schema.SCHEMA_VERSION}); upgrade coreroll"
-                    )
-                self.head = (
-                    await conn.execute(select(func.coalesce(func.max(schema.changes.c.id), 0)))
-                ).scalar_one()
+            await self._migrate()
+            self.head = await self.current_head()
         except StorageError:
             raise
-        except Exception as exc:  # unreachable PostgreSQL, unwritable file, ...
+        except (migrations.NewerSchema, migrations.UnknownSchema) as exc:
+            raise StorageError(str(exc)) from None
+        except Exception as exc:  # unreachable PostgreSQL, unwritable file, a failed revision, ...
             raise StorageError(f"cannot open database {self.url.split('@')[-1]}: {exc}") from exc
+
+    async def _migrate(self) -> migrations.Upgrade:
+        """Create or upgrade the schema (``coreroll.server.migrations``) in one transaction.
+
+        PostgreSQL: DDL is transactional; the advisory lock every writer takes makes a second server
+        starting at the same time wait, then find the head. SQLite: the driver would commit before
+        DDL, so the connection runs in autocommit and issues BEGIN IMMEDIATE / COMMIT itself.
+        """
+        async with self.engine.connect() as conn:
+            if self.is_sqlite:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                await conn.begin()
+                await conn.execute(text(f"SELECT pg_advisory_xact_lock({_ADVISORY_LOCK})"))
+            try:
+                done = await conn.run_sync(migrations.upgrade, self.clock())
+            except BaseException:
+                if self.is_sqlite:
+                    with contextlib.suppress(Exception):  # SQLite may have rolled back already
+                        await conn.exec_driver_sql("ROLLBACK")
+                await conn.rollback()
+                raise
+            if self.is_sqlite:
+                await conn.exec_driver_sql("COMMIT")
+            await conn.commit()
+            return done
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -306,26 +317,6 @@ class Storage:
     async def ping(self) -> None:
         async with self.read() as conn:
             await conn.execute(text("SELECT 1"))
-
-
-async def _upgrade(conn: AsyncConnection, found: int) -> None:
-    """Bring a database from schema version ``found`` to ``schema.SCHEMA_VERSION`` (new tables are
-    already there: ``create_all``); logged, as it changes the operator's database."""
-    for version in range(found + 1, schema.SCHEMA_VERSION + 1):
-        for statement in schema.UPGRADES.get(version, {}).get(conn.dialect.name, ()):
-            await conn.execute(text(statement))
-        for table, column in schema.ADDED_COLUMNS.get(version, ()):
-            await _add_column(conn, table, column)
-    log.warning("database schema upgraded from version %d to %d", found, schema.SCHEMA_VERSION)
-
-
-async def _add_column(conn: AsyncConnection, table: str, column: str) -> None:
-    """``ALTER TABLE table ADD COLUMN`` (nullable, the type of ``schema``'s definition) unless it is there."""
-    existing = await conn.run_sync(lambda sync: {c["name"] for c in inspect(sync).get_columns(table)})
-    if column in existing:
-        return
-    kind = schema.metadata.tables[table].c[column].type.compile(dialect=conn.dialect)
-    await conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

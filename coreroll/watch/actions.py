@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import httpx
 
 from coreroll.audit import append_audit, current_user, new_sortable_id
 from coreroll.etcd.config import EtcdConfig
-from coreroll.etcd.v3 import connect_v3
+from coreroll.etcd.port import EtcdKV, open_kv
 from coreroll.locks import (
     HolderNotFoundError,
     LockError,
@@ -44,6 +44,7 @@ from coreroll.locks import (
     group_label,
     open_chosen_store,
     open_lock_store,
+    set_max_result,
 )
 from coreroll.watch.outcome import ActionResult, ReadOnlyError
 from coreroll.wire.channel import channel_problem
@@ -84,35 +85,67 @@ class Actions:
         if self.read_only:
             raise ReadOnlyError(action)
 
-    async def _audit(self, action: str, target: str, result: str) -> str | None:
-        """Write the audit record; returns a problem to append to the message, or None."""
+    async def _audit(self, action: str, target: str, result: str, kv: EtcdKV | None) -> str | None:
+        """Write the audit record (through the action's v3 connection `kv` when it has one);
+        returns a problem to append to the message, or None."""
         if self.etcd_config is None:
             return "no etcd configured, audit record not written"
         try:
-            await append_audit(self.etcd_config, action, target, result, by=self.by)
+            await append_audit(self.etcd_config, action, target, result, by=self.by, kv=kv)
         except Exception as exc:
             return f"audit record not written: {_short(exc)}"
         return None
 
-    async def _finish(self, action: str, target: str, ok: bool, message: str, result: str) -> ActionResult:
-        problem = await self._audit(action, target, result)
+    async def _finish(
+        self, action: str, target: str, ok: bool, message: str, result: str, kv: EtcdKV | None = None
+    ) -> ActionResult:
+        problem = await self._audit(action, target, result, kv)
         return ActionResult(ok, f"{message} ({problem})" if problem else message)
+
+    async def _with_v3(self, step: Callable[[EtcdKV | None], Awaitable[ActionResult]]) -> ActionResult:
+        """Run `step` with the action's one v3 connection (commands, v3 locks and the audit record
+        share it), closed afterwards; None when etcd cannot be reached now (the part that needs
+        it then reports why)."""
+        assert self.etcd_config is not None
+        try:
+            v3: EtcdKV | None = await open_kv(self.etcd_config, "v3")
+        except Exception:
+            v3 = None
+        try:
+            return await step(v3)
+        finally:
+            if v3 is not None:
+                await v3.close()
 
     # --- node commands -------------------------------------------------------------------------
 
-    async def _queue(self, action: str, ids: Sequence[str], args: dict[str, object]) -> list[str]:
-        """Write one command per node; returns the keys written."""
+    async def _queue(
+        self, action: str, ids: Sequence[str], args: dict[str, object], kv: EtcdKV | None
+    ) -> list[str]:
+        """Write one command per node through `kv`; returns the keys written."""
         assert self.etcd_config is not None
+        if kv is None:  # not reachable a moment ago: one more try, for the error it gives
+            await (await open_kv(self.etcd_config, "v3")).close()
+            raise ConnectionError("etcd did not answer")
         value = CommandRecord(action, args, self.by).encode()
-        client = await connect_v3(self.etcd_config)
         keys = [command_key(mid, new_sortable_id()) for mid in ids]
-        try:
-            # many marked nodes: keep a few dozen writes in flight rather than one at a time
-            for start in range(0, len(keys), 64):
-                await asyncio.gather(*(client.put(k.encode(), value) for k in keys[start : start + 64]))
-        finally:
-            await client.close()
+        # many marked nodes: keep a few dozen writes in flight rather than one at a time
+        for start in range(0, len(keys), 64):
+            await asyncio.gather(*(kv.put(k, value) for k in keys[start : start + 64]))
         return keys
+
+    async def _queue_and_audit(self, action: str, ids: list[str], args: dict[str, object], target: str,
+                               failed: str, done: str) -> ActionResult:  # fmt: skip
+        async def step(kv: EtcdKV | None) -> ActionResult:
+            try:
+                await self._queue(action, ids, args, kv)
+            except Exception as exc:
+                return await self._finish(
+                    action, target, False, f"{failed}: {_short(exc)}", f"failed: {_short(exc)}", kv
+                )
+            return await self._finish(action, target, True, done, "ok", kv)
+
+        return await self._with_v3(step)
 
     async def check(self, ids: Sequence[str]) -> ActionResult:
         self._guard("check")
@@ -121,15 +154,10 @@ class Actions:
             return ActionResult(False, "no node selected")
         if self.etcd_config is None:
             return ActionResult(False, "cannot queue a check: no etcd configured")
-        target = _nodes_target(ids)
-        try:
-            await self._queue("check", ids, {})
-        except Exception as exc:
-            return await self._finish(
-                "check", target, False, f"check not queued: {_short(exc)}", f"failed: {_short(exc)}"
-            )
         what = f"{len(ids)} nodes" if len(ids) > 1 else ids[0]
-        return await self._finish("check", target, True, f"update check queued for {what}", "ok")
+        return await self._queue_and_audit(
+            "check", ids, {}, _nodes_target(ids), "check not queued", f"update check queued for {what}"
+        )
 
     async def server_channels(self) -> list[str]:
         """Channel names the server knows (raises httpx errors when it cannot tell)."""
@@ -165,26 +193,26 @@ class Actions:
             )
         if self.etcd_config is None:
             return ActionResult(False, "channel not switched: no etcd configured")
-        target = f"{_nodes_target(ids)} -> channel {channel}"
-        try:
-            await self._queue("set-channel", ids, {"channel": channel})
-        except Exception as exc:
-            return await self._finish(
-                "set-channel", target, False, f"channel not switched: {_short(exc)}", f"failed: {_short(exc)}"
-            )
         what = f"{len(ids)} nodes" if len(ids) > 1 else ids[0]
-        return await self._finish(
-            "set-channel", target, True, f"{what}: switch to channel {channel} queued", "ok"
+        return await self._queue_and_audit(
+            "set-channel",
+            ids,
+            {"channel": channel},
+            f"{_nodes_target(ids)} -> channel {channel}",
+            "channel not switched",
+            f"{what}: switch to channel {channel} queued",
         )
 
     # --- reboot locks --------------------------------------------------------------------------
 
-    async def _lock_store(self, group: str, api: str | None) -> LockStore:
-        """The store of `group`'s semaphore on `api` (None: as configured; auto resolves)."""
+    async def _lock_store(self, group: str, api: str | None, v3: EtcdKV | None) -> LockStore:
+        """The store of `group`'s semaphore on `api` (None: as configured; auto resolves); a v3
+        store shares the action's v3 connection `v3` when there is one."""
         assert self.etcd_config is not None
-        if api in ("v2", "v3"):
-            return open_lock_store(dataclasses.replace(self.etcd_config, api=api))
-        store, _ = await open_chosen_store(self.etcd_config, group)
+        config = dataclasses.replace(self.etcd_config, api=api) if api in ("v2", "v3") else self.etcd_config
+        if config.api == "v2":
+            return open_lock_store(config)
+        store, _ = await open_chosen_store(config, group, v3_kv=v3)
         return store
 
     async def unlock(self, group: str, holder: str, api: str | None = None) -> ActionResult:
@@ -195,21 +223,26 @@ class Actions:
             )
         if self.etcd_config is None:
             return ActionResult(False, "cannot unlock: no etcd configured")
+        return await self._with_v3(lambda v3: self._unlock(group, holder, api, v3))
+
+    async def _unlock(self, group: str, holder: str, api: str | None, v3: EtcdKV | None) -> ActionResult:
         target = audit_target(group, holder)
         name = group_label(group)
         try:
-            async with await self._lock_store(group, api) as store:
+            async with await self._lock_store(group, api, v3) as store:
                 await store.unlock(group, holder)
         except HolderNotFoundError:
             message = f"{holder} no longer holds lock group {name} (released meanwhile); nothing changed"
-            return await self._finish("unlock", target, False, message, "not held: nothing changed")
+            return await self._finish("unlock", target, False, message, "not held: nothing changed", v3)
         except LockError as exc:
-            return await self._finish("unlock", target, False, f"unlock refused: {exc}", f"refused: {exc}")
+            return await self._finish(
+                "unlock", target, False, f"unlock refused: {exc}", f"refused: {exc}", v3
+            )
         except Exception as exc:
             return await self._finish(
-                "unlock", target, False, f"unlock failed: {_short(exc)}", f"failed: {_short(exc)}"
+                "unlock", target, False, f"unlock failed: {_short(exc)}", f"failed: {_short(exc)}", v3
             )
-        return await self._finish("unlock", target, True, f"unlocked {holder} in lock group {name}", "ok")
+        return await self._finish("unlock", target, True, f"unlocked {holder} in lock group {name}", "ok", v3)
 
     async def set_max(self, group: str, new_max: int, api: str | None = None) -> ActionResult:
         self._guard("set-max")
@@ -219,19 +252,24 @@ class Actions:
             return ActionResult(False, "cannot set max: no etcd configured")
         if new_max < 0:
             return ActionResult(False, f"max must be 0 or more, not {new_max}")
+        return await self._with_v3(lambda v3: self._set_max(group, new_max, api, v3))
+
+    async def _set_max(self, group: str, new_max: int, api: str | None, v3: EtcdKV | None) -> ActionResult:
         target = audit_target(group)
         name = group_label(group)
         try:
-            async with await self._lock_store(group, api) as store:
+            async with await self._lock_store(group, api, v3) as store:
                 old, new = await store.set_max(group, new_max)
         except LockError as exc:
-            return await self._finish("set-max", target, False, f"max not changed: {exc}", f"refused: {exc}")
+            return await self._finish(
+                "set-max", target, False, f"max not changed: {exc}", f"refused: {exc}", v3
+            )
         except Exception as exc:
             return await self._finish(
-                "set-max", target, False, f"max not changed: {_short(exc)}", f"failed: {_short(exc)}"
+                "set-max", target, False, f"max not changed: {_short(exc)}", f"failed: {_short(exc)}", v3
             )
         return await self._finish(
-            "set-max", target, True, f"lock group {name}: max {old} -> {new}", f"ok: max {old} -> {new}"
+            "set-max", target, True, f"lock group {name}: max {old} -> {new}", set_max_result(old, new), v3
         )
 
     # --- server groups -------------------------------------------------------------------------

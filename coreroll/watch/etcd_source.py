@@ -36,18 +36,12 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
-import aetcd
-import httpx
-from aetcd import exceptions as aetcd_exceptions
-from aetcd import rpc
-from aetcd.utils import prefix_range_end
-
 from coreroll.etcd.config import EtcdConfig
-from coreroll.etcd.errors import EtcdError, V2ApiMissingError
-from coreroll.etcd.v3 import connect_v3
+from coreroll.etcd.errors import EtcdCompactedError, EtcdError, V2ApiMissingError
+from coreroll.etcd.port import EtcdKV, WatchEvent, open_kv
 from coreroll.locks.airlock import parse_airlock
 from coreroll.locks.auto import v2_missing
 from coreroll.locks.keys import group_from_key, is_semaphore_key
@@ -123,36 +117,6 @@ def key_update(key: str, raw: bytes | None, *, airlock: bool = False) -> u.Updat
     return None
 
 
-async def range_pages(
-    client: aetcd.Client,
-    prefix: str,
-    revision: int,
-    rpc_timeout: float,
-    *,
-    newest: int | None = None,
-    page: int = 1000,
-) -> AsyncIterator[tuple[int, Any]]:
-    """Yield (revision, kvs) pages of `prefix` at `revision` (0 = now; later pages use the first
-    reply's). Paged because gRPC refuses replies over 4 MiB: 10,000 node statuses are ~8 MB.
-    `newest=N` gives only the last N keys (one descending page)."""
-    start = prefix.encode()
-    end = prefix_range_end(start)
-    while True:
-        request = rpc.RangeRequest(key=start, range_end=end, revision=revision, limit=newest or page)
-        if newest is not None:
-            request.sort_order = rpc.RangeRequest.DESCEND
-            request.sort_target = rpc.RangeRequest.KEY
-        try:
-            reply = await client.kvstub.Range(request, timeout=rpc_timeout, metadata=client.metadata)
-        except rpc.AioRpcError as exc:
-            aetcd_exceptions._handle_exception(exc)
-        revision = revision or int(reply.header.revision)
-        yield revision, reply.kvs
-        if newest is not None or not reply.more or not reply.kvs:
-            return
-        start = reply.kvs[-1].key + b"\0"
-
-
 def describe(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError) and not str(exc).strip():
         return "etcd did not answer in time"
@@ -213,10 +177,10 @@ class EtcdSource(ReconnectingSource):
     async def _cycle(self) -> None:
         """One connection: connect, list, follow until something breaks; report why."""
         self._state(CONNECTING, ", ".join(self.config.endpoints))
-        client: aetcd.Client | None = None
+        client: EtcdKV | None = None
         lock_store: Any = None
         try:
-            client = await connect_v3(self.config)
+            client = await open_kv(self.config, "v3")
             relists = 0
             while True:
                 if lock_store is not None:
@@ -229,13 +193,13 @@ class EtcdSource(ReconnectingSource):
                 self.revision = snapshot.revision
                 self.sink(snapshot)
                 self.resyncs += 1
-                self._state(CONNECTED, getattr(client, "endpoint", ""))
+                self._state(CONNECTED, client.endpoint)
                 self.backoff.reset()
                 try:
                     await self._follow(client, snapshot.revision, lock_store)
-                except (aetcd_exceptions.RevisionCompactedError, aetcd_exceptions.WatchTimeoutError):
-                    # etcd compacted the history we wanted to watch from (aetcd reports that at
-                    # watch creation as a timeout): etcd is fine, list again and carry on
+                except EtcdCompactedError:
+                    # etcd compacted the history we wanted to watch from: etcd is fine, list
+                    # again and carry on
                     self.compactions += 1
                     relists += 1
                     if relists > MAX_RELISTS:
@@ -256,21 +220,18 @@ class EtcdSource(ReconnectingSource):
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(client.close(), 2.0)
 
-    async def _list(self, client: aetcd.Client) -> u.EtcdSnapshot:
+    async def _list(self, client: EtcdKV) -> u.EtcdSnapshot:
         """Every watched prefix at one revision (the first reply's), for a consistent picture."""
         revision = 0
         found: list[u.Update] = []
         for prefix in self.prefixes:
             newest = self.audit_limit if prefix == AUDIT_PREFIX else None  # the log is unbounded
-            async for header_revision, kvs in range_pages(
-                client, prefix, revision, self.config.timeout, newest=newest, page=self.page_size
-            ):
-                revision = revision or header_revision
-                for kv in kvs:
-                    key = kv.key.decode(errors="replace")
-                    update = key_update(key, bytes(kv.value), airlock=self.airlock)
-                    if update is not None:
-                        found.append(update)
+            listing = await client.get_prefix(prefix, revision=revision, newest=newest, page=self.page_size)
+            revision = revision or listing.revision
+            for kv in listing.kvs:
+                update = key_update(kv.key, kv.value, airlock=self.airlock)
+                if update is not None:
+                    found.append(update)
         return u.EtcdSnapshot(
             revision=revision,
             statuses=tuple(x for x in found if isinstance(x, u.NodeStatus)),
@@ -294,7 +255,7 @@ class EtcdSource(ReconnectingSource):
             if self.config.api == "auto":
                 return None, []  # etcd without v2 (3.4+ default, 3.6): the locks are v3 only
             raise
-        except (EtcdError, httpx.HTTPError) as exc:
+        except (EtcdError, TimeoutError, OSError) as exc:
             await store.close()
             if self.config.api != "auto":
                 raise
@@ -315,14 +276,12 @@ class EtcdSource(ReconnectingSource):
             raise
         return store, [_v2_state(s) for s in states.values()]
 
-    async def _follow(self, client: aetcd.Client, revision: int, lock_store: Any) -> None:
+    async def _follow(self, client: EtcdKV, revision: int, lock_store: Any) -> None:
         """Deliver watch events until a watch or the probe fails (raises) or we are cancelled."""
         queue: asyncio.Queue[Any] = asyncio.Queue()
         watches = []
         for prefix in self.prefixes:
-            watch = await asyncio.wait_for(
-                client.watch_prefix(prefix.encode(), start_revision=revision + 1), self.config.timeout
-            )
+            watch = await asyncio.wait_for(client.watch_prefix(prefix, revision + 1), self.config.timeout)
             watches.append(watch)
         tasks = [asyncio.create_task(_pump(w, queue)) for w in watches]
         tasks.append(asyncio.create_task(self._probe(client, queue)))
@@ -336,30 +295,23 @@ class EtcdSource(ReconnectingSource):
                 if isinstance(item, u.LockState):
                     self.sink(item)
                     continue
-                key = item.kv.key.decode(errors="replace")
-                raw = bytes(item.kv.value) if item.kind == "PUT" else None
-                self.revision = max(self.revision, int(item.kv.mod_revision))
-                update = key_update(key, raw, airlock=self.airlock)
+                assert isinstance(item, WatchEvent)
+                self.revision = max(self.revision, item.mod_revision)
+                update = key_update(item.key, item.value, airlock=self.airlock)
                 if update is not None:
                     self.sink(update)
         finally:
             for task in tasks:
                 task.cancel()
             for watch in watches:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(watch.cancel(), 1.0)
+                await watch.cancel()
 
-    async def _probe(self, client: aetcd.Client, queue: asyncio.Queue[Any]) -> None:
+    async def _probe(self, client: EtcdKV, queue: asyncio.Queue[Any]) -> None:
         """A Status call every `probe_interval`: a silent watch cannot tell us etcd is gone."""
         while True:
             await asyncio.sleep(self.probe_interval)
             try:
-                await asyncio.wait_for(
-                    client.maintenancestub.Status(
-                        rpc.StatusRequest(), timeout=self.probe_timeout, metadata=client.metadata
-                    ),
-                    self.probe_timeout,
-                )
+                await asyncio.wait_for(client.status(), self.probe_timeout)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -60,7 +60,7 @@ async def test_locks_fail_over_when_the_member_in_use_dies(cluster: EmbeddedClus
     async with open_lock_store(config) as store:
         await store.set_max("", 2)
         await store.lock("", "node-a")
-        assert (await store.v3_client()).endpoint == follower.endpoint
+        assert (await store.v3_kv()).endpoint == follower.endpoint
         follower.kill()
         await store.lock("", "node-b")  # the channel moves to the next member and carries on
         await store.unlock("", "node-a")

@@ -14,6 +14,7 @@ import pytest
 
 from coreroll.etcd.config import EtcdConfig
 from coreroll.etcd.v3 import connect_v3
+from coreroll.etcd.v3kv import AetcdKV
 from coreroll.node.agent import AgentOptions, NodeAgent, provision_node
 from coreroll.node.clock import ScaledClock
 from coreroll.node.faultproxy import FaultProxy
@@ -33,7 +34,7 @@ async def start_node(
     )
     client = await connect_v3(EtcdConfig(endpoints=(endpoint,), timeout=1.0))
     agent = NodeAgent(
-        state, client, http, ScaledClock(50),
+        state, AetcdKV(client, own=True), http, ScaledClock(50),
         options=AgentOptions(report_interval=REPORT, timings=FAST.timings(), hostname=name, fsync=False),
         etcd_config=EtcdConfig(endpoints=(endpoint,), timeout=1.0), rng=random.Random(name),
     )  # fmt: skip

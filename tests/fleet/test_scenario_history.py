@@ -10,6 +10,7 @@ import pytest
 
 from coreroll.etcd.config import EtcdConfig
 from coreroll.etcd.v3 import connect_v3
+from coreroll.etcd.v3kv import AetcdKV
 from coreroll.fleet.history import check_capacity, check_reboots, holding_intervals, read_lock_history
 from coreroll.fleet.scenario import SCENARIOS, Faults, get_scenario
 from coreroll.locks import open_lock_store, semaphore_key
@@ -70,7 +71,7 @@ async def test_history_checks_catch_violations(clean_etcd: str) -> None:
         # someone writes a semaphore by hand with three holders over max 2
         bad = b'{"semaphore":-1,"max":2,"holders":["b","c","d"]}'
         await client.put(semaphore_key("web").encode(), bad)
-        events = await read_lock_history(client, start)
+        events = await read_lock_history(AetcdKV(client), start)
     finally:
         await store.close()
         await client.close()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from coreroll.etcd.config import EtcdConfig
+from coreroll.etcd.v3kv import AetcdKV
 from coreroll.host.reporter import HostReporter, ReportOptions
 from coreroll.host.restart import Restarter
 from coreroll.node.nodestatus import alive_key, status_key
@@ -40,7 +41,7 @@ async def start_reporter(
         client_tool=str(bin_dir / "update_engine_client") if bin_dir else "/nonexistent/update_engine_client",
     )
     reporter = HostReporter(
-        root, etcd, etcd_config=EtcdConfig(endpoints=(endpoint,)), options=options, restart=restart
+        root, AetcdKV(etcd), etcd_config=EtcdConfig(endpoints=(endpoint,)), options=options, restart=restart
     )
     await reporter.start()
     return reporter

@@ -198,7 +198,7 @@ def test_usage_errors(cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     assert cli("reboot-now") == Result(
         2,
         "",
-        'coreroll lock: unknown subcommand: "reboot-now" (one of status, lock, unlock, set-max, groups)\n',
+        'coreroll lock: unknown subcommand: "reboot-now" (one of status, lock, unlock, set-max, groups, help)\n',
     )
     assert cli("status", "extra").code == 2
     monkeypatch.setenv("COREROLL_MACHINE_ID_FILE", str(tmp_path / "absent"))
@@ -218,7 +218,7 @@ def test_audit_records_each_change(cli, clean_etcd: str) -> None:
     records = asyncio.run(read_audit(EtcdConfig(endpoints=(clean_etcd,))))
     assert [(r["action"], r["target"], r["result"]) for r in records] == [
         ("lock", 'lock group "lb" holder a', "ok"),
-        ("set-max", 'lock group "lb"', "Old-Max 1 -> Max 2"),
+        ("set-max", 'lock group "lb"', "ok: max 1 -> 2"),  # the wording the dashboard writes
         ("unlock", 'lock group "lb" holder a', "ok"),
     ]
     assert all("@" in r["by"] and r["at"].endswith("Z") for r in records)

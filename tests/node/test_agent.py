@@ -14,6 +14,7 @@ import pytest
 
 from coreroll.audit import read_audit
 from coreroll.etcd.config import EtcdConfig
+from coreroll.etcd.v3kv import AetcdKV
 from coreroll.node.agent import AgentOptions, NodeAgent, provision_node
 from coreroll.node.clock import ScaledClock
 from coreroll.node.engine import EngineTimings
@@ -58,7 +59,7 @@ def make_agent(
         )
     return NodeAgent(
         state,
-        etcd,
+        AetcdKV(etcd),
         http,
         ScaledClock(1000),
         options=AgentOptions(
@@ -189,7 +190,7 @@ async def test_refused_commands_are_reported_deleted_and_nothing_else_happens(
         )
         assert doc["last_command"]["action"] == "reformat-disk"
         assert "unknown action" in doc["last_command"]["result"]
-        audit = await read_audit(EtcdConfig(endpoints=(clean_etcd,)), client=etcd_client)
+        audit = await read_audit(EtcdConfig(endpoints=(clean_etcd,)), kv=AetcdKV(etcd_client))
         assert any(r["target"] == agent.machine_id and "unknown action" in r["result"] for r in audit)
         # issue 16 defect 3: what is not a channel name is refused where the command is read
         for number, channel in enumerate(["$(reboot)", "beta\x00", "\x1b[2J", "a" * 70_000], start=2):
@@ -238,7 +239,7 @@ async def test_commands_queued_before_start_run_in_order_then_set_channel_restar
         conf = (tmp_path / "update.conf").read_text()
         assert "GROUP=beta" in conf and "# keep me\nFOO=bar" in conf
         assert agent.engine is not None and agent.engine.track == "beta"
-        audit = await read_audit(EtcdConfig(endpoints=(clean_etcd,)), client=etcd_client)
+        audit = await read_audit(EtcdConfig(endpoints=(clean_etcd,)), kv=AetcdKV(etcd_client))
         assert any("unreadable command" in r["result"] for r in audit)
 
         engine = agent.engine

@@ -16,6 +16,7 @@ import pytest
 
 from coreroll.etcd.config import EtcdConfig
 from coreroll.etcd.v3 import get_at_revision
+from coreroll.etcd.v3kv import AetcdKV
 from coreroll.locks.v3store import V3LockStore
 from coreroll.node.agent import AgentOptions, NodeAgent, provision_node
 from coreroll.node.clock import ScaledClock
@@ -67,11 +68,11 @@ def node(
     config = EtcdConfig(endpoints=(endpoint,))
     return NodeAgent(
         state,
-        etcd,
+        AetcdKV(etcd),
         http,
         ScaledClock(1000),
         public_key=server_public_key(server.settings.data_dir),
-        lock_store=V3LockStore(config, client=etcd),
+        lock_store=V3LockStore(config, kv=AetcdKV(etcd)),
         comes_up=comes_up,
         options=AgentOptions(
             report_interval=5, reboot_duration=30, failed_boot_timeout=120, timings=timings, fsync=False

@@ -27,6 +27,7 @@ from coreroll.server.catalog import PAYLOAD, Catalog, Release, ReleaseFile
 from coreroll.server.storage import Storage
 from tests.server.conftest import start
 from tests.server.helpers import HTTP, REFERENCE_REQUEST, get, omaha
+from tests.server.legacy import make_legacy
 
 SIZE = 3_000_000_000  # > 2**31: past PostgreSQL's INTEGER
 VERSION = "4000.0.0"  # newer than REFERENCE_REQUEST's 3975.2.1
@@ -92,20 +93,6 @@ async def _column_type(storage: Storage) -> str | None:
         return str((await conn.execute(text(query))).scalar_one())
 
 
-async def _as_version_2(db_url: str) -> None:
-    """Turn a new database into what a version 2 server left: INTEGER sizes, version 2."""
-    storage = Storage(db_url, time.time)
-    await storage.start()
-    async with storage.write() as tx:
-        if not storage.is_sqlite:
-            await tx.conn.execute(text("ALTER TABLE releases ALTER COLUMN size TYPE INTEGER"))
-        await tx.conn.execute(schema.schema_version.delete())
-        await tx.conn.execute(schema.schema_version.insert().values(version=2, applied_at=1.0))
-    if not storage.is_sqlite:  # SQLite keeps any integer in 8 bytes, whatever the declaration
-        assert await _column_type(storage) == "integer"
-    await storage.close()
-
-
 async def _reopened(db_url: str) -> tuple[str | None, int]:
     storage = Storage(db_url, time.time)
     await storage.start()
@@ -120,10 +107,10 @@ async def _reopened(db_url: str) -> tuple[str | None, int]:
 def test_a_version_2_database_is_upgraded_to_64_bit_sizes(
     tmp_path: Path, db_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    asyncio.run(_as_version_2(db_url))
+    make_legacy(db_url, 2)  # what a version 2 server left: INTEGER sizes
     column, version = asyncio.run(_reopened(db_url))
-    assert version == schema.SCHEMA_VERSION
-    assert column in ("bigint", None)
-    assert f"database schema upgraded from version 2 to {schema.SCHEMA_VERSION}" in caplog.text
+    assert version == 4
+    assert "database schema upgraded from version 2 to 4" in caplog.text
+    assert column in ("bigint", None)  # None: SQLite (any integer in 8 bytes, whatever the declaration)
     published = asyncio.run(publish_sparse(db_url, tmp_path / "packages"))
     assert published["payloads"][0]["size"] == SIZE

@@ -283,7 +283,7 @@ def test_two_server_processes_on_one_postgresql_share_limits_pauses_and_releases
 async def test_schema_is_versioned_and_a_newer_database_is_refused(tmp_path: Path) -> None:
     import sqlite3
 
-    from coreroll.server import schema
+    from coreroll.server import migrations
     from coreroll.server.storage import Storage, StorageError
 
     url = f"sqlite:///{tmp_path / 'v.db'}"
@@ -291,9 +291,13 @@ async def test_schema_is_versioned_and_a_newer_database_is_refused(tmp_path: Pat
     await storage.start()
     await storage.start()  # idempotent: a second start finds the schema and its version
     await storage.close()
+    head = migrations.script_directory().get_current_head()
     with sqlite3.connect(tmp_path / "v.db") as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(schema.SCHEMA_VERSION,)]
-        conn.execute("UPDATE schema_version SET version = ?", (schema.SCHEMA_VERSION + 1,))
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(head,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [
+            (migrations.revision_number(head),)
+        ]  # what servers from before Alembic read
+        conn.execute("UPDATE alembic_version SET version_num = 'ffee0001'")  # a newer server's revision
     newer = Storage(url, lambda: 1.0)
     with pytest.raises(StorageError, match="newer than this server"):
         await newer.start()

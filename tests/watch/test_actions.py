@@ -160,3 +160,34 @@ async def test_set_channel_refuses_what_is_not_a_channel_name(
         )
     assert (await v3.get_prefix(b"coreroll/")).count == 0  # no command, no audit record
     assert (await actions.set_channel(["n1"], "stable")).ok  # the server's real channel still works
+
+
+def status_calls(endpoint: str) -> int:
+    """How many gRPC Status calls etcd has served: each new v3 connection makes one (its probe)."""
+    import httpx
+
+    metric = 'grpc_server_started_total{grpc_method="Status",grpc_service="etcdserverpb.Maintenance",grpc_type="unary"}'
+    for line in httpx.get(f"{endpoint}/metrics", timeout=5).text.splitlines():
+        if line.startswith(metric):
+            return int(float(line.split()[-1]))
+    return 0
+
+
+@pytest.mark.parametrize("api", ["v3", "auto"])
+async def test_one_v3_connection_per_lock_action(clean_etcd: str, api: str) -> None:
+    # the lock change and its audit record share the action's one v3 connection (an unlock used
+    # to open two: one for the lock store, one for the audit record)
+    config = EtcdConfig(endpoints=(clean_etcd,), api=api)
+    async with open_lock_store(EtcdConfig(endpoints=(clean_etcd,))) as store:
+        await store.set_max("web", 2)
+        await store.lock("web", "n1")
+    actions = Actions(config, None, None, by=BY)
+    for act in (
+        lambda: actions.unlock("web", "n1"),
+        lambda: actions.set_max("web", 3),
+        lambda: actions.check(["n1"]),
+    ):
+        before = status_calls(clean_etcd)
+        assert (await act()).ok
+        assert status_calls(clean_etcd) - before == 1
+    assert [r["action"] for r in await read_audit(config)] == ["unlock", "set-max", "check"]

@@ -13,6 +13,7 @@ import pytest
 
 from coreroll.etcd.config import EtcdConfig
 from coreroll.etcd.launcher import EmbeddedEtcd
+from coreroll.etcd.port import open_kv
 from coreroll.etcd.v3 import connect_v3
 from coreroll.locks import open_lock_store, semaphore_key
 from coreroll.watch.actions import Actions
@@ -63,7 +64,7 @@ def comparable(model: FleetModel) -> dict[str, Any]:
 async def etcd_truth(endpoint: str) -> FleetModel:
     """A model built from a fresh listing of etcd: what the dashboard must end up showing."""
     source = EtcdSource(EtcdConfig(endpoints=(endpoint,)), lambda _u: None)
-    client = await connect_v3(source.config)
+    client = await open_kv(source.config, "v3")
     try:
         truth = FleetModel()
         truth.apply(await source._list(client))
@@ -255,6 +256,7 @@ class CompactingSource(EtcdSource):
         snapshot = await super()._list(client)
         if not self.compacted:
             self.compacted = True
+            client = client.client  # the aetcd client under the port: the port has no compaction
             await client.put(STATUS.format("late").encode(), status_bytes("late"))
             await client.delete(STATUS.format("early").encode())
             reply = await client.put(STATUS.format("late").encode(), status_bytes("late", version="4700.0.1"))
