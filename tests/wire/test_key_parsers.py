@@ -46,7 +46,7 @@ def test_a_key_that_is_not_ours_is_refused_by_every_reader(key: str) -> None:
     assert keys.parse_audit_key(key) is None
     assert keys.parse_airlock_key(key) is None
     assert key_update(key, b"{}", airlock=True) is None  # the dashboard
-X
+    assert _command(key, b"{}") is None  # the node's command router
 
 
 def test_the_agent_and_the_dashboard_agree_on_a_command_key() -> None:
