@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from textual.command import CommandPalette  # noqa: E402
 
+from coreroll.commands.dashboard.wiring import history_loader, make_actions  # noqa: E402
 from coreroll.demo.system import DemoOptions, DemoSystem  # noqa: E402
 from coreroll.demo.threaded import DemoThread  # noqa: E402
 from coreroll.watch.etcd_source import EtcdSource  # noqa: E402
@@ -43,7 +44,6 @@ from coreroll.watch.feed_source import FeedSource  # noqa: E402
 from coreroll.watch.model import FleetModel  # noqa: E402
 from coreroll.watch.updates import UpdateBuffer  # noqa: E402
 from tui.app import DashApp  # noqa: E402
-from tui.run import history_loader, make_actions  # noqa: E402
 from widgets.lock_panel import LockPanel  # noqa: E402
 
 

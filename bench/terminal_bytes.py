@@ -6,7 +6,7 @@ master side of a real pty, while etcd takes `rate` node status changes per secon
 For each terminal size, back to back on one embedded etcd filled with `nodes` statuses:
 - the real dashboard: `python -m coreroll dash --etcd URL` with TERM=xterm-256color (what SSH
   passes on; no COLORTERM), its stdin/stdout/stderr the slave side of a pty of that size;
-- the baseline: the same app built by `tui.run.build_app` from the same flags, but with the whole
+- the baseline: the same app built by `tui.run.build_app` from the same flags' setup, but with the whole
   screen refreshed at every repaint (`screen.refresh()`: Textual then redraws every cell, as a
   program without a line diff would), started by `python bench/dashboard.py --child tty-full ...`.
 After `warmup` seconds (the listing read in and painted), `rate` changes/s are written to etcd for
@@ -228,11 +228,12 @@ def run_full_repaint_app(argv: Sequence[str]) -> int:
     import argparse
 
     from coreroll.commands.dash import add_arguments
+    from coreroll.commands.dashboard.wiring import dashboard_setup
     from tui.run import build_app
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    app = build_app(parser.parse_args(list(argv)))
+    app = build_app(dashboard_setup(parser.parse_args(list(argv))))
     repaint = app.repaint
 
     def full_repaint(full: bool = False) -> None:

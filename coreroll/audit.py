@@ -1,7 +1,7 @@
 """The audit log: one etcd v3 key per intervention, `coreroll/v1/audit/<sortable-id>`.
 
 - `await append_audit(config, action, target, result, by=None, kv=None) -> key` writes
-  `{"at": ISO 8601 UTC, "by": "user@host", "action", "target", "result"}`. Pass a connected v3
+  a `coreroll.wire.records.AuditRecord`, `{"at", "by": "user@host", "action", "target", "result"}`. Pass a connected v3
   `EtcdKV` (coreroll.etcd.port) as `kv` to reuse it; otherwise one is opened (and closed) with
   `open_kv(config, "v3")`. The record always goes to the v3 keyspace, also when locks are kept
   through the v2 API.
@@ -18,12 +18,12 @@ import json
 import secrets
 import socket
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from coreroll.etcd.config import EtcdConfig
 from coreroll.etcd.port import EtcdKV, open_kv
-from coreroll.wire.keys import AUDIT_PREFIX
+from coreroll.wire.keys import AUDIT_PREFIX, audit_key, parse_audit_key
+from coreroll.wire.records import AuditRecord
 
 
 def new_sortable_id() -> str:
@@ -48,17 +48,11 @@ async def append_audit(
     *,
     kv: EtcdKV | None = None,
 ) -> str:
-    record = {
-        "at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "by": by or current_user(),
-        "action": action,
-        "target": target,
-        "result": result,
-    }
-    key = AUDIT_PREFIX + new_sortable_id()
+    record = AuditRecord(action, target, result, by or current_user())
+    key = audit_key(new_sortable_id())
     active = kv if kv is not None else await open_kv(config, "v3")
     try:
-        await active.put(key, json.dumps(record, separators=(",", ":")).encode())
+        await active.put(key, record.encode())
     finally:
         if kv is None:
             await active.close()
@@ -75,7 +69,9 @@ async def read_audit(config: EtcdConfig, limit: int = 100, *, kv: EtcdKV | None 
             await active.close()
     records: list[dict[str, Any]] = []
     for item in listing.kvs:
-        record_id = item.key[len(AUDIT_PREFIX) :]
+        record_id = parse_audit_key(item.key)
+        if record_id is None:  # under the prefix but not a record key (a nested path)
+            continue
         try:
             record = json.loads(item.value)
         except (ValueError, RecursionError):

@@ -16,7 +16,11 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["NumberError", "parse_capped", "parse_int"]
+__all__ = ["INT64_MAX", "INT64_MIN", "NumberError", "parse_capped", "parse_int"]
+
+# Go's int64: what locksmith (and etcd's JSON readers in Go) can read back
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
 
 _UNSIGNED = re.compile(r"[0-9]+")
 _SIGNED = re.compile(r"[+-]?[0-9]+")

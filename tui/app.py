@@ -27,7 +27,7 @@ its outcome with `notify()`, which shows messages as plain text with control cha
 visible (they quote hostnames, keys and server replies).
 
 SSH hygiene: exits on SIGHUP and when stdin stops being a TTY (checked every 5 s); honours
-NO_COLOR (Textual's monochrome filter); `mouse=False` by default in `tui.run`.
+NO_COLOR (Textual's monochrome filter); the mouse is off unless `--mouse` (`DashboardSetup.mouse`).
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ import gc
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import ClassVar
 
 from textual import events, on
 from textual.app import App
@@ -53,6 +53,7 @@ from coreroll.textsafe import visible
 from coreroll.watch.model import FleetModel
 from coreroll.watch.pump import UpdatePump
 from coreroll.watch.query import QueryError
+from coreroll.watch.setup import HistoryLoader, Source
 from coreroll.watch.updates import UpdateBuffer
 from tui import interventions
 from tui.interventions import ActionLayer
@@ -78,14 +79,6 @@ from widgets.help import HelpScreen
 from widgets.lock_panel import LockPanel
 from widgets.node_columns import SORT_CYCLE
 from widgets.node_table import NodeTable
-
-HistoryLoader = Callable[[str], Awaitable[list[dict[str, Any]]]]
-
-
-class Source(Protocol):
-    async def run(self) -> None: ...
-
-    def stop(self) -> Any: ...
 
 
 class DashApp(App[int]):
@@ -300,7 +293,7 @@ class DashApp(App[int]):
         if panels.channels is not None:
             main.query_one("#channels", ChannelBar).show(*panels.channels)
         if panels.locks is not None:
-            main.query_one("#locks", LockPanel).show(panels.locks, panels.now, self.node_name)
+            main.query_one("#locks", LockPanel).show(panels.locks, panels.now)
         if panels.activity:
             main.query_one("#events", EventLog).add(panels.activity)
 
@@ -322,12 +315,9 @@ class DashApp(App[int]):
         with self.batch_update(), contextlib.suppress(NoMatches):
             held = self.presenter.held_locks()
             if held is not None:
-                main.query_one("#locks", LockPanel).show(held, now, self.node_name)
+                main.query_one("#locks", LockPanel).show(held, now)
             if self.stale_sources():
                 self._repaint_panels(main, False)
-
-    def node_name(self, machine_id: str) -> str | None:
-        return self.presenter.node_name(machine_id)
 
     def stale_sources(self) -> tuple[str, ...]:
         return self.presenter.stale_sources()
@@ -386,7 +376,7 @@ class DashApp(App[int]):
         return HeaderInfo(**{**info.__dict__, "frozen": self.frozen})
 
     def open_detail(self, machine_id: str) -> None:
-        self.push_screen(NodeDetailScreen(self.model, machine_id, self.history))
+        self.push_screen(NodeDetailScreen(self.presenter.node_detail, machine_id, self.history))
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):

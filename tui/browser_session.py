@@ -1,99 +1,31 @@
 """One browser session of `coreroll dash --serve`: the dashboard, read-only until signed in.
 
-    COREROLL_BROWSER_SESSION='{"flags": {...}, "admin_token": "..."}' python -m tui.browser_session
-
-textual-serve starts this once per websocket (see `tui.serve`), with the web driver on its stdin and
-stdout. The settings come in the environment, never on the command line: the dashboard's flags as
-`coreroll dash` parsed them, and the admin token (null when there is none, or with --read-only).
-The session takes them out of its environment before anything else runs.
+`coreroll.commands.dashboard.session` is the process textual-serve starts once per websocket (see
+`tui.serve`), with the web driver on its stdin and stdout; it builds the session's read-only
+`DashboardSetup` and calls `session_app(setup, admin_token)` here.
 
 `BrowserDashApp` is `DashApp` started read-only, with `[browser: read-only]` in the header. With an
-admin token it opens `tui.screens.sign_in.SignInScreen`: the right token (constant-time compare)
-switches to a writing action layer holding that token, `[browser: admin]`; Esc, or three wrong
-tokens, keep the session read-only (reload the page to try again). Audit records written from an
-admin session say `via browser`. The token is kept in a `Secret`, whose repr never shows it.
+admin token it opens `tui.screens.sign_in.SignInScreen`: the right token (constant-time compare,
+`coreroll.secret.Secret`) switches to the writing action layer the setup hands out for it
+(`setup.admin_actions`, its audit records say `via browser`), `[browser: admin]`; Esc, or three
+wrong tokens, keep the session read-only (reload the page to try again).
 """
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-import hmac
-import json
 import os
-import sys
-from collections.abc import MutableMapping
+from collections.abc import Callable
 from typing import Any
 
-from coreroll.audit import current_user
+from coreroll.secret import Secret
+from coreroll.watch.setup import DashboardSetup
 from tui.app import DashApp
 from tui.run import build_app
 from tui.screens.sign_in import SignInScreen
 
-SESSION_ENV = "COREROLL_BROWSER_SESSION"
 READ_ONLY_LABEL = "browser: read-only"
 ADMIN_LABEL = "browser: admin"
 SERVER_CHECK_EVERY = 2.0  # seconds between checks that the server is still there
-NOT_FLAGS = ("handler", "serve", "token")  # what a session never takes from the server's arguments
-
-
-class Secret:
-    """A token that never shows in a repr, a log line or a traceback's locals."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def matches(self, typed: str) -> bool:
-        """Constant-time comparison (of digests, so not even the length shows); never raises."""
-        try:
-            given = hashlib.sha256(typed.encode("utf-8", "surrogatepass")).digest()
-            return hmac.compare_digest(
-                given, hashlib.sha256(self._value.encode("utf-8", "surrogatepass")).digest()
-            )
-        except Exception:
-            return False
-
-    def __repr__(self) -> str:
-        return "Secret(<hidden>)"
-
-    __str__ = __repr__
-
-
-def _jsonable(value: object) -> bool:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-def encode_settings(args: argparse.Namespace, admin_token: str | None) -> str:
-    """The sessions' settings: the dashboard's flags (not --serve, not --token) and the admin token."""
-    flags = {k: v for k, v in vars(args).items() if k not in NOT_FLAGS and _jsonable(v)}
-    return json.dumps({"flags": flags, "admin_token": admin_token})
-
-
-def take_settings(environ: MutableMapping[str, str]) -> tuple[argparse.Namespace, Secret | None]:
-    """Remove the settings from `environ`; the flags for a read-only dashboard and the admin token."""
-    raw = environ.pop(SESSION_ENV, None)
-    if raw is None:
-        raise ValueError(f"no {SESSION_ENV}: a browser session is started by `coreroll dash --serve`")
-    try:
-        data = json.loads(raw)
-        flags = dict(data["flags"])
-        token = data.get("admin_token")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{SESSION_ENV} is not the settings `coreroll dash --serve` writes: {exc}") from None
-    args = argparse.Namespace(**flags)
-    operator_read_only = bool(getattr(args, "read_only", False))
-    args.read_only, args.token, args.serve = True, None, None  # every session starts watching only
-    secret = Secret(token) if isinstance(token, str) and token and not operator_read_only else None
-    return args, secret
 
 
 class BrowserDashApp(DashApp):
@@ -102,6 +34,7 @@ class BrowserDashApp(DashApp):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.admin_token: Secret | None = None
+        self.admin_actions: Callable[[str], Any] | None = None  # token -> a writing action layer
         self.watch_tty = False  # stdin is textual-serve's pipe: never a TTY, and no SIGHUP
         self.presenter.session = READ_ONLY_LABEL
         self.server_pid = os.getppid()  # `coreroll dash --serve` (the command execs us)
@@ -130,17 +63,8 @@ class BrowserDashApp(DashApp):
         """The admin token was given: write through an action layer that holds it."""
         if self.admin_token is None:
             return
-        current = self.actions
-        if current is not None:
-            from coreroll.watch.actions import Actions
-
-            self.actions = Actions(
-                getattr(current, "etcd_config", None),
-                getattr(current, "server_url", None),
-                self.admin_token.reveal(),
-                False,
-                by=f"{current_user()} via browser",
-            )
+        if self.actions is not None and self.admin_actions is not None:
+            self.actions = self.admin_actions(self.admin_token.reveal())
         self.read_only = False
         self.presenter.read_only = False
         self.presenter.session = ADMIN_LABEL
@@ -148,23 +72,9 @@ class BrowserDashApp(DashApp):
         self.repaint()
 
 
-def session_app(environ: MutableMapping[str, str]) -> tuple[BrowserDashApp, bool]:
-    """The session's app (read-only until signed in) and whether the mouse is on."""
-    args, secret = take_settings(environ)
-    app = build_app(args, app_class=BrowserDashApp)
-    assert isinstance(app, BrowserDashApp)
-    app.admin_token = secret
-    return app, bool(getattr(args, "mouse", False))
-
-
-def main() -> int:
-    try:
-        app, mouse = session_app(os.environ)
-    except (ValueError, OSError) as exc:
-        print(f"coreroll browser session: {exc}", file=sys.stderr)
-        return 1
-    return int(app.run(mouse=mouse) or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def session_app(setup: DashboardSetup, admin_token: Secret | None) -> BrowserDashApp:
+    """The session's app, read-only until signed in with `admin_token` (None: never)."""
+    app = build_app(setup, app_class=BrowserDashApp)
+    app.admin_token = admin_token
+    app.admin_actions = setup.admin_actions
+    return app

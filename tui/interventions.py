@@ -20,9 +20,9 @@ from typing import Protocol, TypeVar
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
-from coreroll.locks import INT64_MAX
 from coreroll.watch.model import FleetModel
 from coreroll.watch.outcome import ActionResult, ReadOnlyError
+from coreroll.wirenum import INT64_MAX
 from tui.keymap import DashAction
 from tui.messages import Selection
 from widgets.dialogs import ChoiceDialog, ConfirmDialog, NumberDialog

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from coreroll.watch.detail import NodeDetail, node_detail
 from coreroll.watch.model import FleetModel
 from coreroll.watch.views import ActivityEntry, ChannelView, HeaderInfo, LockGroupView, ServerGroupView
 from tui.rows import RowView
@@ -112,6 +113,7 @@ class Presenter:
     def stale_sources(self) -> tuple[str, ...]:
         return tuple(s for s in self.sources_configured if self.model.is_stale(s))
 
-    def node_name(self, machine_id: str) -> str | None:
+    def node_detail(self, machine_id: str) -> NodeDetail | None:
+        """The detail page's data for `machine_id`; None once the fleet no longer knows it."""
         row = self.model.get(machine_id)
-        return row.hostname if row is not None else None
+        return node_detail(row) if row is not None else None

@@ -14,9 +14,8 @@ import json
 import random
 from typing import Any
 
-from coreroll.locks.keys import semaphore_key
 from coreroll.watch import updates as u
-from coreroll.wire.keys import status_key
+from coreroll.wire.keys import LOCK_DEFAULT_KEY, lock_group_key, status_key
 from coreroll.wire.status import sample_document
 
 CHANNELS = {"alpha": "4230.0.0", "beta": "4186.1.0", "stable": "4152.2.3"}
@@ -114,8 +113,8 @@ def sample_updates(n: int = 40, seed: int = 0, now: float = NOW) -> list[u.Updat
             alive.add(mid)
     holders = (machine_id(2), machine_id(5)) if n > 5 else ()
     locks = (
-        u.LockState("", "v3", semaphore_key(""), 0, 2, tuple(sorted(holders))),
-        u.LockState("workers", "v3", semaphore_key("workers"), 1, 1, ()),
+        u.LockState("", "v3", LOCK_DEFAULT_KEY, 0, 2, tuple(sorted(holders))),
+        u.LockState("workers", "v3", lock_group_key("workers"), 1, 1, ()),
     )
     snapshot = u.EtcdSnapshot(
         revision=1,

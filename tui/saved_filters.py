@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from coreroll.node.partitions import atomic_write
+from coreroll.atomicfile import atomic_write
 from coreroll.watch.query import QueryError, parse_query
 from tui.user_config import (
     ConfigError,

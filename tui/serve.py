@@ -3,16 +3,18 @@
     coreroll dash --serve 8080 --etcd http://10.0.0.5:2379       # http://127.0.0.1:8080/
 
 The page is xterm.js (textual-serve's static files) with a template of our own (`templates/`).
-Each websocket the page opens starts one dashboard process, `python -m tui.browser_session`
-(textual-serve's AppService relays its terminal), so every tab is its own session with the same
-keys and screens as the terminal dashboard. Every session starts read-only and asks for the admin
+Each websocket the page opens starts one dashboard process, `setup.session_command`
+(`python -m coreroll.commands.dashboard.session`; textual-serve's AppService relays its terminal), so
+every tab is its own session with the same keys and screens as the terminal dashboard. What to
+serve comes as a `coreroll.watch.setup.ServeSetup` from `coreroll.commands.dashboard.session`, which
+also put the sessions' settings into this process's environment. Every session starts read-only and asks for the admin
 token in a sign-in form inside the app (`tui.screens.sign_in`); Esc keeps it read-only.
 
 Where the admin token goes (it is the dashboard's own, found as the terminal dashboard finds it:
 --token, COREROLL_TOKEN, else the update server's token file):
-- to each session process in its environment (COREROLL_BROWSER_SESSION, with the other flags),
-  which only the same user can read and which the session removes at start; never on a command
-  line (`ps` shows those to every user) nor in a URL;
+- to each session process in its environment (COREROLL_BROWSER_SESSION, with the other flags,
+  put there by `coreroll.commands.dashboard.session`), which only the same user can read and which the
+  session removes at start; never on a command line (`ps` shows those to every user) nor in a URL;
 - from the browser only inside the websocket, as keystrokes into the sign-in form. The server logs
   request lines (method, path, status), never what it relays;
 - COREROLL_TOKEN, TEXTUAL_LOG and TEXTUAL are removed from this process's environment before
@@ -32,13 +34,11 @@ open sessions (the page always connects back to the address it was loaded from).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import ipaddress
 import logging
 import os
-import shlex
 import signal
 import sys
 from pathlib import Path
@@ -48,15 +48,12 @@ from aiohttp import web
 from textual_serve.app_service import AppService
 from textual_serve.server import Server
 
-from coreroll.commands.lock import resolve
-from tui.browser_session import SESSION_ENV, encode_settings
-from tui.run import _token, check_keys_and_theme, report
+from coreroll.watch.setup import ServeSetup
+from tui.run import check_keys_and_theme
 
 DEFAULT_HOST = "127.0.0.1"
 MAX_SESSIONS = 8
 TEMPLATES = Path(__file__).with_name("templates")
-# never inherited by a session: the token itself, and Textual's log (it would record each key typed)
-SCRUBBED_ENV = ("COREROLL_TOKEN", "TEXTUAL_LOG", "TEXTUAL")
 
 SESSION_EXIT_TIMEOUT = 10.0  # seconds a session process gets to exit after its quit message
 # textual-serve's private names used here (tests/tui/test_serve_compat.py checks each still exists):
@@ -250,22 +247,6 @@ class DashServer(Server):
         return runner
 
 
-def session_command() -> str:
-    """The command textual-serve runs through a shell for each session: no secret in it. `exec`, so
-    the session is our child and notices when we are gone."""
-    return "exec " + shlex.join([sys.executable, "-m", "tui.browser_session"])
-
-
-def prepare_environment(args: argparse.Namespace, environ: os._Environ[str] | dict[str, str]) -> str | None:
-    """Put the sessions' settings into `environ` (inherited by every session) and take out what no
-    session may inherit; returns the admin token, None when there is none or --read-only."""
-    token = None if args.read_only else _token(args)
-    for name in SCRUBBED_ENV:
-        environ.pop(name, None)
-    environ[SESSION_ENV] = encode_settings(args, token)
-    return token
-
-
 async def _session_exited(service: AppService) -> None:
     """Until the session's process has exited: textual-serve's `stop` returns once the process
     closes its output, which it does before it exits, so a stopping server would otherwise leave
@@ -282,25 +263,24 @@ async def _session_exited(service: AppService) -> None:
         await process.wait()
 
 
-async def serve(args: argparse.Namespace) -> int:
-    host, port = parse_listen(args.serve)
-    public = public_origin(args.serve_public_url) if args.serve_public_url else None
-    resolve(args)  # a bad etcd flag fails here, once, not in every browser tab
-    check_keys_and_theme(args)  # so does a bad key map or --theme
-    admin = prepare_environment(args, os.environ)
-    server = DashServer(session_command(), host, port, public)
+async def serve(setup: ServeSetup) -> int:
+    host, port = parse_listen(setup.listen)
+    public = public_origin(setup.public_url) if setup.public_url else None
+    check_keys_and_theme(setup.keymap_path, setup.theme)  # a bad key map fails once, not in every tab
+    setup.prepare_environment(os.environ)
+    server = DashServer(setup.session_command, host, port, public)
     try:
         runner = await server.start()
     except OSError as exc:
-        print(f"coreroll dash: cannot listen on {args.serve}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"coreroll dash: cannot listen on {setup.listen}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, stop.set)
-    if args.read_only:
+    if setup.read_only:
         access = "every session read-only (--read-only)"
-    elif admin:
+    elif setup.has_admin_token:
         access = "read-only until the admin token is given in the sign-in form"
     else:
         access = "every session read-only: no admin token (--token, COREROLL_TOKEN, server token file)"
@@ -318,12 +298,9 @@ async def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def serve_dashboard(args: argparse.Namespace) -> int:
+def serve_dashboard(setup: ServeSetup) -> int:
+    """Serve until SIGINT/SIGTERM/SIGHUP; ValueError for a bad listen address, public URL, key map or theme."""
     # plain log lines on stderr: no tracebacks with local variables (textual-serve's own handler
     # shows them, and a session's environment holds the token)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
-    try:
-        return asyncio.run(serve(args))
-    except ValueError as exc:
-        report(exc)
-        return 1
+    return asyncio.run(serve(setup))

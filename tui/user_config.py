@@ -7,7 +7,7 @@
 - `key_lines(text)`: key path (a tuple, as the parsed data nests it) -> line number, so that an
   error about a value can name its line (tomllib only gives positions for syntax errors).
 - `toml_string(text)`: `text` as a TOML basic string (writing goes through
-  `coreroll.node.partitions.atomic_write`: a crash never leaves half a file).
+  `coreroll.atomicfile.atomic_write`: a crash never leaves half a file).
 - `folder_locked(folder)`: an exclusive lock on the folder around a read-modify-write.
 """
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from rich.text import Text
 from textual.widgets.option_list import Option
@@ -60,9 +60,7 @@ def held_for(seconds: float | None, exact: bool) -> str:
     return text if exact else f"≥{text}"
 
 
-def group_options(
-    groups: Sequence[LockGroupView], now: float, name: Callable[[str], str | None] = lambda mid: None
-) -> list[Option]:
+def group_options(groups: Sequence[LockGroupView], now: float) -> list[Option]:
     options: list[Option] = []
     both_apis = {"v2", "v3"} <= {group.kind for group in groups}
     for group in groups:
@@ -82,8 +80,8 @@ def group_options(
         options.append(Option(head, id=option_id("g", *group.ref)))
         for holder in group.holders:
             line = Text("  ", no_wrap=True, overflow="ellipsis")
-            host = name(holder.machine_id)
-            line.append(visible(host or holder.machine_id), style="bold red" if holder.stale else "bold")
+            host = holder.hostname
+            line.append(visible(holder.display_name), style="bold red" if holder.stale else "bold")
             since = None if holder.since is None else now - holder.since
             line.append(f"  {held_for(since, holder.since_exact)}")
             if holder.stale:
@@ -113,16 +111,11 @@ class LockPanel(NavOptionList):
         self._groups: Sequence[LockGroupView] = ()
         self._signature: tuple[tuple[str | None, str], ...] = ()
 
-    def show(
-        self,
-        groups: Sequence[LockGroupView],
-        now: float | None = None,
-        name: Callable[[str], str | None] = lambda mid: None,
-    ) -> None:
-        """`name(machine_id)` gives a holder's hostname when the fleet knows it."""
+    def show(self, groups: Sequence[LockGroupView], now: float | None = None) -> None:
+        """Each holder is named by its hostname when the fleet knows it (`HolderView.hostname`)."""
         now = time.time() if now is None else now
         self._groups = groups
-        options = group_options(groups, now, name)
+        options = group_options(groups, now)
         signature = tuple((o.id, str(o.prompt)) for o in options)
         if signature == self._signature:
             return

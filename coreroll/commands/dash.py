@@ -17,14 +17,15 @@ token in its sign-in form (`tui.serve`).
 watches the semaphores on both v2 (where Flatcar's locksmithd keeps them) and v3, and the header
 says which hold them; node status, commands and audit records are always v3.
 
-This module never imports Textual: the app (`tui.run`) is loaded inside the handler by name, so
-`coreroll` stays importable (and testable) without the UI.
+With `coreroll.commands.dashboard` (flags -> `coreroll.watch.setup.DashboardSetup`, the browser
+sessions' settings) this is the dashboard's composition root; the UI gets the finished setup
+through `coreroll.commands.dashboard.ui` and never imports the commands, etcd, the server or the
+locks (import-linter).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
 from coreroll.commands.lock import STRING_FLAGS
@@ -42,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The dashboard's flags (shared with `python -m tui`)."""
+    """The dashboard's flags."""
     parser.add_argument(
         "--etcd", "--endpoint", dest="endpoint", action="append", metavar="URL",
         help="etcd endpoint(s), repeatable or comma-separated (env COREROLL_ETCD)",
@@ -86,11 +87,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(group=None, json=False)
 
 
+def report(exc: Exception) -> None:
+    """A configuration problem on stderr, each line of it (a key map lists several) prefixed."""
+    print(f"coreroll dash: {exc}".replace("\n", "\ncoreroll dash: "), file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     if getattr(args, "serve_public_url", None) and not args.serve:
         print("coreroll dash: --serve-public-url needs --serve [HOST:]PORT", file=sys.stderr)
         return 1
-    if getattr(args, "serve", None):
-        return int(importlib.import_module("tui.serve").serve_dashboard(args))
-    runner = importlib.import_module("tui.run")
-    return int(runner.run_dashboard(args))
+    # the wiring loads etcd's and the server's clients: only when the dashboard really starts
+    from coreroll.commands.dashboard import session
+    from coreroll.commands.dashboard.ui import UIUnavailable, ui_module
+    from coreroll.commands.dashboard.wiring import dashboard_setup
+
+    try:
+        if getattr(args, "serve", None):
+            plan = session.serve_setup(args)
+            return int(ui_module("serve").serve_dashboard(plan))
+        setup = dashboard_setup(args)
+        app = ui_module("run").build_app(setup)
+    except (ValueError, OSError, UIUnavailable) as exc:  # a key map error lists every problem, one a line
+        report(exc)
+        return 1
+    return int(app.run(mouse=setup.mouse) or 0)

@@ -11,7 +11,8 @@ Scenarios: `rollout` (a release goes alpha -> beta -> stable under the reboot lo
 rollbacks, most lock holders seen per group against its max) and exits 0 only if the scenario's
 checks held. Everything it starts stops on exit; its files are removed unless `--keep DIR`.
 
-The dashboard (`tui.demo`) is imported by name inside the handler: `coreroll` never imports Textual.
+The dashboard is wired in `coreroll.commands.dashboard.demo` (loaded only without --headless); `coreroll`
+never imports Textual.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import signal
 import sys
 from pathlib import Path
@@ -89,11 +89,16 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if args.headless:
         return asyncio.run(_headless(options, args.duration if args.duration is not None else 120.0))
+    from coreroll.commands.dashboard.demo import run_demo
+    from coreroll.commands.dashboard.ui import UIUnavailable, ui_module
+    from coreroll.demo.system import DemoOptions
+
     try:
-        ui = importlib.import_module("tui.demo")
-    except ImportError as exc:
-        return _fail(f"the dashboard is not available ({exc}); use --headless")
-    return int(ui.run_demo(options, mouse=args.mouse))
+        ui_module("demo")
+    except UIUnavailable as exc:
+        return _fail(f"{exc}; use --headless")
+    assert isinstance(options, DemoOptions)
+    return run_demo(options, mouse=args.mouse)
 
 
 def _progress(text: str) -> None:

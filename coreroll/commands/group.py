@@ -4,22 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from typing import Any
 
+from coreroll.durations import duration
 from coreroll.server.api_client import ApiClient, ApiError, add_connection_flags
-
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?$", re.ASCII)  # not "٣d"
-
-
-def duration(text: str) -> int:
-    """``"90"``, ``"90s"``, ``"15m"``, ``"1h30m"``, ``"2d"`` -> seconds."""
-    match = _DURATION.match(text.strip())
-    if not text.strip() or not match or not any(match.groups()):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 3600, 15m, 1h30m, 1d)")
-    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
 
 
 def on_off(text: str) -> bool:

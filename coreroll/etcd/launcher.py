@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -55,16 +55,21 @@ def find_etcd_binary() -> str:
     raise EtcdNotFoundError(INSTALL_HINT)
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: SIGTERM when the parent dies, so a killed test run or demo does not
-    leave etcd behind. Linux-only (prctl PR_SET_PDEATHSIG); elsewhere a no-op."""
+def _die_with_parent() -> Callable[[], None] | None:
+    """For the child before exec: SIGTERM when the parent dies, so a killed test run or demo does not
+    leave etcd behind. Linux-only (prctl PR_SET_PDEATHSIG); elsewhere None.
+
+    libc is opened here, in the parent: a `dlopen` in the forked child of a process with other
+    threads (gRPC's) can find the loader's lock held by a thread that no longer exists there, and
+    the child then hangs or aborts before it runs etcd (seen as exit status -6 with an empty log)."""
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        pass
+        return None
+    term = int(signal.SIGTERM)
+    return lambda: prctl(1, term)  # 1 = PR_SET_PDEATHSIG
 
 
 def free_port() -> int:
@@ -167,7 +172,7 @@ class EmbeddedEtcd:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent if in_main else None,
+                preexec_fn=_die_with_parent() if in_main else None,
             )
         finally:
             log.close()

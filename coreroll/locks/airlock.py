@@ -9,21 +9,14 @@ returns `{group: AirlockSemaphore(total_slots, holders)}`; a value that is not t
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 
 from coreroll.etcd.config import EtcdConfig
 from coreroll.etcd.port import EtcdKV, open_kv
-from coreroll.locks.keys import query_escape, query_unescape
 from coreroll.locks.semaphore import SemaphoreFormatError, in_int64
-from coreroll.wire.keys import AIRLOCK_PREFIX, AIRLOCK_SEMAPHORE_LEAF, airlock_group_key
+from coreroll.wire.keys import AIRLOCK_PREFIX, airlock_key, parse_airlock_key
 
 __all__ = ["AIRLOCK_PREFIX", "AirlockSemaphore", "airlock_key", "parse_airlock", "read_airlock_groups"]
-
-_AIRLOCK_KEY = re.compile(
-    r"^" + re.escape(AIRLOCK_PREFIX) + r"([^/]+)/" + re.escape(AIRLOCK_SEMAPHORE_LEAF) + "$"
-)
-
 
 @dataclass
 class AirlockSemaphore:
@@ -55,10 +48,6 @@ def parse_airlock(raw: bytes, key: str) -> AirlockSemaphore:
     return AirlockSemaphore(slots, list(holders))
 
 
-def airlock_key(group: str) -> str:
-    return airlock_group_key(query_escape(group))
-
-
 async def read_airlock_groups(
     config: EtcdConfig, *, kv: EtcdKV | None = None
 ) -> dict[str, AirlockSemaphore]:
@@ -71,12 +60,8 @@ async def read_airlock_groups(
     groups: dict[str, AirlockSemaphore] = {}
     for item in listing.kvs:
         key = item.key
-        match = _AIRLOCK_KEY.match(key)
-        if not match:
+        group = parse_airlock_key(key)
+        if group is None:
             continue
-        try:
-            group = query_unescape(match.group(1))
-        except ValueError:
-            group = match.group(1)
         groups[group] = parse_airlock(item.value, key)
     return dict(sorted(groups.items()))

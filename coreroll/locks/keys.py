@@ -12,7 +12,6 @@ puts a `/` in front.
 from __future__ import annotations
 
 import re
-from urllib.parse import quote_plus, unquote_plus
 
 from coreroll.wire.keys import (
     LOCK_DEFAULT_KEY,
@@ -20,6 +19,8 @@ from coreroll.wire.keys import (
     LOCK_PREFIX,
     LOCK_SEMAPHORE_LEAF,
     lock_group_key,
+    query_escape,
+    query_unescape,
 )
 
 DEFAULT_KEY = LOCK_DEFAULT_KEY
@@ -36,21 +37,6 @@ __all__ = [
     "semaphore_key",
 ]
 _GROUP_KEY = re.compile(r"^" + re.escape(GROUPS_PREFIX) + r"([^/]+)/" + re.escape(LOCK_SEMAPHORE_LEAF) + "$")
-_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
-
-
-def query_escape(text: str) -> str:
-    """Go's url.QueryEscape."""
-    return quote_plus(text, safe="")
-
-
-def query_unescape(text: str) -> str:
-    """Go's url.QueryUnescape; raises ValueError on a malformed %-escape, as Go does."""
-    if _BAD_ESCAPE.search(text):
-        raise ValueError(f"invalid URL escape in {text!r}")
-    return unquote_plus(text, errors="strict")
-
-
 def semaphore_key(group: str = "") -> str:
     """The v3 key of `group`'s semaphore ("" is locksmith's default group)."""
     if not group:

@@ -25,6 +25,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from coreroll.wirenum import INT64_MAX, INT64_MIN
+
 
 class LockError(Exception):
     """A lock operation refused by the semaphore rules (or by the store)."""
@@ -44,10 +46,6 @@ class HolderExistsError(LockError):
 class HolderNotFoundError(LockError):
     def __init__(self) -> None:
         super().__init__("holder does not exist")
-
-
-INT64_MIN = -(2**63)
-INT64_MAX = 2**63 - 1
 
 
 def in_int64(value: int) -> bool:

@@ -22,7 +22,7 @@ import logging
 from dataclasses import dataclass
 
 from coreroll.etcd.port import EtcdKV, Watch
-from coreroll.wire.keys import COMMANDS_PREFIX, command_prefix
+from coreroll.wire.keys import COMMANDS_PREFIX, command_prefix, parse_command_key
 
 __all__ = ["COMMANDS_PREFIX", "Command", "CommandRouter", "command_prefix"]
 
@@ -38,11 +38,10 @@ class Command:
 
 
 def _command(text: str, value: bytes) -> Command | None:
-    rest = text[len(COMMANDS_PREFIX) :]
-    machine_id, _, command_id = rest.partition("/")
-    if not machine_id or not command_id:
+    parsed = parse_command_key(text)
+    if parsed is None:  # not a command key the dashboard would show (an empty or nested id)
         return None
-    return Command(text, machine_id, command_id, value)
+    return Command(text, parsed[0], parsed[1], value)
 
 
 class CommandRouter:

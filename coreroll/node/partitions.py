@@ -27,19 +27,18 @@ Public API:
   `disk.set_attributes(label, priority=, tries=, successful=)` (= `cgpt add -P -T -S`),
   `disk.prioritize(label)`, `disk.rolled_back()` (the other slot holds an update that failed to boot).
 - `cgpt_show(disk) -> str`: the USR partitions the way `cgpt show` prints them.
-- `atomic_write(path, data, fsync=True)`: the write-then-rename used for every state file.
+- `atomic_write(path, data, fsync=True)` (from `coreroll.atomicfile`): the write-then-rename used for every state file.
 - Constants: `USR_TYPE_GUID`, `PARTUUIDS`, `LABELS`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from coreroll.atomicfile import atomic_write
 
 USR_TYPE_GUID = "5dfbf5f4-2848-4bac-aa5e-0d9a20b745a6"
 # USR-A's PARTUUID is fixed by Flatcar's disk layout; USR-B's likewise (build_library/disk_layout.json).
@@ -95,36 +94,6 @@ def _fresh(label: str, priority: int, tries: int, successful: int, version: str 
         start=STARTS[label],
         size=USR_SECTORS,
     )
-
-
-def atomic_write(
-    path: Path,
-    data: bytes,
-    fsync: bool = True,
-    *,
-    mode: int | None = None,
-    owner: tuple[int, int] | None = None,
-) -> None:
-    """Write `data` to a temporary file beside `path`, flush it, and rename it over `path`. The
-    file gets `mode` and `owner` (uid, gid) when given, else mkstemp's 0600 and the caller's ids."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            if owner is not None:
-                made = os.fstat(fd)
-                if (made.st_uid, made.st_gid) != owner:
-                    os.fchown(fd, *owner)
-            if mode is not None:
-                os.fchmod(fd, mode)  # after fchown, which may clear set-id bits
-            handle.write(data)
-            if fsync:
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _check_label(label: str) -> str:

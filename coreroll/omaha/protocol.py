@@ -100,6 +100,7 @@ _STORED_WIDTHS = (
     ("board", MAX_BOARD),
 )
 _INT64 = 2**63 - 1
+_NARROWEST = min(MAX_MACHINE_ID, MAX_VERSION, *(width for _, width in _STORED_WIDTHS))
 
 
 def _app_where(appid: str) -> str:
@@ -112,12 +113,16 @@ def _event_where(appid: str, number: int) -> str:
 
 
 def _int_attr(
-    el: etree._Element, name: str, appid: str, number: int, low: int = -(2**31), high: int = 2**31 - 1
+    attrs: dict[str, str], name: str, appid: str, number: int, low: int = -(2**31), high: int = 2**31 - 1
 ) -> int | None:
     """An integer attribute: ASCII digits, within [low, high] (default: the database's 32-bit INTEGER)."""
-    raw = el.get(name)
+    raw = attrs.get(name)
     if raw is None:
         return None
+    if len(raw) < 10 and raw.isascii() and raw.isdigit():  # the common case: what parse_int accepts
+        value = int(raw)
+        if low <= value <= high:
+            return value
     try:
         return parse_int(raw, name, low, high, signed=True)
     except NumberError as exc:
@@ -128,45 +133,49 @@ def _too_long(where: str, name: str, value: str, width: int) -> OmahaParseError:
     return OmahaParseError(f"{where}: {name} is over {width} characters ({len(value)})")
 
 
-def _version_attr(el: etree._Element, name: str, where: str, default: str | None = "") -> str | None:
-    """A version attribute, at most ``MAX_VERSION`` characters (its numbers are compared, and it is stored)."""
-    value = el.get(name, default)
-    if value is not None and len(value) > MAX_VERSION:
-        raise _too_long(where, name, value, MAX_VERSION)
-    return value
-
-
 def _parse_event(el: etree._Element, appid: str, number: int, accept_any: bool) -> OmahaEvent:
-    etype = _int_attr(el, "eventtype", appid, number)
-    result = _int_attr(el, "eventresult", appid, number)
+    attrs = dict(el.items())  # one call into lxml; plain dict lookups from here on
+    etype = _int_attr(attrs, "eventtype", appid, number)
+    result = _int_attr(attrs, "eventresult", appid, number)
     if etype is None or result is None:
         raise OmahaParseError(f"{_event_where(appid, number)}: eventtype and eventresult are required")
     if not accept_any and (etype, result) not in ACCEPTED_EVENTS:
         raise OmahaParseError(
             f"{_event_where(appid, number)}: event {etype}/{result} is not an accepted (type, result) pair"
         )
-    code = _int_attr(el, "errorcode", appid, number, -_INT64, _INT64)  # range checked below, by name
+    code = _int_attr(attrs, "errorcode", appid, number, -_INT64, _INT64)  # range checked below, by name
     if code is not None:
         if not -(2**31) <= code < 2**32:
             raise OmahaParseError(
                 f"{_event_where(appid, number)}: errorcode {code} is out of the 32-bit range"
             )
         code &= 0xFFFFFFFF  # update_engine prints with %d: DevModeFlag arrives negative
-    previous = _version_attr(el, "previousversion", _event_where(appid, number), None)
+    previous = attrs.get("previousversion")
+    if previous is not None and len(previous) > MAX_VERSION:
+        raise _too_long(_event_where(appid, number), "previousversion", previous, MAX_VERSION)
     return OmahaEvent(etype, result, code, previous)
 
 
-def _parse_app(el: etree._Element, index: int, accept_any: bool) -> OmahaApp:
-    appid = el.get("appid", "").strip()
-    if not appid:
-        raise OmahaParseError(f"app {index}: missing appid")
-    machineid = el.get("machineid", "").strip()
+def _check_widths(attrs: dict[str, str], appid: str, machineid: str) -> None:
+    """Refuse the first stored attribute longer than its column (machineid, then the others; the
+    version is checked after the events)."""
     if len(machineid) > MAX_MACHINE_ID:
         raise _too_long(_app_where(appid), "machineid", machineid, MAX_MACHINE_ID)
     for name, width in _STORED_WIDTHS:
-        value = el.get(name)
+        value = attrs.get(name)
         if value is not None and len(value) > width:
             raise _too_long(_app_where(appid), name, value, width)
+
+
+def _parse_app(el: etree._Element, index: int, accept_any: bool) -> OmahaApp:
+    attrs = dict(el.items())  # one call into lxml; plain dict lookups from here on
+    get = attrs.get
+    appid = get("appid", "").strip()
+    if not appid:
+        raise OmahaParseError(f"app {index}: missing appid")
+    machineid = get("machineid", "").strip()
+    if max(map(len, attrs.values())) > _NARROWEST:  # only then can one be over its width
+        _check_widths(attrs, appid, machineid)
     ping = updatecheck = False
     events: list[OmahaEvent] = []
     for child in el:
@@ -179,10 +188,12 @@ def _parse_app(el: etree._Element, index: int, accept_any: bool) -> OmahaApp:
             if len(events) >= MAX_EVENTS:
                 raise OmahaParseError(f"{_app_where(appid)}: more than {MAX_EVENTS} events")
             events.append(_parse_event(child, appid, len(events) + 1, accept_any))
-    get = el.get
+    version = get("version") or ""
+    if len(version) > MAX_VERSION:
+        raise _too_long(_app_where(appid), "version", version, MAX_VERSION)
     return OmahaApp(
         appid=appid,
-        version=_version_attr(el, "version", _app_where(appid)) or "",
+        version=version,
         track=get("track", ""),
         bootid=get("bootid", ""),
         machineid=machineid,
@@ -202,33 +213,35 @@ def parse_request(body: bytes, *, accept_any_event: bool = False) -> OmahaReques
     root = parse_untrusted_xml(body, MAX_BODY, "request body")
     if root.tag != "request":
         raise OmahaParseError(short(f"root element is <{root.tag}>, expected <request>"))
-    protocol = root.get("protocol")
+    attrs = dict(root.items())
+    protocol = attrs.get("protocol")
     if protocol is None:
         raise OmahaParseError("request has no protocol attribute (want 3.0)")
     if protocol != "3.0":
         raise OmahaParseError(short(f"unsupported protocol version {protocol!r} (want 3.0)"))
-    os_el = None
+    os_attrs: dict[str, str] | None = None
     apps: list[OmahaApp] = []
     for child in root:
-        if child.tag == "app":
+        tag = child.tag
+        if tag == "app":
             if len(apps) >= MAX_APPS:
                 raise OmahaParseError(f"request has more than {MAX_APPS} apps")
             apps.append(_parse_app(child, len(apps) + 1, accept_any_event))
-        elif child.tag == "os" and os_el is None:
-            os_el = child
+        elif tag == "os" and os_attrs is None:
+            os_attrs = dict(child.items())
     if not apps:
         raise OmahaParseError("request has no <app>")
-    os_get = os_el.get if os_el is not None else {}.get
+    os_get = (os_attrs or {}).get
     return OmahaRequest(
         protocol=protocol,
-        updater_version=root.get("updaterversion") or root.get("version", ""),
-        installsource=root.get("installsource", ""),
-        ismachine=root.get("ismachine", "") == "1",
+        updater_version=attrs.get("updaterversion") or attrs.get("version", ""),
+        installsource=attrs.get("installsource", ""),
+        ismachine=attrs.get("ismachine", "") == "1",
         os_platform=os_get("platform", ""),
         os_version=os_get("version", ""),
         os_sp=os_get("sp", ""),
         apps=apps,
-        coreroll_agent=root.get("coreroll_agent") == "1",
+        coreroll_agent=attrs.get("coreroll_agent") == "1",
     )
 
 
@@ -293,29 +306,49 @@ def _offer_xml(offer: UpdateOffer, poll: str) -> str:
     )
 
 
+_APP_XML_CACHED = 256  # answers without an offer kept serialised (app ids come from requests: bounded)
+_app_xml_cache: dict[tuple[str, str, str | None, bool, int, int | None], str] = {}
+
+
+def _app_xml(app: AppResponse) -> str:
+    parts = [f'<app appid="{escape_attr(app.appid)}" status="{escape_attr(app.status)}">']
+    if app.ping:
+        parts.append('<ping status="ok"/>')
+    check = app.updatecheck
+    if check is not None:
+        poll = f' PollInterval="{int(app.poll_interval)}"' if app.poll_interval else ""
+        if isinstance(check, UpdateOffer):
+            parts.append(_offer_xml(check, poll))
+        else:
+            parts.append(f'<updatecheck status="{escape_attr(check)}"{poll}/>')
+    parts.append('<event status="ok"/>' * app.event_count)
+    parts.append("</app>")
+    return "".join(parts)
+
+
+def _app_xml_cached(app: AppResponse) -> str:
+    """``_app_xml``; the same few noupdate/error answers go to every check, so they are built once."""
+    check = app.updatecheck
+    if isinstance(check, UpdateOffer):
+        return _app_xml(app)
+    key = (app.appid, app.status, check, app.ping, app.event_count, app.poll_interval)
+    xml = _app_xml_cache.get(key)
+    if xml is None:
+        xml = _app_xml(app)
+        if len(_app_xml_cache) < _APP_XML_CACHED:
+            _app_xml_cache[key] = xml
+    return xml
+
+
 def build_response(
     apps: list[AppResponse], server: str = "coreroll", *, elapsed_seconds: int | None = None
 ) -> bytes:
     """Serialise a response update_engine accepts (one line after the XML declaration)."""
     if elapsed_seconds is None:
         elapsed_seconds = int(time.time()) % 86400
-    parts = [
-        '<?xml version="1.0" encoding="UTF-8"?>\n',
-        f'<response protocol="3.0" server="{escape_attr(server)}">',
-        f'<daystart elapsed_seconds="{int(elapsed_seconds)}"/>',
-    ]
-    for app in apps:
-        parts.append(f'<app appid="{escape_attr(app.appid)}" status="{escape_attr(app.status)}">')
-        if app.ping:
-            parts.append('<ping status="ok"/>')
-        check = app.updatecheck
-        if check is not None:
-            poll = f' PollInterval="{int(app.poll_interval)}"' if app.poll_interval else ""
-            if isinstance(check, UpdateOffer):
-                parts.append(_offer_xml(check, poll))
-            else:
-                parts.append(f'<updatecheck status="{escape_attr(check)}"{poll}/>')
-        parts.append('<event status="ok"/>' * app.event_count)
-        parts.append("</app>")
-    parts.append("</response>\n")
-    return "".join(parts).encode("utf-8")
+    head = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<response protocol="3.0" server="{escape_attr(server)}">'
+        f'<daystart elapsed_seconds="{int(elapsed_seconds)}"/>'
+    )
+    return (head + "".join(map(_app_xml_cached, apps)) + "</response>\n").encode("utf-8")

@@ -37,6 +37,7 @@ def _parser() -> etree.XMLParser:
             remove_comments=True,
             remove_pis=True,
             collect_ids=False,
+            remove_blank_text=True,  # the blanks between elements are never read: no nodes for them
         )
         _local.parser = parser
     return parser

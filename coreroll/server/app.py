@@ -82,8 +82,10 @@ def client_ip(request: Request, trusted: tuple[str, ...]) -> str:
     A hop that is not an IP address ends the walk at the last trusted address (as nginx's realip
     does): it is neither stored nor counted as a source."""
     peer = request.client.host if request.client else ""
+    if not trusted:  # the usual case: the headers are not even looked at
+        return peer
     forwarded = request.headers.get("x-forwarded-for")
-    if not forwarded or not trusted or not in_networks(peer, trusted):
+    if not forwarded or not in_networks(peer, trusted):
         return peer
     last_trusted = peer
     for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):

@@ -44,6 +44,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 
 from coreroll.omaha.codes import UPDATECHECK_INTERNAL_ERROR, UPDATECHECK_NOUPDATE, InstanceStatus, is_os_app
@@ -80,12 +81,12 @@ from coreroll.server.storage import Storage, Tx
 from coreroll.server.versions import DEFAULT_BOARD, is_newer, retired_track_reason
 
 BaseUrl = str | Callable[[], str]
-CHECKIN_REFRESH = 300.0
+CHECKIN_REFRESH = 300.0  # seconds: a re-check with nothing changed writes last_check at most this often
 # update_engine sends the very same bytes on every check of one boot (same version, bootid and 3/2
 # event), so identical bodies are parsed once: parsing is deterministic and the parsed request is
 # only read. Bounded: 4096 bodies of at most 4 KiB (update_engine's are ~0.8 KiB) = 16 MiB at most.
 PARSE_MEMO_SIZE = 4096
-PARSE_MEMO_MAX_BODY = 4096  # seconds: a re-check with nothing changed writes last_check at most this often
+PARSE_MEMO_MAX_BODY = 4096
 # Times one request is decided again because another server process changed its machine meanwhile.
 STALE_RETRIES = 8
 XML = "application/xml; charset=utf-8"
@@ -113,7 +114,9 @@ class OmahaHandler:
         self.registry = registry
         self.metrics = metrics
         self.clock = settings.clock
-        self._parsed: dict[bytes, OmahaRequest] = {}  # body -> parsed request (see PARSE_MEMO_SIZE)
+        # body -> parsed request (see PARSE_MEMO_SIZE); FIFO. An OrderedDict drops its oldest entry in
+        # O(1): a plain dict's first key sits behind ever more deleted slots, costly on every miss.
+        self._parsed: OrderedDict[bytes, OmahaRequest] = OrderedDict()
         # New machine ids between the cap check and their commit: counted against instance_cap so
         # concurrent first checks cannot overshoot it (the count itself moves only at commit).
         self._registering: set[str] = set()
@@ -133,7 +136,7 @@ class OmahaHandler:
                 return 400, f"bad omaha request: {exc.reason}\n".encode(), TEXT
             if len(body) <= PARSE_MEMO_MAX_BODY:
                 if len(self._parsed) >= PARSE_MEMO_SIZE:
-                    del self._parsed[next(iter(self._parsed))]  # oldest first
+                    self._parsed.popitem(last=False)  # oldest first
                 self._parsed[body] = request
         await self.catalog.maybe_refresh()
         answers: list[AppResponse] = []

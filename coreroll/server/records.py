@@ -5,11 +5,11 @@ Times are stored as epoch seconds and leave as ISO 8601 UTC with a ``Z``.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from coreroll.omaha.codes import InstanceStatus
+from coreroll.wire.times import iso_time
 
 
 class Row(Protocol):
@@ -19,10 +19,7 @@ class Row(Protocol):
 
 
 def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    moment = dt.datetime.fromtimestamp(ts, dt.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return None if ts is None else iso_time(ts)
 
 
 def status_name(code: int) -> str:

@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
 
 import httpx
 
@@ -51,6 +49,7 @@ from coreroll.locks import (
 from coreroll.watch.outcome import ActionResult, ReadOnlyError
 from coreroll.wire.channel import channel_problem
 from coreroll.wire.keys import command_key
+from coreroll.wire.records import CommandRecord
 
 
 def _short(exc: BaseException) -> str:
@@ -128,8 +127,7 @@ class Actions:
         if kv is None:  # not reachable a moment ago: one more try, for the error it gives
             await (await open_kv(self.etcd_config, "v3")).close()
             raise ConnectionError("etcd did not answer")
-        at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        value = json.dumps({"action": action, "args": args, "by": self.by, "at": at}).encode()
+        value = CommandRecord(action, args, self.by).encode()
         keys = [command_key(mid, new_sortable_id()) for mid in ids]
         # many marked nodes: keep a few dozen writes in flight rather than one at a time
         for start in range(0, len(keys), 64):

@@ -42,9 +42,9 @@ from typing import Any
 from coreroll.etcd.config import EtcdConfig
 from coreroll.etcd.errors import EtcdCompactedError, EtcdError, V2ApiMissingError
 from coreroll.etcd.port import EtcdKV, WatchEvent, open_kv
-from coreroll.locks.airlock import _AIRLOCK_KEY, parse_airlock
+from coreroll.locks.airlock import parse_airlock
 from coreroll.locks.auto import v2_missing
-from coreroll.locks.keys import group_from_key, is_semaphore_key, query_unescape
+from coreroll.locks.keys import group_from_key, is_semaphore_key
 from coreroll.locks.semaphore import SemaphoreFormatError, parse_semaphore
 from coreroll.watch import updates as u
 from coreroll.watch.backoff import Backoff
@@ -52,12 +52,15 @@ from coreroll.watch.source_loop import ReconnectingSource
 from coreroll.watch.views import CONNECTED, CONNECTING, DOWN
 from coreroll.wire.keys import (
     AIRLOCK_PREFIX,
-    ALIVE_LEAF,
     AUDIT_PREFIX,
     COMMANDS_PREFIX,
     LOCK_PREFIX,
     NODES_PREFIX,
     STATUS_LEAF,
+    parse_airlock_key,
+    parse_audit_key,
+    parse_command_key,
+    parse_node_key,
 )
 
 SOURCE = "etcd"
@@ -66,13 +69,9 @@ MAX_RELISTS = 3  # in a row on one connection, before we call it an outage and b
 
 def airlock_state(key: str, raw: bytes | None) -> u.LockState | None:
     """`com.coreos.airlock/groups/<g>/v1/semaphore` -> LockState; None for other airlock keys."""
-    match = _AIRLOCK_KEY.match(key)
-    if not match:
+    group = parse_airlock_key(key)
+    if group is None:
         return None
-    try:
-        group = query_unescape(match.group(1))
-    except ValueError:
-        group = match.group(1)
     if raw is None:
         return u.LockState(group, "airlock", key, removed=True)
     try:
@@ -99,18 +98,18 @@ def locksmith_state(key: str, raw: bytes | None, kind: str = "v3") -> u.LockStat
 def key_update(key: str, raw: bytes | None, *, airlock: bool = False) -> u.Update | None:
     """The update for one v3 key's new value (`raw is None`: deleted), or None if not ours."""
     if key.startswith(NODES_PREFIX):
-        mid, _, leaf = key[len(NODES_PREFIX) :].partition("/")
-        if leaf == STATUS_LEAF:
-            return u.NodeStatus(mid, key, raw)
-        if leaf == ALIVE_LEAF:
-            return u.NodeAlive(mid, raw is not None)
-        return None
+        node = parse_node_key(key)
+        if node is None:
+            return None
+        if node.leaf == STATUS_LEAF:
+            return u.NodeStatus(node.machine_id, key, raw)
+        return u.NodeAlive(node.machine_id, raw is not None)
     if key.startswith(COMMANDS_PREFIX):
-        mid, _, cid = key[len(COMMANDS_PREFIX) :].partition("/")
-        return u.NodeCommand(mid, cid, key, raw) if mid and cid and "/" not in cid else None
+        command = parse_command_key(key)
+        return u.NodeCommand(command[0], command[1], key, raw) if command is not None else None
     if key.startswith(AUDIT_PREFIX):
-        record_id = key[len(AUDIT_PREFIX) :]
-        return u.AuditRecord(record_id, key, raw) if raw is not None else None
+        record_id = parse_audit_key(key)
+        return u.AuditRecord(record_id, key, raw) if record_id is not None and raw is not None else None
     if key.startswith(LOCK_PREFIX):
         return locksmith_state(key, raw)
     if airlock and key.startswith(AIRLOCK_PREFIX):

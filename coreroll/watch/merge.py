@@ -195,6 +195,7 @@ def holder_view(
         since_exact=exact,
         known=row is not None,
         online=row.online if row is not None else None,
+        hostname=row.hostname if row is not None else None,
         stale=bool(reasons),
         stale_reason=", ".join(reasons) or None,
         rebooting=rebooting,

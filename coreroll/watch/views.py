@@ -308,6 +308,11 @@ class HolderView:
     stale_reason: str | None = None  # "offline for 6m", "unknown to the fleet", "held for 2h 3m"
     rebooting: bool = False  # offline for less than the model's stale_offline_grace: not (yet) stale
     offline_since: float | None = None  # when it went offline (or, seen offline at first, its last report)
+    hostname: str | None = None  # as the node reports it (from etcd: shown through textsafe.visible)
+
+    @property
+    def display_name(self) -> str:
+        return self.hostname or self.machine_id
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
-"""What coreroll puts on the wire in etcd, defined once: every key prefix (`coreroll.wire.keys`)
-and the node status document as one field table (`coreroll.wire.status`).
+"""What coreroll puts on the wire in etcd, defined once: every key with its builder and its parser
+(`coreroll.wire.keys`), the node status document as one field table (`coreroll.wire.status`), the
+command and audit records (`coreroll.wire.records`) and the timestamp format (`coreroll.wire.times`).
 
-No other module spells a key prefix or lists the status fields: writers (`coreroll.node`,
+No other module spells a key prefix, splits a key or lists the status fields: writers (`coreroll.node`,
 `coreroll.host`), readers (`coreroll.watch`), widgets, tests and benchmarks import them from
 here; tests/wire/test_no_stray_prefixes.py fails on a prefix string anywhere else, and
 tests/wire/test_golden.py pins the bytes locksmith, airlock and older coreroll nodes expect.

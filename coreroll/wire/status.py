@@ -30,8 +30,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
-from datetime import UTC, datetime
 from typing import Any
+
+from coreroll.wire.times import iso_time as wire_time
 
 STR = "str"
 VERSION = "version"
@@ -134,9 +135,8 @@ def field(path: str) -> Field:
 
 
 def iso_time(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """`coreroll.wire.times.iso_time`, None for None (a field not known)."""
+    return None if epoch is None else wire_time(epoch)
 
 
 def _wire_value(kind: str, value: Any) -> Any:

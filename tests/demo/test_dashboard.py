@@ -1,7 +1,7 @@
 """`coreroll demo`'s dashboard, driven with Pilot until each scenario's defining moment is on screen.
 
 The whole system runs for real in the demo's thread (etcd, the server on SQLite, 8 agents on a
-fast clock); the app under test is `tui.demo.DemoApp`, exactly what `coreroll demo` opens.
+fast clock); the app under test is `tui.demo.DemoApp` as `coreroll demo` wires it (`coreroll.commands.dashboard.demo`).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager, contextmanager
 
 import pytest
 
+from coreroll.commands.dashboard.demo import demo_app
 from coreroll.demo.system import INITIAL_VERSION, NEW_VERSION, DemoOptions
 from coreroll.demo.threaded import DemoThread
 from tests.tui.helpers import screen_text, wait_for, wait_for_text
@@ -40,7 +41,8 @@ def running_demo(scenario: str) -> Iterator[DemoThread]:
 @asynccontextmanager
 async def dashboard(demo: DemoThread) -> AsyncIterator[tuple[DemoApp, object]]:
     """The demo's app; the scenario's script starts once it is on screen, as in `coreroll demo`."""
-    app = DemoApp(demo.system, on_ready=demo.begin, watch_tty=False)
+    app = demo_app(demo.system, on_ready=demo.begin, watch_tty=False)
+    assert isinstance(app, DemoApp)
     async with app.run_test(size=SIZE) as pilot:
         yield app, pilot
 

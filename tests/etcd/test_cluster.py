@@ -117,11 +117,13 @@ async def test_an_agent_keeps_reporting_when_the_member_it_uses_dies(
         try:
             status, alive = status_key(agent.machine_id).encode(), alive_key(agent.machine_id).encode()
             await node_wait_for(lambda: observer.get(alive), what="the alive key")
+            await node_wait_for(lambda: observer.get(status), what="the first status report")
             follower.kill()
             revisions: set[int] = set()
 
             async def reported_three_times() -> bool:
                 kv = await observer.get(status)
+                assert kv is not None, "the status key vanished after the member died"
                 revisions.add(kv.mod_revision)
                 return len(revisions) > 3  # > 2 s of heartbeats since the kill: past the lease TTL
 

@@ -11,6 +11,7 @@ import time
 import pytest
 from lxml import etree
 
+from coreroll.omaha import protocol
 from coreroll.omaha.codes import (
     APP_ID,
     APP_STATUS_UNKNOWN_APPLICATION,
@@ -24,6 +25,7 @@ from coreroll.omaha.protocol import (
     MAX_BODY,
     AppResponse,
     ExtraPackage,
+    OmahaApp,
     OmahaEvent,
     OmahaParseError,
     UpdateOffer,
@@ -322,3 +324,35 @@ def test_body_at_the_limit_is_accepted() -> None:
     body = UPDATE_ENGINE_REQUEST.replace(b"</app>", b" " * padding + b"</app>")
     assert len(body) == MAX_BODY
     assert parse_request(body).apps[0].track == "stable"
+
+
+@pytest.mark.parametrize(
+    ("value", "parsed"),
+    [("3", 3), ("0000000003", 3), (" 3", 3), ("+3", 3), ("2147483647", 2**31 - 1),
+     ("2147483648", None), ("٣", None), ("3_0", None), ("", None)],
+)  # fmt: skip
+def test_event_numbers_are_plain_ascii_32_bit_integers(value: str, parsed: int | None) -> None:
+    body = UPDATE_ENGINE_REQUEST.replace(b'eventtype="3"', f'eventtype="{value}"'.encode())
+    if parsed is None:
+        with pytest.raises(OmahaParseError, match="eventtype="):
+            parse_request(body, accept_any_event=True)
+    else:
+        assert parse_request(body, accept_any_event=True).apps[0].events[0].event_type == parsed
+
+
+def test_noupdate_answers_are_the_same_bytes_every_time_and_the_cache_stays_bounded() -> None:
+    app = parse_request(UPDATE_ENGINE_REQUEST).apps[0]
+    expected = (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<response protocol="3.0" server="coreroll">'
+        b'<daystart elapsed_seconds="7"/><app appid="{e96281a6-d1af-4bde-9a0a-97b76e56dc57}" status="ok">'
+        b'<ping status="ok"/><updatecheck status="noupdate" PollInterval="60"/><event status="ok"/></app>'
+        b"</response>\n"
+    )
+    for _ in range(3):  # built, then from the cache
+        assert (
+            build_response([app_response(app, "noupdate", poll_interval=60)], elapsed_seconds=7) == expected
+        )
+    for n in range(1000):  # app ids come from requests: the cache does not grow with them
+        other = OmahaApp(f"{{app-{n}}}", "1.0.0", "stable", "", "m", updatecheck=True)
+        assert f'appid="{{app-{n}}}"'.encode() in build_response([unknown_app_response(other)])
+    assert len(protocol._app_xml_cache) <= protocol._APP_XML_CACHED

@@ -1,5 +1,5 @@
 """`--read-only` is enforced in the action layer, not only by hiding keys: the dashboard's own
-wiring (tui.run.build_app from the parsed flags) yields an Actions that refuses every mutating
+wiring (coreroll.commands.dashboard.wiring.dashboard_setup from the parsed flags, then tui.run.build_app) yields an Actions that refuses every mutating
 method, found by introspection so a method added later is covered too; nothing reaches etcd or the
 server, not even an audit record."""
 
@@ -58,13 +58,14 @@ def dashboard_actions(etcd: str, server: RunningServer, read_only: bool) -> Acti
     from coreroll.commands.dash import add_arguments
 
     pytest.importorskip("textual")
+    from coreroll.commands.dashboard.wiring import dashboard_setup
     from tui.run import build_app
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     argv = ["--etcd", etcd, "--server", server.url, f"--token={server.token}"]
     args = parser.parse_args([*argv, "--read-only"] if read_only else argv)
-    app = build_app(args)
+    app = build_app(dashboard_setup(args))
     actions = next((v for v in vars(app).values() if isinstance(v, Actions)), None)
     assert actions is not None, "the dashboard app holds no Actions"
     return actions

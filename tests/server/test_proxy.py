@@ -19,7 +19,7 @@ import pytest
 from lxml import etree
 
 from coreroll.cli import build_parser, main
-from coreroll.commands import server as server_command
+from coreroll.server import command as server_command
 from coreroll.server.runner import RunningServer, free_port
 from tests.omaha.fixtures import UPDATE_ENGINE_REQUEST
 from tests.security.certs import Pki, make_pki

@@ -17,11 +17,11 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from coreroll.cli import main
-from coreroll.commands.server import register as register_server
-from coreroll.commands.server_retention import retention_duration
 from coreroll.omaha.codes import InstanceStatus
 from coreroll.server import retention as retention_module
 from coreroll.server import schema
+from coreroll.server.command import register as register_server
+from coreroll.server.command_retention import retention_duration
 from coreroll.server.lifecycle import ANONYMOUS_INSTALLED, ANONYMOUS_PREFIX
 from coreroll.server.metrics import Metrics
 from coreroll.server.registry import MID_UPDATE, Instance, Registry
@@ -294,7 +294,7 @@ def _server_args(*argv: str) -> argparse.Namespace:
 
 
 def test_server_flags_and_the_older_history_days() -> None:
-    from coreroll.commands.server import _settings
+    from coreroll.server.command import _settings
 
     defaults = _settings(_server_args())
     assert (defaults.forget_instances_after, defaults.keep_activity) == (30 * DAY, 90 * DAY)

@@ -15,8 +15,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from coreroll.cli import main
-from coreroll.commands.server import _settings as server_settings
-from coreroll.commands.server import register, secret_warnings
+from coreroll.server.command import _settings as server_settings
+from coreroll.server.command import register, secret_warnings
 from coreroll.server.connguard import files_needed
 from coreroll.server.runner import start_server_process
 from coreroll.server.settings import ServerSettings

@@ -11,7 +11,8 @@ shape is Nebraska's public answer for 3732.0.0 (ue-rs src/testdata/omaha-respons
 Faults: ``corrupt`` (file names whose bytes differ from what the answer declares), ``pause_at``
 (a download stops after that many bytes until ``resume`` is set; ``paused`` says it got there),
 ``die_at`` (the connection is reset after that many bytes: upstream dies mid-download).
-``requests`` keeps every request body, ``downloads`` every GET path.
+``requests`` keeps every request body, ``downloads`` every GET path. ``publish(channel, board,
+release)`` adds a release while it runs (bench/omaha.py's ``--sync`` runs use it).
 """
 
 from __future__ import annotations
@@ -63,15 +64,23 @@ class FixtureUpstream:
     def __post_init__(self) -> None:
         for (_, board), releases in self.channels.items():
             for release in releases:
-                for name in (PAYLOAD_NAME, *release.extras):
-                    key = f"{board}/{release.version}/{name}"
-                    if key not in self.files:
-                        self.files[key] = build_crau(image_bytes(f"{key} ", 3000))
+                self._add_files(board, release)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
+
+    def _add_files(self, board: str, release: UpstreamRelease) -> None:
+        for name in (PAYLOAD_NAME, *release.extras):
+            key = f"{board}/{release.version}/{name}"
+            if key not in self.files:
+                self.files[key] = build_crau(image_bytes(f"{key} ", 3000))
+
+    def publish(self, channel: str, board: str, release: UpstreamRelease) -> None:
+        """A new release upstream while it runs (its files first, then the answer offers it)."""
+        self._add_files(board, release)
+        self.channels[(channel, board)] = [*self.channels.get((channel, board), []), release]
 
     def stop(self) -> None:
         self.resume.set()

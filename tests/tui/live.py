@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from coreroll.commands.dashboard.wiring import history_loader
 from coreroll.etcd.config import EtcdConfig
 from coreroll.omaha.client import build_request
 from coreroll.watch.actions import Actions
@@ -26,7 +27,6 @@ from coreroll.watch.updates import UpdateBuffer
 from coreroll.wire.keys import alive_key, command_prefix
 from tests.tui.helpers import wait_for
 from tui.app import DashApp
-from tui.run import history_loader
 from tui.sample import STATUS_KEY, status_json
 from widgets.dialogs import ChoiceDialog, ConfirmDialog
 

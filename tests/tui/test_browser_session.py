@@ -13,19 +13,12 @@ import pytest
 from textual.command import CommandPalette
 
 from coreroll.commands.dash import add_arguments
+from coreroll.commands.dashboard.session import SESSION_ENV, encode_settings, session_setup, take_settings
+from coreroll.secret import Secret
 from coreroll.wire.keys import AUDIT_PREFIX
 from tests.tui.helpers import palette_hits, screen_text, wait_for, wait_for_text
 from tests.tui.live import Etcd, commands_for
-from tui.browser_session import (
-    ADMIN_LABEL,
-    READ_ONLY_LABEL,
-    SESSION_ENV,
-    BrowserDashApp,
-    Secret,
-    encode_settings,
-    session_app,
-    take_settings,
-)
+from tui.browser_session import ADMIN_LABEL, READ_ONLY_LABEL, BrowserDashApp, session_app
 from tui.keymap import DashAction
 from tui.sample import machine_id, sample_updates
 from tui.screens.sign_in import SignInScreen
@@ -76,7 +69,7 @@ def test_bad_settings_are_refused_without_echoing_them(raw: str | None) -> None:
 
 def session(etcd: str, token: str | None = TOKEN) -> BrowserDashApp:
     args = dash_args("--etcd", etcd, "--refresh", "0.05")
-    app, _ = session_app({SESSION_ENV: encode_settings(args, token)})
+    app = session_app(*session_setup({SESSION_ENV: encode_settings(args, token)}))
     app.sources = []  # the sample fleet below, not etcd's (empty) one; writes still go to etcd
     for update in sample_updates(8):
         app.buffer.put(update)

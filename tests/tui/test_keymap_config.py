@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from coreroll.cli import main as cli_main
 from tui.app import DashApp
 from tui.keymap import DashAction
 from tui.keymap_config import KeymapError, check_choices, key_scopes, keymap_file, load_keymap, normalize_key
-from tui.run import main as dash_main
 
 ETCD = ["--etcd", "http://127.0.0.1:9"]  # never contacted: each run ends at the configuration check
 
@@ -183,7 +183,7 @@ def test_the_dashboard_command_exits_1_naming_the_problem(
     monkeypatch.setenv("COREROLL_KEYMAP", env)
     stderr = io.StringIO()
     with redirect_stderr(stderr):
-        assert dash_main([*ETCD, *serve, *argv]) == 1
+        assert cli_main(["dash", *ETCD, *serve, *argv]) == 1
     assert stderr.getvalue().startswith(message), stderr.getvalue()
 
 
@@ -193,7 +193,7 @@ def test_each_problem_is_its_own_line_on_stderr(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("COREROLL_KEYMAP", "check=,chek=C")
     stderr = io.StringIO()
     with redirect_stderr(stderr):
-        assert dash_main([*ETCD, *serve]) == 1
+        assert cli_main(["dash", *ETCD, *serve]) == 1
     assert stderr.getvalue().splitlines() == [
         "coreroll dash: COREROLL_KEYMAP: check: no key given",
         "coreroll dash: COREROLL_KEYMAP: no binding has the id 'chek' (did you mean 'check'?)",

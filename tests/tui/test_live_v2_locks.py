@@ -10,6 +10,7 @@ import os
 import pytest
 
 from coreroll.commands.dash import add_arguments
+from coreroll.commands.dashboard.wiring import dashboard_setup
 from coreroll.locks.keys import LOCK_PREFIX, semaphore_key
 from tests.locks.rawetcd import (
     LOCKSMITHD_INITIAL,
@@ -39,7 +40,7 @@ def dashboard(clean_etcd: str, monkeypatch: pytest.MonkeyPatch) -> DashApp:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     Etcd(clean_etcd).node(A, hostname="alpha-1", channel="stable")
-    return build_app(parser.parse_args(["--etcd", clean_etcd]))
+    return build_app(dashboard_setup(parser.parse_args(["--etcd", clean_etcd])))
 
 
 async def test_locksmithds_v2_lock_is_shown_and_released_through_v2(

@@ -24,25 +24,25 @@ def test_rebooting_holder_is_shown_rebooting_then_stale_once_the_grace_is_over()
     clock.now += 120
     head, holder = panel_lines(model, clock.now)
     assert "stale" not in head
-    assert holder.split() == ["n1", "2m", "rebooting"]
+    assert holder.split() == ["host-n1", "2m", "rebooting", "n1"]  # the view names the host
     clock.now += 61
     head, holder = panel_lines(model, clock.now)
     assert head.endswith("0/1 free  1 stale")
-    assert holder.split()[:3] == ["n1", "3m", "STALE:"] and holder.endswith("offline for 3m")
+    assert holder.split()[:3] == ["host-n1", "3m", "STALE:"] and holder.endswith("offline for 3m  n1")
 
 
 def test_dash_flag_sets_the_offline_grace() -> None:
     import argparse
 
     from coreroll.commands.dash import add_arguments
-    from tui.run import build_app
+    from coreroll.commands.dashboard.wiring import dashboard_setup
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     base = ["--etcd", "http://127.0.0.1:9", "--server", "http://127.0.0.1:9"]
-    assert build_app(parser.parse_args(base)).model.stale_offline_grace == 300.0
+    assert dashboard_setup(parser.parse_args(base)).model.stale_offline_grace == 300.0
     args = parser.parse_args([*base, "--stale-offline-grace", "900"])
-    assert build_app(args).model.stale_offline_grace == 900.0
+    assert dashboard_setup(args).model.stale_offline_grace == 900.0
 
 
 def test_a_group_on_both_apis_is_two_marked_entries_and_each_release_counts() -> None:

@@ -70,8 +70,8 @@ def test_held_locks_only_while_someone_holds_one() -> None:
     assert presenter.held_locks() is not None
     empty = Presenter(FleetModel())
     assert empty.held_locks() is None
-    assert presenter.node_name(machine_id(2)) == model.rows[machine_id(2)].hostname
-    assert presenter.node_name("nobody") is None
+    holders = {h.machine_id: h for g in model.lock_groups() for h in g.holders}
+    assert holders[machine_id(2)].hostname == model.rows[machine_id(2)].hostname  # each row names its host
 
 
 def test_header_names_the_etcd_api_of_the_locks() -> None:
@@ -92,3 +92,27 @@ def test_header_names_the_etcd_api_of_the_locks() -> None:
         "locks: v2",
         "locks: v2+v3 BOTH hold semaphores",
     ]
+
+
+def test_node_detail_places_each_reported_partition_on_flatcars_disk() -> None:
+    """The detail page's cgpt table comes from the presenter: Flatcar's layout for USR-A/USR-B, and
+    "-" (not a made-up sector) for a label the layout does not have."""
+    from tests.watch.helpers import status_bytes
+    from tui.screens.detail import cgpt_table
+
+    model = FleetModel()
+    parts = [
+        {"label": "USR-A", "version": "4699.0.0", "priority": 2, "tries": 0, "successful": 1},
+        {"label": "USR-\x1b[2J", "version": "1.0", "priority": 1, "tries": 1, "successful": 0},
+    ]
+    model.apply(u.NodeStatus("n1", "k", status_bytes("n1", partitions=parts)))
+    presenter = Presenter(model)
+    detail = presenter.node_detail("n1")
+    assert detail is not None and detail.row.machine_id == "n1"
+    usr_a, odd = detail.partitions
+    assert (usr_a.number, usr_a.start, usr_a.size, usr_a.booted) == (3, 270336, 2097152, True)
+    assert (odd.number, odd.start, odd.size, odd.booted) == (None, None, None, False)
+    lines = cgpt_table(detail).splitlines()
+    assert lines[1].split() == ["270336", "2097152", "3", "Label:", '"USR-A"', "(booted)"]
+    assert lines[5].split()[:3] == ["-", "-", "-"] and "\x1b" not in lines[5]
+    assert presenter.node_detail("nobody") is None

@@ -14,17 +14,9 @@ import httpx
 import pytest
 
 from coreroll.commands.dash import add_arguments
+from coreroll.commands.dashboard.session import SESSION_ENV, serve_setup, session_command, take_settings
 from tui import serve
-from tui.browser_session import SESSION_ENV, take_settings
-from tui.serve import (
-    DashServer,
-    host_allowed,
-    parse_listen,
-    prepare_environment,
-    public_origin,
-    same_origin,
-    session_command,
-)
+from tui.serve import DashServer, host_allowed, parse_listen, public_origin, same_origin
 
 
 @pytest.mark.parametrize(
@@ -86,7 +78,10 @@ def test_sessions_inherit_no_token_of_their_own_and_the_command_holds_none(
     args = parser.parse_args(["--etcd", "http://127.0.0.1:1", "--serve", "0"])
     environ = {"COREROLL_TOKEN": "from-env", "TEXTUAL_LOG": "keys.log", "TEXTUAL": "debug", "HOME": "/root"}
     monkeypatch.setenv("COREROLL_TOKEN", "from-env")
-    assert prepare_environment(args, environ) == "from-env"
+    plan = serve_setup(args)
+    assert plan.has_admin_token
+    assert environ["COREROLL_TOKEN"] == "from-env"  # nothing changes before serving starts
+    plan.prepare_environment(environ)
     assert set(environ) == {"HOME", SESSION_ENV}
     assert "from-env" not in session_command()
     _, secret = take_settings(dict(environ))

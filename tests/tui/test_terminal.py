@@ -1,4 +1,4 @@
-"""Over SSH the terminal can vanish: the dashboard must exit, not spin. Runs `python -m tui` on a
+"""Over SSH the terminal can vanish: the dashboard must exit, not spin. Runs `python -m coreroll dash` on a
 real pseudo-terminal, waits for it to draw, then hangs up (SIGHUP) or closes the terminal."""
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import pytest
 pytestmark = [pytest.mark.skipif(sys.platform != "linux", reason="needs a Linux pty"), pytest.mark.slow]
 
 
-def spawn(module: str = "tui") -> tuple[int, int]:
+def spawn(*command: str) -> tuple[int, int]:
     pid, fd = pty.fork()
     if pid == 0:  # child: the dashboard against an etcd that is not there (shown as DOWN)
         os.environ["TERM"] = "xterm-256color"
-        os.execv(sys.executable, [sys.executable, "-m", module, "--etcd", "http://127.0.0.1:9"])
+        os.execv(sys.executable, [sys.executable, "-m", *command, "--etcd", "http://127.0.0.1:9"])
     return pid, fd
 
 
@@ -52,11 +52,12 @@ def wait_exit(pid: int, timeout: float) -> int:
 
 
 @pytest.mark.parametrize(
-    ("module", "how"), [("tui", "sighup"), ("tui", "close-terminal"), ("coreroll", "sighup")]
+    ("command", "how"),
+    [(("coreroll", "dash"), "sighup"), (("coreroll", "dash"), "close-terminal"), (("coreroll",), "sighup")],
 )
-def test_exits_when_the_terminal_goes_away(module: str, how: str) -> None:
-    """`python -m tui` and plain `coreroll` (no subcommand: the dashboard) both exit cleanly."""
-    pid, fd = spawn(module)
+def test_exits_when_the_terminal_goes_away(command: tuple[str, ...], how: str) -> None:
+    """`coreroll dash` and plain `coreroll` (no subcommand: the dashboard) both exit cleanly."""
+    pid, fd = spawn(*command)
     try:
         read_until(fd, b"etcd", 30)
         if how == "sighup":

@@ -1,8 +1,9 @@
 """Node detail: identity, the USR partition table as `cgpt show` lays it out, update status, the
 server's view, pending commands, and the instance history from the update server.
 
-`NodeDetailScreen(model, machine_id, history)` where `history` is an async callable returning the
-server's history entries (`{at, status, version, reason, event, errorcode}`), or None when no
+`NodeDetailScreen(detail, machine_id, history)` where `detail` is the presenter's
+`node_detail` (machine id -> `coreroll.watch.detail.NodeDetail`, None once gone) and `history` is
+an async callable returning the server's history entries (`{at, status, version, reason, event, errorcode}`), or None when no
 server is configured. The app calls `refresh_from_model()` on every repaint so the page follows the
 node live. `escape` / `enter` go back. Every value on the page comes from etcd or the server: it is
 shown through `coreroll.textsafe.visible`, in `Text` (never markup).
@@ -21,9 +22,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Static
 
-from coreroll.node.partitions import NUMBERS, STARTS, USR_SECTORS
 from coreroll.textsafe import visible
-from coreroll.watch.model import FleetModel
+from coreroll.watch.detail import NodeDetail
 from coreroll.watch.views import NodeRow
 from tui.keymap import DETAIL_BINDINGS
 from widgets.key_bar import KeyBar
@@ -41,15 +41,17 @@ def _d(value: object) -> str:
     return "-" if value is None or value == "" else visible(str(value))
 
 
-def cgpt_table(row: NodeRow) -> str:
+def cgpt_table(detail: NodeDetail) -> str:
     """The node's USR partitions in `cgpt show`'s layout (start/size/part/contents), with the
     version each one holds (from the node's report)."""
     lines = [_ROW.format("start", "size", "part", "contents")]
-    for part in row.partitions:
-        number = NUMBERS.get(part.label, "-")
-        start = STARTS.get(part.label, "-")
-        active = "  (booted)" if part.label == row.active_partition else ""
-        lines.append(_ROW.format(start, USR_SECTORS, number, f'Label: "{visible(part.label)}"{active}'))
+    for part in detail.partitions:
+        active = "  (booted)" if part.booted else ""
+        lines.append(
+            _ROW.format(
+                _d(part.start), _d(part.size), _d(part.number), f'Label: "{visible(part.label)}"{active}'
+            )
+        )
         lines.append(_MORE.format("Type: Alias for coreos-rootfs"))
         lines.append(
             _MORE.format(
@@ -57,7 +59,7 @@ def cgpt_table(row: NodeRow) -> str:
             )
         )
         lines.append(_MORE.format(f"Version: {_d(part.version)}"))
-    if not row.partitions:
+    if not detail.partitions:
         lines.append("  (the node has not reported its partitions)")
     return "\n".join(lines)
 
@@ -156,12 +158,12 @@ class NodeDetailScreen(Screen[None]):
 
     def __init__(
         self,
-        model: FleetModel,
+        detail: Callable[[str], NodeDetail | None],
         machine_id: str,
         history: Callable[[str], Awaitable[list[dict[str, Any]]]] | None = None,
     ) -> None:
         super().__init__()
-        self.model = model
+        self.detail = detail
         self.machine_id = machine_id
         self._history_loader = history
         self._history: list[dict[str, Any]] | None = None
@@ -196,17 +198,18 @@ class NodeDetailScreen(Screen[None]):
         self.query_one("#history", Static).update(history_text(self._history, self._history_error))
 
     def refresh_from_model(self, force: bool = False) -> None:
-        row = self.model.get(self.machine_id)
-        if row is None:
+        detail = self.detail(self.machine_id)
+        if detail is None:
             self.query_one("#about", Static).update(
                 Text(f"{visible(self.machine_id)}: no longer known to etcd or the server", style="yellow")
             )
             return
+        row = detail.row
         if row.rev == self._last_rev and not force:
             return
         self._last_rev = row.rev
         self.query_one("#about", Static).update(describe(row))
-        self.query_one("#partitions", Static).update(Text(cgpt_table(row), no_wrap=True))
+        self.query_one("#partitions", Static).update(Text(cgpt_table(detail), no_wrap=True))
         self.query_one("#commands", Static).update(commands_text(row))
         self.query_one("#history", Static).update(history_text(self._history, self._history_error))
 

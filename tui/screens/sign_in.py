@@ -2,7 +2,7 @@
 
     app.push_screen(SignInScreen(secret.matches), on_result)   # True: the token matched
 
-Enter checks the token with `check` (constant-time, in `tui.browser_session.Secret`); a wrong one
+Enter checks the token with `check` (constant-time, in `coreroll.secret.Secret`); a wrong one
 is refused with the tries left, and after `attempts` wrong ones the screen closes read-only. Esc
 closes it read-only at once. The field is a password field and is cleared after every try.
 """

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from coreroll.commands.group import duration
+from coreroll.durations import duration
 
 NEVER = ("never", "off", "0")
 
