@@ -242,7 +242,7 @@ async def scenario_load(n: int, rate: int, duration: float) -> dict[str, Any]:
                         expect = filter_text[: 2 * len(filter_text) - step - 1]
                     app.key_probe = (
                         (time.monotonic(), time.process_time()),
-                        lambda expect=expect: app.query == expect.strip(),
+                        lambda expect=expect: app.query_text == expect.strip(),
                         "filter",
                     )
                     app.post_message(events.Key(key, char))

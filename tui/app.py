@@ -328,7 +328,7 @@ class DashApp(App[int]):
         return self.presenter.view
 
     @property
-    def query(self) -> str:
+    def query_text(self) -> str:  # not `query`: that is Textual's DOM query, which its actions call
         return self.view.query_text
 
     @property

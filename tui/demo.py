@@ -62,10 +62,11 @@ class DemoApp(DashApp):
         else:
             self.phase_text = line
 
-    async def on_mount(self, event: events.Mount) -> None:
+    async def on_mount(self, event: events.Mount | None = None) -> None:  # Textual passes the event
         # Textual would also call DashApp.on_mount after this one (it walks the MRO); run it
         # here, first, and stop the walk, so the main screen exists before the line joins it.
-        event.prevent_default()
+        if event is not None:
+            event.prevent_default()
         await super().on_mount()
         main = self.main_screen
         await main.mount(PhaseLine(self.phase_text, id="demo-phase"), before=main.query_one(KeyBar))

@@ -95,10 +95,10 @@ class DashCommands(Provider):
             "go to node...", "by hostname or machine id, fuzzy", partial(open_go_to_node, app)
         )
         yield PaletteCommand("change theme", f"now {app.theme}", app.search_themes)
-        if app.query:
+        if app.query_text:
             yield PaletteCommand(
                 "save the filter as...",
-                f"keep {visible(app.query)} under a name",
+                f"keep {visible(app.query_text)} under a name",
                 partial(palette_actions.save_filter, app),
             )
         for saved in palette_actions.saved_filters(app):
@@ -117,7 +117,7 @@ class DashCommands(Provider):
         for command in self._commands:
             if command.listed:
                 yield DiscoveryHit(
-                    Content(command.text), command.run, text=command.text, help=Content(command.help)
+                    Content(command.text), command.run, text=command.text, help=Content(command.help)  # pyright: ignore[reportArgumentType]  # Textual's from_markup passes a Content through
                 )
 
     async def search(self, query: str) -> Hits:
@@ -130,7 +130,7 @@ class DashCommands(Provider):
                     highlighted(command.text, offsets, self.match_style),
                     command.run,
                     text=command.text,
-                    help=Content(command.help),  # Content: a str would be read as markup
+                    help=Content(command.help),  # pyright: ignore[reportArgumentType]  # Content: a str would be read as markup
                 )
 
 
@@ -180,8 +180,8 @@ class NodeCommands(Provider):
         help = Content(node_help(app.model, match))
         text = self.PREFIX + match.name
         if discovered:
-            return DiscoveryHit(prompt, go, text=text, help=help)
-        return Hit(match.score * self.SCALE, prompt, go, text=text, help=help)
+            return DiscoveryHit(prompt, go, text=text, help=help)  # pyright: ignore[reportArgumentType]  # a Content, as above
+        return Hit(match.score * self.SCALE, prompt, go, text=text, help=help)  # pyright: ignore[reportArgumentType]  # a Content, as above
 
 
 class GoToNode(NodeCommands):

@@ -35,7 +35,7 @@ class PaletteHost(Host, Protocol):
     theme: str
 
     @property
-    def query(self) -> str: ...
+    def query_text(self) -> str: ...
     @property
     def main_screen(self) -> MainScreen: ...
     def set_query(self, text: str) -> None: ...
@@ -48,7 +48,7 @@ class PaletteHost(Host, Protocol):
 
 async def run_dash_action(app: PaletteHost, action: DashAction) -> None:
     """What `action`'s key does, on the screen the key belongs to."""
-    target = app if action.value.app_wide else app.main_screen
+    target = None if action.value.app_wide else app.main_screen  # None: the app
     await app.run_action(action.textual_action, target)
 
 
@@ -59,8 +59,8 @@ def go_to_node(app: PaletteHost, machine_id: str) -> None:
         app.notify(f"{machine_id} is no longer known to etcd or the server", severity="warning")
         return
     table = app.main_screen.table
-    if not table.move_cursor_to_key(machine_id) and app.query:
-        hidden_by = app.query
+    if not table.move_cursor_to_key(machine_id) and app.query_text:
+        hidden_by = app.query_text
         app.set_query("")
         app.notify(f"filter {hidden_by!r} cleared: it hid {row.display_name}")
     if not table.move_cursor_to_key(machine_id):
@@ -101,7 +101,7 @@ def save_filter(app: PaletteHost) -> None:
 
 
 async def _save_filter(app: PaletteHost) -> None:
-    query = app.query
+    query = app.query_text
     if not query:
         app.notify("no filter to save: type one with /", severity="warning")
         return

@@ -49,7 +49,7 @@ def swap_in_place(
             if shown:
                 return None  # a row appears
             continue  # not shown before, not shown now
-        if not shown or sort_value(out[i]) != sort_value(new):
+        if new is None or not shown or sort_value(out[i]) != sort_value(new):
             return None  # a row leaves or moves
         out[i] = new
     return out

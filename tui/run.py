@@ -26,7 +26,7 @@ def user_keymap(keymap_path: str | Path | None, app_class: type[DashApp] = DashA
     return load_keymap(app_class, file=path, file_wins=named)
 
 
-def build_app(setup: DashboardSetup, app_class: type[AppT] = DashApp) -> AppT:  # type: ignore[assignment]  # the default is the bound itself
+def build_app(setup: DashboardSetup, app_class: type[AppT] = DashApp) -> AppT:
     """The dashboard over `setup` (`app_class`: a DashApp subclass, e.g. a browser session's)."""
     return app_class(
         **app_arguments(setup), keymap=user_keymap(setup.keymap_path, app_class), theme=setup.theme

@@ -150,7 +150,7 @@ class DashServer(Server):
             )
         return None
 
-    async def handle_index(self, request: web.Request) -> web.StreamResponse:  # type: ignore[override]
+    async def handle_index(self, request: web.Request) -> web.StreamResponse:
         refused = self._refuse(request)
         if refused is not None:
             return refused
@@ -182,7 +182,7 @@ class DashServer(Server):
         except ValueError:
             return default
 
-    async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:  # type: ignore[override]
+    async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
         refused = self._refuse(request)
         if refused is not None:
             raise web.HTTPForbidden(text=refused.text)
@@ -198,11 +198,15 @@ class DashServer(Server):
         await websocket.prepare(request)
         self.sessions.add(websocket)
         log.info("session opened from %s (%d open)", request.remote, len(self.sessions))
+
+        async def close() -> None:  # AppService awaits a close that returns None
+            await websocket.close()
+
         service = AppService(
             self.command,
             write_bytes=websocket.send_bytes,
             write_str=websocket.send_str,
-            close=websocket.close,
+            close=close,
             download_manager=self.download_manager,
         )
         try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import operator
 import time
+from typing import cast
 
 from coreroll.watch.views import STATE_ERROR, STATE_REBOOT, STATE_UPDATING, NodeRow
 from coreroll.wire import status as wire
@@ -80,9 +81,9 @@ def span_text(row: NodeRow) -> str | None:
 def field_text(kind: str, value: object) -> str:
     """A status field's value as a cell, by its wire kind."""
     if kind in (wire.TIME, wire.EPOCH):
-        return clock(value)  # type: ignore[arg-type]  # the reader made it epoch seconds
+        return clock(cast("float | None", value))  # the reader made it epoch seconds
     if kind == wire.FRACTION and value is not None:
-        return f"{int(value * 100):d}%"  # type: ignore[operator]
+        return f"{int(cast(float, value) * 100):d}%"  # the reader checked it is a number in 0..1
     if kind == wire.BOOL and value is not None:
         return "yes" if value else "no"
     return dash(value)

@@ -155,7 +155,7 @@ class NodeTable(ScrollView, can_focus=True):
             return
         visible = self.scrollable_content_region.height
         if self.is_mounted and visible and (size.height > visible) == (self.virtual_size.height > visible):
-            self.set_reactive(NodeTable.virtual_size, size)
+            self.set_reactive(NodeTable.virtual_size, size)  # pyright: ignore[reportArgumentType]  # on the class it is the Reactive: Textual's __get__ overloads are hidden behind TYPE_CHECKING
             if self.show_vertical_scrollbar:  # what a layout pass would tell the scrollbar
                 bar = self.vertical_scrollbar
                 bar.window_virtual_size = size.height

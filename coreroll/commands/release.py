@@ -184,8 +184,7 @@ def _publish_urls(args: argparse.Namespace) -> int:
         return _fail(exc)
     try:
         with ApiClient.from_args(args) as api:
-            for body in bodies:
-                release = api.send("POST", "/api/v1/releases", body)
+            release = [api.send("POST", "/api/v1/releases", body) for body in bodies][-1]
             if args.floor:
                 release = api.send("PUT", f"/api/v1/releases/{release['version']}/floor",
                                    {"floor": True, "reason": args.floor_reason})  # fmt: skip

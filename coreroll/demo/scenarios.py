@@ -164,6 +164,7 @@ async def stuck_lock(demo: DemoSystem) -> None:
     demo.ensure_running()
     assert demo.fleet is not None
     fleet = demo.fleet
+    assert fleet.lock_store is not None and fleet.etcd is not None  # ensure_running started them
     new = demo.versions[1]
     victim = next((n for n in demo.nodes if n.plan.die_rebooting), None)
     if victim is None:  # a fleet too small for a db node: just the rollout
@@ -178,7 +179,7 @@ async def stuck_lock(demo: DemoSystem) -> None:
             await rolling
             return
         demo.facts["victim"] = victim.machine_id
-        sem, _ = await fleet.lock_store.get(group)  # type: ignore[union-attr]
+        sem, _ = await fleet.lock_store.get(group)
         demo.facts["died_holding"] = victim.machine_id in sem.holders
         state["stuck"] = True
         demo.set_phase(
@@ -188,11 +189,11 @@ async def stuck_lock(demo: DemoSystem) -> None:
         )
         unlocker: asyncio.Task[None] | None = None
         while True:  # until the lock is freed, by whoever frees it
-            sem, revision = await fleet.lock_store.get(group)  # type: ignore[union-attr]
+            sem, revision = await fleet.lock_store.get(group)
             if victim.machine_id not in sem.holders:
                 break
             if not demo.facts.get("stale_seen"):
-                alive = await fleet.etcd.get(alive_key(victim.machine_id))  # type: ignore[union-attr]
+                alive = await fleet.etcd.get(alive_key(victim.machine_id))
                 if alive is None:  # what the dashboard flags: a holder that is not alive
                     demo.facts["stale_seen"] = True
                     if demo.options.auto_unlock_after is not None:

@@ -105,7 +105,7 @@ class DemoSystem:
         self.clock = ScaledClock(options.time_factor)
         self.phase = Phase("starting", "starting")
         self.facts: dict[str, Any] = {}
-        self.versions = (INITIAL_VERSION, NEW_VERSION)
+        self.versions: tuple[str, str] = (INITIAL_VERSION, NEW_VERSION)
         self.base_dir: Path | None = None
         self.etcd: EmbeddedEtcd | None = None
         self.etcd_endpoint = ""

@@ -72,7 +72,7 @@ class TLSClient(aetcd.Client):
         timeout: float | None = None,
         target: str | None = None,
     ) -> None:
-        super().__init__(host=host, port=port, username=username, password=password, timeout=timeout)  # type: ignore[arg-type]  # aetcd annotates timeout as int
+        super().__init__(host=host, port=port, username=username, password=password, timeout=timeout)  # pyright: ignore[reportArgumentType]  # aetcd annotates timeout as int; it takes seconds as a float
         self.endpoint = endpoint
         self._credentials = credentials
         self._target = target
@@ -114,7 +114,7 @@ class TLSClient(aetcd.Client):
             self._is_connecting = False
 
 
-def raise_translated(exc: BaseException) -> NoReturn:
+def raise_translated(exc: Exception) -> NoReturn:
     """Raise aetcd's exception for a gRPC error (ConnectionFailedError, RevisionCompactedError...)."""
     aetcd_exceptions._handle_exception(exc)
     raise exc  # not reached: _handle_exception always raises
@@ -132,6 +132,7 @@ async def range_request(
 ) -> Any:
     """A raw Range call: paging (`limit`), a past `revision`, newest-first by key."""
     await client.connect()
+    assert client.kvstub is not None  # connect() set it
     request: Any = rpc.RangeRequest(key=key, revision=revision, limit=limit)
     if range_end is not None:
         request.range_end = range_end
@@ -149,6 +150,7 @@ async def range_request(
 async def status_request(client: aetcd.Client, rpc_seconds: float) -> Any:
     """The member's Status reply (version, revision in the header), without aetcd's member lookup."""
     await client.connect()
+    assert client.maintenancestub is not None  # connect() set it
     try:
         return await client.maintenancestub.Status(
             rpc.StatusRequest(), timeout=rpc_seconds, metadata=client.metadata

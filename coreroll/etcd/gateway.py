@@ -24,7 +24,7 @@ import base64
 import contextlib
 import json
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 from coreroll.etcd.config import EtcdConfig
@@ -110,9 +110,9 @@ class GatewayWatch:
                 }
             }
         ).encode()
-        self._stream: AsyncIterator[tuple[int, bytes]] | None = None
+        self._stream: AsyncGenerator[tuple[int, bytes], None] | None = None
 
-        self._results: AsyncIterator[Mapping[str, Any]] | None = None
+        self._results: AsyncGenerator[Mapping[str, Any], None] | None = None
 
     async def start(self) -> None:
         """Open the stream and read etcd's `created` reply (or its refusal)."""
@@ -129,7 +129,7 @@ class GatewayWatch:
 
     async def _read_results(
         self, stream: AsyncIterator[tuple[int, bytes]]
-    ) -> AsyncIterator[Mapping[str, Any]]:
+    ) -> AsyncGenerator[Mapping[str, Any], None]:
         where = "watch"
         try:
             async for status, line in stream:
@@ -164,10 +164,10 @@ class GatewayWatch:
         results, self._results = self._results, None
         if results is not None:
             with contextlib.suppress(Exception):
-                await results.aclose()  # type: ignore[attr-defined]  # an async generator
+                await results.aclose()
         if stream is not None:
             with contextlib.suppress(Exception):
-                await stream.aclose()  # type: ignore[attr-defined]  # an async generator
+                await stream.aclose()
 
 
 class GatewayKV:
@@ -257,9 +257,9 @@ class GatewayKV:
             kvs = doc.get("kvs") or []
             if not isinstance(kvs, list):
                 raise EtcdError("etcd gateway range: 'kvs' is not a list")
-            page = [_kv(kv, "range") for kv in kvs]
-            found.extend(page)
-            if newest is not None or not doc.get("more") or not page:
+            batch = [_kv(kv, "range") for kv in kvs]
+            found.extend(batch)
+            if newest is not None or not doc.get("more") or not batch:
                 break
             start = _bytes(_obj(kvs[-1], "range"), "key", "range") + b"\0"
         if newest is not None:

@@ -24,7 +24,7 @@ import asyncio
 import base64
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
@@ -203,7 +203,7 @@ class Http1Client:
 
     async def stream_lines(
         self, method: str, url: str, body: bytes | None = None
-    ) -> AsyncIterator[tuple[int, bytes]]:
+    ) -> AsyncGenerator[tuple[int, bytes], None]:
         """(status, line) for each newline-ended line of a streamed reply (no read timeout); the
         connection is closed when the caller stops."""
         where, data = self._head(method, url, None, body, "application/json")

@@ -67,7 +67,7 @@ class V2Node:
 
     def walk(self) -> list[V2Node]:
         """This node and every node below it that holds a value."""
-        out = [] if self.dir else [self]
+        out: list[V2Node] = [] if self.dir else [self]
         for child in self.nodes:
             out.extend(child.walk())
         return out

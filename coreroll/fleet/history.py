@@ -35,10 +35,15 @@ class LockEvent:
 
 
 class RebootLike(Protocol):
-    machine_id: str
-    group: str
-    strategy: str
-    key_revision: int | None
+    # read-only: RebootRecord is a frozen dataclass
+    @property
+    def machine_id(self) -> str: ...
+    @property
+    def group(self) -> str: ...
+    @property
+    def strategy(self) -> str: ...
+    @property
+    def key_revision(self) -> int | None: ...
 
 
 async def read_lock_history(

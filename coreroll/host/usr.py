@@ -187,7 +187,7 @@ class _Sysfs:
     def _partition_label(self, base: str, where: str) -> str | None:
         name_of_base = base.rsplit("/", 1)[1]
         uevent = self._text(f"{base}/uevent") or ""
-        values = dict(line.partition("=")[::2] for line in uevent.splitlines() if "=" in line)
+        values = dict(line.split("=", 1) for line in uevent.splitlines() if "=" in line)
         name = values.get("PARTNAME")
         if name is not None:
             if name in LABELS:

@@ -82,7 +82,7 @@ class LockApiSurvey:
         )
 
 
-def open_lock_store(config: EtcdConfig, **kwargs: float) -> LockStore:
+def open_lock_store(config: EtcdConfig, *, conflict_deadline: float = 30.0) -> LockStore:
     """The store for `config.api` ("v3" or "v2"); see the module docstring."""
     if config.api == "auto":
         raise ValueError("open_lock_store needs --etcd-api v2 or v3; resolve auto with open_chosen_store")
@@ -90,10 +90,10 @@ def open_lock_store(config: EtcdConfig, **kwargs: float) -> LockStore:
     if config.api == "v2":
         from coreroll.locks.v2store import V2LockStore
 
-        return V2LockStore(config, **kwargs)
+        return V2LockStore(config, conflict_deadline=conflict_deadline)
     from coreroll.locks.v3store import V3LockStore
 
-    return V3LockStore(config, **kwargs)
+    return V3LockStore(config, conflict_deadline=conflict_deadline)
 
 
 def v2_missing(exc: V2ApiMissingError, origin: str = "--etcd-api v2") -> str:

@@ -31,7 +31,7 @@ from coreroll.etcd.port import EtcdKV
 from coreroll.node.clock import Clock
 from coreroll.node.commandbus import Command, CommandRouter
 from coreroll.node.nodestatus import iso_time
-from coreroll.wire.channel import channel_problem
+from coreroll.wire.channel import channel_problem, is_channel_name
 
 __all__ = ["CommandRunner", "Handler", "channel_arg"]
 
@@ -121,9 +121,11 @@ class CommandRunner:
         except (ValueError, UnicodeDecodeError) as exc:
             return "", f"unreadable command {command.key}: {exc}; ignored", True
         action = doc.get("action")
-        args = doc.get("args") if isinstance(doc.get("args"), dict) else {}
+        args = doc.get("args")
+        if not isinstance(args, dict):
+            args = {}
         handler = self.handlers.get(action) if isinstance(action, str) else None
-        if handler is None:
+        if handler is None or not isinstance(action, str):
             return str(action), f"unknown action {action!r} in {command.key}: ignored", True
         result, refused = await handler(args)
         return action, result, refused
@@ -134,7 +136,6 @@ def channel_arg(args: dict[str, Any]) -> str:
     ValueError with the refusal when it is not a channel name (`coreroll.wire.channel`): the
     command comes from etcd, so it is checked here, before any handler sees it."""
     channel = args.get("channel", args.get("group"))
-    problem = channel_problem(channel)
-    if problem is not None:
-        raise ValueError(f"set-channel refused: args.channel {problem}")
+    if not is_channel_name(channel):
+        raise ValueError(f"set-channel refused: args.channel {channel_problem(channel)}")
     return channel

@@ -56,7 +56,7 @@ import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -239,7 +239,7 @@ def build_payload(image: bytes, version: str, private_key: rsa.RSAPrivateKey) ->
     return body + private_key.sign(body, padding.PKCS1v15(), hashes.SHA256())
 
 
-def _read_manifest(data: bytes) -> tuple[dict[str, object], int]:
+def _read_manifest(data: bytes) -> tuple[dict[str, Any], int]:
     """The manifest and the offset where the image starts; structural errors -> 21/23."""
     if len(data) < _HEADER.size:
         raise PayloadError(ErrorCode.DownloadInvalidMetadataMagicString, "payload is shorter than its header")
@@ -297,7 +297,7 @@ def verify_payload(
                 f"payload sha256 is {actual}, Omaha said {expected_sha256_b64}",
             )
     manifest, image_start = _read_manifest(data)
-    signed_end = image_start + int(manifest["image_size"])  # type: ignore[call-overload]
+    signed_end = image_start + int(manifest["image_size"])
     signature = data[signed_end:]
     key_bytes = public_key.key_size // 8
     if signed_end > len(data) or not signature:

@@ -16,6 +16,7 @@ wrong; the enum values ``REPLACE``, ``REPLACE_BZ``, ``MOVE``, ``BSDIFF``, ``KERN
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Final, TypeVar
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
@@ -78,7 +79,7 @@ _ENUMS: Final = {
 
 
 def _add_fields(
-    message: descriptor_pb2.DescriptorProto, fields: list[tuple[str, int, int, int, str | None]]
+    message: descriptor_pb2.DescriptorProto, fields: Sequence[tuple[str, int, int, int, str | None]]
 ) -> None:
     for name, number, label, kind, type_name in fields:
         field = message.field.add(name=name, number=number, label=label, type=kind)
@@ -131,6 +132,6 @@ def parse_message(cls: type[M], raw: bytes, what: str) -> M:
     except DecodeError as exc:
         raise ValueError(f"{what} is not a valid protobuf message: {exc}") from None
     if not message.IsInitialized():
-        missing = ", ".join(message.FindInitializationErrors()[:5])
+        missing = ", ".join(message.FindInitializationErrors()[:5])  # pyright: ignore[reportAttributeAccessIssue]  # every concrete message class has it; protobuf's Message stub does not
         raise ValueError(f"{what} lacks required fields: {missing}")
     return message

@@ -35,7 +35,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Column, insert, select, update
+from sqlalchemy import Column, String, insert, select, update
 
 from coreroll.server import schema
 from coreroll.server.policy import Policy, PolicyError
@@ -175,7 +175,7 @@ def check_name(kind: str, name: Any) -> str:
 
 def check_width(field: str, value: str, column: Column[Any]) -> str:
     """``value`` if it fits ``column`` (a String(n)): PostgreSQL refuses a longer one at write time."""
-    width = column.type.length
+    width = column.type.length if isinstance(column.type, String) else None
     if width is not None and len(value) > width:
         raise CatalogError(400, f"{field}: at most {width} characters, got {len(value)}")
     return value

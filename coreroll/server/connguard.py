@@ -134,7 +134,13 @@ class ConnectionGuard:
 def guarded_protocol(base: type[asyncio.Protocol], guard: ConnectionGuard) -> type[asyncio.Protocol]:
     """``base`` (uvicorn's HttpToolsProtocol or H11Protocol) with ``guard``'s bounds."""
 
-    class Guarded(base):  # type: ignore[valid-type,misc]
+    class Guarded(base):
+        # What uvicorn's protocols set in their __init__/connection_made (annotations only: the
+        # checker sees asyncio.Protocol as the base). transport is None until connection_made.
+        connections: set[Any]
+        cycle: Any  # h11's or httptools' RequestResponseCycle, or None
+        transport: asyncio.Transport
+        flow: Any  # uvicorn's FlowControl
         # The wait for a request head: since when, for which finished cycle (None: the first
         # request), and its bytes so far. None: not waiting (busy, or an idle keep-alive).
         _head_since: float | None = None

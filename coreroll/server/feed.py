@@ -31,7 +31,7 @@ import ipaddress
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, Awaitable
 from dataclasses import dataclass
 
 from starlette.responses import StreamingResponse
@@ -245,7 +245,7 @@ class FeedHub:
         finally:
             self.close()
 
-    async def stream(self, subscriber: Subscriber, after: int | None) -> AsyncIterator[bytes]:
+    async def stream(self, subscriber: Subscriber, after: int | None) -> AsyncGenerator[bytes, None]:
         """The SSE bytes for one client, from after ``after`` (None: from the head)."""
         yield b"retry: 2000\n\n"
         storage = self.storage
@@ -308,8 +308,9 @@ class FeedResponse(StreamingResponse):
     client is gone before the stream started, when the generator's own ``finally`` never runs)."""
 
     def __init__(self, hub: FeedHub, subscriber: Subscriber, after: int | None) -> None:
+        self.stream = hub.stream(subscriber, after)
         super().__init__(
-            hub.stream(subscriber, after),
+            self.stream,
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -322,11 +323,11 @@ class FeedResponse(StreamingResponse):
         finally:
             self.hub.unsubscribe(self.subscriber)
             with contextlib.suppress(Exception):
-                await self.body_iterator.aclose()  # type: ignore[attr-defined]
+                await self.stream.aclose()
 
 
-async def _wait_any(change: object, stopping: asyncio.Event) -> None:
-    tasks = [asyncio.ensure_future(change), asyncio.ensure_future(stopping.wait())]  # type: ignore[arg-type]
+async def _wait_any(change: Awaitable[object], stopping: asyncio.Event) -> None:
+    tasks = [asyncio.ensure_future(change), asyncio.ensure_future(stopping.wait())]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:

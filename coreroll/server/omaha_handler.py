@@ -195,15 +195,15 @@ class OmahaHandler:
 
     async def _handle_app(self, app: OmahaApp, ip: str, base_url: BaseUrl, agent: bool) -> AppResponse:
         group = self.catalog.group_for_track(app.track)
-        unserved = None if group is not None else retired_track_reason(app.track)
-        if group is None and unserved is None:
+        served = group if group is not None else retired_track_reason(app.track)  # or why it is held
+        if served is None:
             self.metrics.count("unknown_group")
             return app_response(app, UPDATECHECK_INTERNAL_ERROR, status="error-unknownApplicationOrGroup")
         key = app.machineid or anonymous_machine_key(app.bootid, ip)
         await self._machines.acquire(key)
         try:
             for _attempt in range(STALE_RETRIES):
-                answer = await self._register_current(app, key, ip, base_url, group or unserved, agent)
+                answer = await self._register_current(app, key, ip, base_url, served, agent)
                 if answer is not None:
                     return answer
         finally:
@@ -290,7 +290,7 @@ class OmahaHandler:
             kind, result = None, "onhold"
 
         if kind is Check.NEEDS_GRANT:
-            assert target is not None
+            assert target is not None and not isinstance(group, str)  # set only with a group
             decision = await self._decide(group, target, now, None)
             if not decision.grant and not decision.halt_reason:
                 entry = hold(inst, decision.reason or "held")

@@ -6,10 +6,16 @@ Times are stored as epoch seconds and leave as ISO 8601 UTC with a ``Z``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from coreroll.omaha.codes import InstanceStatus
 from coreroll.wire.times import iso_time
+
+
+class Row(Protocol):
+    """A row read by column name: SQLAlchemy's RowMapping (its keys may also be columns) or a dict."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
 
 
 def iso(ts: float | None) -> str | None:
@@ -98,7 +104,7 @@ def group_json(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def instance_json(row: Mapping[str, Any], now: float, stale_window: float) -> dict[str, Any]:
+def instance_json(row: Row, now: float, stale_window: float) -> dict[str, Any]:
     return {
         "machine_id": row["machine_id"],
         "ip": row["ip"],
@@ -117,7 +123,7 @@ def instance_json(row: Mapping[str, Any], now: float, stale_window: float) -> di
     }
 
 
-def activity_json(row: Mapping[str, Any]) -> dict[str, Any]:
+def activity_json(row: Row) -> dict[str, Any]:
     return {
         "id": row["id"],
         "at": iso(row["at"]),
@@ -131,7 +137,7 @@ def activity_json(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def history_json(row: Mapping[str, Any]) -> dict[str, Any]:
+def history_json(row: Row) -> dict[str, Any]:
     event = None if row["event_type"] is None else f"{row['event_type']}/{row['event_result']}"
     return {
         "at": iso(row["at"]),

@@ -57,7 +57,7 @@ class _Server(uvicorn.Server):
         self.guard = guard
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        state = getattr(self.config.app.state, "core", None)  # type: ignore[union-attr]
+        state = self._app_state()
         if state is not None:
             state.stopping.set()
         super().handle_exit(sig, frame)
@@ -66,10 +66,15 @@ class _Server(uvicorn.Server):
         if counter % SWEEP_TICKS == 0:
             connections = self.server_state.connections
             self.guard.sweep(connections)
-            state = getattr(self.config.app.state, "core", None)  # type: ignore[union-attr]
+            state = self._app_state()
             if state is not None:
                 state.metrics.connections.set(len(connections))
         return await super().on_tick(counter)
+
+    def _app_state(self) -> Any:
+        """coreroll's AppState (None before the app has started); config.app is our FastAPI app,
+        which uvicorn types as any ASGI app or import string."""
+        return getattr(getattr(self.config.app, "state", None), "core", None)
 
 
 def _server(settings: ServerSettings, **extra: Any) -> _Server:
@@ -101,7 +106,7 @@ def _server(settings: ServerSettings, **extra: Any) -> _Server:
         # answers 503 to everyone once they fill it; the guard's cap closes those first.
         http=guarded_protocol(AutoHTTPProtocol, guard),
         ws="none",  # no WebSocket routes: an Upgrade is an ordinary request
-        timeout_keep_alive=settings.keep_alive_timeout,  # type: ignore[arg-type]  # a float works
+        timeout_keep_alive=settings.keep_alive_timeout,  # pyright: ignore[reportArgumentType]  # annotated int; uvicorn only hands it to call_later, a float works
         **extra,
     )
     return _Server(config, guard)
@@ -135,7 +140,6 @@ def run_server_in_thread(settings: ServerSettings, timeout: float = 20.0) -> Run
     token = load_or_create_token(settings)
     settings.token = token
     server = _server(settings)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # not the main thread
     loop_box: list[asyncio.AbstractEventLoop] = []
     failure: list[BaseException] = []
 

@@ -38,7 +38,7 @@ class ServerState:
 
 
 def core(request: Request) -> ServerState:
-    return request.app.state.core  # type: ignore[no-any-return]
+    return request.app.state.core
 
 
 def base_url(request: Request) -> str:

@@ -82,7 +82,7 @@ class Tx:
         self.conn = conn
         self.now = now
         self.last_change_id = 0
-        self.after_commit: list[Callable[[], None]] = []
+        self.after_commit: list[Callable[[], object]] = []  # results ignored
         self._changes: list[dict[str, Any]] = []
         self._deferred: dict[Any, list[dict[str, Any]]] = {}
 
@@ -124,6 +124,7 @@ class Tx:
             "message": message,
         }
         result = await self.conn.execute(insert(schema.activity).values(**row))
+        assert result.inserted_primary_key is not None  # an INSERT of one row has one
         obj = activity_json({"id": int(result.inserted_primary_key[0]), **row})
         self.emit("activity", obj)
         return obj

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
+from collections.abc import Container
 
 EPOCH = dt.date(2013, 7, 13)
 DEFAULT_CHANNELS: tuple[str, ...] = ("alpha", "beta", "stable")
@@ -62,7 +63,7 @@ def coreos_version(day: dt.date | None = None, minor: int = 0, patch: int = 0) -
     return f"{coreos_major(day)}.{minor}.{patch}"
 
 
-def next_free_version(taken: set[str] | dict[str, object], day: dt.date | None = None) -> str:
+def next_free_version(taken: Container[str], day: dt.date | None = None) -> str:
     """Today's CoreOS version (``<days since 2013-07-13>.0.0``), patch bumped past any taken one."""
     patch = 0
     while coreos_version(day, 0, patch) in taken:

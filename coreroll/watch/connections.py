@@ -19,7 +19,7 @@ def next_state(
         status, detail = DOWN, f"{old.detail.removesuffix(RETRYING)}{RETRYING}"
     last_ok = now if status == CONNECTED else old.last_ok
     since = old.since if old.status == status and old.since is not None else now
-    new = ConnectionState(update.source, status, detail, last_ok, since)  # type: ignore[arg-type]
+    new = ConnectionState(update.source, status, detail, last_ok, since)
     news: tuple[str, str] | None = None
     if status == DOWN and old.status != DOWN:
         news = (f"{update.source} unreachable: {detail}", "warning")

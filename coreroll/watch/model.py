@@ -155,7 +155,7 @@ class FleetModel:
         self._instances: dict[str, InstanceView] = {}
         self._channels: dict[str, dict[str, object]] = {}
         self._groups: dict[str, dict[str, object]] = {}
-        self._cache: dict[str, tuple[int, object]] = {}
+        self._cache: dict[str, tuple[int, list[Any]]] = {}
         # kept up to date row by row in _touch, so the header and channel bar need no full pass
         self._state_counts: dict[str, int] = dict.fromkeys(STATES, 0)
         self._rollout = RolloutIndex()
@@ -415,7 +415,7 @@ class FleetModel:
         u.FeedEvent: _feed_event,
         u.Connection: _connection,
         u.Note: _note,
-    }  # type: ignore[dict-item]
+    }
 
     # --- event log -------------------------------------------------------------------------------
 
@@ -517,7 +517,7 @@ class FleetModel:
         if cached is None or cached[0] != self.version:
             cached = (self.version, build())
             self._cache[name] = cached
-        return list(cached[1])  # type: ignore[call-overload]
+        return list(cached[1])
 
     def channels(self) -> list[ChannelView]:
         """In the server's order (alpha, beta, stable, then added channels)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -154,7 +154,10 @@ def _partitions(f: _Fields, raw_parts: list[Any]) -> tuple[PartitionView, ...]:
             f.problems.append(f"field partitions[{index}] has no label")
             continue
         where = f"partitions[{index}]."
-        values = {p.attr: _CHECKED[p.kind](f, part, p.name, where + p.name) for p in wire.PARTITION_FIELDS}
+        values = {
+            attr: _CHECKED[p.kind](f, part, p.name, where + p.name)
+            for attr, p in zip(_PARTITION_ATTRS, wire.PARTITION_FIELDS, strict=True)
+        }
         partitions.append(PartitionView(**values))
     return tuple(partitions)
 
@@ -258,8 +261,7 @@ def _shared_partition(part: Any) -> PartitionView:
         if len(_SHARED_PARTITIONS) >= _SHARED_PARTITIONS_MAX:  # hostile variety: start over
             _SHARED_PARTITIONS.clear()
         values = msgspec.structs.astuple(part)
-        attrs = (f.attr for f in wire.PARTITION_FIELDS)
-        view = _SHARED_PARTITIONS[part] = PartitionView(**dict(zip(attrs, values, strict=True)))
+        view = _SHARED_PARTITIONS[part] = PartitionView(**dict(zip(_PARTITION_ATTRS, values, strict=True)))
     return view
 
 
@@ -291,6 +293,9 @@ def _checked_epoch(f: _Fields, obj: dict[str, Any], name: str, path: str) -> Any
 
 
 # kind -> the field-by-field reader's getter: the value, or None with a problem noted
+# Every partition field is a PartitionView attribute (none goes to `extra`): zip(..., strict=True)
+# with PARTITION_FIELDS fails if one ever lacks an attr.
+_PARTITION_ATTRS: tuple[str, ...] = tuple(f.attr for f in wire.PARTITION_FIELDS if f.attr is not None)
 _CHECKED: dict[str, Any] = {
     wire.STR: _Fields.s,
     wire.VERSION: _checked_version,
@@ -345,14 +350,14 @@ def parse_command(raw: bytes, key: str, command_id: str) -> CommandView:
     )
 
 
-def opt_str(data: dict[str, Any], name: str) -> str | None:
+def opt_str(data: Mapping[str, Any], name: str) -> str | None:
     value = data.get(name)
     if value is None or value == "":
         return None
     return str(value)
 
 
-def opt_time(data: dict[str, Any], name: str) -> float | None:
+def opt_time(data: Mapping[str, Any], name: str) -> float | None:
     try:
         return parse_time(data.get(name))
     except ValueError:

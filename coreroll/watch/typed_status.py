@@ -47,7 +47,7 @@ def status_reader(
         if f.attr is not None and not f.attr.isidentifier():
             raise ValueError(f"status field {f.path}: attr {f.attr!r} is not a Python name")
     types = _kind_types(int_range, time_range)
-    part_fields = [(f"f{i}", types[f.kind], None) for i, f in enumerate(partition_fields)]
+    part_fields: list[tuple[str, Any, Any]] = [(f"f{i}", types[f.kind], None) for i, f in enumerate(partition_fields)]
     part_fields[0] = ("f0", str, msgspec.NODEFAULT)  # the label (a partition is known by it)
     partition = msgspec.defstruct(
         "Partition",
@@ -56,7 +56,7 @@ def status_reader(
         frozen=True,  # hashable: the key of `share`
         kw_only=True,
     )
-    types[wire.PARTITIONS] = list[partition] | None  # type: ignore[valid-type]
+    types[wire.PARTITIONS] = list[partition] | None
     sections = list(dict.fromkeys(f.section for f in fields if f.section is not None))
     structs: dict[str | None, list[tuple[str, Any, Any]]] = {None: [], **{s: [] for s in sections}}
     renames: dict[str | None, dict[str, str]] = {s: {} for s in structs}
@@ -88,18 +88,20 @@ def status_reader(
     }
     source = _reader_source(fields, sections, set(convert), _parameters(result))
     exec(compile(source, "<coreroll.watch.typed_status reader>", "exec"), namespace)
-    return namespace["read"]  # type: ignore[no-any-return]
+    return namespace["read"]
 
 
 def _kind_types(int_range: tuple[int, int], time_range: tuple[float, float]) -> dict[str, Any]:
     """What msgspec accepts for each kind: exactly what the careful reader takes without a problem."""
-    int64 = Annotated[int, Meta(ge=int_range[0], le=int_range[1])]
-    seconds = Annotated[float, Meta(ge=time_range[0], le=time_range[1])]  # an int is read too
+    # Any: runtime type objects for msgspec, not annotations (so `| None` builds a union at run time)
+    int64: Any = Annotated[int, Meta(ge=int_range[0], le=int_range[1])]
+    seconds: Any = Annotated[float, Meta(ge=time_range[0], le=time_range[1])]  # an int is read too
+    fraction: Any = Annotated[float, Meta(ge=0, le=1)]
     return {
         wire.STR: str | None,
         wire.VERSION: str | None,
         wire.INT: int64 | None,
-        wire.FRACTION: Annotated[float, Meta(ge=0, le=1)] | None,
+        wire.FRACTION: fraction | None,
         wire.BOOL: bool | None,
         wire.TIME: str | seconds | None,
         wire.EPOCH: str | seconds | None,  # (the careful reader takes a time string here too)

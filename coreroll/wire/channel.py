@@ -20,6 +20,7 @@ shortened with control characters escaped).
 from __future__ import annotations
 
 import re
+from typing import TypeGuard
 
 from coreroll.textsafe import visible
 
@@ -31,7 +32,7 @@ CHANNEL_RULE = f"1-{CHANNEL_MAX} of A-Z a-z 0-9 . _ -, starting with a letter or
 _SHOWN = 60  # characters of a refused name quoted back
 
 
-def is_channel_name(value: object) -> bool:
+def is_channel_name(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and _CHANNEL.fullmatch(value) is not None
 
 

@@ -76,6 +76,14 @@ async def test_prefix_listing_is_sorted_and_newest_takes_the_last(kv: EtcdKV) ->
     assert (await kv.get_prefix("port/none/")).kvs == []
 
 
+async def test_prefix_listing_spans_pages(kv: EtcdKV) -> None:
+    # more keys than one page: every page after the first asks for the same page size
+    for n in range(7):
+        await kv.put(f"port/paged/{n}", str(n).encode())
+    listing = await kv.get_prefix("port/paged/", page=2)
+    assert [item.value for item in listing.kvs] == [str(n).encode() for n in range(7)]
+
+
 async def test_compare_and_swap(kv: EtcdKV) -> None:
     created = await kv.compare_and_swap("port/cas", b"first", 0)
     assert created.ok

@@ -103,7 +103,7 @@ async def test_going_to_a_node_the_filter_hides_clears_the_filter() -> None:
         app.set_query("channel:alpha")
         await pilot.press("l")  # focus elsewhere: going there focuses the table
         await run_from_palette(pilot, app, beta.hostname or "", f"go to node {beta.hostname}")
-        assert app.query == "" and app.main_screen.table.cursor_key == beta.machine_id
+        assert app.query_text == "" and app.main_screen.table.cursor_key == beta.machine_id
         assert app.main_screen.table.has_focus
         await wait_for_text(app, f"filter 'channel:alpha' cleared: it hid {beta.hostname}")
 
@@ -137,7 +137,7 @@ async def test_a_filter_is_saved_under_a_name_and_applied_from_the_palette(own_c
         assert saved.read_text().endswith('"beta errors" = "channel:beta status:error"\n')
         app.set_query("")
         await run_from_palette(pilot, app, "filter: beta", "filter: beta errors")
-        assert app.query == "channel:beta status:error"
+        assert app.query_text == "channel:beta status:error"
         assert all(r.channel == "beta" for r in app.main_screen.table.rows)
 
 

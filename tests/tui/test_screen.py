@@ -95,7 +95,18 @@ async def test_a_bad_filter_names_the_field_and_keeps_the_rows() -> None:
         await wait_for_text(app, "unknown filter field 'colour' in 'colour:red'")
         await pilot.press("escape")  # cancel: back to the filter from before
         await wait_for(lambda: len(table(app).rows) == 40, what="all rows back")
-        assert app.query == ""
+        assert app.query_text == ""
+
+
+async def test_textual_app_actions_work_on_the_dashboard() -> None:
+    # Textual's own app.focus action calls App.query(); a `query` property on the app made it raise
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await app.run_action("app.focus('nodes')")
+        await pilot.press("down")
+        await pilot.pause()
+        assert app.is_running and app.focused is table(app) and table(app).cursor_key is not None
 
 
 async def test_sort_cycles_columns_and_reverses_keeping_the_cursor_row() -> None:

@@ -143,7 +143,7 @@ def history_text(entries: list[dict[str, Any]] | None, error: str | None) -> Tex
 
 class NodeDetailScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = list(DETAIL_BINDINGS)
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-narrow"), (120, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]  # noqa: RUF012  # Screen declares it an instance attribute
     DEFAULT_CSS = """
     NodeDetailScreen #detail { padding: 0 1; }
     NodeDetailScreen #columns { height: auto; }

@@ -10,7 +10,7 @@ one runs `action_intervene`, which posts `InterventionRequested` with what is se
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual import on
 from textual.app import ComposeResult
@@ -48,7 +48,7 @@ class FilterInput(Input):
 
 
 class MainScreen(PromptScreen):
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-narrow"), (140, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (140, "-wide")]  # noqa: RUF012  # Screen declares it an instance attribute
     BINDINGS: ClassVar[list[BindingType]] = list(MAIN_BINDINGS)
 
     def compose(self) -> ComposeResult:
@@ -73,7 +73,7 @@ class MainScreen(PromptScreen):
 
     @property
     def dash(self) -> DashView:
-        return self.app  # type: ignore[return-value]
+        return cast("DashView", self.app)  # a DashApp: naming that class here would close an import circle
 
     @property
     def table(self) -> NodeTable:
@@ -90,8 +90,8 @@ class MainScreen(PromptScreen):
     # -- filter line -----------------------------------------------------------------------
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
-        self._query_before = self.dash.query
-        box.value = self.dash.query
+        self._query_before = self.dash.query_text
+        box.value = self.dash.query_text
         box.add_class("-shown")
         box.focus()
 
@@ -129,7 +129,7 @@ class MainScreen(PromptScreen):
             self.table.focus()
         elif self.table.marked:
             self.table.clear_marks()
-        elif self.dash.query:
+        elif self.dash.query_text:
             self.app.post_message(messages.FilterRequested(""))
             self.app.notify("filter cleared")
 
@@ -188,7 +188,7 @@ class MainScreen(PromptScreen):
                 view = panel.selected_group()
         elif row is not None and row.lock_groups_held:
             holder = row.machine_id
-            view = panel.group_held_by(holder)
+            view = panel.group_held_by(row.machine_id)
             group = row.lock_groups_held[0] if view is None else None
         elif row is not None:
             group = row.lock_group

@@ -75,7 +75,7 @@ def upgrade(conn: Connection, now: float) -> Upgrade:
     applied: list[str] = []
 
     def steps(heads: Iterable[str], _context: MigrationContext) -> list[RevisionStep]:
-        return script._upgrade_revs(head, tuple(heads))  # what alembic.command.upgrade runs
+        return script._upgrade_revs(head, tuple(heads))  # pyright: ignore[reportArgumentType]  # what alembic.command.upgrade runs: it too passes the heads tuple where str is annotated
 
     def applied_one(*, step: Any, **_: Any) -> None:
         revision = step.up_revision_id
@@ -86,7 +86,7 @@ def upgrade(conn: Connection, now: float) -> Upgrade:
 
     config = Config()
     environment = EnvironmentContext(config, script, fn=steps)
-    environment.configure(connection=conn, target_metadata=schema.metadata, on_version_apply=[applied_one])
+    environment.configure(connection=conn, target_metadata=schema.metadata, on_version_apply=[applied_one])  # pyright: ignore[reportArgumentType]  # alembic calls each with keywords (ctx, step, heads, run_args); its alias says positional
     with environment:
         if found is not None and not context.get_current_heads():
             environment.get_context().stamp(script, found)  # first contact with a pre-Alembic database
@@ -116,7 +116,7 @@ def _found_revision(
                 raise NewerSchema(
                     f"database schema revision {revision} is newer than this server's ({head}); upgrade coreroll"
                 )
-        if len(heads) > 1:
+        if len(heads) != 1:
             raise UnknownSchema(f"database has several schema revisions ({', '.join(heads)}); expected one")
         return heads[0]
     if not inspect(conn).has_table(schema.schema_version.name):
