@@ -246,8 +246,12 @@ class Catalog:
             raise CatalogError(404, f"no group {group_id!r}")
         return _group_from_row(row)
 
+    def refresh_due(self) -> bool:
+        """Time to reload (PostgreSQL only); a plain call, so the hot path awaits nothing otherwise."""
+        return self.refresh_seconds is not None and time.monotonic() - self._loaded_at > self.refresh_seconds
+
     async def maybe_refresh(self) -> None:
-        if self.refresh_seconds is not None and time.monotonic() - self._loaded_at > self.refresh_seconds:
+        if self.refresh_due():
             await self.load()
 
     def _reindex(self) -> None:

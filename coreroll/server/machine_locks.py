@@ -1,6 +1,7 @@
 """One-at-a-time Omaha requests per machine id, inside one server process.
 
-``MachineLocks``: ``await acquire(machine_id)`` ... ``release(machine_id)`` (in a ``finally``).
+``MachineLocks``: ``await acquire(machine_id)`` (or ``try_acquire(machine_id)`` first: True when it
+was free) ... ``release(machine_id)`` (in a ``finally``).
 Requests from one machine run one after another, so each reads the state the one before it
 committed: a refusal decided from an older state can never overwrite a grant made meanwhile.
 Uncontended it costs one dict insert and delete (no lock object); only a waiting request gets a
@@ -21,6 +22,13 @@ class MachineLocks:
 
     def __len__(self) -> int:
         return len(self._held)
+
+    def try_acquire(self, machine_id: str) -> bool:
+        """Take the machine if nobody holds it (no coroutine: the usual, uncontended case)."""
+        if machine_id in self._held:
+            return False
+        self._held[machine_id] = deque()
+        return True
 
     async def acquire(self, machine_id: str) -> None:
         waiting = self._held.get(machine_id)

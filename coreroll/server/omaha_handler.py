@@ -138,7 +138,8 @@ class OmahaHandler:
                 if len(self._parsed) >= PARSE_MEMO_SIZE:
                     self._parsed.popitem(last=False)  # oldest first
                 self._parsed[body] = request
-        await self.catalog.maybe_refresh()
+        if self.catalog.refresh_due():  # a plain call first: no coroutine per check when not due
+            await self.catalog.load()
         answers: list[AppResponse] = []
         for app in request.apps:
             if not is_os_app(app.appid):
@@ -200,7 +201,8 @@ class OmahaHandler:
             self.metrics.count("unknown_group")
             return app_response(app, UPDATECHECK_INTERNAL_ERROR, status="error-unknownApplicationOrGroup")
         key = app.machineid or anonymous_machine_key(app.bootid, ip)
-        await self._machines.acquire(key)
+        if not self._machines.try_acquire(key):  # uncontended: no coroutine
+            await self._machines.acquire(key)
         try:
             for _attempt in range(STALE_RETRIES):
                 answer = await self._register_current(app, key, ip, base_url, served, agent)
@@ -216,7 +218,7 @@ class OmahaHandler:
         self, app: OmahaApp, key: str, ip: str, base_url: BaseUrl, group: Group | str, agent: bool
     ) -> AppResponse | None:
         """Decide from the committed state and write; None when that state changed before the write."""
-        old = await self.registry.get(key)
+        old = self.registry.cached(key) or await self.registry.get(key)
         reserved = old is None and key not in self._registering
         if reserved:
             taken = self.registry.count + len(self._registering)

@@ -135,6 +135,10 @@ class Registry:
                 (await conn.execute(select(func.count()).select_from(schema.instances))).scalar_one()
             )
 
+    def cached(self, machine_id: str) -> Instance | None:
+        """The cached committed state (SQLite), or None: not cached, ask ``get``. No coroutine on a hit."""
+        return self._cache.get(machine_id) if self.cache_enabled else None
+
     async def get(self, machine_id: str) -> Instance | None:
         """The committed state of one instance. Misses are loaded in batches: concurrent update
         checks of uncached machines share one ``WHERE machine_id IN (...)`` query."""
