@@ -55,7 +55,9 @@ def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float, int]:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if done.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)} exited {done.returncode}: {done.stderr.decode(errors='replace')[:300]}")
+        raise SystemExit(
+            f"{' '.join(argv)} exited {done.returncode}: {done.stderr.decode(errors='replace')[:300]}"
+        )
     return wall, cpu, done.returncode
 
 
@@ -96,9 +98,13 @@ def main() -> int:
     with EmbeddedEtcd() as etcd:
         env = {**os.environ, "LOCKSMITHCTL_ENDPOINT": etcd.endpoint}
         env.pop("COREROLL_ETCD", None)
-        print(f"running {args.rounds} rounds of {len(commands(python, coreroll))} commands...", file=sys.stderr)
+        print(
+            f"running {args.rounds} rounds of {len(commands(python, coreroll))} commands...", file=sys.stderr
+        )
         results = measure(args.rounds, env, commands(python, coreroll))
-    header = f"{'command':<26} {'wall median':>12} {'min':>8} {'max':>8} {'cpu median':>11} {'x baseline':>11}"
+    header = (
+        f"{'command':<26} {'wall median':>12} {'min':>8} {'max':>8} {'cpu median':>11} {'x baseline':>11}"
+    )
     print(header)
     print("-" * len(header))
     over = []
@@ -119,7 +125,11 @@ def main() -> int:
             "rounds": args.rounds,
             "budget_s": args.budget,
             "baseline": BASELINE,
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg": os.getloadavg()},
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "load_avg": os.getloadavg(),
+            },
             "results": results,
             "over_budget": over,
         },

@@ -59,8 +59,9 @@ async def append_audit(
     return key
 
 
-
-async def read_audit(config: EtcdConfig, limit: int = 100, *, kv: EtcdKV | None = None) -> list[dict[str, Any]]:
+async def read_audit(
+    config: EtcdConfig, limit: int = 100, *, kv: EtcdKV | None = None
+) -> list[dict[str, Any]]:
     active = kv if kv is not None else await open_kv(config, "v3")
     try:
         listing = await active.get_prefix(AUDIT_PREFIX, newest=limit)

@@ -21,7 +21,16 @@ _SILENCER = re.compile(r"#\s*(type|pyright):\s*ignore")
 @pytest.mark.slow
 def test_the_type_checker_finds_no_error() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "basedpyright", "--outputjson", "--pythonpath", sys.executable, "--project", str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "basedpyright",
+            "--outputjson",
+            "--pythonpath",
+            sys.executable,
+            "--project",
+            str(ROOT),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -30,7 +39,9 @@ def test_the_type_checker_finds_no_error() -> None:
     try:
         report = json.loads(done.stdout)
     except ValueError:
-        pytest.fail(f"basedpyright gave no JSON report (exit {done.returncode}): {done.stdout}{done.stderr}"[:4000])
+        pytest.fail(
+            f"basedpyright gave no JSON report (exit {done.returncode}): {done.stdout}{done.stderr}"[:4000]
+        )
     errors = [
         f"{Path(d['file']).relative_to(ROOT)}:{d['range']['start']['line'] + 1}: {d['message']} ({d.get('rule', '')})"
         for d in report["generalDiagnostics"]

@@ -117,7 +117,10 @@ class DashCommands(Provider):
         for command in self._commands:
             if command.listed:
                 yield DiscoveryHit(
-                    Content(command.text), command.run, text=command.text, help=Content(command.help)  # pyright: ignore[reportArgumentType]  # Textual's from_markup passes a Content through
+                    Content(command.text),
+                    command.run,
+                    text=command.text,
+                    help=Content(command.help),  # pyright: ignore[reportArgumentType]  # Textual's from_markup passes a Content through
                 )
 
     async def search(self, query: str) -> Hits:

@@ -31,7 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing = sub.add_parser("list", help="channels, pins and the upstream sync's state per board")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=run_list)
-    pin = sub.add_parser("pin", help="point a channel at a release and keep it there (the sync will not move it)")
+    pin = sub.add_parser(
+        "pin", help="point a channel at a release and keep it there (the sync will not move it)"
+    )
     pin.add_argument("channel")
     pin.add_argument("version")
     pin.set_defaults(handler=run_pin)
@@ -104,7 +106,9 @@ def run_unpin(args: argparse.Namespace) -> int:
             channel = api.send("DELETE", f"/api/v1/channels/{args.channel}/pin")
     except ApiError as exc:
         return _fail(exc)
-    print(f"channel {channel['name']} unpinned (offers {channel['version'] or '-'}): it follows upstream again")
+    print(
+        f"channel {channel['name']} unpinned (offers {channel['version'] or '-'}): it follows upstream again"
+    )
     return 0
 
 

@@ -159,7 +159,9 @@ def _url_bodies(args: argparse.Namespace) -> list[dict[str, Any]]:
         print(f"hashing {args.file} ...", file=sys.stderr)
         size, sha256, sha1 = file_hashes(args.file)
     elif None in (args.size, args.sha1, args.sha256):
-        raise ValueError("--url needs --file F (to compute size and hashes) or all of --size, --sha1, --sha256")
+        raise ValueError(
+            "--url needs --file F (to compute size and hashes) or all of --size, --sha1, --sha256"
+        )
     else:
         size, sha256, sha1 = args.size, args.sha256, args.sha1
     fmt = "update_engine" if not args.opaque else "opaque"
@@ -209,7 +211,9 @@ def run_publish(args: argparse.Namespace) -> int:
         print("coreroll release publish: --synthetic and --file go separately", file=sys.stderr)
         return 2
     if (args.size, args.sha1, args.sha256) != (None, None, None) and (args.file or not args.url):
-        print("coreroll release publish: --size, --sha1, --sha256 are for --url without --file", file=sys.stderr)
+        print(
+            "coreroll release publish: --size, --sha1, --sha256 are for --url without --file", file=sys.stderr
+        )
         return 2
     if args.url and not args.version:
         print("coreroll release publish: --url needs --version", file=sys.stderr)

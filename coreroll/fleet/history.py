@@ -46,9 +46,7 @@ class RebootLike(Protocol):
     def key_revision(self) -> int | None: ...
 
 
-async def read_lock_history(
-    client: EtcdKV, start_revision: int = 1, within: float = 30.0
-) -> list[LockEvent]:
+async def read_lock_history(client: EtcdKV, start_revision: int = 1, within: float = 30.0) -> list[LockEvent]:
     """Every write to a semaphore key from `start_revision` up to now, oldest first."""
     listing = await client.get_prefix(LOCK_PREFIX)
     last = max((kv.mod_revision for kv in listing.kvs if is_semaphore_key(kv.key)), default=0)

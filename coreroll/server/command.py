@@ -161,7 +161,9 @@ def _names(text: str) -> tuple[str, ...]:
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
     if not names or any(len(n) > 64 or not set(n) <= allowed for n in names):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected names of letters, digits, '-', '_', '.', comma-separated")
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected names of letters, digits, '-', '_', '.', comma-separated"
+        )
     return names
 
 

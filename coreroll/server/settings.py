@@ -156,7 +156,9 @@ class ServerSettings:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("--tls-cert and --tls-key go together: give both, or neither")
         if self.sync_interval < MIN_SYNC_INTERVAL:
-            raise ValueError(f"--sync-interval {self.sync_interval:g}: at least {MIN_SYNC_INTERVAL:g} seconds")
+            raise ValueError(
+                f"--sync-interval {self.sync_interval:g}: at least {MIN_SYNC_INTERVAL:g} seconds"
+            )
         if self.host_packages and self.sync_url is None:
             raise ValueError("--host-packages mirrors what --sync brings: give --sync too")
         if self.omaha_secret is not None and not _SECRET.match(self.omaha_secret):

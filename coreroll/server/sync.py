@@ -129,7 +129,9 @@ class Syncer:
         self.wake()
         async with self._progress:
             try:
-                await asyncio.wait_for(self._progress.wait_for(lambda: self.passes_finished >= wanted), wait_seconds)
+                await asyncio.wait_for(
+                    self._progress.wait_for(lambda: self.passes_finished >= wanted), wait_seconds
+                )
             except TimeoutError:
                 return False
         return True
@@ -222,7 +224,9 @@ class Syncer:
                     if len(answer) > MAX_ANSWER:
                         raise SyncFailure(f"upstream's answer is over {MAX_ANSWER} bytes")
         except httpx.HTTPError as exc:
-            raise SyncFailure(f"cannot ask upstream {self.upstream}: {short(str(exc) or type(exc).__name__)}") from None
+            raise SyncFailure(
+                f"cannot ask upstream {self.upstream}: {short(str(exc) or type(exc).__name__)}"
+            ) from None
         if reply.status_code != 200:
             raise SyncFailure(f"upstream {self.upstream} answered HTTP {reply.status_code}")
         try:
@@ -264,7 +268,9 @@ class Syncer:
             state.upstream_version = state.synced_version = plan.target
         return problems
 
-    async def _store(self, http: httpx.AsyncClient, board: str, release: PlannedRelease) -> list[FileMetadata]:
+    async def _store(
+        self, http: httpx.AsyncClient, board: str, release: PlannedRelease
+    ) -> list[FileMetadata]:
         """Each file of ``release`` not yet here with these bytes; returns the ones stored now."""
         stored: list[FileMetadata] = []
         for meta, kind in ((release.payload, PAYLOAD), *((e, EXTRA) for e in release.extras)):
@@ -284,7 +290,14 @@ class Syncer:
     async def _download(
         self, http: httpx.AsyncClient, meta: FileMetadata, version: str, board: str, kind: str
     ) -> bool:
-        log.info("sync: downloading %s %s %s (%d bytes) from %s", version, board, meta.filename, meta.size, meta.url)
+        log.info(
+            "sync: downloading %s %s %s (%d bytes) from %s",
+            version,
+            board,
+            meta.filename,
+            meta.size,
+            meta.url,
+        )
         received = [0]
         try:
             async with http.stream("GET", meta.url) as reply:
@@ -304,7 +317,9 @@ class Syncer:
                 f"download of {meta.url} broke after {received[0]} of {meta.size} bytes: "
                 f"{short(str(exc) or type(exc).__name__)}; nothing was kept"
             ) from None
-        log.info("sync: %s %s %s stored whole and checked (%d bytes)", version, board, meta.filename, meta.size)
+        log.info(
+            "sync: %s %s %s stored whole and checked (%d bytes)", version, board, meta.filename, meta.size
+        )
         return created
 
     async def _counted(
@@ -326,7 +341,9 @@ class Syncer:
         try:
             reply = await http.head(meta.url)
         except httpx.HTTPError as exc:
-            log.warning("sync: cannot confirm the size of %s: %s", meta.url, short(str(exc) or type(exc).__name__))
+            log.warning(
+                "sync: cannot confirm the size of %s: %s", meta.url, short(str(exc) or type(exc).__name__)
+            )
             return
         if reply.status_code in (404, 410):
             raise CatalogError(422, f"{meta.url}: HTTP {reply.status_code}, there is no such file")
@@ -342,7 +359,11 @@ class Syncer:
             if release.floor and state.channel not in self.catalog.release_channels.get(release.version, []):
                 await _on_channel(tx, self.catalog, state.channel, release.version)
             if stored:
-                where = "hosted here" if self.settings.host_packages else f"served from {release.payload.directory}"
+                where = (
+                    "hosted here"
+                    if self.settings.host_packages
+                    else f"served from {release.payload.directory}"
+                )
                 extras = f" and {len(release.extras)} extra(s)" if release.extras else ""
                 floor = ", a floor" if release.floor else ""
                 await tx.activity(
@@ -382,7 +403,9 @@ class Syncer:
                 state.failures = 0
             else:
                 state.failures += 1
-                log.warning("sync %s %s failed (%d in a row): %s", state.channel, state.board, state.failures, failure)
+                log.warning(
+                    "sync %s %s failed (%d in a row): %s", state.channel, state.board, state.failures, failure
+                )
                 if failure != state.last_error:  # a failure that repeats is only logged
                     await tx.activity("SyncFailed", "error", f"sync of {state.channel} {state.board}: {failure}",
                                       channel=state.channel)  # fmt: skip

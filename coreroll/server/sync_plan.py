@@ -79,7 +79,9 @@ def _release(manifest: UpstreamManifest, codebase: str, target: bool) -> Planned
     if not manifest.packages:
         raise CatalogError(400, "the manifest has no package")
     if not manifest.postinstall_sha256:
-        raise CatalogError(400, "the manifest has no postinstall action with a sha256 (update_engine needs it)")
+        raise CatalogError(
+            400, "the manifest has no postinstall action with a sha256 (update_engine needs it)"
+        )
     base = codebase if codebase.endswith("/") else codebase + "/"
     first, *rest = manifest.packages
     payload = check_metadata(base + first.name, _size(first.size), manifest.postinstall_sha256,

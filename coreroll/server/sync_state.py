@@ -83,10 +83,7 @@ async def sync_report(storage: Storage, catalog: Catalog, status: dict[str, Any]
     return {
         "enabled": status is not None,
         **(status or {}),
-        "channels": [
-            states[key].to_json(catalog.pins.get(key[0]))
-            for key in sorted(states)
-        ],
+        "channels": [states[key].to_json(catalog.pins.get(key[0])) for key in sorted(states)],
         "pins": dict(sorted(catalog.pins.items())),
         "refused": [
             {"version": r.version, "board": r.board, "reason": r.reason, "at": iso(r.at)} for r in refusals

@@ -75,7 +75,8 @@ def check_url(url: Any, field: str = "url") -> tuple[str, str]:
     name = unquote(parts.path.rpartition("/")[2])
     if not FILENAME.match(name):
         raise CatalogError(
-            400, f"{field} {shown!r}: its last path segment {name!r} is not a plain file name (the package name)"
+            400,
+            f"{field} {shown!r}: its last path segment {name!r} is not a plain file name (the package name)",
         )
     return url, name
 

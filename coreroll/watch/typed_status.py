@@ -47,7 +47,9 @@ def status_reader(
         if f.attr is not None and not f.attr.isidentifier():
             raise ValueError(f"status field {f.path}: attr {f.attr!r} is not a Python name")
     types = _kind_types(int_range, time_range)
-    part_fields: list[tuple[str, Any, Any]] = [(f"f{i}", types[f.kind], None) for i, f in enumerate(partition_fields)]
+    part_fields: list[tuple[str, Any, Any]] = [
+        (f"f{i}", types[f.kind], None) for i, f in enumerate(partition_fields)
+    ]
     part_fields[0] = ("f0", str, msgspec.NODEFAULT)  # the label (a partition is known by it)
     partition = msgspec.defstruct(
         "Partition",

@@ -109,7 +109,10 @@ def test_extra_packages_are_listed_after_the_payload_as_nebraska_does(server: Ru
         assert reply.status_code == 201, reply.text
     # An extra for another board is not listed for amd64.
     arm = build_crau(image_bytes("oem-ampere", 3000))
-    assert upload(server, "3976.0.0", arm, kind="extra", board="arm64-usr", filename="oem-ampere.gz").status_code == 201
+    assert (
+        upload(server, "3976.0.0", arm, kind="extra", board="arm64-usr", filename="oem-ampere.gz").status_code
+        == 201
+    )
 
     root = omaha(server.url, UPDATE_ENGINE_REQUEST)
     _, codebase, packages = offered(root)
@@ -123,7 +126,10 @@ def test_extra_packages_are_listed_after_the_payload_as_nebraska_does(server: Ru
         data = extras[package.get("name")]
         assert list(package.attrib) == ["name", "hash", "hash_sha256", "size", "required"]
         # hash: base64 SHA-1; hash_sha256: hex, as ue-rs's download_sysext reads it (omaha/src/response.rs)
-        assert package.get("hash") == b64sha1(data) and package.get("hash_sha256") == hashlib.sha256(data).hexdigest()
+        assert (
+            package.get("hash") == b64sha1(data)
+            and package.get("hash_sha256") == hashlib.sha256(data).hexdigest()
+        )
         assert package.get("size") == str(len(data)) and package.get("required") == "false"
         assert HTTP.get(codebase + package.get("name")).content == data  # same codebase as the payload
     # What flatcar-postinst's download_sysext does with the saved answer (ue-rs): hex SHA-256 and

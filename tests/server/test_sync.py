@@ -53,7 +53,11 @@ def upstream() -> Iterator[FixtureUpstream]:
 
 
 def sync_server(
-    tmp_path: Path, db: str, upstream: FixtureUpstream, channels: tuple[str, ...] = ("beta", "stable"), **extra: Any
+    tmp_path: Path,
+    db: str,
+    upstream: FixtureUpstream,
+    channels: tuple[str, ...] = ("beta", "stable"),
+    **extra: Any,
 ) -> RunningServer:
     return start(tmp_path, db, sync_url=f"{upstream.url}/v1/update/", sync_channels=channels, **extra)
 
@@ -80,7 +84,9 @@ def offered(root: etree._Element) -> tuple[str, str, dict[str, str]]:
     """(version, payload URL, {extra name: hex sha256}) of an ``ok`` answer, read as update_engine reads it."""
     info = parse_response(etree.tostring(root))
     assert info.status == "ok" and info.offer is not None, etree.tostring(root)
-    extras = {p.get("name"): p.get("hash_sha256") for p in root.iter("package") if p.get("required") == "false"}
+    extras = {
+        p.get("name"): p.get("hash_sha256") for p in root.iter("package") if p.get("required") == "false"
+    }
     return info.offer.version, info.payload_urls[0], extras
 
 
@@ -91,11 +97,18 @@ def test_url_mode_offers_upstream_releases_on_every_channel_and_board(
     try:
         report = sync_pass(server)
         # What upstream saw: a syncer's update_engine-shaped request per channel and board
-        seen = {(a.get("track"), a.get("board")) for a in (etree.fromstring(r).find("app") for r in upstream.requests)}
+        seen = {
+            (a.get("track"), a.get("board"))
+            for a in (etree.fromstring(r).find("app") for r in upstream.requests)
+        }
         assert seen == {(c, b) for c in ("beta", "stable") for b in BOARDS}
         first = etree.fromstring(upstream.requests[0])
-        assert first.get("installsource") == "scheduler" and first.get("version") == "CoreOSUpdateEngine-0.1.0.0"
-        assert first.find("app").get("multi_manifest_ok") == "true" and first.find("app/updatecheck") is not None
+        assert (
+            first.get("installsource") == "scheduler" and first.get("version") == "CoreOSUpdateEngine-0.1.0.0"
+        )
+        assert (
+            first.find("app").get("multi_manifest_ok") == "true" and first.find("app/updatecheck") is not None
+        )
         channels = {c["name"]: c["version"] for c in get(server, "/api/v1/channels")["channels"]}
         assert channels["stable"] == "3732.0.0" and channels["beta"] == "3760.1.0"
         rows = {(r["channel"], r["board"]): r for r in report["channels"]}
@@ -144,7 +157,9 @@ def test_hosted_mode_mirrors_checked_files_and_a_cut_download_leaves_nothing(
         # Mid-download (the payload is stored, an extra is on its way): 3732.0.0 is not offered
         assert upstream.paused.wait(30), "the sync never started downloading oem-azure.gz"
         assert offered_or_none(server) is None
-        assert {c["name"]: c["version"] for c in get(server, "/api/v1/channels")["channels"]}["stable"] is None
+        assert {c["name"]: c["version"] for c in get(server, "/api/v1/channels")["channels"]}[
+            "stable"
+        ] is None
         # Upstream dies mid-download
         upstream.die_at["oem-azure.gz"] = 500
         upstream.resume.set()
@@ -204,7 +219,9 @@ def test_a_corrupt_upstream_payload_is_refused_and_reported(
         reason = report["refused"][0]["reason"]
         assert PAYLOAD_NAME in reason and "refused" in reason, reason
         assert get(server, "/api/v1/releases")["releases"] == []
-        assert {c["name"]: c["version"] for c in get(server, "/api/v1/channels")["channels"]}["stable"] is None
+        assert {c["name"]: c["version"] for c in get(server, "/api/v1/channels")["channels"]}[
+            "stable"
+        ] is None
         assert "SyncFailed" in activity_kinds(server)
         assert [p for p in (tmp_path / "data" / "packages").rglob("*") if p.is_file()] == []
         # Upstream fixes its file: the next pass stores it and the refusal is gone
@@ -230,15 +247,21 @@ def test_a_pinned_channel_stays_while_the_sync_records_and_unpin_follows_again(
         assert refused.status_code == 409 and "unpin" in refused.json()["error"], refused.text
         # Upstream moves on: the release is recorded, the channel stays
         upstream.channels[("stable", "amd64-usr")].append(later)
-        upstream.files[f"amd64-usr/3760.0.0/{PAYLOAD_NAME}"] = upstream.files[f"amd64-usr/3760.1.0/{PAYLOAD_NAME}"]
+        upstream.files[f"amd64-usr/3760.0.0/{PAYLOAD_NAME}"] = upstream.files[
+            f"amd64-usr/3760.1.0/{PAYLOAD_NAME}"
+        ]
         report = sync_pass(server)
         assert report["pins"] == {"stable": "3700.0.0"}
         assert "3760.0.0" in {r["version"] for r in get(server, "/api/v1/releases")["releases"]}
-        assert {c["name"]: c["version"] for c in get(server, "/api/v1/channels")["channels"]}["stable"] == "3700.0.0"
+        assert {c["name"]: c["version"] for c in get(server, "/api/v1/channels")["channels"]}[
+            "stable"
+        ] == "3700.0.0"
         # Unpin: the next pass follows upstream; the feed carried the pin changes
         assert call(server, "DELETE", "/api/v1/channels/stable/pin").status_code == 200
         sync_pass(server)
-        assert {c["name"]: c["version"] for c in get(server, "/api/v1/channels")["channels"]}["stable"] == "3760.0.0"
+        assert {c["name"]: c["version"] for c in get(server, "/api/v1/channels")["channels"]}[
+            "stable"
+        ] == "3760.0.0"
         kinds = [e["data"].get("kind") for e in read_feed(server.url, last, until=lambda ev: any(
             e["data"].get("kind") == "ChannelUnpinned" for e in ev)) if e["event"] == "activity"]  # fmt: skip
         assert "ChannelPinned" in kinds and "ChannelUnpinned" in kinds
@@ -256,7 +279,11 @@ def test_two_servers_on_one_postgresql_with_url_payloads_give_the_same_answers(
     second = start(tmp_path / "two", pg_url)  # no --sync, its own empty data dir
     try:
         sync_pass(first)
-        for board, version in (("amd64-usr", "3600.0.0"), ("amd64-usr", "3700.0.0"), ("arm64-usr", "3600.0.0")):
+        for board, version in (
+            ("amd64-usr", "3600.0.0"),
+            ("amd64-usr", "3700.0.0"),
+            ("arm64-usr", "3600.0.0"),
+        ):
             wanted = offered(node_check(first, version, board))
             assert wait_until(lambda b=board, v=version, w=wanted: offered_if_any(second, v, b) == w, 15,
                               f"the second server to offer {wanted}")  # fmt: skip

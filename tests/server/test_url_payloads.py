@@ -58,7 +58,9 @@ def env_data(server: RunningServer) -> Path:
     return Path(server.settings.packages_dir)
 
 
-def test_publish_url_with_given_hashes_and_the_refusals(env: RunningServer, capsys: pytest.CaptureFixture[str]) -> None:
+def test_publish_url_with_given_hashes_and_the_refusals(
+    env: RunningServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     sha256 = hashlib.sha256(b"x").hexdigest()
     sha1 = base64.b64encode(hashlib.sha1(b"x").digest()).decode()
     base = ["release", "publish", "--version", "4230.2.2"]
@@ -121,15 +123,22 @@ def test_floors_come_first_each_from_its_own_directory_and_the_target_last() -> 
 
 
 def test_a_bad_manifest_is_refused_with_its_reason_and_the_others_kept() -> None:
-    text = fixture_answer([UpstreamRelease("3700.0.0", floor=True), UpstreamRelease("3732.0.0", extras=("oem.gz",))])
-    bad = text.replace(b' hash_sha256="', b' hash_sha255="').replace(b'version="3700.0.0"', b'version="3700.0.0;rm"')
+    text = fixture_answer(
+        [UpstreamRelease("3700.0.0", floor=True), UpstreamRelease("3732.0.0", extras=("oem.gz",))]
+    )
+    bad = text.replace(b' hash_sha256="', b' hash_sha255="').replace(
+        b'version="3700.0.0"', b'version="3700.0.0;rm"'
+    )
     plan = plan_answer(parse_sync_answer(bad))
     reasons = {r.version: r.reason for r in plan.refused}
     assert "is not a version" in reasons["3700.0.0;rm"] and "has no hash_sha256" in reasons["3732.0.0"]
     assert plan.releases == []
     with pytest.raises(OmahaParseError, match=r"DOCTYPE|DTD"):
         parse_sync_answer(b'<!DOCTYPE r [<!ENTITY x "y">]><response><app status="ok"/></response>')
-    assert floor_codebase("https://h/amd64-usr/3732.0.0/", "3732.0.0", "3700.0.0") == "https://h/amd64-usr/3700.0.0/"
+    assert (
+        floor_codebase("https://h/amd64-usr/3732.0.0/", "3732.0.0", "3700.0.0")
+        == "https://h/amd64-usr/3700.0.0/"
+    )
     assert floor_codebase("https://h/current/", "3732.0.0", "3700.0.0") == "https://h/current/"
 
 
@@ -150,4 +159,3 @@ def test_bad_sync_flags_stop_the_server_at_start(
         assert main(["server", "--data", str(tmp_path), *flags]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "token").exists()
-

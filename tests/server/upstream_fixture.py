@@ -99,7 +99,9 @@ class FixtureUpstream:
                 '<daystart elapsed_seconds="0"></daystart>'
                 '<app appid="e96281a6-d1af-4bde-9a0a-97b76e56dc57" status="ok">')  # fmt: skip
         if key not in self.channels:
-            return (head.replace('status="ok">', 'status="error-unknownApplication">') + "</app></response>").encode()
+            return (
+                head.replace('status="ok">', 'status="error-unknownApplication">') + "</app></response>"
+            ).encode()
         if not newer:
             return (head + '<updatecheck status="noupdate"></updatecheck></app></response>').encode()
         newer.sort(key=lambda r: version_key(r.version))
