@@ -115,7 +115,9 @@ async def bench_locks(
 ) -> dict[str, Any]:
     config = EtcdConfig(endpoints=(endpoint,), api=api, timeout=30.0)
     store_class = _store_class(api, variant)
-    stores = [store_class(config, conflict_deadline=120.0) for _ in range(1 if mode == "shared" else contenders)]
+    stores = [
+        store_class(config, conflict_deadline=120.0) for _ in range(1 if mode == "shared" else contenders)
+    ]
     group = f"bench-{api}-{variant}-{mode}-{contenders}"
     await stores[0].set_max(group, contenders)
     for store in stores:  # connect before the clock starts
@@ -263,7 +265,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per case")
     parser.add_argument("--contenders", default="1,10,100", help="comma-separated contender counts")
     parser.add_argument("--apis", default="v3,v2", help="etcd APIs to measure: v3, v2 or both")
-    parser.add_argument("--modes", default="shared,each", help="shared (one store), each (one store per contender)")
+    parser.add_argument(
+        "--modes", default="shared,each", help="shared (one store), each (one store per contender)"
+    )
     args = parser.parse_args()
     report = asyncio.run(
         run(

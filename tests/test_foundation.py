@@ -30,6 +30,17 @@ def test_ruff_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_ruff_formatted() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", "."],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_session_etcd_serves_v3_and_v2(etcd_endpoint: str) -> None:
     assert httpx.get(f"{etcd_endpoint}/health").json()["health"] == "true"
     put = httpx.put(f"{etcd_endpoint}/v2/keys/coreroll-probe", data={"value": "x"})

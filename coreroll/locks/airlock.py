@@ -18,6 +18,7 @@ from coreroll.wire.keys import AIRLOCK_PREFIX, airlock_key, parse_airlock_key
 
 __all__ = ["AIRLOCK_PREFIX", "AirlockSemaphore", "airlock_key", "parse_airlock", "read_airlock_groups"]
 
+
 @dataclass
 class AirlockSemaphore:
     total_slots: int
@@ -48,9 +49,7 @@ def parse_airlock(raw: bytes, key: str) -> AirlockSemaphore:
     return AirlockSemaphore(slots, list(holders))
 
 
-async def read_airlock_groups(
-    config: EtcdConfig, *, kv: EtcdKV | None = None
-) -> dict[str, AirlockSemaphore]:
+async def read_airlock_groups(config: EtcdConfig, *, kv: EtcdKV | None = None) -> dict[str, AirlockSemaphore]:
     active = kv if kv is not None else await open_kv(config, "v3")
     try:
         listing = await active.get_prefix(AIRLOCK_PREFIX)

@@ -37,6 +37,8 @@ __all__ = [
     "semaphore_key",
 ]
 _GROUP_KEY = re.compile(r"^" + re.escape(GROUPS_PREFIX) + r"([^/]+)/" + re.escape(LOCK_SEMAPHORE_LEAF) + "$")
+
+
 def semaphore_key(group: str = "") -> str:
     """The v3 key of `group`'s semaphore ("" is locksmith's default group)."""
     if not group:

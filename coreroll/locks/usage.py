@@ -50,9 +50,7 @@ def _aligned(rows: Sequence[Sequence[str]]) -> list[str]:
         widths.append(-(-width // TAB_WIDTH) * TAB_WIDTH)
     lines = []
     for row in rows:
-        cells = [
-            cell + "\t" * -(-(widths[i] - len(cell)) // TAB_WIDTH) for i, cell in enumerate(row[:-1])
-        ]
+        cells = [cell + "\t" * -(-(widths[i] - len(cell)) // TAB_WIDTH) for i, cell in enumerate(row[:-1])]
         lines.append("".join(cells) + row[-1])
     return lines
 

@@ -23,7 +23,9 @@ def count_requests(store: LockStore) -> Counter[str]:
     for name in ("read", "create", "cas"):
         original: Callable[..., Awaitable[Any]] = getattr(store, f"_{name}")
 
-        async def counted(*args: Any, _name: str = name, _original: Callable[..., Awaitable[Any]] = original) -> Any:
+        async def counted(
+            *args: Any, _name: str = name, _original: Callable[..., Awaitable[Any]] = original
+        ) -> Any:
             sent[_name] += 1
             return await _original(*args)
 
@@ -72,7 +74,9 @@ async def test_lost_compare_is_retried_against_the_current_value(
     )
 
 
-async def test_refusal_by_a_remembered_value_is_checked_against_etcd(store: LockStore, config: EtcdConfig) -> None:
+async def test_refusal_by_a_remembered_value_is_checked_against_etcd(
+    store: LockStore, config: EtcdConfig
+) -> None:
     await store.lock(GROUP, "a")  # max 1: this store now remembers a full semaphore held by "a"
     other = open_lock_store(config)
     try:
