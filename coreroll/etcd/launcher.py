@@ -64,7 +64,7 @@ def _die_with_parent() -> Callable[[], None] | None:
 
     libc is opened here, in the parent: a `dlopen` in the forked child of a process with other
     threads (gRPC's) can find the loader's lock held by a thread that no longer exists there, and
-    the child then hangs or aborts before it runs etcd (seen as exit status -6 with an empty log)."""
+    the child would then hang before it runs etcd."""
     try:
         import ctypes
 
@@ -160,9 +160,9 @@ class EmbeddedEtcd:
             try:
                 self.wait_healthy()
             except EtcdStartError:
-                # Rarely (a few times in a thousand starts on a loaded machine) etcd is killed by
-                # SIGABRT before it writes a line; the cause is outside etcd's log. A start that a
-                # signal ended is tried once more; any other failure is reported at once.
+                # Rarely (3 of 8 full test runs on a loaded 2-core machine, one start each) etcd is
+                # killed by SIGABRT before it writes a line, for a reason its log does not show. A
+                # start that a signal ended is tried once more; any other failure is reported at once.
                 status = self.process.returncode if self.process is not None else None
                 if status is None or status >= 0:
                     raise
