@@ -196,6 +196,7 @@ class Catalog:
         self.floors: dict[str, str | None] = {}  # version -> reason
         self.pins: dict[str, str] = {}  # channel -> the version it is pinned at (coreroll.server.pins)
         self._loaded_at = 0.0
+        self.loads = 0  # times load() replaced the cache (what was derived from it may be stale)
 
     # ---- cache -------------------------------------------------------------------------------
     async def load(self) -> None:
@@ -226,6 +227,7 @@ class Catalog:
         self.floors = {f.version: f.reason for f in floors}
         self.pins = {p.channel: p.version for p in pins}
         self._loaded_at = time.monotonic()
+        self.loads += 1
 
     def _store_file(self, file: ReleaseFile) -> None:
         self.files.setdefault(file.version, []).append(file)

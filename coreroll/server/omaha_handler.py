@@ -37,6 +37,15 @@ write first checks, inside its transaction, that the machine's row is still the 
 was decided from (``Registry.unchanged``; another server process on the same PostgreSQL may have
 written it). If not, nothing is written and the request is decided again from the current row,
 so a refusal computed earlier never overwrites a grant made meanwhile.
+
+Quiet re-checks (SQLite): a check answered without a write, without a policy decision, from an
+instance with no update in progress, is remembered per machine (``QUIET_MEMO_SIZE``). The machine's
+next check is answered the same without deciding again while nothing it depended on moved: the
+same request (every parsed field equal, same client address and agent flag), the very same cached
+committed row (``Registry.cached`` holds immutable snapshots), ``last_check`` still younger than
+``CHECKIN_REFRESH``, and no catalog change (``Storage.generation``: every write transaction but a
+batch of instance rows; ``Catalog.loads``). What such a check is decided from depends on nothing
+else: no clock (no grant, no update in progress to time out), no other machine.
 """
 
 from __future__ import annotations
@@ -46,6 +55,7 @@ import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from coreroll.omaha.codes import UPDATECHECK_INTERNAL_ERROR, UPDATECHECK_NOUPDATE, InstanceStatus, is_os_app
 from coreroll.omaha.protocol import (
@@ -87,6 +97,8 @@ CHECKIN_REFRESH = 300.0  # seconds: a re-check with nothing changed writes last_
 # only read. Bounded: 4096 bodies of at most 4 KiB (update_engine's are ~0.8 KiB) = 16 MiB at most.
 PARSE_MEMO_SIZE = 4096
 PARSE_MEMO_MAX_BODY = 4096
+# Machines whose last quiet re-check is remembered (see the module docstring); FIFO.
+QUIET_MEMO_SIZE = 8192
 # Times one request is decided again because another server process changed its machine meanwhile.
 STALE_RETRIES = 8
 XML = "application/xml; charset=utf-8"
@@ -97,6 +109,19 @@ def anonymous_machine_key(bootid: str, ip: str) -> str:
     """The registry key of a request with an empty machineid (see the module docstring)."""
     source = f"boot:{bootid}" if bootid else f"ip:{ip}"
     return ANONYMOUS_PREFIX + hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()[:27]
+
+
+@dataclass(slots=True)
+class QuietAnswer:
+    """A machine's last quiet re-check: its answer and everything that answer was decided from."""
+
+    old: Instance  # the cached committed row it was decided from
+    app: OmahaApp
+    ip: str
+    agent: bool
+    catalog: tuple[int, int]  # (Storage.generation, Catalog.loads) then
+    answer: AppResponse
+    counted: str  # the requests counter's label
 
 
 class OmahaHandler:
@@ -121,6 +146,7 @@ class OmahaHandler:
         # concurrent first checks cannot overshoot it (the count itself moves only at commit).
         self._registering: set[str] = set()
         self._machines = MachineLocks()
+        self._quiet: OrderedDict[str, QuietAnswer] = OrderedDict()
         self.limiter = SourceLimiter(
             settings.new_instances_per_source, settings.new_instances_window, settings.clock
         )
@@ -204,6 +230,9 @@ class OmahaHandler:
         if not self._machines.try_acquire(key):  # uncontended: no coroutine
             await self._machines.acquire(key)
         try:
+            quiet = self._quiet_answer(app, key, ip, agent)
+            if quiet is not None:
+                return quiet
             for _attempt in range(STALE_RETRIES):
                 answer = await self._register_current(app, key, ip, base_url, served, agent)
                 if answer is not None:
@@ -213,6 +242,33 @@ class OmahaHandler:
         # Other server processes kept changing this machine's row: it will simply check again.
         self.metrics.count("conflict")
         return app_response(app, UPDATECHECK_INTERNAL_ERROR, status="error-internal")
+
+    def _catalog_state(self) -> tuple[int, int]:
+        return self.storage.generation, self.catalog.loads
+
+    def _quiet_answer(self, app: OmahaApp, key: str, ip: str, agent: bool) -> AppResponse | None:
+        """The remembered answer of this machine's last quiet re-check, if it still holds."""
+        memo = self._quiet.get(key)
+        if memo is None:
+            return None
+        old = self.registry.cached(key)
+        if (
+            old is None
+            or old is not memo.old
+            or memo.catalog != self._catalog_state()
+            or memo.ip != ip
+            or memo.agent != agent
+            or memo.app != app
+            or self.clock() - old.last_check >= CHECKIN_REFRESH
+        ):
+            return None
+        self.metrics.count(memo.counted)
+        return memo.answer
+
+    def _remember_quiet(self, key: str, memo: QuietAnswer) -> None:
+        if key not in self._quiet and len(self._quiet) >= QUIET_MEMO_SIZE:
+            self._quiet.popitem(last=False)  # oldest first
+        self._quiet[key] = memo
 
     async def _register_current(
         self, app: OmahaApp, key: str, ip: str, base_url: BaseUrl, group: Group | str, agent: bool
@@ -245,6 +301,7 @@ class OmahaHandler:
         agent: bool,
     ) -> AppResponse | None:
         """``group`` is the instance's group, or why no group serves its track (it is then held)."""
+        catalog_state = self._catalog_state()  # read before any await: what this is decided from
         now = self.clock()
         board = app.board or DEFAULT_BOARD
         inst = old.copy() if old is not None else Instance(key, created_at=now)
@@ -291,6 +348,7 @@ class OmahaHandler:
                 history.append(entry)
             kind, result = None, "onhold"
 
+        decided = kind is Check.NEEDS_GRANT  # a policy decision: clock and other machines count
         if kind is Check.NEEDS_GRANT:
             assert target is not None and not isinstance(group, str)  # set only with a group
             decision = await self._decide(group, target, now, None)
@@ -303,7 +361,12 @@ class OmahaHandler:
 
         unchanged = old is not None and inst.same_state(old) and now - old.last_check < CHECKIN_REFRESH
         if kind is not Check.NEEDS_GRANT and unchanged and not history:
-            return self._answer(app, check, result)
+            answer = self._answer(app, check, result)
+            quiet = not decided and not inst.update_in_progress and isinstance(check, str)
+            if quiet and old is self.registry.cached(key) and catalog_state == self._catalog_state():
+                counted = result if app.updatecheck else "event"
+                self._remember_quiet(key, QuietAnswer(old, app, ip, agent, catalog_state, answer, counted))
+            return answer
 
         group_effects = not isinstance(group, str) and any(o.failure or o.completed for o in outcomes)
         if kind is not Check.NEEDS_GRANT and not group_effects:

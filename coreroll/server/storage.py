@@ -145,6 +145,9 @@ class Storage:
         self._batcher: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
         self.head = 0  # last change id committed (by this process, or seen on start)
+        # Moves when a write transaction other than a batch of instance writes ends (committed or
+        # not): what was derived from the in-memory catalog before it may be stale.
+        self.generation = 0
         # The largest id an Integer primary key holds: SQLite's INTEGER is 64-bit, PostgreSQL's
         # SERIAL 32-bit. Ids a client sends (Last-Event-ID, ?after=) are refused past it.
         self.max_id = 2**63 - 1 if self.is_sqlite else 2**31 - 1
@@ -213,22 +216,28 @@ class Storage:
             self._file_lock = None
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[Tx]:
+    async def write(self, *, instances_only: bool = False) -> AsyncIterator[Tx]:
+        """``instances_only``: the transaction writes instance rows only (``write_batched``), so it
+        leaves ``generation`` alone."""
         async with self._write_lock:
-            async with self.engine.begin() as conn:
-                if not self.is_sqlite:
-                    await conn.execute(text(f"SELECT pg_advisory_xact_lock({_ADVISORY_LOCK})"))
-                tx = Tx(conn, self.clock())
-                yield tx
-                await tx.flush()
-            # Committed. Caches are updated while still holding the lock, so the next writer
-            # never decides on state older than the database.
-            for callback in tx.after_commit:
-                callback()
-            if tx.last_change_id:
-                self.head = max(self.head, tx.last_change_id)
-                self._changed.set()
-                self._changed = asyncio.Event()
+            try:
+                async with self.engine.begin() as conn:
+                    if not self.is_sqlite:
+                        await conn.execute(text(f"SELECT pg_advisory_xact_lock({_ADVISORY_LOCK})"))
+                    tx = Tx(conn, self.clock())
+                    yield tx
+                    await tx.flush()
+                # Committed. Caches are updated while still holding the lock, so the next writer
+                # never decides on state older than the database.
+                for callback in tx.after_commit:
+                    callback()
+                if tx.last_change_id:
+                    self.head = max(self.head, tx.last_change_id)
+                    self._changed.set()
+                    self._changed = asyncio.Event()
+            finally:
+                if not instances_only:
+                    self.generation += 1
 
     async def write_batched(self, job: Callable[[Tx], Awaitable[T]]) -> T:
         """Run ``job(tx)`` in a transaction shared with other queued jobs (group commit).
@@ -247,14 +256,14 @@ class Storage:
             jobs, self._pending = self._pending[:BATCH_MAX], self._pending[BATCH_MAX:]
             results: list[Any] = []
             try:
-                async with self.write() as tx:
+                async with self.write(instances_only=True) as tx:
                     for job, _future in jobs:
                         results.append(await job(tx))
             except Exception:
                 # One bad job must not fail the others: run each on its own.
                 for job, future in jobs:
                     try:
-                        async with self.write() as tx:
+                        async with self.write(instances_only=True) as tx:
                             result = await job(tx)
                     except Exception as exc:
                         if not future.done():
