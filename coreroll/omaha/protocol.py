@@ -34,8 +34,6 @@ from __future__ import annotations
 import time
 from typing import Final
 
-from lxml import etree
-
 from coreroll.omaha.client import MAX_RESPONSE_BODY, build_request, parse_response
 from coreroll.omaha.codes import (
     ACCEPTED_EVENTS,
@@ -53,7 +51,7 @@ from coreroll.omaha.messages import (
     ResponseInfo,
     UpdateOffer,
 )
-from coreroll.omaha.xmlsafe import parse_untrusted_xml, short
+from coreroll.omaha.xmlsafe import ElementTarget, feed_untrusted_xml, short
 from coreroll.wirenum import NumberError, parse_int
 
 __all__ = [
@@ -133,8 +131,7 @@ def _too_long(where: str, name: str, value: str, width: int) -> OmahaParseError:
     return OmahaParseError(f"{where}: {name} is over {width} characters ({len(value)})")
 
 
-def _parse_event(el: etree._Element, appid: str, number: int, accept_any: bool) -> OmahaEvent:
-    attrs = dict(el.items())  # one call into lxml; plain dict lookups from here on
+def _parse_event(attrs: dict[str, str], appid: str, number: int, accept_any: bool) -> OmahaEvent:
     etype = _int_attr(attrs, "eventtype", appid, number)
     result = _int_attr(attrs, "eventresult", appid, number)
     if etype is None or result is None:
@@ -167,8 +164,7 @@ def _check_widths(attrs: dict[str, str], appid: str, machineid: str) -> None:
             raise _too_long(_app_where(appid), name, value, width)
 
 
-def _parse_app(el: etree._Element, index: int, accept_any: bool) -> OmahaApp:
-    attrs = dict(el.items())  # one call into lxml; plain dict lookups from here on
+def _parse_app(attrs: dict[str, str], children: list[_Element], index: int, accept_any: bool) -> OmahaApp:
     get = attrs.get
     appid = get("appid", "").strip()
     if not appid:
@@ -178,8 +174,7 @@ def _parse_app(el: etree._Element, index: int, accept_any: bool) -> OmahaApp:
         _check_widths(attrs, appid, machineid)
     ping = updatecheck = False
     events: list[OmahaEvent] = []
-    for child in el:
-        tag = child.tag
+    for tag, child_attrs, _ in children:
         if tag == "ping":
             ping = True
         elif tag == "updatecheck":
@@ -187,7 +182,7 @@ def _parse_app(el: etree._Element, index: int, accept_any: bool) -> OmahaApp:
         elif tag == "event":
             if len(events) >= MAX_EVENTS:
                 raise OmahaParseError(f"{_app_where(appid)}: more than {MAX_EVENTS} events")
-            events.append(_parse_event(child, appid, len(events) + 1, accept_any))
+            events.append(_parse_event(child_attrs, appid, len(events) + 1, accept_any))
     version = get("version") or ""
     if len(version) > MAX_VERSION:
         raise _too_long(_app_where(appid), "version", version, MAX_VERSION)
@@ -208,12 +203,52 @@ def _parse_app(el: etree._Element, index: int, accept_any: bool) -> OmahaApp:
     )
 
 
+# (tag, attributes, children): an element as _RequestTarget keeps it (children: of <app>s only).
+_Element = tuple[str, dict[str, str], list["_Element"]]
+_NO_CHILDREN: list[_Element] = []  # shared, never appended to
+
+
+class _RequestTarget(ElementTarget):
+    """Keeps what ``parse_request`` reads, in document order: the root, its child elements, and the
+    child elements of each root-level <app>; everything deeper is not looked at (as a tree walk
+    of those levels would not). Checks run after the whole body parsed: malformed XML is reported
+    first, whatever else is wrong."""
+
+    what = "request body"
+    __slots__ = ("_app", "_depth", "children", "root")
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._depth = 0
+        self.root: _Element | None = None
+        self.children: list[_Element] = []
+        self._app: list[_Element] = _NO_CHILDREN  # the open root-level <app>'s children
+
+    def start(self, tag: str, attrib: dict[str, str]) -> None:
+        depth = self._depth = self._depth + 1
+        if depth == 3:
+            if self._app is not _NO_CHILDREN:
+                self._app.append((tag, attrib, _NO_CHILDREN))
+        elif depth == 2:
+            self._app = [] if tag == "app" else _NO_CHILDREN
+            self.children.append((tag, attrib, self._app))
+        elif depth == 1:
+            self.root = (tag, attrib, _NO_CHILDREN)
+
+    def end(self, tag: str) -> None:
+        self._depth -= 1
+
+
 def parse_request(body: bytes, *, accept_any_event: bool = False) -> OmahaRequest:
     """Parse an Omaha v3 request (see the module docstring for what is refused)."""
-    root = parse_untrusted_xml(body, MAX_BODY, "request body")
-    if root.tag != "request":
-        raise OmahaParseError(short(f"root element is <{root.tag}>, expected <request>"))
-    attrs = dict(root.items())
+    target = feed_untrusted_xml(body, MAX_BODY, _RequestTarget)
+    if target.root is None:
+        raise OmahaParseError("request body has no root element")
+    root_tag, attrs, _ = target.root
+    if root_tag != "request":
+        raise OmahaParseError(short(f"root element is <{root_tag}>, expected <request>"))
     protocol = attrs.get("protocol")
     if protocol is None:
         raise OmahaParseError("request has no protocol attribute (want 3.0)")
@@ -221,14 +256,13 @@ def parse_request(body: bytes, *, accept_any_event: bool = False) -> OmahaReques
         raise OmahaParseError(short(f"unsupported protocol version {protocol!r} (want 3.0)"))
     os_attrs: dict[str, str] | None = None
     apps: list[OmahaApp] = []
-    for child in root:
-        tag = child.tag
+    for tag, child_attrs, children in target.children:
         if tag == "app":
             if len(apps) >= MAX_APPS:
                 raise OmahaParseError(f"request has more than {MAX_APPS} apps")
-            apps.append(_parse_app(child, len(apps) + 1, accept_any_event))
+            apps.append(_parse_app(child_attrs, children, len(apps) + 1, accept_any_event))
         elif tag == "os" and os_attrs is None:
-            os_attrs = dict(child.items())
+            os_attrs = child_attrs
     if not apps:
         raise OmahaParseError("request has no <app>")
     os_get = (os_attrs or {}).get
