@@ -21,7 +21,7 @@ Parsers are per thread: lxml parser objects must not be shared between threads.
 from __future__ import annotations
 
 import threading
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from lxml import etree
 
@@ -131,7 +131,7 @@ def _target_parser(kind: type[Target]) -> tuple[Target, etree.XMLParser]:
     if found is None:
         target = kind()
         parser = etree.XMLParser(
-            target=target,
+            target=target,  # pyright: ignore[reportArgumentType]  # lxml calls only the callbacks a target has; the stub wants all
             # Without a tree, libxml2 hands attribute values over unsubstituted ("&amp;" as "&#38;").
             # Only the five predefined entities can be resolved: no entity can be declared, since a
             # DOCTYPE is refused by the byte scan or, at its first byte, by the doctype callback,
@@ -147,7 +147,7 @@ def _target_parser(kind: type[Target]) -> tuple[Target, etree.XMLParser]:
             collect_ids=False,
         )
         found = parsers[kind] = (target, parser)
-    return found  # type: ignore[return-value]  # the dict maps each kind to its own target
+    return cast("tuple[Target, etree.XMLParser]", found)  # each kind maps to its own target
 
 
 def feed_untrusted_xml(body: bytes, limit: int, kind: type[Target]) -> Target:

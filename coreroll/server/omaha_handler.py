@@ -363,7 +363,12 @@ class OmahaHandler:
         if kind is not Check.NEEDS_GRANT and unchanged and not history:
             answer = self._answer(app, check, result)
             quiet = not decided and not inst.update_in_progress and isinstance(check, str)
-            if quiet and old is self.registry.cached(key) and catalog_state == self._catalog_state():
+            if (
+                quiet
+                and old is not None
+                and old is self.registry.cached(key)
+                and catalog_state == self._catalog_state()
+            ):
                 counted = result if app.updatecheck else "event"
                 self._remember_quiet(key, QuietAnswer(old, app, ip, agent, catalog_state, answer, counted))
             return answer
