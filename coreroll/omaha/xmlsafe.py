@@ -20,8 +20,9 @@ Parsers are per thread: lxml parser objects must not be shared between threads.
 
 from __future__ import annotations
 
+import functools
 import threading
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from lxml import etree
 
@@ -29,21 +30,25 @@ from coreroll.omaha.messages import OmahaParseError
 
 _local = threading.local()
 _MAX_REASON = 160
+# Both parsers: nothing fetched, no DTD read or applied, libxml2's limits on, comments and PIs dropped.
+_hardened_parser = functools.partial(
+    etree.XMLParser,
+    no_network=True,
+    load_dtd=False,
+    dtd_validation=False,
+    huge_tree=False,
+    attribute_defaults=False,
+    remove_comments=True,
+    remove_pis=True,
+    collect_ids=False,
+)
 
 
 def _parser() -> etree.XMLParser:
     parser = getattr(_local, "parser", None)
     if parser is None:
-        parser = etree.XMLParser(
+        parser = _hardened_parser(
             resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            dtd_validation=False,
-            huge_tree=False,
-            attribute_defaults=False,
-            remove_comments=True,
-            remove_pis=True,
-            collect_ids=False,
             remove_blank_text=True,  # the blanks between elements are never read: no nodes for them
         )
         _local.parser = parser
@@ -121,33 +126,23 @@ class ElementTarget:
 Target = TypeVar("Target", bound=ElementTarget)
 
 
-def _target_parser(kind: type[Target]) -> tuple[Target, etree.XMLParser]:
+def _target_parser(kind: type[Target]) -> tuple[Target, Any]:
     """This thread's parser feeding a ``kind`` target. Reused: a new libxml2 parser context costs
     more than parsing a small document."""
-    parsers: dict[type[ElementTarget], tuple[ElementTarget, etree.XMLParser]] = _local.__dict__.setdefault(
-        "targets", {}
-    )
+    parsers: dict[type[ElementTarget], tuple[ElementTarget, Any]] = _local.__dict__.setdefault("targets", {})
     found = parsers.get(kind)
     if found is None:
         target = kind()
-        parser = etree.XMLParser(
+        parser = _hardened_parser(
             target=target,  # pyright: ignore[reportArgumentType]  # lxml calls only the callbacks a target has; the stub wants all
             # Without a tree, libxml2 hands attribute values over unsubstituted ("&amp;" as "&#38;").
             # Only the five predefined entities can be resolved: no entity can be declared, since a
             # DOCTYPE is refused by the byte scan or, at its first byte, by the doctype callback,
             # which stops the parser.
             resolve_entities=True,
-            no_network=True,
-            load_dtd=False,
-            dtd_validation=False,
-            huge_tree=False,
-            attribute_defaults=False,
-            remove_comments=True,
-            remove_pis=True,
-            collect_ids=False,
         )
         found = parsers[kind] = (target, parser)
-    return cast("tuple[Target, etree.XMLParser]", found)  # each kind maps to its own target
+    return cast("tuple[Target, Any]", found)  # each kind maps to its own target
 
 
 def feed_untrusted_xml(body: bytes, limit: int, kind: type[Target]) -> Target:
