@@ -8,8 +8,10 @@ Both:
 
 - the size is checked before any parsing (over ``limit`` bytes -> refused);
 - the body must be UTF-8 and start with ``<`` (after an optional BOM and blanks);
+- libxml2 decodes it as UTF-8 whatever its XML declaration says: an ``encoding="UTF-7"`` declaration
+  would otherwise turn bytes the scan below never matches (``+ADw-!DOCTYPE``) into markup;
 - any ``<!DOCTYPE`` or ``<!ENTITY`` is refused outright, before parsing (and again after, from the parsed
-  document's docinfo, in case an encoding declaration hid it from the byte scan);
+  document's docinfo, should anything still hide one from the byte scan);
 - lxml runs with ``resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
   huge_tree=False``, so nothing is fetched, no entity is expanded and libxml2's depth/size limits stay on
   (with a target, a DOCTYPE the byte scan missed is refused from the parser's ``doctype`` callback,
@@ -30,9 +32,11 @@ from coreroll.omaha.messages import OmahaParseError
 
 _local = threading.local()
 _MAX_REASON = 160
-# Both parsers: nothing fetched, no DTD read or applied, libxml2's limits on, comments and PIs dropped.
+# Both parsers: UTF-8 only, nothing fetched, no DTD read or applied, libxml2's limits on, comments and
+# PIs dropped.
 _hardened_parser = functools.partial(
     etree.XMLParser,
+    encoding="utf-8",  # overrides the document's declaration: the byte scan sees what libxml2 parses
     no_network=True,
     load_dtd=False,
     dtd_validation=False,

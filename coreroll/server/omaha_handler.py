@@ -121,7 +121,7 @@ class QuietAnswer:
     agent: bool
     catalog: tuple[int, int]  # (Storage.generation, Catalog.loads) then
     answer: AppResponse
-    counted: str  # the requests counter's label
+    counted: tuple[str, ...]  # the requests counter's labels it counted, counted again per re-check
 
 
 class OmahaHandler:
@@ -262,7 +262,8 @@ class OmahaHandler:
             or self.clock() - old.last_check >= CHECKIN_REFRESH
         ):
             return None
-        self.metrics.count(memo.counted)
+        for label in memo.counted:
+            self.metrics.count(label)
         return memo.answer
 
     def _remember_quiet(self, key: str, memo: QuietAnswer) -> None:
@@ -341,7 +342,8 @@ class OmahaHandler:
                 if offer is not None:
                     check, result = offer, "ok"
 
-        if kind is Check.NEEDS_GRANT and blocked is not None:
+        no_payload = kind is Check.NEEDS_GRANT and blocked is not None
+        if no_payload:
             self.metrics.count("no_payload")
             entry = hold(inst, blocked)
             if entry is not None:
@@ -369,7 +371,7 @@ class OmahaHandler:
                 and old is self.registry.cached(key)
                 and catalog_state == self._catalog_state()
             ):
-                counted = result if app.updatecheck else "event"
+                counted = ("no_payload",) * no_payload + (result if app.updatecheck else "event",)
                 self._remember_quiet(key, QuietAnswer(old, app, ip, agent, catalog_state, answer, counted))
             return answer
 

@@ -11,7 +11,7 @@ import time
 import pytest
 from lxml import etree
 
-from coreroll.omaha import protocol
+from coreroll.omaha import protocol, xmlsafe
 from coreroll.omaha.codes import (
     APP_ID,
     APP_STATUS_UNKNOWN_APPLICATION,
@@ -36,6 +36,7 @@ from coreroll.omaha.protocol import (
     parse_response,
     unknown_app_response,
 )
+from coreroll.omaha.xmlsafe import parse_untrusted_xml
 from tests.omaha.fixtures import UPDATE_ENGINE_NO_MACHINE_ID, UPDATE_ENGINE_REQUEST, with_app_body
 
 CLIENT_FIELDS = dict(
@@ -247,6 +248,11 @@ XXE = (
 EXTERNAL_DTD = (
     b'<!DOCTYPE request SYSTEM "http://127.0.0.1:9/omaha.dtd">\n' + UPDATE_ENGINE_REQUEST.split(b"\n", 1)[1]
 )
+# The billion laughs again, its markup in UTF-7: no "<!DOCTYPE" bytes for the scan to find, and a
+# parser that trusted the declaration would read a DTD declaring ten entities.
+UTF7_LAUGHS = b'<?xml version="1.0" encoding="UTF-7"?>' + (
+    BILLION_LAUGHS.split(b"\n", 1)[1].replace(b"<", b"+ADw-").replace(b">", b"+AD4-").replace(b"&", b"+ACY-")
+)
 PLAIN_DTD = b"<!DOCTYPE request>\n" + UPDATE_ENGINE_REQUEST.split(b"\n", 1)[1]
 ONE_MIB = UPDATE_ENGINE_REQUEST.replace(b"</app>", b" " * (1024 * 1024) + b"</app>")
 
@@ -260,6 +266,7 @@ BAD_REQUESTS = {
     "external DTD": (EXTERNAL_DTD, "DOCTYPE"),
     "XXE": (XXE, "DOCTYPE"),
     "billion laughs": (BILLION_LAUGHS, "DOCTYPE"),
+    "DTD hidden by UTF-7": (UTF7_LAUGHS, "malformed XML"),
     "undeclared entity": (UPDATE_ENGINE_REQUEST.replace(b'oem="ami"', b'oem="&lol;"'), "malformed XML"),
     "1 MiB body": (ONE_MIB, f"over the {MAX_BODY}-byte limit"),
     "wrong protocol": (
@@ -312,6 +319,44 @@ def test_bad_request_is_refused_quickly_with_a_short_reason(case: str) -> None:
     # Nebraska accepts machineid="" (and none): the server decides what to register it as.
     assert parse_request(UPDATE_ENGINE_NO_MACHINE_ID).apps[0].machineid == ""
     assert parse_request(UPDATE_ENGINE_REQUEST.replace(b' machineid="9ce7a919806c4f3785eb6d260345ac4a"', b""))
+
+
+def test_a_declared_encoding_never_changes_what_the_dtd_scan_saw() -> None:
+    # Read as UTF-7 (what the declaration asks for), the body has a DOCTYPE and entities.
+    assert b"<!" not in UTF7_LAUGHS and "<!DOCTYPE request [" in UTF7_LAUGHS.decode("utf-7")
+    for parse in (parse_request, lambda body: parse_untrusted_xml(body, MAX_BODY)):
+        with pytest.raises(OmahaParseError, match="malformed XML: Start tag expected"):
+            parse(UTF7_LAUGHS)
+    ascii_latin1 = UPDATE_ENGINE_REQUEST.replace(b'encoding="UTF-8"', b'encoding="ISO-8859-1"')
+    assert ascii_latin1 != UPDATE_ENGINE_REQUEST
+    assert parse_request(ascii_latin1) == parse_request(UPDATE_ENGINE_REQUEST)
+
+
+class _Seen(xmlsafe.ElementTarget):
+    what = "test body"
+    def __init__(self) -> None:
+        self.started: list[tuple[str, dict[str, str]]] = []
+
+    def reset(self) -> None:
+        self.started.clear()
+
+    def start(self, tag: str, attrib: dict[str, str]) -> None:
+        self.started.append((tag, dict(attrib)))
+
+    def end(self, tag: str) -> None:
+        return None
+
+
+def test_a_dtd_past_the_byte_scan_stops_the_tree_less_parser_at_its_doctype() -> None:
+    # The second layer on its own: the parser feeding a target resolves entities (predefined ones
+    # only, as no DTD can declare others), so a DOCTYPE that reached it must end the parse there.
+    target, parser = xmlsafe._target_parser(_Seen)
+    target.reset()
+    with pytest.raises(OmahaParseError, match="test body has a DOCTYPE; DTDs are not allowed"):
+        etree.fromstring(BILLION_LAUGHS, parser)
+    assert target.started == []  # stopped before any element, so no entity was ever expanded
+    seen = xmlsafe.feed_untrusted_xml(b'<r a="&amp;&lt;&#38;#38;"/>', 100, _Seen)
+    assert seen.started == [("r", {"a": "&<&#38;"})]
 
 
 def test_any_event_pair_is_accepted_when_the_server_asks_for_it() -> None:
