@@ -334,6 +334,7 @@ def test_a_declared_encoding_never_changes_what_the_dtd_scan_saw() -> None:
 
 class _Seen(xmlsafe.ElementTarget):
     what = "test body"
+
     def __init__(self) -> None:
         self.started: list[tuple[str, dict[str, str]]] = []
 
