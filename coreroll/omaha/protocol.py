@@ -31,6 +31,7 @@ Data classes (``coreroll.omaha.messages``): ``OmahaEvent``, ``OmahaApp``, ``Omah
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Final
 
@@ -51,6 +52,7 @@ from coreroll.omaha.messages import (
     ResponseInfo,
     UpdateOffer,
 )
+from coreroll.omaha.request_template import NO_CHILDREN, Element, read_template
 from coreroll.omaha.xmlsafe import ElementTarget, feed_untrusted_xml, short
 from coreroll.wirenum import NumberError, parse_int
 
@@ -164,7 +166,7 @@ def _check_widths(attrs: dict[str, str], appid: str, machineid: str) -> None:
             raise _too_long(_app_where(appid), name, value, width)
 
 
-def _parse_app(attrs: dict[str, str], children: list[_Element], index: int, accept_any: bool) -> OmahaApp:
+def _parse_app(attrs: dict[str, str], children: list[Element], index: int, accept_any: bool) -> OmahaApp:
     get = attrs.get
     appid = get("appid", "").strip()
     if not appid:
@@ -203,11 +205,6 @@ def _parse_app(attrs: dict[str, str], children: list[_Element], index: int, acce
     )
 
 
-# (tag, attributes, children): an element as _RequestTarget keeps it (children: of <app>s only).
-_Element = tuple[str, dict[str, str], list["_Element"]]
-_NO_CHILDREN: list[_Element] = []  # shared, never appended to
-
-
 class _RequestTarget(ElementTarget):
     """Keeps what ``parse_request`` reads, in document order: the root, its child elements, and the
     child elements of each root-level <app>; everything deeper is not looked at (as a tree walk
@@ -222,20 +219,20 @@ class _RequestTarget(ElementTarget):
 
     def reset(self) -> None:
         self._depth = 0
-        self.root: _Element | None = None
-        self.children: list[_Element] = []
-        self._app: list[_Element] = _NO_CHILDREN  # the open root-level <app>'s children
+        self.root: Element | None = None
+        self.children: list[Element] = []
+        self._app: list[Element] = NO_CHILDREN  # the open root-level <app>'s children
 
     def start(self, tag: str, attrib: dict[str, str]) -> None:
         depth = self._depth = self._depth + 1
         if depth == 3:
-            if self._app is not _NO_CHILDREN:
-                self._app.append((tag, attrib, _NO_CHILDREN))
+            if self._app is not NO_CHILDREN:
+                self._app.append((tag, attrib, NO_CHILDREN))
         elif depth == 2:
-            self._app = [] if tag == "app" else _NO_CHILDREN
+            self._app = [] if tag == "app" else NO_CHILDREN
             self.children.append((tag, attrib, self._app))
         elif depth == 1:
-            self.root = (tag, attrib, _NO_CHILDREN)
+            self.root = (tag, attrib, NO_CHILDREN)
 
     def end(self, tag: str) -> None:
         self._depth -= 1
@@ -243,10 +240,15 @@ class _RequestTarget(ElementTarget):
 
 def parse_request(body: bytes, *, accept_any_event: bool = False) -> OmahaRequest:
     """Parse an Omaha v3 request (see the module docstring for what is refused)."""
-    target = feed_untrusted_xml(body, MAX_BODY, _RequestTarget)
-    if target.root is None:
-        raise OmahaParseError("request body has no root element")
-    root_tag, attrs, _ = target.root
+    template = read_template(body) if type(body) is bytes and len(body) <= MAX_BODY else None
+    if template is not None:  # update_engine's own shape: no XML parser needed
+        root, children = template
+    else:
+        target = feed_untrusted_xml(body, MAX_BODY, _RequestTarget)
+        if target.root is None:
+            raise OmahaParseError("request body has no root element")
+        root, children = target.root, target.children
+    root_tag, attrs, _ = root
     if root_tag != "request":
         raise OmahaParseError(short(f"root element is <{root_tag}>, expected <request>"))
     protocol = attrs.get("protocol")
@@ -256,11 +258,11 @@ def parse_request(body: bytes, *, accept_any_event: bool = False) -> OmahaReques
         raise OmahaParseError(short(f"unsupported protocol version {protocol!r} (want 3.0)"))
     os_attrs: dict[str, str] | None = None
     apps: list[OmahaApp] = []
-    for tag, child_attrs, children in target.children:
+    for tag, child_attrs, app_children in children:
         if tag == "app":
             if len(apps) >= MAX_APPS:
                 raise OmahaParseError(f"request has more than {MAX_APPS} apps")
-            apps.append(_parse_app(child_attrs, children, len(apps) + 1, accept_any_event))
+            apps.append(_parse_app(child_attrs, app_children, len(apps) + 1, accept_any_event))
         elif tag == "os" and os_attrs is None:
             os_attrs = child_attrs
     if not apps:
@@ -380,9 +382,15 @@ def build_response(
     """Serialise a response update_engine accepts (one line after the XML declaration)."""
     if elapsed_seconds is None:
         elapsed_seconds = int(time.time()) % 86400
-    head = (
+    return (
+        _head(server, int(elapsed_seconds)) + "".join(map(_app_xml_cached, apps)) + "</response>\n"
+    ).encode("utf-8")
+
+
+@functools.lru_cache(maxsize=4)  # the server answers with one head per second
+def _head(server: str, elapsed_seconds: int) -> str:
+    return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f'<response protocol="3.0" server="{escape_attr(server)}">'
-        f'<daystart elapsed_seconds="{int(elapsed_seconds)}"/>'
+        f'<daystart elapsed_seconds="{elapsed_seconds}"/>'
     )
-    return (head + "".join(map(_app_xml_cached, apps)) + "</response>\n").encode("utf-8")

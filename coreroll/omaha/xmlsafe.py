@@ -72,15 +72,16 @@ def _checked_bytes(body: bytes, limit: int, what: str) -> bytes:
     data = bytes(body)
     if len(data) > limit:
         raise OmahaParseError(f"{what} is {len(data)} bytes, over the {limit}-byte limit")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise OmahaParseError(f"{what} is not UTF-8 (byte {err.start})") from None
-    start = text.lstrip("\ufeff \t\r\n")
-    if not start:
-        raise OmahaParseError(f"{what} is empty")
-    if not start.startswith("<"):
-        raise OmahaParseError(f"{what} is not XML (does not start with '<')")
+    if data[:1] != b"<" or not data.isascii():  # else plain ASCII (so UTF-8) starting with '<'
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise OmahaParseError(f"{what} is not UTF-8 (byte {err.start})") from None
+        start = text.lstrip("\ufeff \t\r\n")
+        if not start:
+            raise OmahaParseError(f"{what} is empty")
+        if not start.startswith("<"):
+            raise OmahaParseError(f"{what} is not XML (does not start with '<')")
     # Refuse DTDs before libxml2 sees them: no internal subset, no entity declarations, no laughs.
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
         raise OmahaParseError(f"{what} has a DOCTYPE or entity declaration; DTDs are not allowed")

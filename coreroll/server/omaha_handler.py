@@ -5,7 +5,7 @@
 string or a callable returning one (called only when an offer is made).
 
 Malformed input (anything ``parse_request`` refuses) answers 400 ``bad omaha request: <reason>``
-and records nothing. A body seen recently is not parsed again (``PARSE_MEMO_SIZE``). Hot path: group, channel and release come from the catalog's memory; the
+and records nothing. A body seen again is not parsed again (``coreroll.server.parse_memo``). Hot path: group, channel and release come from the catalog's memory; the
 instance from the registry's memory (SQLite); when the instance re-checks with nothing changed and
 its ``last_check`` in the database is younger than ``CHECKIN_REFRESH`` seconds, nothing is written
 (Nebraska's rule). A check that needs a grant decision is decided optimistically from a read, and
@@ -84,6 +84,7 @@ from coreroll.server.lifecycle import (
 from coreroll.server.limits import SourceLimiter
 from coreroll.server.machine_locks import MachineLocks
 from coreroll.server.metrics import Metrics
+from coreroll.server.parse_memo import ParseMemo
 from coreroll.server.policy import Decision, decide, needs_stats
 from coreroll.server.registry import HistoryEntry, Instance, Registry
 from coreroll.server.settings import ServerSettings
@@ -92,9 +93,8 @@ from coreroll.server.versions import DEFAULT_BOARD, is_newer, retired_track_reas
 
 BaseUrl = str | Callable[[], str]
 CHECKIN_REFRESH = 300.0  # seconds: a re-check with nothing changed writes last_check at most this often
-# update_engine sends the very same bytes on every check of one boot (same version, bootid and 3/2
-# event), so identical bodies are parsed once: parsing is deterministic and the parsed request is
-# only read. Bounded: 4096 bodies of at most 4 KiB (update_engine's are ~0.8 KiB) = 16 MiB at most.
+# Bodies seen again are not parsed again (coreroll.server.parse_memo): at most 4096 bodies of at most
+# 4 KiB (update_engine's are ~0.8 KiB) = 16 MiB.
 PARSE_MEMO_SIZE = 4096
 PARSE_MEMO_MAX_BODY = 4096
 # Machines whose last quiet re-check is remembered (see the module docstring); FIFO.
@@ -139,9 +139,7 @@ class OmahaHandler:
         self.registry = registry
         self.metrics = metrics
         self.clock = settings.clock
-        # body -> parsed request (see PARSE_MEMO_SIZE); FIFO. An OrderedDict drops its oldest entry in
-        # O(1): a plain dict's first key sits behind ever more deleted slots, costly on every miss.
-        self._parsed: OrderedDict[bytes, OmahaRequest] = OrderedDict()
+        self._parsed: ParseMemo[OmahaRequest] = ParseMemo(PARSE_MEMO_SIZE, PARSE_MEMO_MAX_BODY)
         # New machine ids between the cap check and their commit: counted against instance_cap so
         # concurrent first checks cannot overshoot it (the count itself moves only at commit).
         self._registering: set[str] = set()
@@ -160,10 +158,7 @@ class OmahaHandler:
             except OmahaParseError as exc:
                 self.metrics.count("bad_request")
                 return 400, f"bad omaha request: {exc.reason}\n".encode(), TEXT
-            if len(body) <= PARSE_MEMO_MAX_BODY:
-                if len(self._parsed) >= PARSE_MEMO_SIZE:
-                    self._parsed.popitem(last=False)  # oldest first
-                self._parsed[body] = request
+            self._parsed.offer(body, request)
         if self.catalog.refresh_due():  # a plain call first: no coroutine per check when not due
             await self.catalog.load()
         answers: list[AppResponse] = []
