@@ -39,62 +39,140 @@ _VALUE = r"[\x20\x21\x23-\x25\x27-\x3b\x3d-\x7e]*"  # printable ASCII but " & <
 _ATTRIBUTES = rf'((?:{_BLANK}+{_NAME}="{_VALUE}")*)'
 
 
-def _empty_element(tag: str) -> str:
-    """An optional ``<tag .../>`` or ``<tag ...></tag>``, its attributes one group."""
-    return rf"(?:<{tag}{_ATTRIBUTES}{_BLANK}*(?:/>|></{tag}{_BLANK}*>){_BLANK}*)?"
+def _document(request: str, os: str, app: str, ping: str, updatecheck: str, event: str) -> re.Pattern[str]:
+    """The template, given the pattern of each tag's attributes; <os> and the <app>'s children
+    optional, each ``<tag .../>`` or ``<tag ...></tag>``."""
+
+    def optional(tag: str, attributes: str) -> str:
+        return rf"(?:<{tag}{attributes}{_BLANK}*(?:/>|></{tag}{_BLANK}*>){_BLANK}*)?"
+
+    return re.compile(
+        rf'(?:<\?xml version="1\.0" encoding="UTF-8"\?>)?{_BLANK}*'
+        rf"<request{request}{_BLANK}*>{_BLANK}*"
+        + optional("os", os)
+        + rf"<app{app}{_BLANK}*>{_BLANK}*"
+        + optional("ping", ping)
+        + optional("updatecheck", updatecheck)
+        + optional("event", event)
+        + rf"</app{_BLANK}*>{_BLANK}*</request{_BLANK}*>{_BLANK}*"
+    )
 
 
-_DOCUMENT = re.compile(
-    rf'(?:<\?xml version="1\.0" encoding="UTF-8"\?>)?{_BLANK}*'
-    rf"<request{_ATTRIBUTES}{_BLANK}*>{_BLANK}*"
-    + _empty_element("os")
-    + rf"<app{_ATTRIBUTES}{_BLANK}*>{_BLANK}*"
-    + _empty_element("ping")
-    + _empty_element("updatecheck")
-    + _empty_element("event")
-    + rf"</app{_BLANK}*>{_BLANK}*</request{_BLANK}*>{_BLANK}*"
+# Any attributes: each tag's one group, split by _attributes_of.
+_ANY_ORDER = _document(*[_ATTRIBUTES] * 6)
+
+# update_engine's own attributes in its own order, each value a group (optional ones may be absent):
+# what every real node sends, read without splitting.
+_REQUEST = ("protocol", "version", "updaterversion", "installsource", "ismachine", "coreroll_agent")
+_OS = ("version", "platform", "sp")
+_APP = (
+    "appid", "version", "track", "bootid", "oem", "oemversion", "alephversion", "machineid", "machinealias",
+    "lang", "board", "hardware_class", "delta_okay", "multi_manifest_ok",
+)  # fmt: skip
+_EVENT = ("eventtype", "eventresult", "errorcode", "previousversion")
+_OPTIONAL = frozenset({"coreroll_agent", "multi_manifest_ok", "errorcode", "previousversion"})
+_OPTIONAL_IN = {names: tuple(n for n in names if n in _OPTIONAL) for names in (_REQUEST, _OS, _APP, _EVENT)}
+
+
+def _values(names: tuple[str, ...]) -> str:
+    one = rf'{_BLANK}+{{}}="({_VALUE})"'
+    return "".join(f"(?:{one.format(n)})?" if n in _OPTIONAL else one.format(n) for n in names)
+
+
+_UPDATE_ENGINE_ORDER = _document(
+    _values(_REQUEST), _values(_OS), _values(_APP), _ATTRIBUTES, _ATTRIBUTES, _values(_EVENT)
 )
+_OS_AT = len(_REQUEST)
+_APP_AT = _OS_AT + len(_OS)
+_PING_AT = _APP_AT + len(_APP)
+_EVENT_AT = _PING_AT + 2
 _NAME_EDGES = " \t\r\n="  # what the match allows around a name: blanks before, '=' after
 
 
-class _Repeated(Exception):
-    """A tag names one attribute twice: not well-formed, the XML parser reports it."""
+def _present(names: tuple[str, ...], values: tuple[str | None, ...]) -> dict[str, str]:
+    attributes = dict(zip(names, values, strict=True))
+    for name in _OPTIONAL_IN[names]:
+        if attributes[name] is None:
+            del attributes[name]
+    return attributes  # type: ignore[return-value]  # the Nones are gone
 
 
-def _attributes(text: str) -> dict[str, str]:
-    """``text`` is one tag's attributes as the match took them: ( blanks name="value" )*."""
-    parts = text.split('"')  # values hold no '"': names and values alternate, then ""
-    names = parts[0:-1:2]
-    attributes = dict(zip(map(str.strip, names, repeat(_NAME_EDGES)), parts[1::2], strict=True))
-    if len(attributes) != len(names):
-        raise _Repeated
-    return attributes
+def _attributes_of(texts: tuple[str, ...]) -> list[dict[str, str]] | None:
+    """Each tag's attributes from what the match took for them, ( blanks name="value" )*; None when
+    a tag names one twice (not well-formed: the XML parser reports it). One split for all tags."""
+    parts = "".join(texts).split('"')  # values hold no '"': names and values alternate, then ""
+    names = list(map(str.strip, parts[0:-1:2], repeat(_NAME_EDGES)))
+    values = parts[1::2]
+    found: list[dict[str, str]] = []
+    start = 0
+    for text in texts:
+        end = start + text.count('"') // 2
+        attributes = dict(zip(names[start:end], values[start:end], strict=True))
+        if len(attributes) != end - start:
+            return None
+        found.append(attributes)
+        start = end
+    return found
 
 
-def _unread(text: str | None, tag: str, into: list[Element]) -> None:
-    """Append ``tag`` when present; its attributes are only checked for a repeated name."""
-    if text is not None:
-        if text.count('"') > 2:  # two attributes or more: one may be repeated
-            _attributes(text)
-        into.append((tag, {}, NO_CHILDREN))
+def _in_update_engine_order(text: str) -> tuple[Element, list[Element]] | None:
+    match = _UPDATE_ENGINE_ORDER.fullmatch(text)
+    if match is None:
+        return None
+    values = match.groups()
+    ping, updatecheck = values[_PING_AT], values[_PING_AT + 1]
+    # <ping> and <updatecheck> attributes are not read, only checked for a repeated name.
+    if ((ping and ping.count('"') > 2) or (updatecheck and updatecheck.count('"') > 2)) and _attributes_of(
+        (ping or "", updatecheck or "")
+    ) is None:
+        return None
+    return _elements(
+        _present(_REQUEST, values[:_OS_AT]),
+        None if values[_OS_AT] is None else _present(_OS, values[_OS_AT:_APP_AT]),
+        _present(_APP, values[_APP_AT:_PING_AT]),
+        ping is not None,
+        updatecheck is not None,
+        None if values[_EVENT_AT] is None else _present(_EVENT, values[_EVENT_AT:]),
+    )
+
+
+def _in_any_order(text: str) -> tuple[Element, list[Element]] | None:
+    match = _ANY_ORDER.fullmatch(text)
+    if match is None:
+        return None
+    request, os, app, ping, updatecheck, event = match.groups()
+    read = _attributes_of((request, os or "", app, event or "", ping or "", updatecheck or ""))
+    if read is None:
+        return None
+    return _elements(
+        read[0], None if os is None else read[1], read[2], ping is not None, updatecheck is not None,
+        None if event is None else read[3],
+    )  # fmt: skip
+
+
+def _elements(
+    request: dict[str, str],
+    os: dict[str, str] | None,
+    app: dict[str, str],
+    ping: bool,
+    updatecheck: bool,
+    event: dict[str, str] | None,
+) -> tuple[Element, list[Element]]:
+    app_children: list[Element] = []
+    if ping:
+        app_children.append(("ping", {}, NO_CHILDREN))
+    if updatecheck:
+        app_children.append(("updatecheck", {}, NO_CHILDREN))
+    if event is not None:
+        app_children.append(("event", event, NO_CHILDREN))
+    children: list[Element] = [] if os is None else [("os", os, NO_CHILDREN)]
+    children.append(("app", app, app_children))
+    return ("request", request, NO_CHILDREN), children
 
 
 def read_template(body: bytes) -> tuple[Element, list[Element]] | None:
     """The request's root and its children, or None: not the template (see the module docstring)."""
     if not body.isascii():
         return None
-    match = _DOCUMENT.fullmatch(body.decode("ascii"))
-    if match is None:
-        return None
-    request, os, app, ping, updatecheck, event = match.groups()
-    try:
-        app_children: list[Element] = []
-        _unread(ping, "ping", app_children)
-        _unread(updatecheck, "updatecheck", app_children)
-        if event is not None:
-            app_children.append(("event", _attributes(event), NO_CHILDREN))
-        children: list[Element] = [] if os is None else [("os", _attributes(os), NO_CHILDREN)]
-        children.append(("app", _attributes(app), app_children))
-        return ("request", _attributes(request), NO_CHILDREN), children
-    except _Repeated:
-        return None
+    text = body.decode("ascii")
+    return _in_update_engine_order(text) or _in_any_order(text)
