@@ -1,6 +1,7 @@
 """Prometheus metrics, one registry per app (several servers can live in one test process).
 
-``Metrics()``: ``requests`` (counter by result), ``latency`` (histogram of Omaha handling),
+``Metrics()``: ``count(result)`` (Omaha apps answered, by result) and ``observe_latency(seconds)``
+(histogram of Omaha handling), both kept by ``OmahaCounts``,
 ``granted`` / ``failures`` (by group), ``feed_clients`` (gauge), ``feed_reads`` (by reason:
 fanout, catchup), ``feed_overflows``, ``feed_refused``,
 ``connections`` (gauge) and ``connections_dropped`` (by reason), the retention task's counts
@@ -11,23 +12,62 @@ the text exposition with ``coreroll_instances{group,status}`` filled from the re
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from bisect import bisect_left
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+class OmahaCounts(Collector):
+    """``coreroll_omaha_requests`` by result and the ``coreroll_omaha_request_seconds`` histogram, kept
+    as plain numbers: every update check adds to both, and prometheus_client's own Counter and
+    Histogram take a lock per add (about 1.3 us a check; these cost a tenth). Read only on
+    the event loop's thread, as they are written."""
+
+    def __init__(self) -> None:
+        self.results: dict[str, int] = {}
+        self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)  # the last: above every bound (+Inf)
+        self.latency_sum = 0.0
+
+    def count(self, result: str) -> None:
+        results = self.results
+        results[result] = results.get(result, 0) + 1
+
+    def observe(self, seconds: float) -> None:
+        self.latency_counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1  # le: a bound holds its equal
+        self.latency_sum += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "coreroll_omaha_requests", "Omaha apps answered, by result", labels=["result"]
+        )
+        for result, count in sorted(self.results.items()):
+            requests.add_metric([result], count)
+        yield requests
+        cumulative, buckets = 0, []
+        for bound, count in zip((*map(str, LATENCY_BUCKETS), "+Inf"), self.latency_counts, strict=True):
+            cumulative += count
+            buckets.append((bound, cumulative))
+        yield HistogramMetricFamily(
+            "coreroll_omaha_request_seconds",
+            "Time to handle one Omaha request",
+            buckets=buckets,
+            sum_value=self.latency_sum,
+        )
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "coreroll_omaha_requests", "Omaha apps answered, by result", ["result"], registry=self.registry
-        )
-        self.latency = Histogram(
-            "coreroll_omaha_request_seconds",
-            "Time to handle one Omaha request",
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
-            registry=self.registry,
-        )
+        self.omaha = OmahaCounts()
+        self.registry.register(self.omaha)
+        self.count = self.omaha.count  # count(result): one Omaha app answered
+        self.observe_latency = self.omaha.observe  # observe_latency(seconds): one request handled
         self.granted = Counter(
             "coreroll_updates_granted", "Updates granted", ["group"], registry=self.registry
         )
@@ -88,17 +128,9 @@ class Metrics:
             "How long the last retention run took, rests between batches included",
             registry=self.registry,
         )
-        self._children: dict[str, Counter] = {}
         self.instances = Gauge(
             "coreroll_instances", "Registered instances", ["group", "status"], registry=self.registry
         )
-
-    def count(self, result: str) -> None:
-        """``requests.labels(result).inc()`` with the child cached (labels() costs ~10 us per call)."""
-        child = self._children.get(result)
-        if child is None:
-            child = self._children[result] = self.requests.labels(result)
-        child.inc()
 
     def render(self, status_counts: list[tuple[str | None, str, int]]) -> bytes:
         self.instances.clear()

@@ -168,7 +168,7 @@ class OmahaHandler:
                 answers.append(unknown_app_response(app))
                 continue
             answers.append(await self._handle_app(app, ip, base_url, request.coreroll_agent))
-        self.metrics.latency.observe(time.perf_counter() - started)
+        self.metrics.observe_latency(time.perf_counter() - started)
         return 200, build_response(answers), XML
 
     def _offer(self, version: str | None, board: str, agent: bool, base_url: BaseUrl) -> UpdateOffer | None:
