@@ -53,7 +53,7 @@ from coreroll.omaha.messages import (
     UpdateOffer,
 )
 from coreroll.omaha.request_template import NO_CHILDREN, Element, read_template
-from coreroll.omaha.xmlsafe import ElementTarget, feed_untrusted_xml, short
+from coreroll.omaha.xmlsafe import parse_untrusted_xml, short
 from coreroll.wirenum import NumberError, parse_int
 
 __all__ = [
@@ -206,49 +206,33 @@ def _parse_app(attrs: dict[str, str], children: list[Element], index: int, accep
     )
 
 
-class _RequestTarget(ElementTarget):
-    """Keeps what ``parse_request`` reads, in document order: the root, its child elements, and the
-    child elements of each root-level <app>; everything deeper is not looked at (as a tree walk
-    of those levels would not). Checks run after the whole body parsed: malformed XML is reported
-    first, whatever else is wrong."""
+_READ_IN_APP = frozenset({"ping", "updatecheck", "event"})
 
-    what = "request body"
-    __slots__ = ("_app", "_depth", "children", "root")
 
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self._depth = 0
-        self.root: Element | None = None
-        self.children: list[Element] = []
-        self._app: list[Element] = NO_CHILDREN  # the open root-level <app>'s children
-
-    def start(self, tag: str, attrib: dict[str, str]) -> None:
-        depth = self._depth = self._depth + 1
-        if depth == 3:
-            if self._app is not NO_CHILDREN:
-                self._app.append((tag, attrib, NO_CHILDREN))
-        elif depth == 2:
-            self._app = [] if tag == "app" else NO_CHILDREN
-            self.children.append((tag, attrib, self._app))
-        elif depth == 1:
-            self.root = (tag, attrib, NO_CHILDREN)
-
-    def end(self, tag: str) -> None:
-        self._depth -= 1
+def _tree_elements(body: bytes) -> tuple[Element, list[Element]]:
+    """What ``parse_request`` reads, from libxml2's tree (the hardened parse): the root, its
+    children, and an <app>'s <ping>, <updatecheck> and <event>s (attributes of the events only)."""
+    root = parse_untrusted_xml(body, MAX_BODY, "request body")
+    children: list[Element] = []
+    for child in root:
+        tag = child.tag
+        if tag == "app":
+            read = [
+                (kid.tag, dict(kid.items()) if kid.tag == "event" else {}, NO_CHILDREN)
+                for kid in child
+                if kid.tag in _READ_IN_APP
+            ]
+            children.append((tag, dict(child.items()), read))
+        elif tag == "os":
+            children.append((tag, dict(child.items()), NO_CHILDREN))
+    return (root.tag, dict(root.items()), NO_CHILDREN), children
 
 
 def parse_request(body: bytes, *, accept_any_event: bool = False) -> OmahaRequest:
     """Parse an Omaha v3 request (see the module docstring for what is refused)."""
     template = read_template(body) if type(body) is bytes and len(body) <= MAX_BODY else None
-    if template is not None:  # update_engine's own shape: no XML parser needed
-        root, children = template
-    else:
-        target = feed_untrusted_xml(body, MAX_BODY, _RequestTarget)
-        if target.root is None:
-            raise OmahaParseError("request body has no root element")
-        root, children = target.root, target.children
+    # update_engine's own shape needs no XML parser; anything else gets libxml2, hardened.
+    root, children = template if template is not None else _tree_elements(body)
     root_tag, attrs, _ = root
     if root_tag != "request":
         raise OmahaParseError(short(f"root element is <{root_tag}>, expected <request>"))

@@ -11,7 +11,7 @@ import time
 import pytest
 from lxml import etree
 
-from coreroll.omaha import protocol, xmlsafe
+from coreroll.omaha import protocol
 from coreroll.omaha.codes import (
     APP_ID,
     APP_STATUS_UNKNOWN_APPLICATION,
@@ -330,34 +330,6 @@ def test_a_declared_encoding_never_changes_what_the_dtd_scan_saw() -> None:
     ascii_latin1 = UPDATE_ENGINE_REQUEST.replace(b'encoding="UTF-8"', b'encoding="ISO-8859-1"')
     assert ascii_latin1 != UPDATE_ENGINE_REQUEST
     assert parse_request(ascii_latin1) == parse_request(UPDATE_ENGINE_REQUEST)
-
-
-class _Seen(xmlsafe.ElementTarget):
-    what = "test body"
-
-    def __init__(self) -> None:
-        self.started: list[tuple[str, dict[str, str]]] = []
-
-    def reset(self) -> None:
-        self.started.clear()
-
-    def start(self, tag: str, attrib: dict[str, str]) -> None:
-        self.started.append((tag, dict(attrib)))
-
-    def end(self, tag: str) -> None:
-        return None
-
-
-def test_a_dtd_past_the_byte_scan_stops_the_tree_less_parser_at_its_doctype() -> None:
-    # The second layer on its own: the parser feeding a target resolves entities (predefined ones
-    # only, as no DTD can declare others), so a DOCTYPE that reached it must end the parse there.
-    target, parser = xmlsafe._target_parser(_Seen)
-    target.reset()
-    with pytest.raises(OmahaParseError, match="test body has a DOCTYPE; DTDs are not allowed"):
-        etree.fromstring(BILLION_LAUGHS, parser)
-    assert target.started == []  # stopped before any element, so no entity was ever expanded
-    seen = xmlsafe.feed_untrusted_xml(b'<r a="&amp;&lt;&#38;#38;"/>', 100, _Seen)
-    assert seen.started == [("r", {"a": "&<&#38;"})]
 
 
 def test_any_event_pair_is_accepted_when_the_server_asks_for_it() -> None:
