@@ -215,17 +215,17 @@ def _tree_elements(body: bytes) -> tuple[Element, list[Element]]:
     root = parse_untrusted_xml(body, MAX_BODY, "request body")
     children: list[Element] = []
     for child in root:
-        tag = child.tag
-        if tag == "app":
-            read = [
-                (kid.tag, dict(kid.items()) if kid.tag == "event" else {}, NO_CHILDREN)
+        if child.tag == "app":
+            read: list[Element] = [
+                (tag, dict(kid.items()) if tag == "event" else {}, NO_CHILDREN)
                 for kid in child
-                if kid.tag in _READ_IN_APP
+                if isinstance(tag := kid.tag, str) and tag in _READ_IN_APP
             ]
-            children.append((tag, dict(child.items()), read))
-        elif tag == "os":
-            children.append((tag, dict(child.items()), NO_CHILDREN))
-    return (root.tag, dict(root.items()), NO_CHILDREN), children
+            children.append(("app", dict(child.items()), read))
+        elif child.tag == "os":
+            children.append(("os", dict(child.items()), NO_CHILDREN))
+    # str(): a namespaced root's tag is "{uri}name", refused by its caller as not <request>
+    return (str(root.tag), dict(root.items()), NO_CHILDREN), children
 
 
 def parse_request(body: bytes, *, accept_any_event: bool = False) -> OmahaRequest:

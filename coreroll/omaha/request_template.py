@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 from itertools import repeat
+from typing import cast
 
 # (tag, attributes, children): an element as parse_request reads it. Children are kept for the
 # root's <app>s only; attributes are not kept where nothing reads them (an <app>'s <ping> and
@@ -72,7 +73,9 @@ _APP = (
 )  # fmt: skip
 _EVENT = ("eventtype", "eventresult", "errorcode", "previousversion")
 _OPTIONAL = frozenset({"coreroll_agent", "multi_manifest_ok", "errorcode", "previousversion"})
-_OPTIONAL_IN = {names: tuple(n for n in names if n in _OPTIONAL) for names in (_REQUEST, _OS, _APP, _EVENT)}
+_OPTIONAL_IN: dict[tuple[str, ...], tuple[str, ...]] = {
+    names: tuple(n for n in names if n in _OPTIONAL) for names in (_REQUEST, _OS, _APP, _EVENT)
+}
 
 
 def _values(names: tuple[str, ...]) -> str:
@@ -91,11 +94,12 @@ _NAME_EDGES = " \t\r\n="  # what the match allows around a name: blanks before, 
 
 
 def _present(names: tuple[str, ...], values: tuple[str | None, ...]) -> dict[str, str]:
-    attributes = dict(zip(names, values, strict=True))
+    """The attributes ``names`` of a match's value groups; an optional one that was absent is left out."""
+    attributes: dict[str, str | None] = dict(zip(names, values, strict=True))
     for name in _OPTIONAL_IN[names]:
         if attributes[name] is None:
             del attributes[name]
-    return attributes  # type: ignore[return-value]  # the Nones are gone
+    return cast("dict[str, str]", attributes)  # the Nones are gone
 
 
 def _attributes_of(texts: tuple[str, ...]) -> list[dict[str, str]] | None:

@@ -338,7 +338,7 @@ class OmahaHandler:
                     check, result = offer, "ok"
 
         no_payload = kind is Check.NEEDS_GRANT and blocked is not None
-        if no_payload:
+        if blocked is not None and no_payload:
             self.metrics.count("no_payload")
             entry = hold(inst, blocked)
             if entry is not None:
