@@ -17,8 +17,8 @@ from collections import deque
 
 class MachineLocks:
     def __init__(self) -> None:
-        # machine id -> requests waiting for it; present while one request holds it
-        self._held: dict[str, deque[asyncio.Future[None]]] = {}
+        # machine id -> requests waiting for it (None: none yet); present while one request holds it
+        self._held: dict[str, deque[asyncio.Future[None]] | None] = {}
 
     def __len__(self) -> int:
         return len(self._held)
@@ -27,14 +27,17 @@ class MachineLocks:
         """Take the machine if nobody holds it (no coroutine: the usual, uncontended case)."""
         if machine_id in self._held:
             return False
-        self._held[machine_id] = deque()
+        self._held[machine_id] = None  # a queue only once somebody waits: none per uncontended check
         return True
 
     async def acquire(self, machine_id: str) -> None:
-        waiting = self._held.get(machine_id)
-        if waiting is None:
-            self._held[machine_id] = deque()
+        held = self._held
+        if machine_id not in held:
+            held[machine_id] = None
             return
+        waiting = held[machine_id]
+        if waiting is None:
+            waiting = held[machine_id] = deque()
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         waiting.append(turn)
         try:
@@ -48,7 +51,7 @@ class MachineLocks:
 
     def release(self, machine_id: str) -> None:
         waiting = self._held[machine_id]
-        while waiting:
+        while waiting:  # None or empty: nobody waits
             turn = waiting.popleft()
             if not turn.done():
                 turn.set_result(None)

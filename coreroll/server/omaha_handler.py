@@ -167,7 +167,11 @@ class OmahaHandler:
                 self.metrics.count("unknown_app")
                 answers.append(unknown_app_response(app))
                 continue
-            answers.append(await self._handle_app(app, ip, base_url, request.coreroll_agent))
+            key = app.machineid or anonymous_machine_key(app.bootid, ip)
+            answer = self._quiet_now(app, key, ip, request.coreroll_agent)
+            if answer is None:
+                answer = await self._handle_app(app, key, ip, base_url, request.coreroll_agent)
+            answers.append(answer)
         self.metrics.observe_latency(time.perf_counter() - started)
         return 200, build_response(answers), XML
 
@@ -215,13 +219,24 @@ class OmahaHandler:
         self.metrics.count(result if app.updatecheck else "event")
         return app_response(app, check, poll_interval=self.settings.poll_interval)
 
-    async def _handle_app(self, app: OmahaApp, ip: str, base_url: BaseUrl, agent: bool) -> AppResponse:
+    def _quiet_now(self, app: OmahaApp, key: str, ip: str, agent: bool) -> AppResponse | None:
+        """A quiet re-check answered without a coroutine when its machine is free: the remembered
+        answer was decided with a group serving this very track, under this very catalog."""
+        if key not in self._quiet or not self._machines.try_acquire(key):
+            return None
+        try:
+            return self._quiet_answer(app, key, ip, agent)
+        finally:
+            self._machines.release(key)
+
+    async def _handle_app(
+        self, app: OmahaApp, key: str, ip: str, base_url: BaseUrl, agent: bool
+    ) -> AppResponse:
         group = self.catalog.group_for_track(app.track)
         served = group if group is not None else retired_track_reason(app.track)  # or why it is held
         if served is None:
             self.metrics.count("unknown_group")
             return app_response(app, UPDATECHECK_INTERNAL_ERROR, status="error-unknownApplicationOrGroup")
-        key = app.machineid or anonymous_machine_key(app.bootid, ip)
         if not self._machines.try_acquire(key):  # uncontended: no coroutine
             await self._machines.acquire(key)
         try:
