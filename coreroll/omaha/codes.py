@@ -44,7 +44,7 @@ _OS_APP_ID: Final = normalize_app_id(APP_ID)
 
 def is_os_app(appid: str) -> bool:
     """True for the CoreOS/Flatcar OS app id in any spelling (with or without braces, any case)."""
-    return normalize_app_id(appid) == _OS_APP_ID
+    return appid == APP_ID or normalize_app_id(appid) == _OS_APP_ID  # the spelling every node sends first
 
 
 class EventType(IntEnum):

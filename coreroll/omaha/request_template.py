@@ -133,7 +133,10 @@ def _in_update_engine_order(text: str) -> tuple[Element, list[Element]] | None:
         return None
     return _elements(
         _present(_REQUEST, values[:_OS_AT]),
-        None if values[_OS_AT] is None else _present(_OS, values[_OS_AT:_APP_AT]),
+        # <os>'s three are required: present together or absent together
+        None
+        if values[_OS_AT] is None
+        else cast("dict[str, str]", dict(zip(_OS, values[_OS_AT:_APP_AT], strict=True))),
         _present(_APP, values[_APP_AT:_PING_AT]),
         ping is not None,
         updatecheck is not None,
