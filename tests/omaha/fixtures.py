@@ -4,6 +4,9 @@ the byte-level mutation the fuzz tests apply to valid inputs."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 # Reference 1.2 (flatcar/update_engine omaha_request_action.cc GetRequestXml), values as shown there.
@@ -82,4 +85,15 @@ def edit_lists(
         ),
         min_size=1,
         max_size=max_edits,
+    )
+
+
+def fuzz_settings(max_examples: int) -> settings:
+    """Hypothesis settings of the Omaha property tests: reproducible in CI (the corpus of edits is
+    what varies), 0.5 s per example at most."""
+    return settings(
+        max_examples=max_examples,
+        deadline=timedelta(milliseconds=500),
+        suppress_health_check=[HealthCheck.too_slow],
+        derandomize=True,
     )

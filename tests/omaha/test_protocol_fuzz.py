@@ -4,9 +4,8 @@ never another exception, and quickly. Inputs are derived from the real update_en
 from __future__ import annotations
 
 import time
-from datetime import timedelta
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from coreroll.omaha.codes import ACCEPTED_EVENTS, APP_ID
@@ -22,14 +21,9 @@ from coreroll.omaha.protocol import (
     parse_request,
     parse_response,
 )
-from tests.omaha.fixtures import UPDATE_ENGINE_REQUEST, edit_lists, mutate
+from tests.omaha.fixtures import UPDATE_ENGINE_REQUEST, edit_lists, fuzz_settings, mutate
 
-FUZZ = settings(
-    max_examples=150,
-    deadline=timedelta(milliseconds=500),
-    suppress_health_check=[HealthCheck.too_slow],
-    derandomize=True,  # reproducible in CI; the corpus of edits is what varies
-)
+FUZZ = fuzz_settings(150)
 TIME_BOUND = 0.25  # seconds per parse, far above the ~0.1 ms a real request takes
 
 # Fragments an attacker (or a broken proxy) would splice in.

@@ -4,11 +4,10 @@ else, and real nodes' requests must take it."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from unittest import mock
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from coreroll.omaha import protocol
@@ -21,16 +20,12 @@ from tests.omaha.fixtures import (
     UPDATE_ENGINE_NO_MACHINE_ID,
     UPDATE_ENGINE_REQUEST,
     edit_lists,
+    fuzz_settings,
     mutate,
     with_app_body,
 )
 
-FUZZ = settings(
-    max_examples=300,
-    deadline=timedelta(milliseconds=500),
-    suppress_health_check=[HealthCheck.too_slow],
-    derandomize=True,
-)
+FUZZ = fuzz_settings(300)
 
 Outcome = OmahaRequest | tuple[str, str]
 
