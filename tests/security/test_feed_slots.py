@@ -20,7 +20,8 @@ from coreroll.watch.updates import UpdateBuffer
 from coreroll.watch.views import CONNECTED, DOWN
 from tests.faults.counts import check, record
 from tests.server.conftest import start
-from tests.server.test_feed_fanout import RawFeed, metric, register
+from tests.server.helpers import metric
+from tests.server.test_feed_fanout import RawFeed, register
 from tests.watch.helpers import check_in, wait_model
 
 SLACK = 3.0  # seconds past a bound the server may take on a loaded 2-core machine (sweeps: 0.5 s)

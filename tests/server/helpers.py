@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -184,3 +185,10 @@ def read_feed(
     except (httpx.RemoteProtocolError, httpx.ReadError, httpx.ConnectError):
         pass
     return events
+
+
+def metric(server: Any, name: str) -> float:
+    """One sample of the server's /metrics, by its full name with labels (0 before the first)."""
+    text = HTTP.get(f"{server.url}/metrics").text
+    found = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, re.M)
+    return float(found.group(1)) if found else 0.0

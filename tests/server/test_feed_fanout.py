@@ -16,7 +16,7 @@ from coreroll.omaha.protocol import OmahaEvent, build_request
 from coreroll.server import feed
 from coreroll.server.runner import RunningServer
 from tests.server.conftest import start
-from tests.server.helpers import HTTP, get, omaha
+from tests.server.helpers import get, metric, omaha
 
 _ID = re.compile(rb"^id: ([0-9]+)$", re.M)
 
@@ -70,12 +70,6 @@ class RawFeed:
 
     def close(self) -> None:
         self.sock.close()
-
-
-def metric(server: RunningServer, name: str) -> float:
-    text = HTTP.get(f"{server.url}/metrics").text
-    found = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, re.M)
-    return float(found.group(1)) if found else 0.0
 
 
 def register(server: RunningServer, n: int, apps: int = 1, oem: str = "ami") -> None:

@@ -3,26 +3,14 @@ same request bytes, checked again after the catalog or the machine's row moved, 
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from coreroll.server.runner import RunningServer
-from tests.server.helpers import HTTP, call, check_status, instance, omaha, publish, request_xml
+from tests.server.helpers import call, check_status, instance, metric, omaha, publish, request_xml
 
 pytestmark = pytest.mark.slow
 
 MACHINE = "5f0c7a9e0c1d4e7b9a3b2c1d0e0f0a1b"
-
-
-def answered(server: RunningServer, result: str) -> float:
-    """coreroll_omaha_requests_total{result=...} from /metrics (0 before the first)."""
-    found = re.search(
-        rf'^coreroll_omaha_requests_total{{result="{result}"}} (\S+)$',
-        HTTP.get(f"{server.url}/metrics").text,
-        re.M,
-    )
-    return float(found.group(1)) if found else 0.0
 
 
 def test_a_newer_release_reaches_a_machine_whose_check_was_remembered(sqlite_server: RunningServer) -> None:
@@ -41,7 +29,11 @@ def test_a_payload_for_its_board_reaches_a_machine_held_without_one(sqlite_serve
     assert [check_status(omaha(sqlite_server.url, check)) for _ in range(3)] == ["noupdate"] * 3
     assert instance(sqlite_server, MACHINE)["status"] == "OnHold"
     # Remembered answers are counted as the first one was: every check held for want of a payload.
-    assert (answered(sqlite_server, "no_payload"), answered(sqlite_server, "onhold")) == (3, 3)
+    counted = [
+        metric(sqlite_server, f'coreroll_omaha_requests_total{{result="{r}"}}')
+        for r in ("no_payload", "onhold")
+    ]
+    assert counted == [3, 3]
     reply = call(sqlite_server, "POST", "/api/v1/releases",
                  {"version": "4001.0.0", "synthetic": True, "board": "arm64-usr", "image_size": 4096})  # fmt: skip
     assert reply.status_code == 201, reply.text
