@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import re
 from itertools import repeat
-from typing import cast
 
 # (tag, attributes, children): an element as parse_request reads it. Children are kept for the
 # root's <app>s only; attributes are not kept where nothing reads them (an <app>'s <ping> and
@@ -73,9 +72,6 @@ _APP = (
 )  # fmt: skip
 _EVENT = ("eventtype", "eventresult", "errorcode", "previousversion")
 _OPTIONAL = frozenset({"coreroll_agent", "multi_manifest_ok", "errorcode", "previousversion"})
-_OPTIONAL_IN: dict[tuple[str, ...], tuple[str, ...]] = {
-    names: tuple(n for n in names if n in _OPTIONAL) for names in (_REQUEST, _OS, _APP, _EVENT)
-}
 
 
 def _values(names: tuple[str, ...]) -> str:
@@ -94,12 +90,9 @@ _NAME_EDGES = " \t\r\n="  # what the match allows around a name: blanks before, 
 
 
 def _present(names: tuple[str, ...], values: tuple[str | None, ...]) -> dict[str, str]:
-    """The attributes ``names`` of a match's value groups; an optional one that was absent is left out."""
-    attributes: dict[str, str | None] = dict(zip(names, values, strict=True))
-    for name in _OPTIONAL_IN[names]:
-        if attributes[name] is None:
-            del attributes[name]
-    return cast("dict[str, str]", attributes)  # the Nones are gone
+    """The attributes ``names`` of a match's value groups; a group is None only for an optional
+    attribute that was absent, which is left out."""
+    return {name: value for name, value in zip(names, values, strict=True) if value is not None}
 
 
 def _attributes_of(texts: tuple[str, ...]) -> list[dict[str, str]] | None:
@@ -133,10 +126,7 @@ def _in_update_engine_order(text: str) -> tuple[Element, list[Element]] | None:
         return None
     return _elements(
         _present(_REQUEST, values[:_OS_AT]),
-        # <os>'s three are required: present together or absent together
-        None
-        if values[_OS_AT] is None
-        else cast("dict[str, str]", dict(zip(_OS, values[_OS_AT:_APP_AT], strict=True))),
+        None if values[_OS_AT] is None else _present(_OS, values[_OS_AT:_APP_AT]),  # version is required
         _present(_APP, values[_APP_AT:_PING_AT]),
         ping is not None,
         updatecheck is not None,

@@ -237,10 +237,12 @@ class OmahaHandler:
         if served is None:
             self.metrics.count("unknown_group")
             return app_response(app, UPDATECHECK_INTERNAL_ERROR, status="error-unknownApplicationOrGroup")
-        if not self._machines.try_acquire(key):  # uncontended: no coroutine
+        waited = not self._machines.try_acquire(key)  # uncontended: no coroutine
+        if waited:
             await self._machines.acquire(key)
         try:
-            quiet = self._quiet_answer(app, key, ip, agent)
+            # Free, _quiet_now has just asked; after a wait the one before may have left an answer.
+            quiet = self._quiet_answer(app, key, ip, agent) if waited else None
             if quiet is not None:
                 return quiet
             for _attempt in range(STALE_RETRIES):
@@ -352,8 +354,9 @@ class OmahaHandler:
                 if offer is not None:
                     check, result = offer, "ok"
 
-        no_payload = kind is Check.NEEDS_GRANT and blocked is not None
-        if blocked is not None and no_payload:
+        no_payload = False
+        if kind is Check.NEEDS_GRANT and blocked is not None:
+            no_payload = True
             self.metrics.count("no_payload")
             entry = hold(inst, blocked)
             if entry is not None:
