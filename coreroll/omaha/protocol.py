@@ -11,7 +11,7 @@ Server side:
   app, an app without ``appid``, an attribute the server stores that is longer than its database
   column ("<name> is over <n> characters": ``MAX_MACHINE_ID``, ``MAX_VERSION`` for version and
   previousversion, ``MAX_TRACK``, ``MAX_BOOT_ID``, ``MAX_OEM``, ``MAX_OEM_VERSION``,
-  ``MAX_ALEPH_VERSION``, ``MAX_BOARD``), an event type/result/errorcode that is not
+  ``MAX_ALEPH_VERSION``, ``MAX_BOARD``; ``coreroll.omaha.widths``), an event type/result/errorcode that is not
   ASCII digits (``coreroll.wirenum``) or is out of range (type/result: 32-bit), and an event (type,
   result) pair outside ``codes.ACCEPTED_EVENTS`` unless ``accept_any_event=True`` (the server passes it:
   an unknown pair such as 3/9 must not cost the update check of the same request, issue #454). An
@@ -52,15 +52,38 @@ from coreroll.omaha.messages import (
     ResponseInfo,
     UpdateOffer,
 )
-from coreroll.omaha.request_template import NO_CHILDREN, Element, read_template
+from coreroll.omaha.request_template import (
+    NO_CHILDREN,
+    Element,
+    read_in_any_order,
+    read_in_update_engine_order,
+)
+from coreroll.omaha.widths import (
+    MAX_ALEPH_VERSION,
+    MAX_BOARD,
+    MAX_BOOT_ID,
+    MAX_MACHINE_ID,
+    MAX_OEM,
+    MAX_OEM_VERSION,
+    MAX_TRACK,
+    MAX_VERSION,
+)
 from coreroll.omaha.xmlsafe import parse_untrusted_xml, short
 from coreroll.wirenum import NumberError, parse_int
 
 __all__ = [
+    "MAX_ALEPH_VERSION",
     "MAX_APPS",
+    "MAX_BOARD",
     "MAX_BODY",
+    "MAX_BOOT_ID",
     "MAX_EVENTS",
+    "MAX_MACHINE_ID",
+    "MAX_OEM",
+    "MAX_OEM_VERSION",
     "MAX_RESPONSE_BODY",
+    "MAX_TRACK",
+    "MAX_VERSION",
     "AppResponse",
     "ExtraPackage",
     "OmahaApp",
@@ -81,16 +104,6 @@ __all__ = [
 MAX_BODY: Final = 65536
 MAX_APPS: Final = 16  # update_engine sends one
 MAX_EVENTS: Final = 16  # per app; update_engine sends at most one
-# Characters of each app attribute the server stores: the widths of its database columns
-# (coreroll/server/schema.py sizes them from these), so PostgreSQL's VARCHAR(n) never refuses a write.
-MAX_MACHINE_ID: Final = 64  # systemd's machine id is 32 hex digits
-MAX_VERSION: Final = 64  # version and previousversion
-MAX_TRACK: Final = 255
-MAX_BOOT_ID: Final = 64
-MAX_OEM: Final = 255
-MAX_OEM_VERSION: Final = 255
-MAX_ALEPH_VERSION: Final = 64
-MAX_BOARD: Final = 64
 _STORED_WIDTHS = (
     ("track", MAX_TRACK),
     ("bootid", MAX_BOOT_ID),
@@ -230,8 +243,15 @@ def _tree_elements(body: bytes) -> tuple[Element, list[Element]]:
 
 def parse_request(body: bytes, *, accept_any_event: bool = False) -> OmahaRequest:
     """Parse an Omaha v3 request (see the module docstring for what is refused)."""
-    template = read_template(body) if type(body) is bytes and len(body) <= MAX_BODY else None
-    # update_engine's own shape needs no XML parser; anything else gets libxml2, hardened.
+    # update_engine's own shape needs no XML parser (coreroll.omaha.request_template); anything else
+    # gets libxml2, hardened.
+    template = None
+    if type(body) is bytes and len(body) <= MAX_BODY and body.isascii():
+        text = body.decode("ascii")
+        request = read_in_update_engine_order(text, accept_any_event)
+        if request is not None:
+            return request
+        template = read_in_any_order(text)
     root, children = template if template is not None else _tree_elements(body)
     root_tag, attrs, _ = root
     if root_tag != "request":

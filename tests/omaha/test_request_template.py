@@ -1,6 +1,7 @@
-"""parse_request reads update_engine's own request shape without libxml2 (request_template): that path
+"""parse_request reads update_engine's own request shape without libxml2 (request_template): straight
+into the request objects in update_engine's attribute order, by the generic rules in any order. Both
 must answer exactly what the XML parser path answers, for the shapes real nodes send and for anything
-else, and real nodes' requests must take it."""
+else, and real nodes' requests must take the direct read."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from coreroll.omaha import protocol
 from coreroll.omaha.messages import OmahaEvent, OmahaParseError, OmahaRequest
 from coreroll.omaha.protocol import build_request, parse_request
-from coreroll.omaha.request_template import _in_any_order, _in_update_engine_order, read_template
+from coreroll.omaha.request_template import read_in_any_order, read_in_update_engine_order
 from tests.omaha.fixtures import (
     UPDATE_ENGINE_ARM64_REQUEST,
     UPDATE_ENGINE_DEFERRED_CHECK,
@@ -30,9 +31,17 @@ FUZZ = fuzz_settings(300)
 Outcome = OmahaRequest | tuple[str, str]
 
 
-def outcome(body: bytes, *, template: bool) -> Outcome:
-    """What parse_request answers, with the template path on or forced off."""
-    with mock.patch.object(protocol, "read_template", read_template if template else lambda _body: None):
+PATHS = ("direct", "any order", "XML parser")
+
+
+def outcome(body: bytes, path: str) -> Outcome:
+    """What parse_request answers when it reads ``body`` on ``path`` or a later one."""
+    direct = read_in_update_engine_order if path == "direct" else lambda _text, _any: None
+    any_order = read_in_any_order if path != "XML parser" else lambda _text: None
+    with (
+        mock.patch.object(protocol, "read_in_update_engine_order", direct),
+        mock.patch.object(protocol, "read_in_any_order", any_order),
+    ):
         try:
             return parse_request(body, accept_any_event=True)
         except OmahaParseError as err:
@@ -40,10 +49,12 @@ def outcome(body: bytes, *, template: bool) -> Outcome:
 
 
 def assert_same_answer(body: bytes) -> None:
-    assert outcome(body, template=True) == outcome(body, template=False), body
-    if body.isascii():  # update_engine's attribute order read by value groups: as any order reads it
-        in_order = _in_update_engine_order(body.decode("ascii"))
-        assert in_order is None or in_order == _in_any_order(body.decode("ascii")), body
+    answers = [outcome(body, path) for path in PATHS]
+    assert answers == [answers[2]] * 3, body
+
+
+def direct(body: bytes, accept_any_event: bool = True) -> OmahaRequest | None:
+    return read_in_update_engine_order(body.decode("ascii"), accept_any_event) if body.isascii() else None
 
 
 REAL_REQUESTS = {
@@ -86,9 +97,9 @@ REAL_REQUESTS = {
 
 
 @pytest.mark.parametrize("name", list(REAL_REQUESTS))
-def test_real_requests_take_the_template_path_with_the_same_answer(name: str) -> None:
+def test_real_requests_are_read_directly_with_the_same_answer(name: str) -> None:
     body = REAL_REQUESTS[name]
-    assert _in_update_engine_order(body.decode("ascii")) is not None
+    assert direct(body) is not None
     assert_same_answer(body)
 
 
@@ -120,15 +131,58 @@ DECLINED = {
 @pytest.mark.parametrize("name", list(DECLINED))
 def test_anything_else_answers_as_the_xml_parser_does(name: str) -> None:
     body = DECLINED[name]
-    assert read_template(body) is None
+    assert direct(body) is None
+    assert not body.isascii() or read_in_any_order(body.decode("ascii")) is None
     assert_same_answer(body)
 
 
-def test_a_bad_request_in_the_template_shape_is_refused_with_the_same_reason() -> None:
-    body = UPDATE_ENGINE_REQUEST.replace(b'protocol="3.0"', b'protocol="2.0"')
-    assert read_template(body) is not None
-    assert outcome(body, template=True) == ("refused", "unsupported protocol version '2.0' (want 3.0)")
+# In update_engine's shape but out of the ordinary: the direct read leaves each to the generic rules,
+# which refuse it with their reason or accept it.
+UNUSUAL = {
+    "protocol 2.0": (b'protocol="3.0"', b'protocol="2.0"', "unsupported protocol version '2.0' (want 3.0)"),
+    "empty appid": (b'appid="{e96281a6-d1af-4bde-9a0a-97b76e56dc57}"', b'appid=" "', "app 1: missing appid"),
+    "machineid over its column": (
+        b'machineid="',
+        b'machineid="' + b"f" * 65,
+        "app {e96281a6-d1af-4bde-9a0a-97b76e56dc57}: machineid is over 64 characters (97)",
+    ),
+    "machineid padded past the column": (b'machineid="', b'machineid="' + b" " * 40, None),
+    "track over its column": (b'track="stable"', b'track="' + b"t" * 256 + b'"', "is over 255 characters"),
+    "board over its column": (b'board="amd64-usr"', b'board="' + b"b" * 65 + b'"', "is over 64 characters"),
+    "previousversion over its column": (
+        b'previousversion=""', b'previousversion="' + b"9" * 65 + b'"', "is over 64 characters"
+    ),
+    "event type of 10 digits": (b'eventtype="3"', b'eventtype="0000000003"', None),
+    "event type out of range": (b'eventtype="3"', b'eventtype="4294967296"', "eventtype"),
+    "event type not a number": (b'eventtype="3"', b'eventtype="x"', "eventtype"),
+    "negative errorcode": (b'previousversion=""', b'errorcode="-2147483648" previousversion=""', None),
+    "errorcode of 10 digits": (b'previousversion=""', b'errorcode="4294967295" previousversion=""', None),
+    "errorcode out of range": (b'previousversion=""', b'errorcode="4294967296" previousversion=""', "errorcode"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(UNUSUAL))
+def test_the_unusual_in_update_engine_order_gets_the_generic_rules(name: str) -> None:
+    old, new, refusal = UNUSUAL[name]
+    assert old in UPDATE_ENGINE_REQUEST
+    body = UPDATE_ENGINE_REQUEST.replace(old, new, 1)
+    assert direct(body) is None
+    assert read_in_any_order(body.decode("ascii")) is not None
+    answer = outcome(body, "direct")
+    if refusal is None:
+        assert isinstance(answer, OmahaRequest)
+    else:
+        assert answer[0] == "refused" and refusal in answer[1], answer
     assert_same_answer(body)
+
+
+def test_an_event_outside_the_accepted_pairs_is_refused_unless_any_is_accepted() -> None:
+    body = UPDATE_ENGINE_REQUEST.replace(b'eventresult="2"', b'eventresult="9"', 1)
+    assert direct(body, accept_any_event=True) is not None
+    assert direct(body, accept_any_event=False) is None
+    with pytest.raises(OmahaParseError, match="event 3/9 is not an accepted"):
+        parse_request(body)
+    assert parse_request(body, accept_any_event=True).apps[0].events == [OmahaEvent(3, 9, None, "")]
 
 
 # Fragments that move a document in and out of the template's shape.
@@ -142,7 +196,7 @@ TOKENS = [
 
 @FUZZ
 @given(edit_lists(len(UPDATE_ENGINE_REQUEST), TOKENS, chunk_size=4, max_edits=4))
-def test_edited_requests_get_the_same_answer_on_both_paths(ops: list[tuple[str, int, bytes]]) -> None:
+def test_edited_requests_get_the_same_answer_on_every_path(ops: list[tuple[str, int, bytes]]) -> None:
     assert_same_answer(mutate(UPDATE_ENGINE_REQUEST, ops))
 
 
@@ -189,5 +243,5 @@ def documents(draw: st.DrawFn) -> bytes:
 
 @FUZZ
 @given(documents())
-def test_generated_documents_get_the_same_answer_on_both_paths(body: bytes) -> None:
+def test_generated_documents_get_the_same_answer_on_every_path(body: bytes) -> None:
     assert_same_answer(body)
