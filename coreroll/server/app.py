@@ -46,6 +46,7 @@ from coreroll.server.releases import Publisher
 from coreroll.server.retention import Retention
 from coreroll.server.schema import MAX_IP
 from coreroll.server.settings import ServerSettings
+from coreroll.server.slashes import redirect_real_slashes
 from coreroll.server.state import ServerState, base_url, core
 from coreroll.server.storage import Storage
 from coreroll.server.sync import Syncer
@@ -210,6 +211,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app = FastAPI(
         title="coreroll update server", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
+    redirect_real_slashes(app.router)
     if settings.public_url is not None or settings.trusted_proxies:
         app.add_middleware(PublicOrigin, public_url=settings.public_url, trusted=settings.trusted_proxies)
     app.add_route("/v1/update/", omaha_endpoint, methods=["POST"])

@@ -222,3 +222,15 @@ def test_forwarded_for_is_ignored_without_a_trusted_proxy(sqlite_server: Running
     HTTP.post(f"{sqlite_server.url}/v1/update/", content=request_xml("xff", "3999.0.0"),
               headers={"X-Forwarded-For": "203.0.113.7"})  # fmt: skip
     assert get(sqlite_server, "/api/v1/instances/xff")["ip"] == "127.0.0.1"
+
+
+def test_a_slash_in_a_path_value_is_not_taken_for_a_trailing_slash(sqlite_server: RunningServer) -> None:
+    # A machine id or group id of "/" (sent as %2F) is unknown: 404, not a redirect to the list.
+    for path in ("/api/v1/instances/%2F", "/api/v1/groups/%2F", "/api/v1/instances/%2F%2F", "/api/v1/releases//"):
+        reply = HTTP.get(f"{sqlite_server.url}{path}")
+        assert reply.status_code == 404, (path, reply.status_code, reply.headers.get("location"))
+        assert reply.json()["error"], path
+    # A real trailing slash still moves to the path without it, and one missing is added.
+    moved = HTTP.get(f"{sqlite_server.url}/api/v1/releases/")
+    assert moved.status_code == 307 and moved.headers["location"] == f"{sqlite_server.url}/api/v1/releases"
+    assert HTTP.get(f"{sqlite_server.url}/api/v1/instances/xff").status_code == 404
