@@ -10,9 +10,12 @@ Every ``settings.prune_interval_seconds`` one run:
 
 A setting of 0 turns its part off. Update checks come first: everything is deleted in batches of
 at most ``BATCH`` rows, each in its own short write transaction, and the task then rests for
-``REST_FACTOR`` times as long as the batch took (at least ``MIN_REST`` seconds), so a backlog of
-millions of rows drains in the background while checks keep their latency (bench/omaha.py measures
-it). Rows to delete are found on a read connection, outside the write lock; old history and
+``REST_FACTOR`` times as long as the batch took (``rest_after``: at least ``MIN_REST``, at most
+``MAX_REST`` seconds), so a backlog of millions of rows drains in the background while checks keep
+their latency (bench/omaha.py measures it). The cap: under full load the event loop resumes the
+task's every database round trip late, and one batch of 200 rows took 1-4 s by the clock; resting
+twice that put the purge to sleep for up to 9 s, through whole bench runs (bench/omaha.py's
+"the purge ran throughout every purging run" failed for the paced runs that followed). Rows to delete are found on a read connection, outside the write lock; old history and
 activity are found from their oldest ids (time order), so no run scans those tables whole.
 
 ``Retention(settings, storage, registry, metrics)``: ``await run_once()`` -> ``RetentionRun``
@@ -39,7 +42,13 @@ log = logging.getLogger("coreroll.server.retention")
 BATCH = 200  # rows per write transaction
 SCAN = 20_000  # instance ids found per read (one scan of the table, not one per batch)
 MIN_REST = 0.002  # seconds between batches, at least
+MAX_REST = 0.5  # seconds between batches, at most
 REST_FACTOR = 2.0  # rest twice as long as a batch took: the task holds the write lock <= 1/3 of the time
+
+
+def rest_after(busy: float) -> float:
+    """Seconds to rest after a batch that took ``busy`` seconds."""
+    return min(MAX_REST, max(MIN_REST, busy * REST_FACTOR))
 
 
 @dataclass
@@ -97,7 +106,7 @@ class Retention:
     async def _rest(self, busy: float) -> None:
         """Leave the write lock to update checks for a while (returns at once when stopping)."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), max(MIN_REST, busy * REST_FACTOR))
+            await asyncio.wait_for(self._stopping.wait(), rest_after(busy))
 
     async def _trim_changes(self) -> int:
         deleted = 0

@@ -25,7 +25,7 @@ from coreroll.server.command_retention import retention_duration
 from coreroll.server.lifecycle import ANONYMOUS_INSTALLED, ANONYMOUS_PREFIX
 from coreroll.server.metrics import Metrics
 from coreroll.server.registry import MID_UPDATE, Instance, Registry
-from coreroll.server.retention import BATCH, Retention
+from coreroll.server.retention import BATCH, MAX_REST, MIN_REST, Retention, rest_after
 from coreroll.server.settings import DAY, ServerSettings
 from coreroll.server.storage import Storage
 
@@ -248,6 +248,14 @@ async def test_the_change_log_is_trimmed_in_batches(tmp_path: Path) -> None:
         assert await s.storage.prune_changes(10, BATCH) == BATCH  # one call deletes at most one batch
         assert (await s.retention.run_once()).changes == BATCH * 2 + 5 - 10 - BATCH
         assert len(await s.storage.changes_after(0)) == 10
+
+
+def test_a_slow_batch_never_puts_the_purge_to_sleep_for_long() -> None:
+    # Twice a batch's time, between MIN_REST and MAX_REST: a batch that took 4 s under full load
+    # (the loop resuming each round trip late) is followed by half a second, not by 8.
+    assert rest_after(0.0) == MIN_REST
+    assert rest_after(0.05) == pytest.approx(0.1)
+    assert rest_after(4.3) == MAX_REST == 0.5
 
 
 # ---- settings and flags ------------------------------------------------------------------------
