@@ -58,32 +58,15 @@ from coreroll.omaha.request_template import (
     read_in_any_order,
     read_in_update_engine_order,
 )
-from coreroll.omaha.widths import (
-    MAX_ALEPH_VERSION,
-    MAX_BOARD,
-    MAX_BOOT_ID,
-    MAX_MACHINE_ID,
-    MAX_OEM,
-    MAX_OEM_VERSION,
-    MAX_TRACK,
-    MAX_VERSION,
-)
+from coreroll.omaha.widths import APP_WIDTHS, MAX_MACHINE_ID, MAX_VERSION
 from coreroll.omaha.xmlsafe import parse_untrusted_xml, short
 from coreroll.wirenum import NumberError, parse_int
 
 __all__ = [
-    "MAX_ALEPH_VERSION",
     "MAX_APPS",
-    "MAX_BOARD",
     "MAX_BODY",
-    "MAX_BOOT_ID",
     "MAX_EVENTS",
-    "MAX_MACHINE_ID",
-    "MAX_OEM",
-    "MAX_OEM_VERSION",
     "MAX_RESPONSE_BODY",
-    "MAX_TRACK",
-    "MAX_VERSION",
     "AppResponse",
     "ExtraPackage",
     "OmahaApp",
@@ -104,13 +87,9 @@ __all__ = [
 MAX_BODY: Final = 65536
 MAX_APPS: Final = 16  # update_engine sends one
 MAX_EVENTS: Final = 16  # per app; update_engine sends at most one
-_STORED_WIDTHS = (
-    ("track", MAX_TRACK),
-    ("bootid", MAX_BOOT_ID),
-    ("oem", MAX_OEM),
-    ("oemversion", MAX_OEM_VERSION),
-    ("alephversion", MAX_ALEPH_VERSION),
-    ("board", MAX_BOARD),
+# machineid and version are checked on their own (machineid stripped, version after the events)
+_STORED_WIDTHS = tuple(
+    (name, width) for name, width in APP_WIDTHS.items() if name not in ("machineid", "version")
 )
 _INT64 = 2**63 - 1
 _NARROWEST = min(MAX_MACHINE_ID, MAX_VERSION, *(width for _, width in _STORED_WIDTHS))

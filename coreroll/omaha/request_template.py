@@ -39,16 +39,7 @@ from itertools import repeat
 
 from coreroll.omaha.codes import ACCEPTED_EVENTS
 from coreroll.omaha.messages import OmahaApp, OmahaEvent, OmahaRequest
-from coreroll.omaha.widths import (
-    MAX_ALEPH_VERSION,
-    MAX_BOARD,
-    MAX_BOOT_ID,
-    MAX_MACHINE_ID,
-    MAX_OEM,
-    MAX_OEM_VERSION,
-    MAX_TRACK,
-    MAX_VERSION,
-)
+from coreroll.omaha.widths import APP_WIDTHS, MAX_VERSION
 
 # (tag, attributes, children): an element as parse_request reads it. Children are kept for the
 # root's <app>s only; attributes are not kept where nothing reads them (an <app>'s <ping> and
@@ -104,12 +95,7 @@ def _at_most(width: int) -> str:
 
 
 _REQUEST_VALUES = {"protocol": r"3\.0"}
-_APP_VALUES = {
-    "version": _at_most(MAX_VERSION), "track": _at_most(MAX_TRACK), "bootid": _at_most(MAX_BOOT_ID),
-    "oem": _at_most(MAX_OEM), "oemversion": _at_most(MAX_OEM_VERSION),
-    "alephversion": _at_most(MAX_ALEPH_VERSION), "machineid": _at_most(MAX_MACHINE_ID),
-    "board": _at_most(MAX_BOARD),
-}  # fmt: skip
+_APP_VALUES = {name: _at_most(width) for name, width in APP_WIDTHS.items()}
 _EVENT_VALUES = {
     "eventtype": _NUMBER, "eventresult": _NUMBER, "errorcode": f"-?{_NUMBER}",
     "previousversion": _at_most(MAX_VERSION),

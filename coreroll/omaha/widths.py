@@ -1,7 +1,8 @@
 """Characters of each request attribute the server stores: the widths of its database columns.
 
 coreroll/server/schema.py sizes the columns from these and ``parse_request`` refuses a longer value,
-so PostgreSQL's VARCHAR(n) never refuses a write. Import them from ``coreroll.omaha.protocol``.
+so PostgreSQL's VARCHAR(n) never refuses a write. ``APP_WIDTHS``: each stored ``<app>`` attribute's
+width (``previousversion`` is held to ``MAX_VERSION`` too).
 """
 
 from __future__ import annotations
@@ -16,3 +17,14 @@ MAX_OEM: Final = 255
 MAX_OEM_VERSION: Final = 255
 MAX_ALEPH_VERSION: Final = 64
 MAX_BOARD: Final = 64
+
+APP_WIDTHS: Final = {
+    "machineid": MAX_MACHINE_ID,
+    "version": MAX_VERSION,
+    "track": MAX_TRACK,
+    "bootid": MAX_BOOT_ID,
+    "oem": MAX_OEM,
+    "oemversion": MAX_OEM_VERSION,
+    "alephversion": MAX_ALEPH_VERSION,
+    "board": MAX_BOARD,
+}

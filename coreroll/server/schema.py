@@ -24,7 +24,7 @@ from sqlalchemy import (
     Text,
 )
 
-from coreroll.omaha.protocol import (
+from coreroll.omaha.widths import (
     MAX_ALEPH_VERSION,
     MAX_BOARD,
     MAX_BOOT_ID,

@@ -5,7 +5,7 @@ dashboard's action that writes it (`coreroll.watch.actions.Actions.set_channel`)
 The name becomes update.conf's `GROUP=` line and the Omaha `track` update_engine sends. Nebraska
 takes any non-empty track of at most 256 characters (backend/pkg/api/db/migrations/
 0009_group_track_names.sql: `varchar(256) ... check (track <> '')`; backend/api/spec.yaml `track:
-maxLength: 256`); coreroll's Omaha parser takes 255 (`coreroll.omaha.protocol.MAX_TRACK`, which
+maxLength: 256`); coreroll's Omaha parser takes 255 (`coreroll.omaha.widths.MAX_TRACK`, which
 `CHANNEL_MAX` equals; tests/wire/test_channel.py checks it, this module stays import-light). Within
 that, only names that read the same in update_engine's and systemd's update.conf parsers, a
 shell, an XML attribute and a terminal are taken: ASCII letters, digits, `.`, `_` and `-`,
@@ -26,7 +26,7 @@ from coreroll.textsafe import visible
 
 __all__ = ["CHANNEL_MAX", "CHANNEL_RULE", "channel_problem", "is_channel_name"]
 
-CHANNEL_MAX = 255  # characters: coreroll.omaha.protocol.MAX_TRACK
+CHANNEL_MAX = 255  # characters: coreroll.omaha.widths.MAX_TRACK
 _CHANNEL = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{CHANNEL_MAX - 1}}}")
 CHANNEL_RULE = f"1-{CHANNEL_MAX} of A-Z a-z 0-9 . _ -, starting with a letter or digit"
 _SHOWN = 60  # characters of a refused name quoted back

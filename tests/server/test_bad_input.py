@@ -226,7 +226,12 @@ def test_forwarded_for_is_ignored_without_a_trusted_proxy(sqlite_server: Running
 
 def test_a_slash_in_a_path_value_is_not_taken_for_a_trailing_slash(sqlite_server: RunningServer) -> None:
     # A machine id or group id of "/" (sent as %2F) is unknown: 404, not a redirect to the list.
-    for path in ("/api/v1/instances/%2F", "/api/v1/groups/%2F", "/api/v1/instances/%2F%2F", "/api/v1/releases//"):
+    for path in (
+        "/api/v1/instances/%2F",
+        "/api/v1/groups/%2F",
+        "/api/v1/instances/%2F%2F",
+        "/api/v1/releases//",
+    ):
         reply = HTTP.get(f"{sqlite_server.url}{path}")
         assert reply.status_code == 404, (path, reply.status_code, reply.headers.get("location"))
         assert reply.json()["error"], path

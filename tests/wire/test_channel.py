@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from coreroll.omaha.protocol import MAX_TRACK
+from coreroll.omaha.widths import MAX_TRACK
 from coreroll.wire.channel import CHANNEL_MAX, channel_problem, is_channel_name
 
 
