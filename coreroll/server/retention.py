@@ -12,11 +12,11 @@ A setting of 0 turns its part off. Update checks come first: everything is delet
 at most ``BATCH`` rows, each in its own short write transaction, and the task then rests for
 ``REST_FACTOR`` times as long as the batch took (``rest_after``: at least ``MIN_REST``, at most
 ``MAX_REST`` seconds), so a backlog of millions of rows drains in the background while checks keep
-their latency (bench/omaha.py measures it). The cap: under full load the event loop resumes the
-task's every database round trip late, and one batch of 200 rows took 1-4 s by the clock; resting
-twice that put the purge to sleep for up to 9 s, through whole bench runs (bench/omaha.py's
-"the purge ran throughout every purging run" failed for the paced runs that followed). Rows to delete are found on a read connection, outside the write lock; old history and
-activity are found from their oldest ids (time order), so no run scans those tables whole.
+their latency (bench/omaha.py measures it). The cap: under full load a 200-row batch took 1-4 s by
+the clock (each of its database round trips waits behind the checks), and resting twice that put
+the purge to sleep through whole 5-s bench runs. Rows to delete are found on a read connection,
+outside the write lock; old history and activity are found from their oldest ids (time order), so
+no run scans those tables whole.
 
 ``Retention(settings, storage, registry, metrics)``: ``await run_once()`` -> ``RetentionRun``
 (counts of one run), ``await run_forever(stopping)``.
