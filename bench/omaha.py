@@ -18,6 +18,8 @@ built-in asyncio keep-alive HTTP/1.1 client):
 - ``omaha``: ``POST /v1/update/`` closed loop with ``--connections``: checks/s, median, p99;
 - ``omaha (memo misses)``: the same with every body made distinct (padding spaces), so the server's
   parse memo (identical bodies are parsed once) never hits: the cost of parsing every request;
+  compared with ``fixed (miss bodies)``, the fixed answer to the very same 8,000 bodies (cycling
+  through them costs the generator ~3% of the ceiling, so both runs pay it);
 - ``omaha@rate``: the built-in generator paced at ``--rate`` checks/s (open loop; latency from the
   scheduled send time, so queueing counts): median, p99;
 - ``omaha writes``: every machine cycles through ``WRITE_BOOTIDS`` boot ids, so (almost) every check
@@ -33,9 +35,9 @@ built-in asyncio keep-alive HTTP/1.1 client):
   nothing to delete).
 Rounds alternate the runs (``--rounds``, median reported; the omaha/fixed and memo-miss/fixed ratios
 are medians of per-round ratios), so load from elsewhere on a shared machine hits both endpoints alike.
-Targets: >= 1,500 checks/s, p99 < 25 ms at 500/s, omaha >= half of fixed, memo misses >= 0.6 of
-fixed, writing checks with the feed clients >= half of without (median of per-round ratios). Prints a
-table, writes JSON.
+Targets: >= 1,500 checks/s, p99 < 25 ms at 500/s, omaha >= half of fixed, memo misses >= 0.6 of the
+fixed answer to the same bodies, writing checks with the feed clients >= half of without (median of
+per-round ratios). Prints a table, writes JSON.
 
 Background tasks running meanwhile (every run, the fixed ceiling included, pays for them):
 - ``--sync``: the server follows a small upstream on 127.0.0.1 (``tests.server.upstream_fixture``:
@@ -562,6 +564,7 @@ def main() -> int:
             for name, path, how in (
                 ("fixed", "/bench/fixed", saturate),
                 ("omaha", "/v1/update/", saturate),
+                ("fixed (miss bodies)", "/bench/fixed", unique),
                 ("omaha (memo misses)", "/v1/update/", unique),
                 (f"omaha@{args.rate:g}/s", "/v1/update/", paced),
                 (f"fixed@{args.rate:g}/s", "/bench/fixed", paced),
@@ -622,8 +625,13 @@ def main() -> int:
     paced = results[f"omaha@{args.rate:g}/s"]
     # Paired by round (each omaha round ran right after its fixed round), median of the ratios.
     ratio = statistics.median(o / f for o, f in zip(omaha["rounds"], fixed["rounds"], strict=True))
-    misses = results["omaha (memo misses)"]
-    miss_ratio = statistics.median(m / f for m, f in zip(misses["rounds"], fixed["rounds"], strict=True))
+    misses, miss_ceiling = results["omaha (memo misses)"], results["fixed (miss bodies)"]
+    # Against the ceiling measured with the very same 8,000 bodies: the generator's own cost of
+    # cycling through them (~3% of the ceiling) is then in both runs, not in the misses alone.
+    miss_ratio = statistics.median(
+        m / f for m, f in zip(misses["rounds"], miss_ceiling["rounds"], strict=True)
+    )
+    miss_vs_plain = statistics.median(m / f for m, f in zip(misses["rounds"], fixed["rounds"], strict=True))
     with_feed_rows = [
         results[f"omaha + {args.feed_clients} feed"],
         results[f"omaha writes + {args.feed_clients} feed"],
@@ -642,7 +650,7 @@ def main() -> int:
         ),
         f"p99 at {args.rate:g}/s < 25 ms": paced["p99_ms"] < 25,
         "omaha >= 0.5 x fixed": ratio >= 0.5,
-        "memo misses >= 0.6 x fixed": miss_ratio >= 0.6,
+        "memo misses >= 0.6 x fixed (miss bodies)": miss_ratio >= 0.6,
         "all answers 200 noupdate": all(
             r["non_200"] == 0 and r["not_noupdate"] == 0 for r in results.values()
         ),
@@ -653,11 +661,14 @@ def main() -> int:
         base = results[f"fixed@{args.rate:g}/s"] if name.endswith("/s") else results["fixed"]
         if "feed" in name:  # against the same run without the feed clients
             base = results[name.removesuffix(f" + {args.feed_clients} feed")]
+        if name == "omaha (memo misses)":  # against the ceiling with the same bodies
+            base = results["fixed (miss bodies)"]
         if name.endswith(" (purging)"):  # against the same run with nothing to purge
             base = results[name.removesuffix(" (purging)")]
         print(f"{name:<20} {r['generator']:<9} {r['requests']:>9} {r['per_second']:>9.0f} {r['median_ms']:>10.2f} "
               f"{r['p99_ms']:>8.2f}  {r['per_second'] / base['per_second']:.2f}")  # fmt: skip
-    print(f"\nper-round ratios (median): omaha/fixed {ratio:.2f}, memo misses/fixed {miss_ratio:.2f}")
+    print(f"\nper-round ratios (median): omaha/fixed {ratio:.2f}, memo misses/fixed (miss bodies) {miss_ratio:.2f}"
+          f" (/fixed: {miss_vs_plain:.2f})")  # fmt: skip
     if sync_report is not None:
         targets["sync kept up with upstream, no failed pass"] = bool(sync_report["kept_up"])
         print(f"sync: {sync_report['passes']} passes, alpha {sync_report['alpha_synced']} "
@@ -692,7 +703,8 @@ def main() -> int:
         "sync": sync_report,
         "results": results,
         "omaha_vs_fixed": round(ratio, 3),
-        "memo_misses_vs_fixed": round(miss_ratio, 3),
+        "memo_misses_vs_fixed": round(miss_ratio, 3),  # the ceiling with the same bodies
+        "memo_misses_vs_plain_fixed": round(miss_vs_plain, 3),
         "writes_with_feed_vs_without": round(feed_ratio, 3),
         "targets": targets,
     }
