@@ -26,16 +26,15 @@ def redirect_real_slashes(router: Router) -> None:
         path: str = scope["path"]
         if scope["type"] == "http" and path != "/":
             raw: bytes = scope.get("raw_path") or path.encode()
-            if raw.endswith(b"/") and not raw.endswith(b"//") and path.endswith("/"):
-                other = path[:-1]
-            elif not raw.endswith(b"/") and not path.endswith("/"):
-                other = path + "/"
-            else:
-                other = ""  # the decoded path ends otherwise than the raw one: an encoded slash
-            moved = {**scope, "path": other}
-            if other and any(route.matches(moved)[0] is not Match.NONE for route in router.routes):
-                await RedirectResponse(url=str(URL(scope=moved)))(scope, receive, send)
-                return
+            if raw.endswith(b"/"):  # a literal slash: the decoded path ends with it too
+                other = "" if raw.endswith(b"//") else path[:-1]
+            else:  # a decoded path ending in "/" here came from an encoded slash
+                other = "" if path.endswith("/") else path + "/"
+            if other:
+                moved = {**scope, "path": other}
+                if any(route.matches(moved)[0] is not Match.NONE for route in router.routes):
+                    await RedirectResponse(url=str(URL(scope=moved)))(scope, receive, send)
+                    return
         await not_found(scope, receive, send)
 
     router.default = redirect_or_not_found
