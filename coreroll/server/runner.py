@@ -39,6 +39,7 @@ from uvicorn.protocols.http.auto import AutoHTTPProtocol
 from coreroll.server.app import create_app
 from coreroll.server.auth import load_or_create_token
 from coreroll.server.connguard import SWEEP_TICKS, ConnectionGuard, ConnectionLimits, guarded_protocol
+from coreroll.server.one_write import one_write_protocol
 from coreroll.server.settings import ServerSettings, parse_listen
 
 
@@ -104,7 +105,7 @@ def _server(settings: ServerSettings, **extra: Any) -> _Server:
         lifespan="on",
         # uvicorn's own limit_concurrency is not used: it counts half-open connections too and
         # answers 503 to everyone once they fill it; the guard's cap closes those first.
-        http=guarded_protocol(AutoHTTPProtocol, guard),
+        http=guarded_protocol(one_write_protocol(AutoHTTPProtocol), guard),
         ws="none",  # no WebSocket routes: an Upgrade is an ordinary request
         timeout_keep_alive=settings.keep_alive_timeout,  # pyright: ignore[reportArgumentType]  # annotated int; uvicorn only hands it to call_later, a float works
         **extra,
