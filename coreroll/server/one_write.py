@@ -41,8 +41,11 @@ class StepWrites(asyncio.Transport):
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
             return
-        chunk = data if type(data) is bytes else bytes(data)  # a caller may reuse its buffer
         held = self._held
+        if held is None and len(data) >= MAX_HELD:  # a large chunk alone (a download): as it is
+            self._transport.write(data)
+            return
+        chunk = data if type(data) is bytes else bytes(data)  # a caller may reuse its buffer
         if held is None:
             self._held, self._held_bytes = [chunk], len(chunk)
             self._loop.call_soon(self.flush)

@@ -171,3 +171,7 @@ async def test_nothing_over_the_cap_is_held() -> None:
     assert writes.get_write_buffer_size() == 7  # the transport's own buffer, nothing held
     await _step_ended()
     assert len(seen.calls) == 1
+    writes.write(b"c" * MAX_HELD)  # nothing held: a large chunk goes out as it is, at once
+    assert seen.calls[1:] == [("write", b"c" * MAX_HELD)]
+    await _step_ended()
+    assert len(seen.calls) == 2
