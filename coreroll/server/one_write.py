@@ -20,6 +20,7 @@ through a ``StepWrites``.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any, cast
 
 MAX_HELD = 64 * 1024  # bytes held for the end of the step; more are written at once
@@ -54,14 +55,16 @@ class StepWrites(asyncio.Transport):
         if self._held_bytes >= MAX_HELD:
             self.flush()
 
-    def writelines(self, list_of_data: Any) -> None:
+    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
         for data in list_of_data:
             self.write(data)
 
     def flush(self) -> None:
-        """Write what is held now (the scheduled call then finds nothing)."""
+        """Write what is held now (the scheduled call then finds nothing). A transport closed
+        meanwhile from below (the peer reset it) drops it, as it would have dropped the writes: uvloop
+        raises on a write to a closed handle, and here no caller would see it."""
         held, self._held, self._held_bytes = self._held, None, 0
-        if held is not None:
+        if held is not None and not self._transport.is_closing():
             self._transport.write(held[0] if len(held) == 1 else b"".join(held))
 
     def close(self) -> None:

@@ -175,3 +175,12 @@ async def test_nothing_over_the_cap_is_held() -> None:
     assert seen.calls[1:] == [("write", b"c" * MAX_HELD)]
     await _step_ended()
     assert len(seen.calls) == 2
+
+
+async def test_what_is_held_when_the_connection_went_away_is_dropped() -> None:
+    seen = Recording()
+    writes = _writes(seen)
+    writes.write(b"answer to a client that reset the connection")
+    seen.is_closing = lambda: True  # type: ignore[method-assign]  # closed from below meanwhile
+    await _step_ended()
+    assert seen.calls == []  # nothing written to a closed transport (uvloop would raise there)
