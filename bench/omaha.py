@@ -427,6 +427,12 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
+def median_ratio(run: dict[str, Any], baseline: dict[str, Any]) -> float:
+    """The median of ``run``'s per-round rates over ``baseline``'s (paired by round: each ran right
+    after the other, so load from elsewhere on the machine hits both alike)."""
+    return statistics.median(r / b for r, b in zip(run["rounds"], baseline["rounds"], strict=True))
+
+
 def purge_targets(results: dict[str, Any], rate: float, purge: int) -> dict[str, bool]:
     """While the retention task purges: checks at the same pace keep p99 < 25 ms and every check
     is answered, and the backlog lasted through each measured run (else raise --purge)."""
@@ -624,23 +630,17 @@ def main() -> int:
 
     omaha, fixed = results["omaha"], results["fixed"]
     paced = results[f"omaha@{args.rate:g}/s"]
-    # Paired by round (each omaha round ran right after its fixed round), median of the ratios.
-    ratio = statistics.median(o / f for o, f in zip(omaha["rounds"], fixed["rounds"], strict=True))
-    misses, miss_ceiling = results["omaha (memo misses)"], results["fixed (miss bodies)"]
+    ratio = median_ratio(omaha, fixed)
+    misses = results["omaha (memo misses)"]
     # Against the ceiling measured with the very same 8,000 bodies: the generator's own cost of
     # cycling through them (~3% of the ceiling) is then in both runs, not in the misses alone.
-    miss_ratio = statistics.median(
-        m / f for m, f in zip(misses["rounds"], miss_ceiling["rounds"], strict=True)
-    )
-    miss_vs_plain = statistics.median(m / f for m, f in zip(misses["rounds"], fixed["rounds"], strict=True))
+    miss_ratio = median_ratio(misses, results["fixed (miss bodies)"])
+    miss_vs_plain = median_ratio(misses, fixed)
     with_feed_rows = [
         results[f"omaha + {args.feed_clients} feed"],
         results[f"omaha writes + {args.feed_clients} feed"],
     ]
-    feed_ratio = statistics.median(
-        f / o for f, o in zip(results[f"omaha writes + {args.feed_clients} feed"]["rounds"],
-                              results["omaha writes"]["rounds"], strict=True)
-    )  # fmt: skip
+    feed_ratio = median_ratio(results[f"omaha writes + {args.feed_clients} feed"], results["omaha writes"])
     targets = {
         "checks_per_second >= 1500": omaha["per_second"] >= 1500,
         **purge_targets(results, args.rate, args.purge),
